@@ -1,0 +1,145 @@
+/*
+ * The catalog: the backups of one name (a schedule, or the CLI's --name) in a storage.
+ *
+ *   <name>/<id>/data[.zst|.gz][.age]    the stream, in standard formats
+ *   <name>/<id>/manifest.json           written last: a backup exists iff its manifest does
+ *   <name>/lock.json                    the lock, with an expiry
+ *
+ * <id> is the UTC start time plus a random suffix ("20261121T020000Z-k3f9"), so ids sort
+ * by time. The manifest ("format": "backupop.io/manifest/v1") records sizes and SHA-256 of
+ * the plaintext and of the stored object, compression, encryption (recipient fingerprints,
+ * never keys), tags, times and the producer's exit status.
+ */
+#ifndef BACKUPOP_CATALOG_H
+#define BACKUPOP_CATALOG_H
+
+#include "common.h"
+#include "io.h"
+#include "storage.h"
+#include "compress.h"
+#include "age.h"
+#include "pipeline.h"
+
+BOP_BEGIN_DECL
+
+typedef struct bop_catalog bop_catalog_t;
+typedef struct bop_manifest bop_manifest_t;
+typedef struct bop_manifest_list bop_manifest_list_t;
+typedef struct bop_lock bop_lock_t;
+
+/* Opens the catalog `name` ('/'-separated, no "..", no leading '/') in `storage`, which
+ * the catalog borrows: it must outlive the catalog. */
+BOP_EXTERN(int) bop_catalog_open(bop_catalog_t **out, bop_storage_t *storage, const char *name);
+
+/* Accepts NULL. */
+BOP_EXTERN(void) bop_catalog_free(bop_catalog_t *catalog);
+
+/* Every backup of the catalog, oldest first. Data without a manifest is not a backup. */
+BOP_EXTERN(int) bop_catalog_list(bop_catalog_t *catalog, bop_manifest_list_t **out);
+
+BOP_EXTERN(size_t) bop_manifest_list_count(const bop_manifest_list_t *list);
+
+/* The i-th manifest, owned by the list. NULL when out of range. */
+BOP_EXTERN(const bop_manifest_t *) bop_manifest_list_get(const bop_manifest_list_t *list, size_t i);
+
+/* Accepts NULL. */
+BOP_EXTERN(void) bop_manifest_list_free(bop_manifest_list_t *list);
+
+/* The manifest of backup `id`, or of the newest backup when `id` is "latest".
+ * BOP_ENOTFOUND when there is none. */
+BOP_EXTERN(int) bop_catalog_get(bop_catalog_t *catalog, bop_manifest_t **out, const char *id);
+
+/* Parses a manifest.json document. BOP_EFORMAT with the reason when it is not one. */
+BOP_EXTERN(int) bop_manifest_parse(bop_manifest_t **out, const char *json, size_t len);
+
+/* The manifest as a JSON document. Free with bop_free(). */
+BOP_EXTERN(int) bop_manifest_to_json(const bop_manifest_t *m, char **json);
+
+/* Accepts NULL. */
+BOP_EXTERN(void) bop_manifest_free(bop_manifest_t *m);
+
+/* Getters. Strings are owned by the manifest. */
+BOP_EXTERN(const char *) bop_manifest_id(const bop_manifest_t *m);
+BOP_EXTERN(const char *) bop_manifest_name(const bop_manifest_t *m);
+BOP_EXTERN(const char *) bop_manifest_engine(const bop_manifest_t *m);
+BOP_EXTERN(int64_t) bop_manifest_start_time(const bop_manifest_t *m);  /* unix seconds */
+BOP_EXTERN(int64_t) bop_manifest_end_time(const bop_manifest_t *m);
+BOP_EXTERN(uint64_t) bop_manifest_plain_bytes(const bop_manifest_t *m);
+BOP_EXTERN(uint64_t) bop_manifest_stored_bytes(const bop_manifest_t *m);
+BOP_EXTERN(const char *) bop_manifest_plain_sha256(const bop_manifest_t *m);   /* hex */
+BOP_EXTERN(const char *) bop_manifest_stored_sha256(const bop_manifest_t *m);  /* hex */
+BOP_EXTERN(bop_compression_t) bop_manifest_compression(const bop_manifest_t *m);
+/* "none", "x25519" or "scrypt". */
+BOP_EXTERN(const char *) bop_manifest_encryption(const bop_manifest_t *m);
+/* The storage key of the data object, relative to the storage URL. */
+BOP_EXTERN(const char *) bop_manifest_object_key(const bop_manifest_t *m);
+BOP_EXTERN(size_t) bop_manifest_tag_count(const bop_manifest_t *m);
+BOP_EXTERN(const char *) bop_manifest_tag(const bop_manifest_t *m, size_t i);
+
+typedef struct bop_backup_options {
+	unsigned int version;
+	bop_compression_t compression;   /* default BOP_COMPRESSION_ZSTD */
+	int level;                       /* 0: the algorithm's default */
+	int threads;                     /* 0: one per core */
+	const bop_keys_t *keys;          /* NULL: not encrypted */
+	const char *const *tags;         /* NULL-terminated; may be NULL */
+	const char *engine;              /* recorded in the manifest; NULL: "stdin" */
+	bop_progress_cb progress;        /* may be NULL */
+	void *payload;
+} bop_backup_options_t;
+
+#define BOP_BACKUP_OPTIONS_VERSION 1
+#define BOP_BACKUP_OPTIONS_INIT \
+	{ BOP_BACKUP_OPTIONS_VERSION, BOP_COMPRESSION_ZSTD, 0, 0, NULL, NULL, NULL, NULL, NULL }
+
+BOP_EXTERN(int) bop_backup_options_init(bop_backup_options_t *opts, unsigned int version);
+
+/* Takes a backup of everything `source` yields (the catalog takes ownership of the
+ * source). Streams it through compression, encryption and hashing into storage, then
+ * writes the manifest; *out (may be NULL) receives it. On any failure, including a
+ * producer that exits non-zero, nothing is left in storage and no manifest exists. */
+BOP_EXTERN(int) bop_catalog_backup(bop_catalog_t *catalog, bop_manifest_t **out,
+	bop_source_t *source, const bop_backup_options_t *opts);
+
+typedef struct bop_restore_options {
+	unsigned int version;
+	const bop_keys_t *keys;          /* identities or passphrase; NULL if not encrypted */
+	bop_progress_cb progress;
+	void *payload;
+} bop_restore_options_t;
+
+#define BOP_RESTORE_OPTIONS_VERSION 1
+#define BOP_RESTORE_OPTIONS_INIT { BOP_RESTORE_OPTIONS_VERSION, NULL, NULL, NULL }
+
+BOP_EXTERN(int) bop_restore_options_init(bop_restore_options_t *opts, unsigned int version);
+
+/* Streams backup `m` into `sink` (ownership taken): decrypts (releasing only
+ * authenticated data), decompresses, and checks size and SHA-256 against the manifest;
+ * the sink is committed only if all of it checks out, and aborted otherwise. */
+BOP_EXTERN(int) bop_catalog_restore(bop_catalog_t *catalog, const bop_manifest_t *m,
+	bop_sink_t *sink, const bop_restore_options_t *opts);
+
+/* Reads backup `m` completely as a restore would, without writing anything: stored size
+ * and hash, decryption, decompression, plaintext size and hash. BOP_EINTEGRITY on a
+ * mismatch. */
+BOP_EXTERN(int) bop_catalog_verify(bop_catalog_t *catalog, const bop_manifest_t *m,
+	const bop_restore_options_t *opts);
+
+/* Removes backup `id`: its manifest first (so it stops existing at once), then its data. */
+BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id);
+
+/* Takes the catalog's lock for `ttl_seconds` on behalf of `owner` (free text, e.g.
+ * host:pid). BOP_ECONFLICT, naming the holder and expiry, if someone else holds it and it
+ * has not expired; an expired lock is taken over. */
+BOP_EXTERN(int) bop_catalog_lock(bop_catalog_t *catalog, bop_lock_t **out, const char *owner,
+	unsigned int ttl_seconds);
+
+/* Extends the lock by its ttl from now. BOP_ECONFLICT if it was taken over. */
+BOP_EXTERN(int) bop_lock_refresh(bop_lock_t *lock);
+
+/* Releases and frees the lock. Accepts NULL. */
+BOP_EXTERN(int) bop_lock_release(bop_lock_t *lock);
+
+BOP_END_DECL
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * Plug-in API: writing a storage backend. Embed bop_storage_t as the first member of your
+ * struct, fill in the vtable, and register an open function for your URL scheme with
+ * bop_storage_register(). The semantics are those of <backupop/storage.h>: in particular
+ * an object written by `put` must not be visible under its key before the sink commits.
+ * See examples/ for a complete backend.
+ */
+#ifndef BACKUPOP_SYS_STORAGE_H
+#define BACKUPOP_SYS_STORAGE_H
+
+#include "../common.h"
+#include "../storage.h"
+#include "io.h"
+
+BOP_BEGIN_DECL
+
+#define BOP_STORAGE_VERSION 1
+
+struct bop_storage {
+	unsigned int version;          /* BOP_STORAGE_VERSION */
+	int (*put)(bop_storage_t *storage, bop_sink_t **out, const char *key,
+		const bop_put_options_t *opts);   /* opts is never NULL */
+	int (*get)(bop_storage_t *storage, bop_source_t **out, const char *key, uint64_t offset);
+	int (*stat)(bop_storage_t *storage, const char *key, bop_storage_stat_t *st);
+	int (*list)(bop_storage_t *storage, const char *prefix, bop_storage_list_cb cb,
+		void *payload);
+	int (*remove)(bop_storage_t *storage, const char *key);
+	void (*free)(bop_storage_t *storage);
+};
+
+BOP_END_DECL
+
+#endif
