@@ -1,0 +1,267 @@
+/* Errors, logging with redaction, version, and the pipeline driver with a custom stage. */
+#include "internal.h"
+#include "tap.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backupop/version.h"
+
+static char logged[8192];
+
+static void capture(bop_log_level_t level, const char *component, const char *message,
+	void *payload)
+{
+	size_t n = strlen(logged);
+
+	BOP_UNUSED(level);
+	BOP_UNUSED(payload);
+	snprintf(logged + n, sizeof(logged) - n, "%s: %s\n", component, message);
+}
+
+static void test_errors(void)
+{
+	bop_error_clear();
+	is_str(bop_error_last(), "no error", "no error before any failure");
+	is_int(bop_error_last_code(), BOP_OK, "code is BOP_OK before any failure");
+	is_int(bop__error(BOP_EINVAL, "level %d is out of range", 42), BOP_EINVAL,
+		"bop__error returns its code");
+	is_str(bop_error_last(), "level 42 is out of range", "the message is kept");
+	bop__error_wrap("reading %s", "config.yaml");
+	is_str(bop_error_last(), "reading config.yaml: level 42 is out of range",
+		"wrap prefixes context");
+	is_int(bop_error_last_code(), BOP_EINVAL, "wrap keeps the code");
+	is_str(bop_strerror(BOP_ENOTFOUND), "not found", "bop_strerror names codes");
+	is_str(bop_strerror(-999), "unknown error", "bop_strerror handles unknown codes");
+	for (int c = BOP_OK; c >= BOP_ENOKEY; c--) {
+		if (strcmp(bop_strerror(c), "unknown error") == 0)
+			ok(0, "code %d has a description", c);
+	}
+	ok(1, "every code down to BOP_ENOKEY has a description");
+}
+
+static void test_version(void)
+{
+	is_int(bop_version(), BOP_VERSION_NUMBER, "bop_version matches the header");
+	is_str(bop_version_string(), BOP_VERSION_STRING, "bop_version_string matches the header");
+}
+
+static void test_redaction(void)
+{
+	logged[0] = '\0';
+	bop_log_set_callback(capture, NULL);
+	bop_log_set_level(BOP_LOG_DEBUG);
+	is_int(bop_log_add_secret("abc"), BOP_EINVAL, "secrets shorter than 4 bytes are refused");
+	is_int(bop_log_add_secret("hunter2-secret"), 0, "a secret is registered");
+	bop__log(BOP_LOG_INFO, "db", "connecting with password=%s to host", "hunter2-secret");
+	ok(strstr(logged, "hunter2") == NULL, "the secret does not reach the log");
+	ok(strstr(logged, "password=[REDACTED] to host") != NULL, "the rest of the line is kept");
+	bop__error(BOP_EAUTH, "login failed for password hunter2-secret");
+	ok(strstr(bop_error_last(), "hunter2") == NULL, "the secret does not reach error messages");
+	bop_log(BOP_LOG_DEBUG, "app", "debug line shown");
+	ok(strstr(logged, "debug line shown") != NULL, "bop_log honours the level");
+	bop_log_set_level(BOP_LOG_WARN);
+	bop_log(BOP_LOG_INFO, "app", "info line hidden");
+	ok(strstr(logged, "info line hidden") == NULL, "lines below the level are dropped");
+	bop_log_set_callback(NULL, NULL);
+	bop_log_set_level(BOP_LOG_INFO);
+}
+
+static void test_json_log(void)
+{
+	char path[] = "/tmp/bop-log-XXXXXX";
+	int fd = mkstemp(path);
+	char *text = NULL;
+
+	bop_log_set_fd(fd);
+	bop_log_set_format(BOP_LOG_FORMAT_AUTO);
+	bop_log(BOP_LOG_WARN, "test", "quote \" and newline \n inside");
+	bop_log_set_fd(2);
+	bop__read_file(path, &text, NULL, 1 << 20);
+	ok(text && strncmp(text, "{\"ts\":\"", 7) == 0, "a non-terminal gets JSON lines");
+	ok(text && strstr(text, "\"level\":\"warn\"") && strstr(text, "\\\"") &&
+		strstr(text, "\\n"), "JSON lines escape quotes and newlines");
+	ok(text && strchr(text, '\n') == text + strlen(text) - 1, "one line per message");
+	free(text);
+	close(fd);
+	unlink(path);
+}
+
+/* A custom stage: uppercases, and emits at most 3 bytes per call to stress the driver. */
+typedef struct upper_stage {
+	bop_stage_t base;
+	int ends;
+} upper_stage_t;
+
+static int upper_process(bop_stage_t *base, bop_outbuf_t *out, bop_inbuf_t *in,
+	bop_stream_directive_t directive)
+{
+	upper_stage_t *s = (upper_stage_t *)base;
+	const char *src = in->src;
+	char *dst = out->dst;
+	size_t n = 0;
+
+	while (n < 3 && in->pos < in->size && out->pos < out->size) {
+		char c = src[in->pos++];
+
+		dst[out->pos++] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+		n++;
+	}
+	if (directive == BOP_STREAM_END && in->pos == in->size)
+		s->ends++;
+	return in->pos < in->size ? 1 : 0;
+}
+
+static void upper_free(bop_stage_t *base)
+{
+	free(base);
+}
+
+static bop_stage_t *upper_new(void)
+{
+	upper_stage_t *s = calloc(1, sizeof(*s));
+
+	s->base.version = BOP_STAGE_VERSION;
+	s->base.name = "upper";
+	s->base.process = upper_process;
+	s->base.free = upper_free;
+	return &s->base;
+}
+
+typedef struct collect {
+	char buf[1 << 16];
+	size_t len;
+	int fail_after;
+} collect_t;
+
+static int collect_write(const void *buf, size_t len, void *payload)
+{
+	collect_t *c = payload;
+
+	if (c->fail_after >= 0 && c->len + len > (size_t)c->fail_after)
+		return BOP_EIO;
+	memcpy(c->buf + c->len, buf, len);
+	c->len += len;
+	return 0;
+}
+
+static uint64_t progress_calls;
+
+static void on_progress(uint64_t in, uint64_t out, void *payload)
+{
+	BOP_UNUSED(in);
+	BOP_UNUSED(out);
+	BOP_UNUSED(payload);
+	progress_calls++;
+}
+
+static void test_pipeline(void)
+{
+	static const char text[] = "hello, pipeline: bounded buffers and a custom stage";
+	bop_pipeline_options_t opts = BOP_PIPELINE_OPTIONS_INIT;
+	bop_pipeline_t *p = NULL;
+	bop_source_t *src = NULL;
+	bop_sink_t *sink = NULL;
+	bop_stage_t *upper = upper_new();
+	collect_t *c = calloc(1, sizeof(*c));
+	int ret;
+
+	c->fail_after = -1;
+	opts.progress = on_progress;
+	is_int(bop_pipeline_new(&p, &opts), 0, "pipeline created");
+	bop_source_memory_new(&src, text, strlen(text));
+	bop_sink_callback_new(&sink, collect_write, c);
+	bop_pipeline_set_source(p, src);
+	bop_pipeline_add_stage(p, upper);
+	bop_pipeline_set_sink(p, sink);
+	ret = bop_pipeline_run(p);
+	is_int(ret, 0, "pipeline runs");
+	is_int(c->len, strlen(text), "every byte arrives");
+	ok(c->len == strlen(text) && memcmp(c->buf, "HELLO, PIPELINE", 15) == 0,
+		"the stage transformed the stream");
+	is_int(((upper_stage_t *)upper)->ends, 1, "the stage saw END once");
+	is_int(bop_pipeline_bytes_in(p), strlen(text), "bytes_in counted");
+	is_int(bop_pipeline_bytes_out(p), strlen(text), "bytes_out counted");
+	ok(progress_calls >= 1, "progress was reported at the end");
+	is_int(bop_pipeline_run(p), BOP_EINVAL, "a pipeline runs only once");
+	bop_pipeline_free(p);
+
+	/* A failing sink fails the run and is aborted. */
+	c->len = 0;
+	c->fail_after = 10;
+	bop_pipeline_new(&p, NULL);
+	bop_source_memory_new(&src, text, strlen(text));
+	bop_sink_callback_new(&sink, collect_write, c);
+	bop_pipeline_set_source(p, src);
+	bop_pipeline_set_sink(p, sink);
+	is_int(bop_pipeline_run(p), BOP_EIO, "a sink failure fails the run");
+	bop_pipeline_free(p);
+
+	/* A canceled pipeline does not run. */
+	bop_pipeline_new(&p, NULL);
+	bop_source_memory_new(&src, text, strlen(text));
+	bop_sink_callback_new(&sink, collect_write, c);
+	bop_pipeline_set_source(p, src);
+	bop_pipeline_set_sink(p, sink);
+	bop_pipeline_cancel(p);
+	is_int(bop_pipeline_run(p), BOP_ECANCELED, "a canceled pipeline fails with BOP_ECANCELED");
+	bop_pipeline_free(p);
+
+	is_int(bop_pipeline_run(NULL), BOP_EINVAL, "NULL pipeline is refused");
+	bop_pipeline_new(&p, NULL);
+	is_int(bop_pipeline_run(p), BOP_EINVAL, "a pipeline without source and sink is refused");
+	ok(strstr(bop_error_last(), "source and a sink") != NULL, "and the message says why");
+	bop_pipeline_free(p);
+	free(c);
+}
+
+static void test_file_sink(void)
+{
+	char dir[] = "/tmp/bop-sink-XXXXXX";
+	char *path, *text = NULL;
+	bop_sink_t *sink = NULL;
+	bop_source_t *src = NULL;
+	char buf[64];
+	size_t got = 0;
+
+	mkdtemp(dir);
+	path = bop__sprintf("%s/out.bin", dir);
+	is_int(bop_sink_file_new(&sink, path), 0, "file sink created");
+	bop_sink_write(sink, "partial", 7);
+	ok(access(path, F_OK) != 0, "nothing is visible before commit");
+	bop_sink_abort(sink);
+	bop_sink_free(sink);
+	ok(access(path, F_OK) != 0, "an aborted file never appears");
+	ok(rmdir(dir) == 0, "no temporary file is left after abort");
+	mkdir(dir, 0700);
+	bop_sink_file_new(&sink, path);
+	bop_sink_write(sink, "complete", 8);
+	is_int(bop_sink_commit(sink), 0, "commit succeeds");
+	bop_sink_free(sink);
+	bop__read_file(path, &text, NULL, 100);
+	is_str(text, "complete", "the committed file has the bytes");
+	is_int(bop_source_file_new(&src, path), 0, "file source opens");
+	bop_source_read(src, buf, sizeof(buf), &got);
+	is_int(got, 8, "file source reads the bytes");
+	bop_source_free(src);
+	is_int(bop_source_file_new(&src, "/nonexistent/file"), BOP_ENOTFOUND,
+		"a missing file is BOP_ENOTFOUND");
+	ok(strstr(bop_error_last(), "/nonexistent/file") != NULL, "and the message names it");
+	free(text);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+
+int main(void)
+{
+	test_errors();
+	test_version();
+	test_redaction();
+	test_json_log();
+	test_pipeline();
+	test_file_sink();
+	return done_testing();
+}
