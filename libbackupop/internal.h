@@ -96,4 +96,14 @@ int bop__storage_put_bytes(bop_storage_t *st, const char *key, const void *data,
 int bop__storage_get_bytes(bop_storage_t *st, const char *key, char **data, size_t *len,
 	size_t max);
 
+/* The built-in "file" backend (storage/file/file.c): "file:///abs", "file://rel" or a
+ * bare local path. */
+int bop__storage_file_open(bop_storage_t **out, const char *url,
+	const bop_storage_options_t *opts, void *payload);
+
+/* ---- engine ---- */
+
+/* The built-in "exec" engine (engine/exec/exec.c). */
+int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload);
+
 #endif

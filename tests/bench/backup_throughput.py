@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Backup pipeline benchmark (DESIGN.md §7).
+
+On SQL-dump-like input, measures in one run, alternating the contenders so that machine
+noise hits all of them alike:
+  backupop   `backupop backup` — zstd -3 + age (X25519) + SHA-256 of plaintext and of the
+             stored bytes, file source -> file:// storage
+  zstd       `zstd -3 -T0` alone (the compression limit on these cores)
+  zstd|age   the shell pipeline `zstd -3 -T0 | age -r R`
+  gzip|age   the script-based seed's design, `gzip | age -r R`
+and prints throughput and backupop's ratio against each peer, then backupop's peak RSS at
+two input sizes. Outputs go to a tmpfs (/dev/shm) for every contender, so the disk is not
+what is measured; backupop still fsyncs and renames as it always does.
+
+usage: backup_throughput.py --backupop PATH --gen-sql PATH [--size-mib 256] [--big-mib 1024]
+                            [--rounds 3] [--workdir /dev/shm]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run(cmd, stdin=None, stdout=None, shell=False):
+    """Runs one contender; returns (seconds, peak RSS in KiB of the heaviest process)."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, shell=shell)
+    _, status, usage = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - start
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit("bench: %r failed with status %d" % (cmd, p.returncode))
+    return elapsed, usage.ru_maxrss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backupop", required=True)
+    ap.add_argument("--gen-sql", required=True)
+    ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    args = ap.parse_args()
+
+    for tool in ("zstd", "age", "gzip"):
+        if not shutil.which(tool):
+            sys.exit("bench: %s is not installed (apt-get install %s)" % (tool, tool))
+    work = tempfile.mkdtemp(prefix="bop-bench-", dir=args.workdir)
+    try:
+        bench(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench(args, work):
+    inp = os.path.join(work, "input.sql")
+    with open(inp, "wb") as f:
+        subprocess.run([args.gen_sql, str(args.size_mib << 20)], stdout=f, check=True)
+    key = os.path.join(work, "key.txt")
+    recipient = subprocess.run([args.backupop, "keygen", "-o", key], check=True,
+                               capture_output=True, text=True).stdout.strip().split()[-1]
+    out = os.path.join(work, "out")
+    storage = "file://" + os.path.join(work, "store")
+
+    contenders = {
+        "backupop": lambda: run([args.backupop, "backup", "--storage", storage, "--name", "bench",
+                                 "--recipient", recipient, "--compression", "zstd", "--level", "3",
+                                 "-q", "-i", inp], stdout=subprocess.DEVNULL),
+        "zstd": lambda: run(["zstd", "-q", "-3", "-T0", "-f", "-o", out, inp]),
+        "zstd|age": lambda: run("zstd -q -3 -T0 -c '%s' | age -r %s > '%s'" % (inp, recipient, out),
+                                shell=True),
+        "gzip|age": lambda: run("gzip -c '%s' | age -r %s > '%s'" % (inp, recipient, out),
+                                shell=True),
+    }
+    best = {name: float("inf") for name in contenders}
+    for _ in range(args.rounds):
+        for name, fn in contenders.items():
+            seconds, _ = fn()
+            best[name] = min(best[name], seconds)
+            shutil.rmtree(os.path.join(work, "store"), ignore_errors=True)
+            if os.path.exists(out):
+                os.unlink(out)
+
+    mib = args.size_mib
+    print("backup throughput on %d MiB of SQL-like text, best of %d rounds, %d cores:"
+          % (mib, args.rounds, os.cpu_count()))
+    for name, seconds in best.items():
+        print("  %-9s %8.1f MiB/s  (%.2f s)" % (name, mib / seconds, seconds))
+    for peer in ("zstd", "zstd|age", "gzip|age"):
+        print("ratio backupop / %-9s %.2fx" % (peer, best[peer] / best["backupop"]))
+
+    rss = {}
+    for size in (args.size_mib, args.big_mib):
+        path = os.path.join(work, "rss-%d.sql" % size)
+        with open(path, "wb") as f:
+            subprocess.run([args.gen_sql, str(size << 20), "7"], stdout=f, check=True)
+        _, rss[size] = run([args.backupop, "backup", "--storage", storage, "--name", "rss",
+                            "--recipient", recipient, "-q", "-i", path], stdout=subprocess.DEVNULL)
+        os.unlink(path)
+        shutil.rmtree(os.path.join(work, "store"), ignore_errors=True)
+    small, big = rss[args.size_mib], rss[args.big_mib]
+    print("peak RSS of backupop backup: %d MiB input %.1f MiB, %d MiB input %.1f MiB (%+.1f%%)"
+          % (args.size_mib, small / 1024, args.big_mib, big / 1024, 100.0 * (big - small) / small))
+
+
+if __name__ == "__main__":
+    main()
