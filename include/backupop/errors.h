@@ -44,6 +44,12 @@ BOP_EXTERN(int) bop_error_last_code(void);
 /* Forgets the last error on this thread. */
 BOP_EXTERN(void) bop_error_clear(void);
 
+/* Sets this thread's last error: for plug-ins (storage backends, engines, stages) and
+ * callbacks to explain their failure in words; returns `code` so a plug-in can write
+ * `return bop_error_set(BOP_EAUTH, "the server refused the access key");`. The message
+ * is copied (and redacted). */
+BOP_EXTERN(int) bop_error_set(int code, const char *message);
+
 /* A short static description of an error code ("not found"). Unknown codes give
  * "unknown error". */
 BOP_EXTERN(const char *) bop_strerror(int code);

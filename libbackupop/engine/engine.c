@@ -1,2 +1,258 @@
-/* Not written yet. */
+/* Engines: the name registry and the checks around the engine vtable. */
 #include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct engine_entry {
+	struct engine_entry *next;
+	char *name;
+	bop_engine_open_fn open;
+	void *payload;
+} engine_entry_t;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t builtins_once = PTHREAD_ONCE_INIT;
+static engine_entry_t *engines;
+
+/* Letters, digits, '-', '_' and '.', as in a config file key. */
+static bool engine_name_valid(const char *name)
+{
+	if (!*name)
+		return false;
+	for (const char *p = name; *p; p++) {
+		char c = *p;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+				c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static engine_entry_t *find_locked(const char *name)
+{
+	for (engine_entry_t *e = engines; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static int register_engine(const char *name, bop_engine_open_fn open, void *payload)
+{
+	engine_entry_t *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&registry_lock);
+	if (find_locked(name)) {
+		ret = bop__error(BOP_EEXISTS, "engine \"%s\" is already registered", name);
+		goto out;
+	}
+	e = bop__calloc(1, sizeof(*e));
+	if (!e) {
+		ret = BOP_ENOMEM;
+		goto out;
+	}
+	e->name = bop__strdup(name);
+	if (!e->name) {
+		free(e);
+		ret = BOP_ENOMEM;
+		goto out;
+	}
+	e->open = open;
+	e->payload = payload;
+	e->next = engines;
+	engines = e;
+out:
+	pthread_mutex_unlock(&registry_lock);
+	return ret;
+}
+
+static void register_builtins(void)
+{
+	register_engine("exec", bop__engine_exec_open, NULL);
+}
+
+static void ensure_builtins(void)
+{
+	pthread_once(&builtins_once, register_builtins);
+}
+
+BOP_EXTERN(int) bop_engine_register(const char *name, bop_engine_open_fn open, void *payload)
+{
+	if (!name || !open)
+		return bop__error(BOP_EINVAL, "bop_engine_register: name and open function are required");
+	if (!engine_name_valid(name))
+		return bop__error(BOP_EINVAL, "\"%s\" is not a valid engine name (letters, digits, '-', '_', '.')",
+			name);
+	ensure_builtins();
+	return register_engine(name, open, payload);
+}
+
+/* "exec, postgres" for messages; NULL when out of memory. */
+static char *known_engines_locked(void)
+{
+	char *list = bop__strdup(""), *next;
+
+	for (engine_entry_t *e = engines; e && list; e = e->next) {
+		next = bop__sprintf("%s%s%s", list, *list ? ", " : "", e->name);
+		free(list);
+		list = next;
+	}
+	return list;
+}
+
+static int lookup(const char *name, bop_engine_open_fn *open, void **payload)
+{
+	engine_entry_t *e;
+	char *known = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&registry_lock);
+	e = find_locked(name);
+	if (e) {
+		*open = e->open;
+		*payload = e->payload;
+	} else {
+		known = known_engines_locked();
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (!e) {
+		ret = known ? bop__error(BOP_ENOTFOUND, "unknown engine \"%s\"; known engines: %s", name, known)
+			: BOP_ENOMEM;
+		free(known);
+	}
+	return ret;
+}
+
+/* A failed engine call that left no message (third-party engines cannot set one). */
+static int engine_failed(int ret, const char *what)
+{
+	if (ret < 0 && bop_error_last_code() == BOP_OK)
+		bop__error(ret, "%s: %s", what, bop_strerror(ret));
+	return ret;
+}
+
+BOP_EXTERN(int) bop_engine_open(bop_engine_t **out, const char *name, const char *config_json)
+{
+	bop_engine_open_fn open = NULL;
+	void *payload = NULL;
+	int ret;
+
+	if (!out || !name)
+		return bop__error(BOP_EINVAL, "bop_engine_open: an engine name is required");
+	*out = NULL;
+	ensure_builtins();
+	if ((ret = lookup(name, &open, &payload)) < 0)
+		return ret;
+	bop_error_clear();
+	ret = open(out, config_json ? config_json : "{}", payload);
+	if (ret < 0) {
+		*out = NULL;
+		if (bop_error_last_code() == BOP_OK)
+			return bop__error(ret, "engine %s: %s", name, bop_strerror(ret));
+		bop__error_wrap("engine %s", name);
+		return ret;
+	}
+	if (!*out)
+		return bop__error(BOP_ERROR, "engine %s returned no engine", name);
+	if ((*out)->version != BOP_ENGINE_VERSION) {
+		/* Its layout is unknown, so it cannot be freed safely: leak it. */
+		ret = bop__error(BOP_EVERSION, "engine %s has unknown version %u", name, (*out)->version);
+		*out = NULL;
+		return ret;
+	}
+	return 0;
+}
+
+BOP_EXTERN(void) bop_engine_free(bop_engine_t *engine)
+{
+	if (engine && engine->version == BOP_ENGINE_VERSION && engine->free)
+		engine->free(engine);
+}
+
+static int check_engine(const bop_engine_t *engine, const char *fn)
+{
+	if (!engine)
+		return bop__error(BOP_EINVAL, "%s: NULL engine", fn);
+	if (engine->version != BOP_ENGINE_VERSION)
+		return bop__error(BOP_EVERSION, "engine has unknown version %u", engine->version);
+	return 0;
+}
+
+BOP_EXTERN(int) bop_engine_validate(bop_engine_t *engine)
+{
+	int ret;
+
+	if ((ret = check_engine(engine, "bop_engine_validate")) < 0)
+		return ret;
+	if (!engine->validate)
+		return 0;
+	bop_error_clear();
+	return engine_failed(engine->validate(engine), "the engine configuration is not usable");
+}
+
+BOP_EXTERN(int) bop_engine_backup(bop_engine_t *engine, bop_source_t **out)
+{
+	int ret;
+
+	if (!out)
+		return bop__error(BOP_EINVAL, "bop_engine_backup: NULL out");
+	*out = NULL;
+	if ((ret = check_engine(engine, "bop_engine_backup")) < 0)
+		return ret;
+	bop_error_clear();
+	ret = engine->backup(engine, out);
+	if (ret < 0) {
+		*out = NULL;
+		return engine_failed(ret, "cannot start the backup");
+	}
+	if (!*out)
+		return bop__error(BOP_ERROR, "the engine returned no backup stream");
+	return 0;
+}
+
+BOP_EXTERN(int) bop_engine_restore(bop_engine_t *engine, bop_sink_t **out)
+{
+	int ret;
+
+	if (!out)
+		return bop__error(BOP_EINVAL, "bop_engine_restore: NULL out");
+	*out = NULL;
+	if ((ret = check_engine(engine, "bop_engine_restore")) < 0)
+		return ret;
+	bop_error_clear();
+	ret = engine->restore(engine, out);
+	if (ret < 0) {
+		*out = NULL;
+		return engine_failed(ret, "cannot start the restore");
+	}
+	if (!*out)
+		return bop__error(BOP_ERROR, "the engine returned no restore target");
+	return 0;
+}
+
+BOP_EXTERN(int) bop_engine_pod_customize(bop_engine_t *engine, char **patch_json)
+{
+	int ret;
+
+	if (!patch_json)
+		return bop__error(BOP_EINVAL, "bop_engine_pod_customize: NULL patch_json");
+	*patch_json = NULL;
+	if ((ret = check_engine(engine, "bop_engine_pod_customize")) < 0)
+		return ret;
+	if (!engine->pod_customize) {
+		*patch_json = bop__strdup("{}");
+		return *patch_json ? 0 : BOP_ENOMEM;
+	}
+	bop_error_clear();
+	ret = engine->pod_customize(engine, patch_json);
+	if (ret < 0) {
+		*patch_json = NULL;
+		return engine_failed(ret, "cannot compute the engine's pod changes");
+	}
+	if (!*patch_json)
+		return bop__error(BOP_ERROR, "the engine returned no pod changes");
+	return 0;
+}

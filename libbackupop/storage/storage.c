@@ -224,11 +224,16 @@ static int check_path(const char *key, bool prefix)
 	if (*key == '/')
 		return bop__error(BOP_EINVAL, "invalid storage key \"%s\": keys are relative and cannot start with '/'",
 			key);
+	if (!prefix && key[strlen(key) - 1] == '/')
+		return bop__error(BOP_EINVAL, "invalid storage key \"%s\": a key cannot end with '/'", key);
 	for (;;) {
 		const char *end = strchrnul(seg, '/');
 		size_t len = (size_t)(end - seg);
 
-		if (len == 0 && !(prefix && !*end))
+		/* A prefix's last segment is partial: "." may start ".hidden". */
+		if (prefix && !*end)
+			return 0;
+		if (len == 0)
 			return bop__error(BOP_EINVAL, "invalid storage key \"%s\": it has an empty path segment",
 				key);
 		if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))

@@ -82,6 +82,11 @@ int bop__error_oom(void)
 	return BOP_ENOMEM;
 }
 
+BOP_EXTERN(int) bop_error_set(int code, const char *message)
+{
+	return bop__error(code, "%s", message ? message : bop_strerror(code));
+}
+
 BOP_EXTERN(const char *) bop_error_last(void)
 {
 	return last_code == BOP_OK ? "no error" : last_message;

@@ -1,2 +1,386 @@
-/* Not written yet. */
+/*
+ * The "exec" engine: the backup is what a user's command writes to stdout, and a restore
+ * feeds the stream to another command's stdin. Configured by JSON:
+ *   {"backupCommand": ["pg_dumpall"], "restoreCommand": ["psql"], "shell": false,
+ *    "env": {"PGPASSWORD": "..."}, "workingDir": "/srv", "timeoutSeconds": 3600}
+ * Values of env variables whose name says they are secret (PASSWORD, SECRET, TOKEN, KEY)
+ * are registered for redaction, and reach the command only through its environment.
+ */
 #include "internal.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAX (1u << 20)
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+typedef struct exec_engine {
+	bop_engine_t base;
+	char **backup_argv;     /* NULL-terminated; NULL when not configured */
+	char **restore_argv;
+	char **env;             /* "NAME=value", NULL-terminated; NULL when none */
+	bool shell;
+	char *cwd;
+	int64_t timeout_ms;
+} exec_engine_t;
+
+static const char *const known_fields =
+	"backupCommand, restoreCommand, shell, env, workingDir, timeoutSeconds";
+
+static void strv_free_wiped(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++) {
+		bop__wipe(*p, strlen(*p));
+		free(*p);
+	}
+	free(v);
+}
+
+/* The string of `obj`, refusing embedded NULs (they would silently cut an argument). */
+static int get_string(json_object *obj, const char *what, const char **out)
+{
+	const char *s;
+
+	if (!json_object_is_type(obj, json_type_string))
+		return bop__error(BOP_EINVAL, "%s must be a string", what);
+	s = json_object_get_string(obj);
+	if (strlen(s) != (size_t)json_object_get_string_len(obj))
+		return bop__error(BOP_EINVAL, "%s contains a NUL character", what);
+	*out = s;
+	return 0;
+}
+
+static int parse_argv(json_object *val, const char *field, char ***out)
+{
+	size_t n;
+	char **argv;
+	const char *s;
+	char what[64];
+	int ret = 0;
+
+	if (!json_object_is_type(val, json_type_array) || json_object_array_length(val) == 0)
+		return bop__error(BOP_EINVAL, "\"%s\" must be a non-empty array of strings, e.g. [\"pg_dump\", \"mydb\"]",
+			field);
+	n = json_object_array_length(val);
+	argv = bop__calloc(n + 1, sizeof(*argv));
+	if (!argv)
+		return BOP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(what, sizeof(what), "\"%s\"[%zu]", field, i);
+		if ((ret = get_string(json_object_array_get_idx(val, i), what, &s)) < 0)
+			goto fail;
+		if (i == 0 && !*s) {
+			ret = bop__error(BOP_EINVAL, "\"%s\"[0], the program to run, is empty", field);
+			goto fail;
+		}
+		if (!(argv[i] = bop__strdup(s))) {
+			ret = BOP_ENOMEM;
+			goto fail;
+		}
+	}
+	*out = argv;
+	return 0;
+fail:
+	strv_free_wiped(argv);
+	return ret;
+}
+
+static bool name_is_secret(const char *name)
+{
+	static const char *const words[] = { "PASSWORD", "SECRET", "TOKEN", "KEY" };
+
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(words); i++)
+		if (strcasestr(name, words[i]))
+			return true;
+	return false;
+}
+
+static bool env_name_valid(const char *name)
+{
+	return *name && !strchr(name, '=');
+}
+
+static int parse_env_var(exec_engine_t *e, size_t i, const char *name, json_object *val)
+{
+	const char *value;
+	char what[300];
+	int ret;
+
+	if (!env_name_valid(name))
+		return bop__error(BOP_EINVAL, "\"env\" has an invalid variable name \"%s\"", name);
+	snprintf(what, sizeof(what), "\"env\".%s", name);
+	if ((ret = get_string(val, what, &value)) < 0)
+		return ret;
+	if (name_is_secret(name) && strlen(value) >= 4 && (ret = bop_log_add_secret(value)) < 0)
+		return ret;
+	e->env[i] = bop__sprintf("%s=%s", name, value);
+	return e->env[i] ? 0 : BOP_ENOMEM;
+}
+
+static int parse_env(exec_engine_t *e, json_object *val)
+{
+	size_t i = 0;
+	int ret;
+
+	if (!json_object_is_type(val, json_type_object))
+		return bop__error(BOP_EINVAL, "\"env\" must be an object of strings, e.g. {\"PGHOST\": \"db\"}");
+	e->env = bop__calloc((size_t)json_object_object_length(val) + 1, sizeof(*e->env));
+	if (!e->env)
+		return BOP_ENOMEM;
+	json_object_object_foreach(val, name, var) {
+		if ((ret = parse_env_var(e, i++, name, var)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_timeout(exec_engine_t *e, json_object *val)
+{
+	int64_t seconds;
+
+	if (!json_object_is_type(val, json_type_int))
+		return bop__error(BOP_EINVAL, "\"timeoutSeconds\" must be a whole number of seconds (0: no limit)");
+	seconds = json_object_get_int64(val);
+	if (seconds < 0 || seconds > INT64_MAX / 1000)
+		return bop__error(BOP_EINVAL, "\"timeoutSeconds\" must be between 0 (no limit) and %lld",
+			(long long)(INT64_MAX / 1000));
+	e->timeout_ms = seconds * 1000;
+	return 0;
+}
+
+static int parse_field(exec_engine_t *e, const char *key, json_object *val)
+{
+	const char *s;
+	int ret;
+
+	if (!strcmp(key, "backupCommand"))
+		return parse_argv(val, key, &e->backup_argv);
+	if (!strcmp(key, "restoreCommand"))
+		return parse_argv(val, key, &e->restore_argv);
+	if (!strcmp(key, "env"))
+		return parse_env(e, val);
+	if (!strcmp(key, "timeoutSeconds"))
+		return parse_timeout(e, val);
+	if (!strcmp(key, "shell")) {
+		if (!json_object_is_type(val, json_type_boolean))
+			return bop__error(BOP_EINVAL, "\"shell\" must be true or false");
+		e->shell = json_object_get_boolean(val);
+		return 0;
+	}
+	if (!strcmp(key, "workingDir")) {
+		if ((ret = get_string(val, "\"workingDir\"", &s)) < 0)
+			return ret;
+		if (!*s)
+			return bop__error(BOP_EINVAL, "\"workingDir\" is empty");
+		e->cwd = bop__strdup(s);
+		return e->cwd ? 0 : BOP_ENOMEM;
+	}
+	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+}
+
+/* Parses the whole text as one JSON value; trailing garbage is an error. */
+static int parse_json(const char *text, json_object **out)
+{
+	size_t len = strlen(text);
+	json_tokener *tok;
+	json_object *obj;
+	enum json_tokener_error jerr;
+	size_t end;
+	int ret = 0;
+
+	if (len == strspn(text, " \t\r\n"))
+		return bop__error(BOP_EINVAL, "the configuration is empty; give a JSON object, e.g. {\"backupCommand\": [\"pg_dump\"]}");
+	if (len > CONFIG_MAX)
+		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
+	tok = json_tokener_new();
+	if (!tok)
+		return bop__error_oom();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
+		jerr = json_tokener_error_parse_unexpected;
+	if (jerr != json_tokener_success) {
+		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
+			json_tokener_error_desc(jerr), end);
+		json_object_put(obj);
+	} else if (!json_object_is_type(obj, json_type_object)) {
+		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. {\"backupCommand\": [\"pg_dump\"]}");
+		json_object_put(obj);
+	} else {
+		*out = obj;
+	}
+	json_tokener_free(tok);
+	return ret;
+}
+
+/* ---- validate ---- */
+
+static bool is_executable_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* The PATH the command will see: the configured one, else ours. */
+static const char *command_path(const exec_engine_t *e)
+{
+	const char *path = getenv("PATH");
+
+	for (char **p = e->env; p && *p; p++)
+		if (!strncmp(*p, "PATH=", 5))
+			return *p + 5;
+	return path ? path : DEFAULT_PATH;
+}
+
+static bool found_in_path(const char *prog, const char *path)
+{
+	const char *dir = path;
+	bool found = false;
+
+	while (!found) {
+		const char *end = strchrnul(dir, ':');
+		char *candidate = bop__sprintf("%.*s/%s", end == dir ? 1 : (int)(end - dir),
+			end == dir ? "." : dir, prog);
+
+		found = candidate && is_executable_file(candidate);
+		free(candidate);
+		if (!*end)
+			break;
+		dir = end + 1;
+	}
+	return found;
+}
+
+static int check_program(const exec_engine_t *e, const char *field, char **argv)
+{
+	const char *prog;
+	char *rel = NULL;
+	bool ok;
+
+	if (!argv)
+		return 0;
+	prog = e->shell ? "/bin/sh" : argv[0];
+	if (strchr(prog, '/')) {
+		if (*prog != '/' && e->cwd && !(rel = bop__sprintf("%s/%s", e->cwd, prog)))
+			return BOP_ENOMEM;
+		ok = is_executable_file(rel ? rel : prog);
+		free(rel);
+		if (!ok)
+			return bop__error(BOP_ENOTFOUND, "%s: %s is not an executable file", field, prog);
+		return 0;
+	}
+	if (!found_in_path(prog, command_path(e)))
+		return bop__error(BOP_ENOTFOUND, "%s: program \"%s\" was not found in PATH (%s); install it or give its full path",
+			field, prog, command_path(e));
+	return 0;
+}
+
+static int exec_validate(bop_engine_t *base)
+{
+	exec_engine_t *e = (exec_engine_t *)base;
+	struct stat st;
+	int ret;
+
+	if (!e->backup_argv && !e->restore_argv)
+		return bop__error(BOP_EINVAL, "neither \"backupCommand\" nor \"restoreCommand\" is set");
+	if (e->cwd && (stat(e->cwd, &st) < 0 || !S_ISDIR(st.st_mode)))
+		return bop__error(BOP_ENOTFOUND, "\"workingDir\" %s is not a directory", e->cwd);
+	if ((ret = check_program(e, "backupCommand", e->backup_argv)) < 0)
+		return ret;
+	return check_program(e, "restoreCommand", e->restore_argv);
+}
+
+/* ---- backup and restore ---- */
+
+static void command_options(const exec_engine_t *e, char **argv, bop_command_options_t *opts)
+{
+	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
+	opts->argv = (const char *const *)argv;
+	opts->env = (const char *const *)e->env;
+	opts->shell = e->shell;
+	opts->cwd = e->cwd;
+	opts->timeout_ms = e->timeout_ms;
+}
+
+static int exec_backup(bop_engine_t *base, bop_source_t **out)
+{
+	exec_engine_t *e = (exec_engine_t *)base;
+	bop_command_options_t opts;
+
+	if (!e->backup_argv)
+		return bop__error(BOP_EINVAL, "the exec engine has no \"backupCommand\"; add one to its configuration, e.g. \"backupCommand\": [\"pg_dumpall\"]");
+	command_options(e, e->backup_argv, &opts);
+	return bop_source_command_new(out, &opts);
+}
+
+static int exec_restore(bop_engine_t *base, bop_sink_t **out)
+{
+	exec_engine_t *e = (exec_engine_t *)base;
+	bop_command_options_t opts;
+
+	if (!e->restore_argv)
+		return bop__error(BOP_EINVAL, "the exec engine has no \"restoreCommand\"; add one to its configuration, e.g. \"restoreCommand\": [\"psql\"]");
+	command_options(e, e->restore_argv, &opts);
+	return bop_sink_command_new(out, &opts);
+}
+
+static int exec_pod_customize(bop_engine_t *base, char **patch_json)
+{
+	BOP_UNUSED(base);
+	*patch_json = bop__strdup("{}");
+	return *patch_json ? 0 : BOP_ENOMEM;
+}
+
+static void exec_free(bop_engine_t *base)
+{
+	exec_engine_t *e = (exec_engine_t *)base;
+
+	strv_free_wiped(e->backup_argv);
+	strv_free_wiped(e->restore_argv);
+	strv_free_wiped(e->env);
+	free(e->cwd);
+	free(e);
+}
+
+int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	json_object *config = NULL;
+	exec_engine_t *e;
+	int ret;
+
+	BOP_UNUSED(payload);
+	e = bop__calloc(1, sizeof(*e));
+	if (!e)
+		return BOP_ENOMEM;
+	e->base.version = BOP_ENGINE_VERSION;
+	e->base.validate = exec_validate;
+	e->base.backup = exec_backup;
+	e->base.restore = exec_restore;
+	e->base.pod_customize = exec_pod_customize;
+	e->base.free = exec_free;
+	if ((ret = parse_json(config_json, &config)) < 0)
+		goto fail;
+	json_object_object_foreach(config, key, val) {
+		if ((ret = parse_field(e, key, val)) < 0)
+			goto fail;
+	}
+	json_object_put(config);
+	*out = &e->base;
+	return 0;
+fail:
+	json_object_put(config);
+	exec_free(&e->base);
+	return ret;
+}
