@@ -1,2 +1,500 @@
-/* Not written yet. */
+/*
+ * Backup, restore, verify.
+ *
+ * backup:  source -> sha256 (plain) -> compress -> age encrypt -> sha256 (stored) -> put
+ *          then the manifest, last, so a backup exists only once all of it is stored.
+ * restore: get -> sha256 (stored, expected) -> age decrypt -> decompress
+ *          -> sha256 (plain, expected) -> sink
+ * The stored hash is only known at the end; data released downstream before then has
+ * been authenticated chunk by chunk by age (when encrypted), and the sink is committed
+ * only after every check passed.
+ */
 #include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#define ID_SUFFIX_LEN 4
+#define SAVED_ERROR_MAX 2048
+
+/* One backup being taken. */
+typedef struct backup_run {
+	bop_catalog_t *catalog;
+	bop_backup_options_t opts;
+	int64_t start;
+	char id[32];
+	char *object;
+	bop_stage_t *plain_tap;         /* owned by the pipeline */
+	bop_stage_t *stored_tap;
+	char plain_sha256[BOP_SHA256_HEX_SIZE];
+	char stored_sha256[BOP_SHA256_HEX_SIZE];
+	uint64_t plain_bytes;
+	uint64_t stored_bytes;
+} backup_run_t;
+
+BOP_EXTERN(int) bop_backup_options_init(bop_backup_options_t *opts, unsigned int version)
+{
+	bop_backup_options_t defaults = BOP_BACKUP_OPTIONS_INIT;
+
+	if (!opts)
+		return bop__error(BOP_EINVAL, "bop_backup_options_init: NULL options");
+	if (version != BOP_BACKUP_OPTIONS_VERSION)
+		return bop__error(BOP_EVERSION, "unknown bop_backup_options_t version %u", version);
+	*opts = defaults;
+	return 0;
+}
+
+BOP_EXTERN(int) bop_restore_options_init(bop_restore_options_t *opts, unsigned int version)
+{
+	bop_restore_options_t defaults = BOP_RESTORE_OPTIONS_INIT;
+
+	if (!opts)
+		return bop__error(BOP_EINVAL, "bop_restore_options_init: NULL options");
+	if (version != BOP_RESTORE_OPTIONS_VERSION)
+		return bop__error(BOP_EVERSION, "unknown bop_restore_options_t version %u", version);
+	*opts = defaults;
+	return 0;
+}
+
+/* Runs a cleanup step without losing the error being reported. */
+typedef struct saved_error {
+	int code;
+	char message[SAVED_ERROR_MAX];
+} saved_error_t;
+
+static void save_error(saved_error_t *s)
+{
+	s->code = bop_error_last_code();
+	snprintf(s->message, sizeof(s->message), "%s", bop_error_last());
+}
+
+static int restore_error(const saved_error_t *s)
+{
+	return bop__error(s->code ? s->code : BOP_ERROR, "%s", s->message);
+}
+
+static void remove_quietly(bop_storage_t *storage, const char *key)
+{
+	saved_error_t saved;
+	int ret;
+
+	save_error(&saved);
+	ret = bop_storage_remove(storage, key);
+	if (ret < 0 && ret != BOP_ENOTFOUND)
+		bop__log(BOP_LOG_WARN, "catalog", "cannot remove the partial object %s: %s", key,
+			bop_error_last());
+	restore_error(&saved);
+}
+
+/* "20261121T020000Z-k3f9": sorts by time; the suffix tells apart backups of one second. */
+static int new_id(char *out, size_t size, int64_t start)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	const size_t n = sizeof(alphabet) - 1;
+	char suffix[ID_SUFFIX_LEN + 1];
+	unsigned char raw[16];
+	time_t t = (time_t)start;
+	struct tm tm;
+	size_t got = 0;
+
+	if (!gmtime_r(&t, &tm) || strftime(out, size, "%Y%m%dT%H%M%SZ", &tm) == 0)
+		return bop__error(BOP_ERROR, "cannot format the start time %lld", (long long)start);
+	while (got < ID_SUFFIX_LEN) {
+		if (RAND_bytes(raw, sizeof(raw)) != 1)
+			return bop__error(BOP_ERROR, "cannot get random bytes from OpenSSL");
+		/* Only bytes below a multiple of n, so every character is equally likely. */
+		for (size_t i = 0; i < sizeof(raw) && got < ID_SUFFIX_LEN; i++) {
+			if (raw[i] < 256 - 256 % n)
+				suffix[got++] = alphabet[raw[i] % n];
+		}
+	}
+	suffix[got] = '\0';
+	snprintf(out + strlen(out), size - strlen(out), "-%s", suffix);
+	return 0;
+}
+
+static int check_backup_options(const bop_backup_options_t *opts)
+{
+	if (opts->version != BOP_BACKUP_OPTIONS_VERSION)
+		return bop__error(BOP_EVERSION, "unknown bop_backup_options_t version %u", opts->version);
+	if (opts->compression != BOP_COMPRESSION_NONE && opts->compression != BOP_COMPRESSION_ZSTD &&
+	    opts->compression != BOP_COMPRESSION_GZIP)
+		return bop__error(BOP_EINVAL, "unknown compression %d", (int)opts->compression);
+	for (size_t i = 0; opts->tags && opts->tags[i]; i++) {
+		if (!bop__catalog_tag_valid(opts->tags[i]))
+			return bop__error(BOP_EINVAL, "invalid tag \"%s\": tags are 1 to 128 printable "
+				"characters without ','", opts->tags[i]);
+	}
+	if (opts->engine && (!*opts->engine || strlen(opts->engine) > 128))
+		return bop__error(BOP_EINVAL, "invalid engine name");
+	return 0;
+}
+
+/* The level actually used, for the manifest. */
+static int effective_level(bop_compression_t c, int level)
+{
+	if (level > 0 || c == BOP_COMPRESSION_NONE)
+		return c == BOP_COMPRESSION_NONE ? 0 : level;
+	return c == BOP_COMPRESSION_ZSTD ? 3 : 6;
+}
+
+static int add_tap(bop_pipeline_t *p, bop_stage_t **tap)
+{
+	int ret = bop_stage_sha256_new(tap);
+
+	if (ret < 0)
+		return ret;
+	return bop_pipeline_add_stage(p, *tap);
+}
+
+static int add_backup_stages(backup_run_t *run, bop_pipeline_t *p)
+{
+	bop_compress_options_t copts = BOP_COMPRESS_OPTIONS_INIT;
+	bop_stage_t *stage = NULL;
+	int ret;
+
+	ret = add_tap(p, &run->plain_tap);
+	if (ret < 0)
+		return ret;
+	if (run->opts.compression != BOP_COMPRESSION_NONE) {
+		copts.algorithm = run->opts.compression;
+		copts.level = run->opts.level;
+		copts.threads = run->opts.threads;
+		if ((ret = bop_stage_compress_new(&stage, &copts)) < 0 ||
+		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
+			return ret;
+	}
+	if (run->opts.keys) {
+		if ((ret = bop_stage_age_encrypt_new(&stage, run->opts.keys)) < 0 ||
+		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
+			return ret;
+	}
+	return add_tap(p, &run->stored_tap);
+}
+
+/* The pipeline owns `source` from here on, even on failure. */
+static int build_backup(backup_run_t *run, bop_source_t *source, bop_pipeline_t **out)
+{
+	bop_pipeline_options_t popts = BOP_PIPELINE_OPTIONS_INIT;
+	bop_storage_t *storage = bop__catalog_storage(run->catalog);
+	bop_sink_t *sink = NULL;
+	bop_pipeline_t *p = NULL;
+	int ret;
+
+	popts.progress = run->opts.progress;
+	popts.payload = run->opts.payload;
+	ret = bop_pipeline_new(&p, &popts);
+	if (ret < 0) {
+		bop_source_free(source);
+		return ret;
+	}
+	if ((ret = bop_pipeline_set_source(p, source)) < 0 ||
+	    (ret = add_backup_stages(run, p)) < 0 ||
+	    (ret = bop_storage_put(storage, &sink, run->object, NULL)) < 0 ||
+	    (ret = bop_pipeline_set_sink(p, sink)) < 0) {
+		bop_pipeline_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+/* The taps' results, checked against what the pipeline counted and what was stored. */
+static int collect_results(backup_run_t *run, bop_pipeline_t *p)
+{
+	bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
+	int ret;
+
+	if ((ret = bop_stage_sha256_result(run->plain_tap, run->plain_sha256, &run->plain_bytes)) < 0 ||
+	    (ret = bop_stage_sha256_result(run->stored_tap, run->stored_sha256, &run->stored_bytes)) < 0)
+		return ret;
+	if (run->plain_bytes != bop_pipeline_bytes_in(p) || run->stored_bytes != bop_pipeline_bytes_out(p))
+		return bop__error(BOP_EINTEGRITY, "byte counts disagree: read %llu, hashed %llu; "
+			"wrote %llu, hashed %llu",
+			(unsigned long long)bop_pipeline_bytes_in(p), (unsigned long long)run->plain_bytes,
+			(unsigned long long)bop_pipeline_bytes_out(p), (unsigned long long)run->stored_bytes);
+	ret = bop_storage_stat(bop__catalog_storage(run->catalog), run->object, &st);
+	if (ret == BOP_ENOTSUPPORTED)
+		return 0;
+	if (ret < 0)
+		return ret;
+	if (st.size != run->stored_bytes)
+		return bop__error(BOP_EINTEGRITY, "the storage holds %llu bytes of %s, but %llu were written",
+			(unsigned long long)st.size, run->object, (unsigned long long)run->stored_bytes);
+	return 0;
+}
+
+static int make_manifest(backup_run_t *run, bop_manifest_t **out)
+{
+	bop__manifest_info_t info = { 0 };
+	char **fps = NULL;
+	int ret;
+
+	if (run->opts.keys) {
+		ret = bop__keys_fingerprints(run->opts.keys, &fps);
+		if (ret < 0)
+			return ret;
+	}
+	info.id = run->id;
+	info.name = bop__catalog_name(run->catalog);
+	info.engine = run->opts.engine ? run->opts.engine : "stdin";
+	info.start_time = run->start;
+	info.end_time = bop__now();
+	if (info.end_time < info.start_time)
+		info.end_time = info.start_time;
+	info.plain_bytes = run->plain_bytes;
+	info.plain_sha256 = run->plain_sha256;
+	info.stored_bytes = run->stored_bytes;
+	info.stored_sha256 = run->stored_sha256;
+	info.compression = run->opts.compression;
+	info.level = effective_level(run->opts.compression, run->opts.level);
+	info.encryption = run->opts.keys ? bop__keys_kind(run->opts.keys) : "none";
+	info.recipients = (const char *const *)fps;
+	info.tags = run->opts.tags;
+	info.object = run->object;
+	ret = bop__manifest_new(out, &info);
+	bop__strv_free(fps);
+	return ret;
+}
+
+/* The manifest is written last and exclusively: an id is never reused. */
+static int write_manifest(backup_run_t *run, const bop_manifest_t *m)
+{
+	bop_storage_t *storage = bop__catalog_storage(run->catalog);
+	char *json = NULL, *key;
+	int ret;
+
+	key = bop__sprintf("%s/%s/manifest.json", bop__catalog_name(run->catalog), run->id);
+	if (!key)
+		return BOP_ENOMEM;
+	ret = bop_manifest_to_json(m, &json);
+	if (ret == 0)
+		ret = bop__storage_put_bytes(storage, key, json, strlen(json), true);
+	if (ret == BOP_ENOTSUPPORTED)
+		ret = bop__storage_put_bytes(storage, key, json, strlen(json), false);
+	if (ret < 0)
+		bop__error_wrap("writing the manifest %s", key);
+	free(json);
+	free(key);
+	return ret;
+}
+
+static int run_backup(backup_run_t *run, bop_source_t *source, bop_manifest_t **out)
+{
+	bop_pipeline_t *p = NULL;
+	bop_manifest_t *m = NULL;
+	int ret;
+
+	ret = build_backup(run, source, &p);
+	if (ret < 0)
+		return ret;
+	ret = bop_pipeline_run(p);
+	if (ret == 0)
+		ret = collect_results(run, p);
+	if (ret == 0)
+		ret = make_manifest(run, &m);
+	if (ret == 0)
+		ret = write_manifest(run, m);
+	bop_pipeline_free(p);
+	if (ret < 0) {
+		bop_manifest_free(m);
+		return ret;
+	}
+	*out = m;
+	return 0;
+}
+
+BOP_EXTERN(int) bop_catalog_backup(bop_catalog_t *catalog, bop_manifest_t **out,
+	bop_source_t *source, const bop_backup_options_t *opts)
+{
+	bop_backup_options_t defaults = BOP_BACKUP_OPTIONS_INIT;
+	backup_run_t run = { 0 };
+	bop_manifest_t *m = NULL;
+	int ret;
+
+	if (out)
+		*out = NULL;
+	if (!catalog || !source) {
+		bop_source_free(source);
+		return bop__error(BOP_EINVAL, "bop_catalog_backup: invalid arguments");
+	}
+	run.catalog = catalog;
+	run.opts = opts ? *opts : defaults;
+	run.start = bop__now();
+	if ((ret = check_backup_options(&run.opts)) < 0 ||
+	    (ret = new_id(run.id, sizeof(run.id), run.start)) < 0) {
+		bop_source_free(source);
+		return ret;
+	}
+	run.object = bop__sprintf("%s/%s/data%s%s", bop__catalog_name(catalog), run.id,
+		bop_compression_suffix(run.opts.compression), run.opts.keys ? ".age" : "");
+	if (!run.object) {
+		bop_source_free(source);
+		return BOP_ENOMEM;
+	}
+	ret = run_backup(&run, source, &m);
+	if (ret < 0) {
+		/* Nothing of a failed backup may stay behind. */
+		remove_quietly(bop__catalog_storage(catalog), run.object);
+		ret = bop__error_wrap("backup failed");
+	} else {
+		bop__log(BOP_LOG_INFO, "catalog", "backup %s of %s: %llu bytes, %llu stored as %s",
+			run.id, bop__catalog_name(catalog), (unsigned long long)run.plain_bytes,
+			(unsigned long long)run.stored_bytes, run.object);
+	}
+	free(run.object);
+	if (out)
+		*out = m;
+	else
+		bop_manifest_free(m);
+	return ret;
+}
+
+/* ---- restore and verify ---- */
+
+static int check_restore(const bop_manifest_t *m, const bop_restore_options_t *opts)
+{
+	if (opts->version != BOP_RESTORE_OPTIONS_VERSION)
+		return bop__error(BOP_EVERSION, "unknown bop_restore_options_t version %u", opts->version);
+	if (strcmp(bop_manifest_encryption(m), "none") != 0 && !opts->keys)
+		return bop__error(BOP_ENOKEY, "backup %s is encrypted (%s); give an identity or passphrase",
+			bop_manifest_id(m), bop_manifest_encryption(m));
+	return 0;
+}
+
+static int add_expect_tap(bop_pipeline_t *p, const char *hex, uint64_t bytes)
+{
+	bop_stage_t *tap = NULL;
+	int ret;
+
+	ret = bop_stage_sha256_new(&tap);
+	if (ret < 0)
+		return ret;
+	ret = bop_stage_sha256_expect(tap, hex, bytes);
+	if (ret < 0) {
+		bop_stage_free(tap);
+		return ret;
+	}
+	return bop_pipeline_add_stage(p, tap);
+}
+
+static int add_restore_stages(bop_pipeline_t *p, const bop_manifest_t *m, const bop_keys_t *keys)
+{
+	bop_stage_t *stage = NULL;
+	int ret;
+
+	ret = add_expect_tap(p, bop_manifest_stored_sha256(m), bop_manifest_stored_bytes(m));
+	if (ret < 0)
+		return ret;
+	if (strcmp(bop_manifest_encryption(m), "none") != 0) {
+		if ((ret = bop_stage_age_decrypt_new(&stage, keys)) < 0 ||
+		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
+			return ret;
+	}
+	if (bop_manifest_compression(m) != BOP_COMPRESSION_NONE) {
+		if ((ret = bop_stage_decompress_new(&stage, bop_manifest_compression(m))) < 0 ||
+		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
+			return ret;
+	}
+	return add_expect_tap(p, bop_manifest_plain_sha256(m), bop_manifest_plain_bytes(m));
+}
+
+/* Takes ownership of `sink`, even on failure. */
+static int build_restore(bop_catalog_t *c, const bop_manifest_t *m,
+	const bop_restore_options_t *opts, bop_sink_t *sink, bop_pipeline_t **out)
+{
+	bop_pipeline_options_t popts = BOP_PIPELINE_OPTIONS_INIT;
+	bop_source_t *source = NULL;
+	bop_pipeline_t *p = NULL;
+	int ret;
+
+	popts.progress = opts->progress;
+	popts.payload = opts->payload;
+	ret = bop_pipeline_new(&p, &popts);
+	if (ret < 0) {
+		bop_sink_free(sink);
+		return ret;
+	}
+	ret = bop_pipeline_set_sink(p, sink);
+	if (ret == 0) {
+		ret = bop_storage_get(bop__catalog_storage(c), &source, bop_manifest_object_key(m), 0);
+		if (ret == BOP_ENOTFOUND)
+			ret = bop__error(BOP_ENOTFOUND, "the data of backup %s (%s) is missing",
+				bop_manifest_id(m), bop_manifest_object_key(m));
+	}
+	if (ret == 0)
+		ret = bop_pipeline_set_source(p, source);
+	if (ret == 0)
+		ret = add_restore_stages(p, m, opts->keys);
+	if (ret < 0) {
+		bop_pipeline_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+static int run_restore(bop_catalog_t *c, const bop_manifest_t *m, bop_sink_t *sink,
+	const bop_restore_options_t *opts, const char *what)
+{
+	bop_restore_options_t defaults = BOP_RESTORE_OPTIONS_INIT;
+	bop_pipeline_t *p = NULL;
+	int ret;
+
+	if (!opts)
+		opts = &defaults;
+	ret = check_restore(m, opts);
+	if (ret < 0) {
+		bop_sink_free(sink);
+		return ret;
+	}
+	ret = build_restore(c, m, opts, sink, &p);
+	if (ret == 0)
+		ret = bop_pipeline_run(p);
+	bop_pipeline_free(p);
+	/* A stored object that does not decode is as damaged as one with a wrong hash. */
+	if (ret == BOP_EFORMAT)
+		bop__error_wrap("the stored data is damaged");
+	if (ret == BOP_EFORMAT || ret == BOP_EINTEGRITY)
+		return bop__error(BOP_EINTEGRITY, "%s of backup %s failed: %s", what,
+			bop_manifest_id(m), bop_error_last());
+	if (ret < 0)
+		return bop__error_wrap("%s of backup %s failed", what, bop_manifest_id(m));
+	return 0;
+}
+
+BOP_EXTERN(int) bop_catalog_restore(bop_catalog_t *catalog, const bop_manifest_t *m,
+	bop_sink_t *sink, const bop_restore_options_t *opts)
+{
+	if (!catalog || !m || !sink) {
+		bop_sink_free(sink);
+		return bop__error(BOP_EINVAL, "bop_catalog_restore: invalid arguments");
+	}
+	return run_restore(catalog, m, sink, opts, "restore");
+}
+
+static int discard(const void *buf, size_t len, void *payload)
+{
+	BOP_UNUSED(buf);
+	BOP_UNUSED(len);
+	BOP_UNUSED(payload);
+	return 0;
+}
+
+BOP_EXTERN(int) bop_catalog_verify(bop_catalog_t *catalog, const bop_manifest_t *m,
+	const bop_restore_options_t *opts)
+{
+	bop_sink_t *sink = NULL;
+	int ret;
+
+	if (!catalog || !m)
+		return bop__error(BOP_EINVAL, "bop_catalog_verify: invalid arguments");
+	ret = bop_sink_callback_new(&sink, discard, NULL);
+	if (ret < 0)
+		return ret;
+	return run_restore(catalog, m, sink, opts, "verification");
+}
