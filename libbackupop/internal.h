@@ -5,6 +5,7 @@
 #ifndef BOP_INTERNAL_H
 #define BOP_INTERNAL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,6 +72,10 @@ int64_t bop__now(void);
 
 /* ---- pipeline ---- */
 
+/* Makes the pipeline also stop (BOP_ECANCELED) once *flag is non-zero; the flag must
+ * outlive the run. */
+void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag);
+
 /* bop_sink_file_new(); with `exclusive`, commit fails with BOP_EEXISTS if `path` exists. */
 int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive);
 
@@ -105,5 +110,56 @@ int bop__storage_file_open(bop_storage_t **out, const char *url,
 
 /* The built-in "exec" engine (engine/exec/exec.c). */
 int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload);
+
+/* ---- catalog ---- */
+
+/* What bop__manifest_new() records; strings are copied. */
+typedef struct bop__manifest_info {
+	const char *id;
+	const char *name;
+	const char *engine;
+	int64_t start_time;
+	int64_t end_time;
+	uint64_t plain_bytes;
+	const char *plain_sha256;
+	uint64_t stored_bytes;
+	const char *stored_sha256;
+	bop_compression_t compression;
+	int level;
+	const char *encryption;                 /* "none", "x25519" or "scrypt" */
+	const char *const *recipients;          /* fingerprints, NULL-terminated; may be NULL */
+	int exit_status;
+	const char *const *tags;                /* NULL-terminated; may be NULL */
+	const char *object;
+} bop__manifest_info_t;
+
+int bop__manifest_new(bop_manifest_t **out, const bop__manifest_info_t *info);
+
+int bop__manifest_list_new(bop_manifest_list_t **out);
+
+/* Appends `m`, which the list owns afterwards, even when this fails. */
+int bop__manifest_list_append(bop_manifest_list_t *list, bop_manifest_t *m);
+
+/* Oldest first: by start time, then by id. */
+void bop__manifest_list_sort(bop_manifest_list_t *list);
+
+/* A relative storage path: '/'-separated, no empty, "." or ".." segments, no leading '/',
+ * no control characters. Catalog names and object keys must be one. */
+bool bop__catalog_path_valid(const char *path);
+
+/* A backup id: one path segment of [A-Za-z0-9._-], starting with a letter or digit. */
+bool bop__catalog_id_valid(const char *id);
+
+/* A tag: 1 to 128 printable characters without ',' (labels join tags with ','). */
+bool bop__catalog_tag_valid(const char *tag);
+
+/* RFC 3339 UTC, "2026-11-21T02:00:00Z"; `out` holds at least 32 bytes. */
+void bop__catalog_format_time(char *out, size_t size, int64_t t);
+
+bop_storage_t *bop__catalog_storage(const bop_catalog_t *catalog);
+const char *bop__catalog_name(const bop_catalog_t *catalog);
+
+/* Set by bop_catalog_cancel(); pipelines of the catalog watch it. */
+volatile sig_atomic_t *bop__catalog_cancel_flag(bop_catalog_t *catalog);
 
 #endif

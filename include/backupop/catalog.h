@@ -125,6 +125,12 @@ BOP_EXTERN(int) bop_catalog_restore(bop_catalog_t *catalog, const bop_manifest_t
 BOP_EXTERN(int) bop_catalog_verify(bop_catalog_t *catalog, const bop_manifest_t *m,
 	const bop_restore_options_t *opts);
 
+/* Cancels the backup, restore or verification running on this catalog, and every later
+ * one: they fail with BOP_ECANCELED and clean up as on any failure (no manifest, sink
+ * aborted, producer killed). Safe to call from another thread or a signal handler. A
+ * command that produces nothing is noticed when it next writes or exits. */
+BOP_EXTERN(void) bop_catalog_cancel(bop_catalog_t *catalog);
+
 /* Removes backup `id`: its manifest first (so it stops existing at once), then its data. */
 BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id);
 

@@ -192,6 +192,7 @@ static int build_backup(backup_run_t *run, bop_source_t *source, bop_pipeline_t 
 		bop_source_free(source);
 		return ret;
 	}
+	bop__pipeline_watch(p, bop__catalog_cancel_flag(run->catalog));
 	if ((ret = bop_pipeline_set_source(p, source)) < 0 ||
 	    (ret = add_backup_stages(run, p)) < 0 ||
 	    (ret = bop_storage_put(storage, &sink, run->object, NULL)) < 0 ||
@@ -419,6 +420,7 @@ static int build_restore(bop_catalog_t *c, const bop_manifest_t *m,
 		bop_sink_free(sink);
 		return ret;
 	}
+	bop__pipeline_watch(p, bop__catalog_cancel_flag(c));
 	ret = bop_pipeline_set_sink(p, sink);
 	if (ret == 0) {
 		ret = bop_storage_get(bop__catalog_storage(c), &source, bop_manifest_object_key(m), 0);

@@ -14,6 +14,7 @@ struct bop_catalog {
 	bop_storage_t *storage;         /* borrowed */
 	char *name;
 	char *prefix;                   /* "<name>/" */
+	volatile sig_atomic_t canceled; /* set by bop_catalog_cancel() */
 };
 
 /* Keys collected by a listing, so that no I/O happens inside the backend's callback. */
@@ -56,6 +57,17 @@ BOP_EXTERN(int) bop_catalog_open(bop_catalog_t **out, bop_storage_t *storage, co
 	}
 	*out = c;
 	return 0;
+}
+
+BOP_EXTERN(void) bop_catalog_cancel(bop_catalog_t *catalog)
+{
+	if (catalog)
+		catalog->canceled = 1;
+}
+
+volatile sig_atomic_t *bop__catalog_cancel_flag(bop_catalog_t *catalog)
+{
+	return &catalog->canceled;
 }
 
 BOP_EXTERN(void) bop_catalog_free(bop_catalog_t *catalog)

@@ -22,6 +22,7 @@ struct bop_pipeline {
 	bop_sink_t *sink;
 	unsigned char **bufs;          /* one output buffer per stage, plus the read buffer */
 	volatile sig_atomic_t canceled;
+	volatile sig_atomic_t *watched;     /* an owner's cancel flag, or NULL */
 	atomic_uint_fast64_t bytes_in;
 	atomic_uint_fast64_t bytes_out;
 	struct timespec last_progress;
@@ -104,6 +105,16 @@ BOP_EXTERN(int) bop_pipeline_set_sink(bop_pipeline_t *p, bop_sink_t *sink)
 	return 0;
 }
 
+static bool is_canceled(const bop_pipeline_t *p)
+{
+	return p->canceled || (p->watched && *p->watched);
+}
+
+void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag)
+{
+	p->watched = flag;
+}
+
 static void report_progress(bop_pipeline_t *p, bool force)
 {
 	struct timespec now;
@@ -127,7 +138,7 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 	unsigned idle = 0;
 	int ret;
 
-	if (p->canceled)
+	if (is_canceled(p))
 		return bop__error(BOP_ECANCELED, "the operation was canceled");
 	if (i == p->nstages) {
 		size_t len = in->size - in->pos;
@@ -194,7 +205,7 @@ static int pump(bop_pipeline_t *p)
 		size_t got = 0;
 		bop_inbuf_t in;
 
-		if (p->canceled)
+		if (is_canceled(p))
 			return bop__error(BOP_ECANCELED, "the operation was canceled");
 		ret = bop_source_read(p->source, p->bufs[0], p->opts.buffer_size, &got);
 		if (ret < 0)
