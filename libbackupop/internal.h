@@ -41,7 +41,7 @@ int bop__error_oom(void);
 /* ---- util/log.c ---- */
 
 void bop__log(bop_log_level_t level, const char *component, const char *fmt, ...) BOP_PRINTF(3, 4);
-void bop__logv(bop_log_level_t level, const char *component, const char *fmt, va_list ap);
+void bop__logv(bop_log_level_t level, const char *component, const char *fmt, va_list ap) BOP_PRINTF(3, 0);
 bool bop__log_enabled(bop_log_level_t level);
 
 /* A malloc'd copy of `text` with every registered secret replaced by "[REDACTED]". */

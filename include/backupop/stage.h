@@ -11,6 +11,7 @@
  *     or BOP_STREAM_END at the end of the input, repeatedly, until it returns 0. After END,
  *     the stage has written its trailer and checked what it can (a decrypting stage fails
  *     here on a truncated stream).
+ * Either buffer may be NULL when its size is 0.
  * A negative return is a bop_error_t; bop_error_last() says what happened. A stage never
  * writes output it has not authenticated or verified where its format carries a check.
  */

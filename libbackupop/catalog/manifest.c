@@ -530,6 +530,16 @@ static int parse_rest(json_object *root, bop_manifest_t *m)
 	return 0;
 }
 
+/* The input is not NUL-terminated: look at exactly `len` bytes. */
+static bool only_whitespace(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (!strchr(" \t\r\n", s[i]))
+			return false;
+	}
+	return true;
+}
+
 static int parse_document(const char *json, size_t len, json_object **out)
 {
 	json_tokener *tok;
@@ -547,8 +557,8 @@ static int parse_document(const char *json, size_t len, json_object **out)
 			json_tokener_get_parse_end(tok));
 		goto out;
 	}
-	if (strspn(json + json_tokener_get_parse_end(tok), " \t\r\n") !=
-	    len - json_tokener_get_parse_end(tok)) {
+	if (!only_whitespace(json + json_tokener_get_parse_end(tok),
+	    len - json_tokener_get_parse_end(tok))) {
 		ret = bop__error(BOP_EFORMAT, "invalid manifest: unexpected data after the JSON document");
 		goto out;
 	}

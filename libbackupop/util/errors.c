@@ -19,6 +19,7 @@ static void set_message(const char *text)
 	free(clean);
 }
 
+BOP_PRINTF(3, 0)
 static int error_v(int code, const char *suffix, const char *fmt, va_list ap)
 {
 	char buf[BOP_ERROR_MAX];
