@@ -1,0 +1,115 @@
+#!/bin/sh
+# A backup round trip from a fresh checkout: installs the build dependencies (Debian 12,
+# with apt-get, as root or through sudo) if any is missing, builds backupop into ./build,
+# then with the built CLI: keygen -> backup (zstd + age) -> list -> verify -> restore ->
+# compare. Exits non-zero if anything fails or the restored data differs.
+#
+#   ./examples/roundtrip.sh            # 64 MiB of SQL-like sample data
+#   SAMPLE_MIB=512 BUILD=/tmp/b ./examples/roundtrip.sh
+set -eu
+
+DEPS="meson ninja-build pkg-config gcc libzstd-dev zlib1g-dev libjson-c-dev libyaml-dev libssl-dev libuv1-dev scdoc zstd age"
+SAMPLE_MIB=${SAMPLE_MIB:-64}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-"$ROOT/build"}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'roundtrip: %s\n' "$*" >&2; exit 1; }
+
+install_deps() {
+	missing=""
+	for pkg in $DEPS; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" ||
+			missing="$missing $pkg"
+	done
+	[ -z "$missing" ] && return 0
+	command -v apt-get >/dev/null || die "missing packages:$missing (and no apt-get to install them)"
+	if [ "$(id -u)" -eq 0 ]; then
+		sudo=""
+	elif command -v sudo >/dev/null; then
+		sudo="sudo"
+	else
+		die "missing packages:$missing; run as root or install sudo"
+	fi
+	say "installing:$missing"
+	$sudo apt-get update -q
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $missing
+}
+
+build() {
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		say "configuring $BUILD"
+		meson setup "$BUILD" "$ROOT" >/dev/null
+	fi
+	say "building"
+	ninja -C "$BUILD" >/dev/null
+}
+
+# SQL-like text: compresses like a real dump does.
+make_sample() {
+	awk -v bytes="$(($1 * 1024 * 1024))" 'BEGIN {
+		print "CREATE TABLE orders (id bigint, customer text, amount numeric, day date);"
+		for (i = 1; n < bytes; i++) {
+			line = sprintf("INSERT INTO orders VALUES (%d, '\''customer-%d'\'', %d.%02d, '\''2026-%02d-%02d'\'');", i, (i * 7919) % 100003, (i * 31) % 10000, i % 100, i % 12 + 1, i % 28 + 1)
+			print line
+			n += length(line) + 1
+		}
+	}' | head -c "$(($1 * 1024 * 1024))" >"$2"
+}
+
+size_of() { stat -c %s "$1"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+install_deps
+build
+BOP="$BUILD/runner/cli/backupop"
+[ -x "$BOP" ] || die "the build did not produce $BOP"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/backupop-roundtrip.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+STORAGE="file://$TMP/backups"
+
+say "generating ${SAMPLE_MIB} MiB of sample data"
+make_sample "$SAMPLE_MIB" "$TMP/sample.sql"
+
+say "backupop keygen"
+RECIPIENT=$("$BOP" keygen -o "$TMP/key.txt")
+
+say "backupop backup (zstd + age)"
+t0=$(now)
+ID=$("$BOP" --log-level warn backup --storage "$STORAGE" --recipient "$RECIPIENT" \
+	--tag example -i "$TMP/sample.sql")
+t1=$(now)
+
+say "backupop list"
+"$BOP" --log-level warn list --storage "$STORAGE"
+
+say "backupop verify latest"
+"$BOP" --log-level warn verify --storage "$STORAGE" --identity "$TMP/key.txt" latest
+t2=$(now)
+
+say "backupop restore latest"
+"$BOP" --log-level warn restore --storage "$STORAGE" --identity "$TMP/key.txt" latest \
+	-o "$TMP/restored.sql"
+t3=$(now)
+
+cmp "$TMP/sample.sql" "$TMP/restored.sql" || die "the restored data differs from the original"
+
+DATA=$(ls "$TMP/backups/default/$ID"/data*)
+plain=$(size_of "$TMP/sample.sql")
+stored=$(size_of "$DATA")
+cat <<EOF
+
+backup      $ID
+object      default/$ID/$(basename "$DATA")
+plaintext   $plain bytes
+stored      $stored bytes (ratio $(awk -v p="$plain" -v s="$stored" 'BEGIN { printf "%.2f", p / s }'))
+backup      $(elapsed "$t0" "$t1") s
+verify      $(elapsed "$t1" "$t2") s
+restore     $(elapsed "$t2" "$t3") s
+result      restored data is identical
+EOF

@@ -1,0 +1,173 @@
+/*
+ * The backupop command line tool. It uses only the public API of libbackupop.
+ *
+ * Settings come from three places, the later overriding the earlier setting by setting:
+ * built-in defaults, the --config YAML file, and command-line flags.
+ */
+#ifndef BACKUPOP_CLI_H
+#define BACKUPOP_CLI_H
+
+#include <backupop.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit codes; documented in backupop(1) and `backupop help`. */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAILED = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_NOTFOUND = 3,
+	CLI_EXIT_INTEGRITY = 4,
+	CLI_EXIT_KEY = 5,
+	CLI_EXIT_LOCKED = 6,
+	CLI_EXIT_CHILD = 7,
+	CLI_EXIT_INTERRUPTED = 130,
+};
+
+/* The commands, as bits so that each option can say where it applies. */
+enum {
+	CLI_CMD_BACKUP = 1 << 0,
+	CLI_CMD_RESTORE = 1 << 1,
+	CLI_CMD_VERIFY = 1 << 2,
+	CLI_CMD_LIST = 1 << 3,
+	CLI_CMD_PRUNE = 1 << 4,
+	CLI_CMD_KEYGEN = 1 << 5,
+	CLI_CMD_GLOBAL = 1 << 6,        /* may also come before the command name */
+};
+
+/* A NULL-terminated list of strings; `set` says whether it was given at all. */
+typedef struct cli_strlist {
+	char **items;
+	size_t count;
+	bool set;
+} cli_strlist_t;
+
+/* Retention rules in the order of the --keep-* flags. */
+enum {
+	CLI_KEEP_LAST,
+	CLI_KEEP_HOURLY,
+	CLI_KEEP_DAILY,
+	CLI_KEEP_WEEKLY,
+	CLI_KEEP_MONTHLY,
+	CLI_KEEP_YEARLY,
+	CLI_KEEP_COUNT,
+};
+
+/* Everything a config file or the flags can set. NULL strings and negative numbers are
+ * "not set". */
+typedef struct cli_settings {
+	char *storage;
+	char *name;
+	char *compression;
+	int level;
+	int threads;
+	cli_strlist_t recipients;
+	char *recipients_file;
+	char *identity_file;
+	char *passphrase_file;
+	int scrypt_work_factor;
+	long long keep[CLI_KEEP_COUNT];
+	int64_t keep_within;
+	cli_strlist_t keep_tags;
+	cli_strlist_t tags;
+} cli_settings_t;
+
+/* One run of one command. */
+typedef struct cli {
+	unsigned int command;           /* CLI_CMD_* */
+	const char *command_name;
+	cli_settings_t settings;        /* merged: config, then flags */
+	const char *config_path;
+	bool quiet;
+	bool json;
+	bool dry_run;
+	const char *input;              /* backup -i */
+	const char *output;             /* restore/keygen -o */
+	char **args;                    /* positional arguments */
+	int nargs;
+	char **exec_argv;               /* after "--", NULL-terminated, or NULL */
+} cli_t;
+
+/* Set by the SIGINT/SIGTERM handler during backup and restore. */
+extern volatile sig_atomic_t cli_interrupted;
+
+/* settings.c */
+void cli_settings_init(cli_settings_t *s);
+void cli_settings_clear(cli_settings_t *s);
+/* Moves every setting that is set in `over` into `base`. */
+void cli_settings_merge(cli_settings_t *base, cli_settings_t *over);
+int cli_strlist_add(cli_strlist_t *list, const char *item);
+void cli_strlist_clear(cli_strlist_t *list);
+bool cli_settings_has_retention(const cli_settings_t *s);
+/* The retention policy of the settings; it borrows the keep-tags list. */
+void cli_retention_policy(const cli_settings_t *s, bop_retention_policy_t *policy);
+/* Parses "7d", "12h", "1w2d", "90m", "3600s" or plain seconds. -1 when invalid. */
+int64_t cli_parse_duration(const char *text);
+/* Parses a non-negative decimal integer up to `max`. -1 when invalid. */
+long long cli_parse_count(const char *text, long long max);
+
+/* config.c: loads a YAML config file into `s`. Prints the error; returns an exit code. */
+int cli_config_load(cli_settings_t *s, const char *path);
+
+/* args.c */
+int cli_parse_args(cli_t *cli, int argc, char **argv);
+void cli_free(cli_t *cli);
+void cli_print_command_help(FILE *out, unsigned int command);
+void cli_print_help(FILE *out);
+
+/* errors.c */
+/* Prints "backupop: error: <bop_error_last()>" and maps the code to an exit code.
+ * `stored_data` makes a malformed-input error an integrity failure (it came from storage). */
+int cli_fail(int code, bool stored_data);
+/* Prints "backupop: error: <message>" and returns `exit_code`. */
+int cli_error(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage(const cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_exit_code(int code, bool stored_data);
+/* Like cli_fail() for a command that could not be started: exit status 7. */
+int cli_fail_command(int code);
+
+/* keys.c: the keys to encrypt with (backup) or decrypt with (restore, verify). *out is
+ * NULL when nothing applies. Returns an exit code. */
+int cli_keys_for_backup(const cli_settings_t *s, bop_keys_t **out);
+int cli_keys_for_restore(const cli_settings_t *s, bop_keys_t **out);
+
+/* progress.c */
+typedef struct cli_progress {
+	bool enabled;
+	bool shown;
+	const char *verb;
+	double start;
+} cli_progress_t;
+
+void cli_progress_start(cli_progress_t *p, const char *verb, bool quiet);
+void cli_progress_update(uint64_t bytes_in, uint64_t bytes_out, void *payload);
+void cli_progress_end(cli_progress_t *p);
+void cli_format_size(char *buf, size_t len, uint64_t bytes);
+void cli_install_signal_handlers(void);
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Opens the storage and catalog of the settings. Returns an exit code. */
+int cli_open_catalog(const cli_t *cli, bop_storage_t **storage, bop_catalog_t **catalog);
+
+/* How long the catalog lock of a backup or prune lasts unless refreshed, and how often a
+ * running backup refreshes it. */
+#define CLI_LOCK_TTL_SECONDS 600
+#define CLI_LOCK_REFRESH_SECONDS 60
+
+/* Takes the catalog's lock for a writer (backup, prune). Returns an exit code (6 when
+ * someone else holds it). */
+int cli_lock_catalog(const cli_t *cli, bop_catalog_t *catalog, bop_lock_t **out);
+
+/* The commands; each returns an exit code. */
+int cli_cmd_backup(cli_t *cli);
+int cli_cmd_restore(cli_t *cli);
+int cli_cmd_verify(cli_t *cli);
+int cli_cmd_list(cli_t *cli);
+int cli_cmd_prune(cli_t *cli);
+int cli_cmd_keygen(cli_t *cli);
+
+#endif

@@ -1,0 +1,68 @@
+/* backupop: the command line tool. See backupop(1). */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_open_catalog(const cli_t *cli, bop_storage_t **storage, bop_catalog_t **catalog)
+{
+	int ret;
+
+	*storage = NULL;
+	*catalog = NULL;
+	ret = bop_storage_open(storage, cli->settings.storage, NULL);
+	if (ret < 0)
+		return cli_fail(ret, false);
+	ret = bop_catalog_open(catalog, *storage, cli->settings.name);
+	if (ret < 0) {
+		bop_storage_free(*storage);
+		*storage = NULL;
+		return cli_fail(ret, false);
+	}
+	return 0;
+}
+
+int cli_lock_catalog(const cli_t *cli, bop_catalog_t *catalog, bop_lock_t **out)
+{
+	char host[256] = "", owner[512];
+	int ret;
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "unknown host");
+	snprintf(owner, sizeof(owner), "backupop %s (%s, pid %ld)", cli->command_name, host,
+		(long)getpid());
+	ret = bop_catalog_lock(catalog, out, owner, CLI_LOCK_TTL_SECONDS);
+	return ret < 0 ? cli_fail(ret, false) : 0;
+}
+
+static int run(cli_t *cli)
+{
+	switch (cli->command) {
+	case CLI_CMD_BACKUP: return cli_cmd_backup(cli);
+	case CLI_CMD_RESTORE: return cli_cmd_restore(cli);
+	case CLI_CMD_VERIFY: return cli_cmd_verify(cli);
+	case CLI_CMD_LIST: return cli_cmd_list(cli);
+	case CLI_CMD_PRUNE: return cli_cmd_prune(cli);
+	case CLI_CMD_KEYGEN: return cli_cmd_keygen(cli);
+	default: return cli_error(CLI_EXIT_USAGE, "no command given (try 'backupop help')");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	cli_t cli;
+	int ret;
+
+	memset(&cli, 0, sizeof(cli));
+	cli_settings_init(&cli.settings);
+	ret = cli_parse_args(&cli, argc, argv);
+	if (ret == 0)
+		ret = run(&cli);
+	else if (ret < 0)
+		ret = CLI_EXIT_OK;
+	cli_free(&cli);
+	if (fflush(stdout) != 0 && ret == CLI_EXIT_OK)
+		ret = cli_error(CLI_EXIT_FAILED, "cannot write to standard output");
+	return ret;
+}

@@ -1,0 +1,180 @@
+/* Settings: defaults, merging config and flags, and small value parsers. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_settings_init(cli_settings_t *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->level = -1;
+	s->threads = -1;
+	s->scrypt_work_factor = -1;
+	for (int i = 0; i < CLI_KEEP_COUNT; i++)
+		s->keep[i] = -1;
+	s->keep_within = -1;
+}
+
+void cli_strlist_clear(cli_strlist_t *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		free(list->items[i]);
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+void cli_settings_clear(cli_settings_t *s)
+{
+	free(s->storage);
+	free(s->name);
+	free(s->compression);
+	free(s->recipients_file);
+	free(s->identity_file);
+	free(s->passphrase_file);
+	cli_strlist_clear(&s->recipients);
+	cli_strlist_clear(&s->keep_tags);
+	cli_strlist_clear(&s->tags);
+	cli_settings_init(s);
+}
+
+int cli_strlist_add(cli_strlist_t *list, const char *item)
+{
+	char **items = realloc(list->items, (list->count + 2) * sizeof(*items));
+
+	if (!items)
+		return -1;
+	list->items = items;
+	if (!(items[list->count] = strdup(item)))
+		return -1;
+	items[++list->count] = NULL;
+	list->set = true;
+	return 0;
+}
+
+static void take_string(char **base, char **over)
+{
+	if (!*over)
+		return;
+	free(*base);
+	*base = *over;
+	*over = NULL;
+}
+
+static void take_list(cli_strlist_t *base, cli_strlist_t *over)
+{
+	if (!over->set)
+		return;
+	cli_strlist_clear(base);
+	*base = *over;
+	memset(over, 0, sizeof(*over));
+}
+
+void cli_settings_merge(cli_settings_t *base, cli_settings_t *over)
+{
+	take_string(&base->storage, &over->storage);
+	take_string(&base->name, &over->name);
+	take_string(&base->compression, &over->compression);
+	take_string(&base->recipients_file, &over->recipients_file);
+	take_string(&base->identity_file, &over->identity_file);
+	take_string(&base->passphrase_file, &over->passphrase_file);
+	if (over->level >= 0)
+		base->level = over->level;
+	if (over->threads >= 0)
+		base->threads = over->threads;
+	if (over->scrypt_work_factor >= 0)
+		base->scrypt_work_factor = over->scrypt_work_factor;
+	for (int i = 0; i < CLI_KEEP_COUNT; i++)
+		if (over->keep[i] >= 0)
+			base->keep[i] = over->keep[i];
+	if (over->keep_within >= 0)
+		base->keep_within = over->keep_within;
+	take_list(&base->recipients, &over->recipients);
+	take_list(&base->keep_tags, &over->keep_tags);
+	take_list(&base->tags, &over->tags);
+}
+
+bool cli_settings_has_retention(const cli_settings_t *s)
+{
+	for (int i = 0; i < CLI_KEEP_COUNT; i++)
+		if (s->keep[i] > 0)
+			return true;
+	return s->keep_within > 0 || s->keep_tags.count > 0;
+}
+
+long long cli_parse_count(const char *text, long long max)
+{
+	char *end;
+	long long v;
+
+	if (!text || !isdigit((unsigned char)text[0]))
+		return -1;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	return v;
+}
+
+static int64_t unit_seconds(char unit)
+{
+	switch (unit) {
+	case 's': return 1;
+	case 'm': return 60;
+	case 'h': return 3600;
+	case 'd': return 86400;
+	case 'w': return 7 * 86400;
+	case 'y': return 365 * 86400;
+	default: return 0;
+	}
+}
+
+int64_t cli_parse_duration(const char *text)
+{
+	const char *p = text;
+	int64_t total = 0;
+
+	if (!text || !*text)
+		return -1;
+	while (*p) {
+		char *end;
+		long long n;
+		int64_t unit;
+
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		errno = 0;
+		n = strtoll(p, &end, 10);
+		if (errno || n > INT32_MAX)
+			return -1;
+		if (!*end && p == text)
+			return n;       /* plain seconds */
+		unit = unit_seconds(*end);
+		if (!unit)
+			return -1;
+		total += n * unit;
+		if (total > INT64_MAX / 4)
+			return -1;
+		p = end + 1;
+	}
+	return total;
+}
+
+void cli_retention_policy(const cli_settings_t *s, bop_retention_policy_t *policy)
+{
+	bop_retention_policy_init(policy, BOP_RETENTION_POLICY_VERSION);
+	policy->keep_last = s->keep[CLI_KEEP_LAST] > 0 ? (unsigned int)s->keep[CLI_KEEP_LAST] : 0;
+	policy->keep_hourly = s->keep[CLI_KEEP_HOURLY] > 0 ?
+		(unsigned int)s->keep[CLI_KEEP_HOURLY] : 0;
+	policy->keep_daily = s->keep[CLI_KEEP_DAILY] > 0 ? (unsigned int)s->keep[CLI_KEEP_DAILY] : 0;
+	policy->keep_weekly = s->keep[CLI_KEEP_WEEKLY] > 0 ?
+		(unsigned int)s->keep[CLI_KEEP_WEEKLY] : 0;
+	policy->keep_monthly = s->keep[CLI_KEEP_MONTHLY] > 0 ?
+		(unsigned int)s->keep[CLI_KEEP_MONTHLY] : 0;
+	policy->keep_yearly = s->keep[CLI_KEEP_YEARLY] > 0 ?
+		(unsigned int)s->keep[CLI_KEEP_YEARLY] : 0;
+	policy->keep_within_seconds = s->keep_within > 0 ? s->keep_within : 0;
+	policy->keep_tags = (const char *const *)s->keep_tags.items;
+}
