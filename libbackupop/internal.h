@@ -67,8 +67,9 @@ void bop__hex(char *out, const unsigned char *in, size_t n);
 /* Reads a whole small file (at most `max` bytes, else BOP_EINVAL). NUL-terminated. */
 int bop__read_file(const char *path, char **out, size_t *len, size_t max);
 
-/* Wall-clock time, unix seconds. */
+/* Wall-clock time, unix seconds / milliseconds. */
 int64_t bop__now(void);
+int64_t bop__now_ms(void);
 
 /* ---- pipeline ---- */
 
@@ -118,8 +119,8 @@ typedef struct bop__manifest_info {
 	const char *id;
 	const char *name;
 	const char *engine;
-	int64_t start_time;
-	int64_t end_time;
+	int64_t start_ms;                       /* unix milliseconds */
+	int64_t end_ms;
 	uint64_t plain_bytes;
 	const char *plain_sha256;
 	uint64_t stored_bytes;

@@ -25,7 +25,8 @@
 typedef struct backup_run {
 	bop_catalog_t *catalog;
 	bop_backup_options_t opts;
-	int64_t start;
+	int64_t start;                  /* seconds, for the id */
+	int64_t start_ms;
 	char id[32];
 	char *object;
 	bop_stage_t *plain_tap;         /* owned by the pipeline */
@@ -243,10 +244,10 @@ static int make_manifest(backup_run_t *run, bop_manifest_t **out)
 	info.id = run->id;
 	info.name = bop__catalog_name(run->catalog);
 	info.engine = run->opts.engine ? run->opts.engine : "stdin";
-	info.start_time = run->start;
-	info.end_time = bop__now();
-	if (info.end_time < info.start_time)
-		info.end_time = info.start_time;
+	info.start_ms = run->start_ms;
+	info.end_ms = bop__now_ms();
+	if (info.end_ms < info.start_ms)
+		info.end_ms = info.start_ms;
 	info.plain_bytes = run->plain_bytes;
 	info.plain_sha256 = run->plain_sha256;
 	info.stored_bytes = run->stored_bytes;
@@ -325,7 +326,8 @@ BOP_EXTERN(int) bop_catalog_backup(bop_catalog_t *catalog, bop_manifest_t **out,
 	}
 	run.catalog = catalog;
 	run.opts = opts ? *opts : defaults;
-	run.start = bop__now();
+	run.start_ms = bop__now_ms();
+	run.start = run.start_ms / 1000;
 	if ((ret = check_backup_options(&run.opts)) < 0 ||
 	    (ret = new_id(run.id, sizeof(run.id), run.start)) < 0) {
 		bop_source_free(source);

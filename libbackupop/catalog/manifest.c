@@ -27,8 +27,8 @@ struct bop_manifest {
 	char *engine;
 	char *tool_name;
 	char *tool_version;
-	int64_t start_time;
-	int64_t end_time;
+	int64_t start_ms;               /* unix milliseconds: orders backups of one second */
+	int64_t end_ms;
 	uint64_t plain_bytes;
 	char plain_sha256[BOP_SHA256_HEX_SIZE];
 	uint64_t stored_bytes;
@@ -120,20 +120,42 @@ void bop__catalog_format_time(char *out, size_t size, int64_t t)
 		snprintf(out, size, "@%lld", (long long)t);
 }
 
-/* Accepts exactly what bop__catalog_format_time() writes (so no "2026-02-30"). */
+/* Manifest times: "2026-11-21T02:00:00Z", or with milliseconds "2026-11-21T02:00:00.250Z"
+ * when they are not zero, so that backups started within one second still sort. */
+static void format_time_ms(char *out, size_t size, int64_t ms)
+{
+	int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+	int frac = (int)(ms - sec * 1000);
+	size_t n;
+
+	bop__catalog_format_time(out, size, sec);
+	n = strlen(out);
+	if (frac && n > 0 && out[n - 1] == 'Z')
+		snprintf(out + n - 1, size - (n - 1), ".%03dZ", frac);
+}
+
+/* Accepts exactly what format_time_ms() writes (so no "2026-02-30", no ".000"). */
 static bool parse_time(const char *s, int64_t *out)
 {
 	struct tm tm = { 0 };
-	char again[32];
+	char again[40];
 	const char *end;
+	int frac = 0;
 
-	if (strlen(s) != 20)
+	if (strlen(s) != 20 && strlen(s) != 24)
 		return false;
-	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (!end || *end)
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
 		return false;
-	*out = (int64_t)timegm(&tm);
-	bop__catalog_format_time(again, sizeof(again), *out);
+	if (*end == '.') {
+		if (strspn(end + 1, "0123456789") != 3 || strcmp(end + 4, "Z") != 0)
+			return false;
+		frac = atoi(end + 1);
+	} else if (strcmp(end, "Z") != 0) {
+		return false;
+	}
+	*out = (int64_t)timegm(&tm) * 1000 + frac;
+	format_time_ms(again, sizeof(again), *out);
 	return strcmp(again, s) == 0;
 }
 
@@ -246,8 +268,8 @@ int bop__manifest_new(bop_manifest_t **out, const bop__manifest_info_t *info)
 		ret = strv_copy(&m->tags, &m->ntags, info->tags);
 	if (ret < 0)
 		goto fail;
-	m->start_time = info->start_time;
-	m->end_time = info->end_time;
+	m->start_ms = info->start_ms;
+	m->end_ms = info->end_ms;
 	m->plain_bytes = info->plain_bytes;
 	m->stored_bytes = info->stored_bytes;
 	memcpy(m->plain_sha256, info->plain_sha256, BOP_SHA256_HEX_SIZE);
@@ -391,10 +413,10 @@ static int parse_times(json_object *root, bop_manifest_t *m)
 {
 	int ret;
 
-	if ((ret = member_time(root, "startTime", "startTime", &m->start_time)) < 0 ||
-	    (ret = member_time(root, "endTime", "endTime", &m->end_time)) < 0)
+	if ((ret = member_time(root, "startTime", "startTime", &m->start_ms)) < 0 ||
+	    (ret = member_time(root, "endTime", "endTime", &m->end_ms)) < 0)
 		return ret;
-	if (m->end_time < m->start_time)
+	if (m->end_ms < m->start_ms)
 		return bad("endTime", "is before startTime");
 	return 0;
 }
@@ -627,11 +649,11 @@ static int add_string(json_object *obj, const char *key, const char *s)
 	return add(obj, key, json_object_new_string(s));
 }
 
-static int add_time(json_object *obj, const char *key, int64_t t)
+static int add_time(json_object *obj, const char *key, int64_t ms)
 {
-	char buf[32];
+	char buf[40];
 
-	bop__catalog_format_time(buf, sizeof(buf), t);
+	format_time_ms(buf, sizeof(buf), ms);
 	return add_string(obj, key, buf);
 }
 
@@ -689,8 +711,8 @@ static int build_document(const bop_manifest_t *m, json_object *root)
 	    (ret = add_string(root, "engine", m->engine)) < 0 ||
 	    (ret = add(root, "tool", pair_object("name", json_object_new_string(m->tool_name),
 		"version", json_object_new_string(m->tool_version)))) < 0 ||
-	    (ret = add_time(root, "startTime", m->start_time)) < 0 ||
-	    (ret = add_time(root, "endTime", m->end_time)) < 0 ||
+	    (ret = add_time(root, "startTime", m->start_ms)) < 0 ||
+	    (ret = add_time(root, "endTime", m->end_ms)) < 0 ||
 	    (ret = add(root, "plain", digest_object(m->plain_bytes, m->plain_sha256))) < 0 ||
 	    (ret = add(root, "stored", digest_object(m->stored_bytes, m->stored_sha256))) < 0 ||
 	    (ret = add(root, "compression", pair_object(
@@ -751,12 +773,12 @@ BOP_EXTERN(const char *) bop_manifest_engine(const bop_manifest_t *m)
 
 BOP_EXTERN(int64_t) bop_manifest_start_time(const bop_manifest_t *m)
 {
-	return m ? m->start_time : 0;
+	return m ? m->start_ms / 1000 : 0;
 }
 
 BOP_EXTERN(int64_t) bop_manifest_end_time(const bop_manifest_t *m)
 {
-	return m ? m->end_time : 0;
+	return m ? m->end_ms / 1000 : 0;
 }
 
 BOP_EXTERN(uint64_t) bop_manifest_plain_bytes(const bop_manifest_t *m)
@@ -834,8 +856,8 @@ static int compare_manifests(const void *a, const void *b)
 	const bop_manifest_t *x = *(bop_manifest_t *const *)a;
 	const bop_manifest_t *y = *(bop_manifest_t *const *)b;
 
-	if (x->start_time != y->start_time)
-		return x->start_time < y->start_time ? -1 : 1;
+	if (x->start_ms != y->start_ms)
+		return x->start_ms < y->start_ms ? -1 : 1;
 	return strcmp(x->id, y->id);
 }
 

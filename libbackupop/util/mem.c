@@ -154,3 +154,11 @@ int64_t bop__now(void)
 {
 	return (int64_t)time(NULL);
 }
+
+int64_t bop__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

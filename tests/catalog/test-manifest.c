@@ -205,8 +205,58 @@ static void test_helpers(void)
 	ok(!bop__catalog_id_valid("-x"), "id starting with '-'");
 }
 
+/* A copy of `s` with the first `old` replaced by `new`. */
+static char *replace_once(const char *s, const char *old, const char *new)
+{
+	const char *hit = strstr(s, old);
+	char *out = NULL;
+
+	if (!hit || asprintf(&out, "%.*s%s%s", (int)(hit - s), s, new, hit + strlen(old)) < 0)
+		exit(2);
+	return out;
+}
+
+/* Backups started within one second keep their order through the milliseconds. */
+static void test_subsecond_order(void)
+{
+	const char *base = "\"startTime\": \"2026-11-21T02:00:00Z\"";
+	char *a0 = manifest_json("20261121T020000Z-zzzz", utc("2026-11-21T02:00:00Z"), NULL);
+	char *b0 = manifest_json("20261121T020000Z-aaaa", utc("2026-11-21T02:00:00Z"), NULL);
+	/* "zzzz" started first (.040) and "aaaa" later (.250): ids alone would sort wrong. */
+	char *a = replace_once(a0, base, "\"startTime\": \"2026-11-21T02:00:00.040Z\"");
+	char *b = replace_once(b0, base, "\"startTime\": \"2026-11-21T02:00:00.250Z\"");
+	char *bad = replace_once(b0, base, "\"startTime\": \"2026-11-21T02:00:00.000Z\"");
+	bop_manifest_t *ma = NULL, *mb = NULL, *again = NULL, *refused = NULL;
+	bop_manifest_list_t *list = NULL;
+	char *json = NULL;
+
+	is_int(bop_manifest_parse(&ma, a, strlen(a)), 0, "a start time with milliseconds parses");
+	is_int(bop_manifest_parse(&mb, b, strlen(b)), 0, "a second one too");
+	is_int(bop_manifest_start_time(ma), utc("2026-11-21T02:00:00Z"), "the getter gives seconds");
+	bop_manifest_to_json(mb, &json);
+	ok(json && strstr(json, "2026-11-21T02:00:00.250Z") != NULL, "milliseconds survive serialization");
+	ok(json && bop_manifest_parse(&again, json, strlen(json)) == 0, "and parse again");
+	is_int(bop_manifest_parse(&refused, bad, strlen(bad)), BOP_EFORMAT,
+		"\".000Z\" is not the canonical form and is refused");
+	bop__manifest_list_new(&list);
+	bop__manifest_list_append(list, mb);
+	bop__manifest_list_append(list, ma);
+	bop__manifest_list_sort(list);
+	is_str(bop_manifest_id(bop_manifest_list_get(list, 1)), "20261121T020000Z-aaaa",
+		"the later of two backups in one second sorts last (it is 'latest')");
+	bop_manifest_list_free(list);
+	bop_manifest_free(again);
+	bop_free(json);
+	free(a0);
+	free(b0);
+	free(a);
+	free(b);
+	free(bad);
+}
+
 int main(void)
 {
+	test_subsecond_order();
 	test_round_trip();
 	test_unknown_fields();
 	test_bad_documents();
