@@ -309,7 +309,7 @@ static int bad(const char *path, const char *what)
 static int member(json_object *obj, const char *key, const char *path, json_type type,
 	json_object **out)
 {
-	json_object *v;
+	json_object *v = NULL;
 
 	if (!json_object_object_get_ex(obj, key, &v) || !v)
 		return bad(path, "is missing");
@@ -336,7 +336,7 @@ static int string_value(json_object *v, const char *path, const char **out)
 
 static int member_string(json_object *obj, const char *key, const char *path, const char **out)
 {
-	json_object *v;
+	json_object *v = NULL;
 	int ret = member(obj, key, path, json_type_string, &v);
 
 	return ret < 0 ? ret : string_value(v, path, out);
@@ -344,7 +344,7 @@ static int member_string(json_object *obj, const char *key, const char *path, co
 
 static int member_dup(json_object *obj, const char *key, const char *path, char **out)
 {
-	const char *s;
+	const char *s = NULL;
 	int ret = member_string(obj, key, path, &s);
 
 	if (ret < 0)
@@ -356,8 +356,8 @@ static int member_dup(json_object *obj, const char *key, const char *path, char 
 static int member_int(json_object *obj, const char *key, const char *path, int64_t max,
 	int64_t *out)
 {
-	json_object *v;
-	int64_t n;
+	json_object *v = NULL;
+	int64_t n = 0;
 	int ret = member(obj, key, path, json_type_int, &v);
 
 	if (ret < 0)
@@ -373,7 +373,7 @@ static int member_int(json_object *obj, const char *key, const char *path, int64
 
 static int member_time(json_object *obj, const char *key, const char *path, int64_t *out)
 {
-	const char *s;
+	const char *s = NULL;
 	int ret = member_string(obj, key, path, &s);
 
 	if (ret < 0)
@@ -425,9 +425,9 @@ static int parse_times(json_object *root, bop_manifest_t *m)
 static int parse_digest(json_object *root, const char *key, uint64_t *bytes, char *hex)
 {
 	char path[32];
-	json_object *obj;
-	const char *s;
-	int64_t n;
+	json_object *obj = NULL;
+	const char *s = NULL;
+	int64_t n = 0;
 	int ret;
 
 	ret = member(root, key, key, json_type_object, &obj);
@@ -450,9 +450,9 @@ static int parse_digest(json_object *root, const char *key, uint64_t *bytes, cha
 
 static int parse_compression(json_object *root, bop_manifest_t *m)
 {
-	json_object *obj;
-	const char *alg;
-	int64_t level;
+	json_object *obj = NULL;
+	const char *alg = NULL;
+	int64_t level = 0;
 	int ret;
 
 	if ((ret = member(root, "compression", "compression", json_type_object, &obj)) < 0 ||
@@ -489,7 +489,7 @@ static int parse_strings(json_object *obj, const char *key, const char *path,
 		return BOP_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(arr, i);
-		const char *s;
+		const char *s = NULL;
 
 		if (!e || json_object_get_type(e) != json_type_string ||
 		    string_value(e, path, &s) < 0 || !valid(s)) {
@@ -519,7 +519,7 @@ static bool fingerprint_valid(const char *s)
 
 static int parse_encryption(json_object *root, bop_manifest_t *m)
 {
-	json_object *obj;
+	json_object *obj = NULL;
 	int ret;
 
 	if ((ret = member(root, "encryption", "encryption", json_type_object, &obj)) < 0 ||
@@ -537,8 +537,8 @@ static int parse_encryption(json_object *root, bop_manifest_t *m)
 
 static int parse_rest(json_object *root, bop_manifest_t *m)
 {
-	json_object *producer;
-	int64_t status;
+	json_object *producer = NULL;
+	int64_t status = 0;
 	int ret;
 
 	if ((ret = member(root, "producer", "producer", json_type_object, &producer)) < 0 ||

@@ -46,7 +46,7 @@ static void strv_free_wiped(char **v)
 /* The string of `obj`, refusing embedded NULs (they would silently cut an argument). */
 static int get_string(json_object *obj, const char *what, const char **out)
 {
-	const char *s;
+	const char *s = NULL;
 
 	if (!json_object_is_type(obj, json_type_string))
 		return bop__error(BOP_EINVAL, "%s must be a string", what);
@@ -61,7 +61,7 @@ static int parse_argv(json_object *val, const char *field, char ***out)
 {
 	size_t n;
 	char **argv;
-	const char *s;
+	const char *s = NULL;
 	char what[64];
 	int ret = 0;
 
@@ -109,7 +109,7 @@ static bool env_name_valid(const char *name)
 
 static int parse_env_var(exec_engine_t *e, size_t i, const char *name, json_object *val)
 {
-	const char *value;
+	const char *value = NULL;
 	char what[300];
 	int ret;
 
@@ -157,7 +157,7 @@ static int parse_timeout(exec_engine_t *e, json_object *val)
 
 static int parse_field(exec_engine_t *e, const char *key, json_object *val)
 {
-	const char *s;
+	const char *s = NULL;
 	int ret;
 
 	if (!strcmp(key, "backupCommand"))
@@ -190,7 +190,7 @@ static int parse_json(const char *text, json_object **out)
 {
 	size_t len = strlen(text);
 	json_tokener *tok;
-	json_object *obj;
+	json_object *obj = NULL;
 	enum json_tokener_error jerr;
 	size_t end;
 	int ret = 0;
