@@ -1,2 +1,920 @@
-/* Not written yet. */
+/*
+ * Child processes as sources (their stdout) and sinks (their stdin).
+ *
+ * Each command runs on a private libuv loop that is driven from the calling thread inside
+ * read(), write(), commit() and close(): the loop runs until there is data, room, an exit
+ * status or a deadline. Nothing runs in the background, so a slow consumer leaves the
+ * child blocked on a full pipe (backpressure). The child's stderr is passed to the log line
+ * by line while the loop runs. The child leads its own process group, so killing it also
+ * kills what it started (a shell's children), and it never sees a clean end of input on
+ * abort.
+ */
 #include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+extern char **environ;
+
+#define PIPE_SIZE (1 << 20)
+#define LOG_LINE_LEN 1024
+#define LAST_LINE_LEN 512
+#define NAME_LEN 60
+#define WRITE_CHUNK (1u << 30)
+/* After the child exits, how long its stderr may stay open (held by a grandchild). */
+#define DRAIN_GRACE_MS 500
+/* After a failed write, how long to wait for the exit status that explains it. */
+#define EXIT_GRACE_MS 2000
+
+typedef struct command command_t;
+
+typedef struct log_pipe {
+	uv_pipe_t pipe;
+	command_t *cmd;
+	bop_log_level_t level;
+	bool active;            /* the handle is initialized and not closed yet */
+	bool eof;
+	size_t len;
+	char line[LOG_LINE_LEN + 1];
+	char buf[16384];
+} log_pipe_t;
+
+struct command {
+	uv_loop_t loop;
+	bool loop_ready;
+	uv_process_t proc;
+	bool proc_active;
+	bool spawned;
+	bool exited;
+	bool timed_out;         /* the deadline passed */
+	bool deadline_killed;   /* ... and the child was still running then */
+	int64_t exit_status;
+	int term_signal;
+	uv_pipe_t data;         /* the child's stdout (source) or stdin (sink) */
+	bool data_active;
+	bool data_eof;
+	int data_error;         /* a libuv error while reading */
+	log_pipe_t err;         /* the child's stderr: warnings */
+	log_pipe_t out;         /* a sink's stdout: debug lines */
+	uv_timer_t deadline;
+	bool deadline_active;
+	uv_timer_t grace;
+	bool grace_active;
+	bool grace_expired;
+	int64_t timeout_ms;
+	char *name;             /* for messages: argv[0], or the shell script shortened */
+	char *component;        /* for the log: the basename of argv[0], or "sh" */
+	char last_line[LAST_LINE_LEN];
+	/* source: the caller's buffer during a read */
+	char *rbuf;
+	size_t rcap;
+	size_t rgot;
+	/* sink: the write in flight */
+	uv_write_t wreq;
+	bool wdone;
+	int wstatus;
+};
+
+typedef bool (*done_fn)(const command_t *c);
+
+/* ---- running the loop ---- */
+
+static void on_grace(uv_timer_t *timer)
+{
+	command_t *c = timer->data;
+
+	c->grace_expired = true;
+}
+
+/* Runs the loop until done(c), or for at most grace_ms when that is not 0. */
+static void run_until(command_t *c, done_fn done, uint64_t grace_ms)
+{
+	c->grace_expired = false;
+	if (done(c))
+		return;
+	if (grace_ms) {
+		uv_update_time(&c->loop);
+		uv_timer_start(&c->grace, on_grace, grace_ms, 0);
+	}
+	while (!done(c) && !c->grace_expired) {
+		if (uv_run(&c->loop, UV_RUN_ONCE) == 0)
+			break;
+	}
+	uv_timer_stop(&c->grace);
+}
+
+static bool is_exited(const command_t *c)
+{
+	return c->exited;
+}
+
+static bool is_exited_or_late(const command_t *c)
+{
+	return c->exited || c->timed_out;
+}
+
+static bool logs_drained(const command_t *c)
+{
+	return (!c->err.active || c->err.eof) && (!c->out.active || c->out.eof);
+}
+
+static bool read_ready(const command_t *c)
+{
+	return c->rgot > 0 || c->data_eof || c->data_error || c->timed_out;
+}
+
+static bool failed_exit(const command_t *c)
+{
+	return c->exited && (c->exit_status != 0 || c->term_signal != 0);
+}
+
+static bool write_ready(const command_t *c)
+{
+	return c->wdone || c->timed_out || failed_exit(c);
+}
+
+static bool write_finished(const command_t *c)
+{
+	return c->wdone;
+}
+
+static void close_handle(uv_handle_t *handle, bool *active)
+{
+	if (*active && !uv_is_closing(handle))
+		uv_close(handle, NULL);
+	*active = false;
+}
+
+/* ---- the child's state ---- */
+
+static void command_kill(command_t *c)
+{
+	if (!c->spawned || c->exited)
+		return;
+	/* Not reaped yet, so the pid (and with it the group id) cannot have been reused. */
+	kill(-c->proc.pid, SIGKILL);
+	uv_process_kill(&c->proc, SIGKILL);
+}
+
+static void command_kill_and_reap(command_t *c)
+{
+	command_kill(c);
+	if (c->spawned)
+		run_until(c, is_exited, 0);
+}
+
+static void on_child_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+	command_t *c = proc->data;
+
+	c->exited = true;
+	c->exit_status = exit_status;
+	c->term_signal = term_signal;
+	bop__log(BOP_LOG_DEBUG, "command", "'%s' (pid %d) ended: status %lld, signal %d",
+		c->name, proc->pid, (long long)exit_status, term_signal);
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+	command_t *c = timer->data;
+
+	c->timed_out = true;
+	c->deadline_killed = c->spawned && !c->exited;
+	command_kill(c);
+}
+
+static const char *last_line_sep(const command_t *c)
+{
+	return c->last_line[0] ? ": " : "";
+}
+
+static int timeout_error(command_t *c)
+{
+	command_kill_and_reap(c);
+	return bop__error(BOP_ETIMEOUT, "command '%s' did not finish within %lld ms and was killed%s%s",
+		c->name, (long long)c->timeout_ms, last_line_sep(c), c->last_line);
+}
+
+/* BOP_ECHILD for a non-zero exit or a signal, else 0. `when` qualifies the message. */
+static int exit_error(const command_t *c, const char *when)
+{
+	if (c->term_signal)
+		return bop__error(BOP_ECHILD, "command '%s' was killed by signal %d (%s)%s%s%s",
+			c->name, c->term_signal, strsignal(c->term_signal), when,
+			last_line_sep(c), c->last_line);
+	if (c->exit_status)
+		return bop__error(BOP_ECHILD, "command '%s' exited with status %lld%s%s%s",
+			c->name, (long long)c->exit_status, when, last_line_sep(c), c->last_line);
+	return 0;
+}
+
+/* Ends the input or output, waits for the child and reports how it ended. */
+static int command_finish(command_t *c)
+{
+	close_handle((uv_handle_t *)&c->data, &c->data_active);
+	run_until(c, is_exited_or_late, 0);
+	if (!c->exited || c->deadline_killed)
+		return timeout_error(c);
+	run_until(c, logs_drained, DRAIN_GRACE_MS);
+	return exit_error(c, "");
+}
+
+/* ---- stderr (and a sink's stdout) to the log ---- */
+
+static void log_line(log_pipe_t *lp)
+{
+	command_t *c = lp->cmd;
+	size_t n = lp->len;
+
+	while (n > 0 && (lp->line[n - 1] == '\r' || lp->line[n - 1] == ' ' ||
+			lp->line[n - 1] == '\t'))
+		n--;
+	lp->line[n] = '\0';
+	lp->len = 0;
+	if (n == 0)
+		return;
+	bop__log(lp->level, c->component, "%s", lp->line);
+	if (lp == &c->err) {
+		if (n >= sizeof(c->last_line))
+			n = sizeof(c->last_line) - 1;
+		memcpy(c->last_line, lp->line, n);
+		c->last_line[n] = '\0';
+	}
+}
+
+static void log_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	log_pipe_t *lp = handle->data;
+
+	BOP_UNUSED(suggested);
+	*buf = uv_buf_init(lp->buf, sizeof(lp->buf));
+}
+
+static void log_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	log_pipe_t *lp = stream->data;
+
+	if (nread < 0) {
+		log_line(lp);
+		lp->eof = true;
+		uv_read_stop(stream);
+		return;
+	}
+	for (ssize_t i = 0; i < nread; i++) {
+		if (buf->base[i] == '\n') {
+			log_line(lp);
+			continue;
+		}
+		lp->line[lp->len++] = buf->base[i];
+		if (lp->len == LOG_LINE_LEN)
+			log_line(lp);
+	}
+}
+
+/* ---- starting ---- */
+
+static int check_options(const bop_command_options_t *opts)
+{
+	if (!opts)
+		return bop__error(BOP_EINVAL, "no command options given");
+	if (opts->version != BOP_COMMAND_OPTIONS_VERSION)
+		return bop__error(BOP_EVERSION, "unknown bop_command_options_t version %u",
+			opts->version);
+	if (!opts->argv || !opts->argv[0] || !opts->argv[0][0])
+		return bop__error(BOP_EINVAL, "the command is empty (argv[0] is missing)");
+	if (opts->timeout_ms < 0)
+		return bop__error(BOP_EINVAL, "the command timeout must not be negative");
+	return 0;
+}
+
+static int set_names(command_t *c, const bop_command_options_t *opts)
+{
+	const char *cmd = opts->argv[0];
+	const char *slash = strrchr(cmd, '/');
+	size_t n = strcspn(cmd, "\n");
+
+	if (!opts->shell)
+		c->name = bop__strdup(cmd);
+	else if (n > NAME_LEN || cmd[n])
+		c->name = bop__sprintf("%.*s...", (int)(n > NAME_LEN ? NAME_LEN : n), cmd);
+	else
+		c->name = bop__strdup(cmd);
+	if (opts->shell)
+		c->component = bop__strdup("sh");
+	else
+		c->component = bop__strdup(slash && slash[1] ? slash + 1 : cmd);
+	return c->name && c->component ? 0 : BOP_ENOMEM;
+}
+
+static int check_cwd(const command_t *c, const char *cwd)
+{
+	struct stat st;
+
+	if (!cwd)
+		return 0;
+	if (stat(cwd, &st) < 0)
+		return bop__error_errno(BOP_ERROR, errno,
+			"cannot use %s as the working directory of command '%s'", cwd, c->name);
+	if (!S_ISDIR(st.st_mode))
+		return bop__error(BOP_EINVAL,
+			"cannot use %s as the working directory of command '%s': not a directory",
+			cwd, c->name);
+	return 0;
+}
+
+static bool same_name(const char *a, const char *b)
+{
+	size_t la = strcspn(a, "=");
+
+	return la == strcspn(b, "=") && memcmp(a, b, la) == 0;
+}
+
+static bool overridden(const char *entry, const char *const *env, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (same_name(entry, env[i]))
+			return true;
+	}
+	return false;
+}
+
+/* The child's environment; *out stays NULL when it is simply ours. Values are never
+ * copied into messages. */
+static int build_env(char ***out, const command_t *c, const bop_command_options_t *opts)
+{
+	size_t n_own = 0, n_ours = 0, k = 0;
+	char **env;
+
+	*out = NULL;
+	for (; opts->env && opts->env[n_own]; n_own++) {
+		const char *eq = strchr(opts->env[n_own], '=');
+
+		if (!eq || eq == opts->env[n_own])
+			return bop__error(BOP_EINVAL,
+				"environment entry %zu of command '%s' is not of the form NAME=value",
+				n_own + 1, c->name);
+	}
+	if (opts->inherit_env) {
+		if (n_own == 0)
+			return 0;
+		while (environ && environ[n_ours])
+			n_ours++;
+	}
+	env = bop__calloc(n_ours + n_own + 1, sizeof(*env));
+	if (!env)
+		return BOP_ENOMEM;
+	for (size_t i = 0; i < n_ours; i++) {
+		if (!overridden(environ[i], opts->env, n_own))
+			env[k++] = environ[i];
+	}
+	for (size_t i = 0; i < n_own; i++)
+		env[k++] = (char *)opts->env[i];
+	*out = env;
+	return 0;
+}
+
+/* argv, or /bin/sh -c script [sh args...] in shell mode. */
+static int build_args(char ***out, const bop_command_options_t *opts)
+{
+	size_t n = 0, k = 0;
+	char **args;
+
+	while (opts->argv[n])
+		n++;
+	args = bop__calloc(n + 4, sizeof(*args));
+	if (!args)
+		return BOP_ENOMEM;
+	if (opts->shell) {
+		args[k++] = (char *)"/bin/sh";
+		args[k++] = (char *)"-c";
+		args[k++] = (char *)opts->argv[0];
+		if (n > 1)
+			args[k++] = (char *)"sh";
+		for (size_t i = 1; i < n; i++)
+			args[k++] = (char *)opts->argv[i];
+	} else {
+		for (size_t i = 0; i < n; i++)
+			args[k++] = (char *)opts->argv[i];
+	}
+	*out = args;
+	return 0;
+}
+
+/* A pipe whose far end (*child_fd) becomes one of the child's stdio. */
+static int open_pipe(command_t *c, uv_pipe_t *pipe, bool *active, void *data, bool child_reads,
+	int *child_fd)
+{
+	int fds[2], ours, r;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return bop__error_errno(BOP_ERROR, errno, "cannot create a pipe for command '%s'",
+			c->name);
+	ours = child_reads ? fds[1] : fds[0];
+	*child_fd = child_reads ? fds[0] : fds[1];
+	uv_pipe_init(&c->loop, pipe, 0);
+	pipe->data = data;
+	*active = true;
+	r = uv_pipe_open(pipe, ours);
+	if (r < 0) {
+		close(ours);
+		return bop__error(BOP_ERROR, "cannot set up a pipe for command '%s': %s", c->name,
+			uv_strerror(r));
+	}
+	/* Fewer, larger transfers; the kernel may refuse, which only costs speed. */
+	fcntl(ours, F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
+static int open_log_pipe(command_t *c, log_pipe_t *lp, bop_log_level_t level, int *child_fd)
+{
+	lp->cmd = c;
+	lp->level = level;
+	return open_pipe(c, &lp->pipe, &lp->active, lp, false, child_fd);
+}
+
+static int spawn_error(const command_t *c, const char *file, int r)
+{
+	if (r == UV_ENOENT)
+		return bop__error(BOP_ENOTFOUND, "command '%s' not found (is it installed and in PATH?)",
+			file);
+	if (r == UV_EACCES)
+		return bop__error(BOP_ERROR, "command '%s' cannot be run: permission denied", file);
+	return bop__error(BOP_ERROR, "cannot start command '%s': %s", c->name, uv_strerror(r));
+}
+
+static int spawn(command_t *c, const bop_command_options_t *opts, bool sink, const int child[3])
+{
+	uv_process_options_t po;
+	uv_stdio_container_t stdio[3];
+	char **args = NULL, **env = NULL;
+	int ret;
+
+	ret = build_args(&args, opts);
+	if (ret < 0)
+		goto out;
+	ret = build_env(&env, c, opts);
+	if (ret < 0)
+		goto out;
+	memset(&po, 0, sizeof(po));
+	memset(stdio, 0, sizeof(stdio));
+	stdio[0].flags = sink ? UV_INHERIT_FD : UV_IGNORE;
+	stdio[0].data.fd = child[0];
+	stdio[1].flags = UV_INHERIT_FD;
+	stdio[1].data.fd = child[1];
+	stdio[2].flags = UV_INHERIT_FD;
+	stdio[2].data.fd = child[2];
+	po.exit_cb = on_child_exit;
+	po.file = args[0];
+	po.args = args;
+	po.env = env;
+	po.cwd = opts->cwd;
+	po.flags = UV_PROCESS_DETACHED;        /* its own process group, see command_kill() */
+	po.stdio_count = 3;
+	po.stdio = stdio;
+	c->proc.data = c;
+	ret = uv_spawn(&c->loop, &c->proc, &po);
+	c->proc_active = true;                 /* initialized even when the spawn failed */
+	if (ret < 0) {
+		ret = spawn_error(c, args[0], ret);
+		goto out;
+	}
+	c->spawned = true;
+	bop__log(BOP_LOG_DEBUG, "command", "started '%s' (pid %d)", c->name, c->proc.pid);
+out:
+	free(args);
+	free(env);
+	return ret;
+}
+
+static int start_reading_logs(command_t *c)
+{
+	log_pipe_t *pipes[] = { &c->err, &c->out };
+
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(pipes); i++) {
+		int r;
+
+		if (!pipes[i]->active)
+			continue;
+		r = uv_read_start((uv_stream_t *)&pipes[i]->pipe, log_alloc, log_read);
+		if (r < 0)
+			return bop__error(BOP_ERROR, "cannot read the output of command '%s': %s",
+				c->name, uv_strerror(r));
+	}
+	return 0;
+}
+
+static int start_deadline(command_t *c)
+{
+	if (!c->timeout_ms)
+		return 0;
+	uv_update_time(&c->loop);
+	uv_timer_start(&c->deadline, on_deadline, (uint64_t)c->timeout_ms, 0);
+	return 0;
+}
+
+static int open_pipes(command_t *c, bool sink, int child[3])
+{
+	int ret;
+
+	ret = open_pipe(c, &c->data, &c->data_active, c, sink, &child[sink ? 0 : 1]);
+	if (ret == 0)
+		ret = open_log_pipe(c, &c->err, BOP_LOG_WARN, &child[2]);
+	if (ret == 0 && sink)
+		ret = open_log_pipe(c, &c->out, BOP_LOG_DEBUG, &child[1]);
+	return ret;
+}
+
+/* Starts the child. On failure the caller still calls command_destroy(). */
+static int command_start(command_t *c, const bop_command_options_t *opts, bool sink)
+{
+	int child[3] = { -1, -1, -1 };        /* the child's ends, ours to close after spawning */
+	int ret;
+
+	c->timeout_ms = opts->timeout_ms;
+	ret = set_names(c, opts);
+	if (ret == 0)
+		ret = check_cwd(c, opts->cwd);
+	if (ret < 0)
+		return ret;
+	ret = uv_loop_init(&c->loop);
+	if (ret < 0)
+		return bop__error(BOP_ERROR, "cannot start command '%s': %s", c->name,
+			uv_strerror(ret));
+	c->loop_ready = true;
+	uv_timer_init(&c->loop, &c->deadline);
+	c->deadline.data = c;
+	c->deadline_active = true;
+	uv_timer_init(&c->loop, &c->grace);
+	c->grace.data = c;
+	c->grace_active = true;
+	ret = open_pipes(c, sink, child);
+	if (ret == 0)
+		ret = spawn(c, opts, sink, child);
+	if (ret == 0)
+		ret = start_reading_logs(c);
+	if (ret == 0)
+		ret = start_deadline(c);
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(child); i++) {
+		if (child[i] >= 0)
+			close(child[i]);
+	}
+	return ret;
+}
+
+static void command_destroy(command_t *c)
+{
+	if (c->loop_ready) {
+		command_kill_and_reap(c);
+		close_handle((uv_handle_t *)&c->proc, &c->proc_active);
+		close_handle((uv_handle_t *)&c->data, &c->data_active);
+		close_handle((uv_handle_t *)&c->err.pipe, &c->err.active);
+		close_handle((uv_handle_t *)&c->out.pipe, &c->out.active);
+		close_handle((uv_handle_t *)&c->deadline, &c->deadline_active);
+		close_handle((uv_handle_t *)&c->grace, &c->grace_active);
+		uv_run(&c->loop, UV_RUN_DEFAULT);
+		if (uv_loop_close(&c->loop) != 0)
+			bop__log(BOP_LOG_WARN, "command", "the event loop of '%s' did not close cleanly",
+				c->name);
+	}
+	free(c->name);
+	free(c->component);
+}
+
+/* ---- source: the child's stdout ---- */
+
+typedef struct command_source {
+	bop_source_t base;
+	command_t cmd;
+	bool closed;
+	int result;
+	char *message;          /* the error of close(), repeated by a second close() */
+} command_source_t;
+
+static void data_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	command_t *c = handle->data;
+	size_t room = c->rcap - c->rgot;
+
+	BOP_UNUSED(suggested);
+	*buf = uv_buf_init(c->rbuf + c->rgot, room > UINT_MAX ? UINT_MAX : (unsigned int)room);
+}
+
+static void data_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	command_t *c = stream->data;
+
+	BOP_UNUSED(buf);
+	if (nread == UV_EOF)
+		c->data_eof = true;
+	else if (nread < 0)
+		c->data_error = (int)nread;
+	else
+		c->rgot += (size_t)nread;
+	/* Stop when the buffer is full: the child waits on a full pipe meanwhile. */
+	if (nread < 0 || c->rgot == c->rcap)
+		uv_read_stop(stream);
+}
+
+static int cmd_source_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
+{
+	command_source_t *s = (command_source_t *)base;
+	command_t *c = &s->cmd;
+	int r;
+
+	if (s->closed)
+		return bop__error(BOP_EINVAL, "command '%s': read after close", c->name);
+	if (cap == 0)
+		return bop__error(BOP_EINVAL, "bop_source_read: the buffer is empty");
+	if (c->data_eof)
+		return 0;
+	c->rbuf = buf;
+	c->rcap = cap;
+	c->rgot = 0;
+	r = uv_read_start((uv_stream_t *)&c->data, data_alloc, data_read);
+	if (r < 0)
+		return bop__error(BOP_EIO, "cannot read the output of command '%s': %s", c->name,
+			uv_strerror(r));
+	run_until(c, read_ready, 0);
+	uv_read_stop((uv_stream_t *)&c->data);
+	c->rbuf = NULL;
+	if (c->timed_out)
+		return timeout_error(c);
+	if (c->data_error)
+		return bop__error(BOP_EIO, "reading the output of command '%s' failed: %s", c->name,
+			uv_strerror(c->data_error));
+	if (!read_ready(c))
+		return bop__error(BOP_EIO, "reading the output of command '%s' stopped unexpectedly",
+			c->name);
+	*got = c->rgot;
+	return 0;
+}
+
+static int cmd_source_close(bop_source_t *base)
+{
+	command_source_t *s = (command_source_t *)base;
+
+	if (s->closed)
+		return s->result < 0 ? bop__error(s->result, "%s", s->message ? s->message : "")
+			: 0;
+	s->closed = true;
+	/* Output nobody will read must not keep the child blocked on a full pipe. */
+	s->result = command_finish(&s->cmd);
+	if (s->result < 0)
+		s->message = bop__strdup(bop_error_last());
+	return s->result;
+}
+
+static void cmd_source_free(bop_source_t *base)
+{
+	command_source_t *s = (command_source_t *)base;
+
+	if (!s)
+		return;
+	command_destroy(&s->cmd);
+	free(s->message);
+	free(s);
+}
+
+BOP_EXTERN(int) bop_source_command_new(bop_source_t **out, const bop_command_options_t *opts)
+{
+	command_source_t *s;
+	int ret;
+
+	if (!out)
+		return bop__error(BOP_EINVAL, "bop_source_command_new: NULL out");
+	*out = NULL;
+	ret = check_options(opts);
+	if (ret < 0)
+		return ret;
+	s = bop__calloc(1, sizeof(*s));
+	if (!s)
+		return BOP_ENOMEM;
+	s->base.version = BOP_SOURCE_VERSION;
+	s->base.read = cmd_source_read;
+	s->base.close = cmd_source_close;
+	s->base.free = cmd_source_free;
+	ret = command_start(&s->cmd, opts, false);
+	if (ret < 0) {
+		cmd_source_free(&s->base);
+		return ret;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+/* ---- sink: the child's stdin ---- */
+
+typedef struct command_sink {
+	bop_sink_t base;
+	command_t cmd;
+	bool done;              /* committed or aborted */
+	bool committed;
+	int failed;             /* a write failed with this code; message below */
+	char *message;
+} command_sink_t;
+
+/*
+ * Writing to a pipe whose reader is gone raises SIGPIPE, which would kill the process.
+ * A library must not change the process's signal handling, so SIGPIPE is blocked in this
+ * thread around the writes and one raised by them is consumed before unblocking; the
+ * write itself fails with EPIPE.
+ */
+typedef struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+} sigpipe_guard_t;
+
+static bool sigpipe_pending(void)
+{
+	sigset_t pending;
+
+	sigemptyset(&pending);
+	return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+}
+
+static void sigpipe_block(sigpipe_guard_t *g)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	g->was_pending = sigpipe_pending();
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_unblock(sigpipe_guard_t *g)
+{
+	static const struct timespec zero = { 0, 0 };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (!g->was_pending && sigpipe_pending()) {
+		while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	command_t *c = req->data;
+
+	c->wdone = true;
+	c->wstatus = status;
+}
+
+/* Why a write failed, preferably from the child's exit status. */
+static int write_error(command_t *c, int status)
+{
+	int ret;
+
+	if (c->timed_out)
+		return timeout_error(c);
+	run_until(c, is_exited, EXIT_GRACE_MS);
+	if (c->exited) {
+		run_until(c, logs_drained, DRAIN_GRACE_MS);
+		ret = exit_error(c, " before reading all its input");
+		if (ret < 0)
+			return ret;
+		return bop__error(BOP_EIO, "command '%s' exited before reading all its input%s%s",
+			c->name, last_line_sep(c), c->last_line);
+	}
+	return bop__error(BOP_EIO, "writing to command '%s' failed: %s (it stopped reading its input)",
+		c->name, uv_strerror(status));
+}
+
+static int write_chunk(command_t *c, const char *p, size_t n)
+{
+	uv_buf_t buf = uv_buf_init((char *)p, (unsigned int)n);
+	int r;
+
+	c->wdone = false;
+	c->wstatus = 0;
+	c->wreq.data = c;
+	r = uv_write(&c->wreq, (uv_stream_t *)&c->data, &buf, 1, on_write);
+	if (r < 0)
+		return write_error(c, r);
+	run_until(c, write_ready, 0);
+	if (!c->wdone) {
+		/* Closing cancels the write, whose callback must run before `p` goes away. */
+		close_handle((uv_handle_t *)&c->data, &c->data_active);
+		run_until(c, write_finished, 0);
+		return write_error(c, UV_EPIPE);
+	}
+	if (c->wstatus < 0)
+		return write_error(c, c->wstatus);
+	return 0;
+}
+
+static int cmd_sink_write(bop_sink_t *base, const void *buf, size_t len)
+{
+	command_sink_t *s = (command_sink_t *)base;
+	command_t *c = &s->cmd;
+	const char *p = buf;
+	sigpipe_guard_t guard;
+	int ret = 0;
+
+	if (s->done)
+		return bop__error(BOP_EINVAL, "command '%s': write after commit or abort", c->name);
+	if (s->failed)
+		return bop__error(s->failed, "%s", s->message ? s->message : "");
+	sigpipe_block(&guard);
+	while (len > 0 && ret == 0) {
+		size_t n = len > WRITE_CHUNK ? WRITE_CHUNK : len;
+
+		ret = write_chunk(c, p, n);
+		p += n;
+		len -= n;
+	}
+	sigpipe_unblock(&guard);
+	if (ret < 0) {
+		s->failed = ret;
+		s->message = bop__strdup(bop_error_last());
+	}
+	return ret;
+}
+
+static int cmd_sink_commit(bop_sink_t *base)
+{
+	command_sink_t *s = (command_sink_t *)base;
+
+	if (s->committed)
+		return 0;
+	if (s->done)
+		return bop__error(BOP_EINVAL, "command '%s' was aborted or failed; it cannot be committed",
+			s->cmd.name);
+	if (s->failed)
+		return bop__error(s->failed, "%s", s->message ? s->message : "");
+	s->done = true;
+	/* Closing stdin is the end of input the child waits for. */
+	if (command_finish(&s->cmd) < 0)
+		return bop_error_last_code();
+	s->committed = true;
+	return 0;
+}
+
+static void cmd_sink_abort(bop_sink_t *base)
+{
+	command_sink_t *s = (command_sink_t *)base;
+	command_t *c = &s->cmd;
+
+	if (s->done)
+		return;
+	s->done = true;
+	/* Killed before its stdin is closed, so it never sees a clean end of input. */
+	if (c->spawned && !c->exited)
+		bop__log(BOP_LOG_DEBUG, "command", "killing '%s': the output was aborted", c->name);
+	command_kill_and_reap(c);
+	close_handle((uv_handle_t *)&c->data, &c->data_active);
+}
+
+static void cmd_sink_free(bop_sink_t *base)
+{
+	command_sink_t *s = (command_sink_t *)base;
+
+	if (!s)
+		return;
+	cmd_sink_abort(base);
+	command_destroy(&s->cmd);
+	free(s->message);
+	free(s);
+}
+
+BOP_EXTERN(int) bop_sink_command_new(bop_sink_t **out, const bop_command_options_t *opts)
+{
+	command_sink_t *s;
+	int ret;
+
+	if (!out)
+		return bop__error(BOP_EINVAL, "bop_sink_command_new: NULL out");
+	*out = NULL;
+	ret = check_options(opts);
+	if (ret < 0)
+		return ret;
+	s = bop__calloc(1, sizeof(*s));
+	if (!s)
+		return BOP_ENOMEM;
+	s->base.version = BOP_SINK_VERSION;
+	s->base.write = cmd_sink_write;
+	s->base.commit = cmd_sink_commit;
+	s->base.abort = cmd_sink_abort;
+	s->base.free = cmd_sink_free;
+	ret = command_start(&s->cmd, opts, true);
+	if (ret < 0) {
+		s->done = true;
+		cmd_sink_free(&s->base);
+		return ret;
+	}
+	*out = &s->base;
+	return 0;
+}

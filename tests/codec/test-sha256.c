@@ -1,0 +1,168 @@
+/* The SHA-256 tap: known digests, pass-through, byte counts and expect(). */
+#include "tap.h"
+#include "codec-util.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "backupop.h"
+
+static const size_t whole[] = { 0 };
+static const size_t odd[] = { 1, 3, 1000, 7, 65536, 12345, 0 };
+
+/* Hashes `data` through a tap; *hex gets the digest. Returns the END result. */
+static int hash_bytes(const unsigned char *data, size_t len, const size_t *pieces, size_t room,
+	const char *expect_hex, uint64_t expect_len, char hex[BOP_SHA256_HEX_SIZE], uint64_t *count)
+{
+	bop_stage_t *st = NULL;
+	tbuf_t out = { 0 };
+	int r;
+
+	hex[0] = '\0';
+	if (bop_stage_sha256_new(&st) < 0)
+		return -1;
+	if (expect_hex && bop_stage_sha256_expect(st, expect_hex, expect_len) < 0) {
+		bop_stage_free(st);
+		return -1;
+	}
+	r = drive_stage(st, data, len, pieces, room, false, &out);
+	if (r == 0) {
+		if (bop_stage_sha256_result(st, hex, count) < 0)
+			r = -2;
+		if (out.len != len || (len && memcmp(out.data, data, len) != 0))
+			r = -3;
+	}
+	bop_stage_free(st);
+	tbuf_free(&out);
+	return r;
+}
+
+/* The digest `sha256sum` gives, or "" when it is not installed. */
+static void sha256sum_of(const unsigned char *data, size_t len, char out[BOP_SHA256_HEX_SIZE])
+{
+	char path[] = "/tmp/bop-sha-XXXXXX";
+	char cmd[128];
+	FILE *f, *p;
+	int fd = mkstemp(path);
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	f = fdopen(fd, "wb");
+	fwrite(data, 1, len, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "sha256sum %s 2>/dev/null", path);
+	p = popen(cmd, "r");
+	if (p) {
+		if (fscanf(p, "%64s", out) != 1)
+			out[0] = '\0';
+		pclose(p);
+	}
+	unlink(path);
+}
+
+static void test_vectors(void)
+{
+	char hex[BOP_SHA256_HEX_SIZE], tool[BOP_SHA256_HEX_SIZE];
+	unsigned char *a = malloc(1 << 20);
+	uint64_t n = 99;
+
+	memset(a, 'a', 1 << 20);
+	is_int(hash_bytes(NULL, 0, whole, 4096, NULL, 0, hex, &n), 0, "empty stream");
+	is_str(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"SHA-256 of nothing");
+	is_int(n, 0, "byte count of nothing");
+	is_int(hash_bytes((const unsigned char *)"abc", 3, odd, 1, NULL, 0, hex, &n), 0, "abc");
+	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		"SHA-256 of abc (FIPS 180-2 vector)");
+	is_int(n, 3, "byte count of abc");
+	is_int(hash_bytes(a, 1000000, odd, 7777, NULL, 0, hex, &n), 0, "a million a");
+	is_str(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+		"SHA-256 of a million 'a' (FIPS 180-2 vector)");
+	is_int(hash_bytes(a, 1 << 20, whole, 1 << 20, NULL, 0, hex, &n), 0, "1 MiB of a");
+	is_int(n, 1 << 20, "byte count of 1 MiB");
+	sha256sum_of(a, 1 << 20, tool);
+	if (tool[0])
+		is_str(hex, tool, "1 MiB of 'a' matches sha256sum");
+	else
+		skip(1, "sha256sum is not installed");
+	free(a);
+}
+
+/* Many MiB in odd pieces: hashing keeps the order of the data whatever the piece sizes. */
+static void test_large(void)
+{
+	static const size_t big[] = { 1 << 20, 0 };
+	size_t len = 11 * 1024 * 1024 + 13;
+	unsigned char *data = random_bytes(len, 3);
+	char hex[BOP_SHA256_HEX_SIZE], hex2[BOP_SHA256_HEX_SIZE], tool[BOP_SHA256_HEX_SIZE];
+	uint64_t n = 0;
+
+	is_int(hash_bytes(data, len, odd, 100000, NULL, 0, hex, &n), 0, "11 MiB in odd pieces");
+	is_int(n, len, "byte count of 11 MiB");
+	is_int(hash_bytes(data, len, big, 1 << 20, NULL, 0, hex2, NULL), 0, "11 MiB in 1 MiB pieces");
+	is_str(hex, hex2, "the same digest whatever the pieces");
+	sha256sum_of(data, len, tool);
+	if (tool[0])
+		is_str(hex, tool, "11 MiB matches sha256sum");
+	else
+		skip(1, "sha256sum is not installed");
+	free(data);
+}
+
+static void test_expect(void)
+{
+	static const char abc[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	static const char abc_upper[] = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
+	static const char other[] = "ca7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	const unsigned char *p = (const unsigned char *)"abc";
+	char hex[BOP_SHA256_HEX_SIZE];
+	bop_stage_t *st = NULL;
+	int r;
+
+	is_int(hash_bytes(p, 3, whole, 16, abc, 3, hex, NULL), 0, "the expected digest and size pass");
+	is_int(hash_bytes(p, 3, whole, 16, abc_upper, 3, hex, NULL), 0, "upper-case hex is accepted");
+	r = hash_bytes(p, 3, whole, 16, other, 3, hex, NULL);
+	is_int(r, BOP_EINTEGRITY, "another digest fails with BOP_EINTEGRITY at END");
+	ok(strstr(bop_error_last(), "SHA-256 mismatch") && strstr(bop_error_last(), abc) &&
+		strstr(bop_error_last(), other), "the message gives both digests: %s", bop_error_last());
+	r = hash_bytes(p, 3, whole, 16, abc, 4, hex, NULL);
+	is_int(r, BOP_EINTEGRITY, "another size fails with BOP_EINTEGRITY at END");
+	ok(strstr(bop_error_last(), "3 bytes but 4 were expected") != NULL,
+		"the message gives both sizes: %s", bop_error_last());
+
+	bop_stage_sha256_new(&st);
+	is_int(bop_stage_sha256_expect(st, "abc", 3), BOP_EINVAL, "a short digest is refused");
+	is_int(bop_stage_sha256_expect(st, "zz7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 3),
+		BOP_EINVAL, "a digest that is not hex is refused");
+	is_int(bop_stage_sha256_result(st, hex, NULL), BOP_EINVAL, "no result before END");
+	bop_stage_free(st);
+	bop_stage_compress_new(&st, NULL);
+	is_int(bop_stage_sha256_result(st, hex, NULL), BOP_EINVAL, "no result from another stage");
+	is_int(bop_stage_sha256_expect(st, abc, 3), BOP_EINVAL, "no expect on another stage");
+	bop_stage_free(st);
+}
+
+/* CONTINUE only forwards; the digest is fixed at END. */
+static void test_contract(void)
+{
+	bop_stage_t *st = NULL;
+	unsigned char out[2];
+	bop_inbuf_t in = { "abcde", 5, 0 };
+	bop_outbuf_t ob = { out, sizeof(out), 0 };
+
+	bop_stage_sha256_new(&st);
+	is_str(bop_stage_name(st), "sha256", "stage name");
+	is_int(bop_stage_process(st, &ob, &in, BOP_STREAM_CONTINUE), 1, "1 when the output is full");
+	ok(in.pos == 2 && ob.pos == 2 && memcmp(out, "ab", 2) == 0, "copied what fits");
+	bop_stage_free(st);
+}
+
+int main(void)
+{
+	test_vectors();
+	test_large();
+	test_expect();
+	test_contract();
+	return done_testing();
+}
