@@ -77,6 +77,14 @@ BOP_EXTERN(int) bop_storage_list(bop_storage_t *storage, const char *prefix,
 /* Removes `key`. BOP_ENOTFOUND when missing. */
 BOP_EXTERN(int) bop_storage_remove(bop_storage_t *storage, const char *key);
 
+/* Finds what interrupted writes left behind under `prefix` (S3: multipart uploads never
+ * completed or aborted; file: temporary files) that started more than
+ * `older_than_seconds` ago, calls `cb` (may be NULL) with each one's name, and removes
+ * them unless `dry_run`. Leftovers are never visible as objects; this frees their space.
+ * BOP_ENOTSUPPORTED if the backend has nothing of the kind. */
+BOP_EXTERN(int) bop_storage_cleanup(bop_storage_t *storage, const char *prefix,
+	int64_t older_than_seconds, int dry_run, bop_storage_list_cb cb, void *payload);
+
 /* Opens a storage for a URL of a registered scheme. */
 typedef int (*bop_storage_open_fn)(bop_storage_t **out, const char *url,
 	const bop_storage_options_t *opts, void *payload);

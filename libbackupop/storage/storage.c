@@ -340,6 +340,24 @@ BOP_EXTERN(int) bop_storage_remove(bop_storage_t *storage, const char *key)
 	return backend_failed(storage->remove(storage, key), "cannot remove", key);
 }
 
+BOP_EXTERN(int) bop_storage_cleanup(bop_storage_t *storage, const char *prefix,
+	int64_t older_than_seconds, int dry_run, bop_storage_list_cb cb, void *payload)
+{
+	int ret;
+
+	if ((ret = check_storage(storage, "bop_storage_cleanup")) < 0)
+		return ret;
+	if ((ret = check_path(prefix ? prefix : "", true)) < 0)
+		return ret;
+	if (older_than_seconds < 0)
+		return bop__error(BOP_EINVAL, "bop_storage_cleanup: negative age");
+	if (!storage->cleanup)
+		return bop__error(BOP_ENOTSUPPORTED, "this storage keeps no leftovers to clean up");
+	bop_error_clear();
+	return backend_failed(storage->cleanup(storage, prefix ? prefix : "", older_than_seconds,
+		dry_run, cb, payload), "cannot clean up", prefix && *prefix ? prefix : NULL);
+}
+
 int bop__storage_put_bytes(bop_storage_t *st, const char *key, const void *data, size_t len,
 	bool exclusive)
 {

@@ -26,6 +26,9 @@ struct bop_storage {
 		void *payload);
 	int (*remove)(bop_storage_t *storage, const char *key);
 	void (*free)(bop_storage_t *storage);
+	/* bop_storage_cleanup(); may be NULL (nothing to clean up). */
+	int (*cleanup)(bop_storage_t *storage, const char *prefix, int64_t older_than_seconds,
+		int dry_run, bop_storage_list_cb cb, void *payload);
 };
 
 BOP_END_DECL
