@@ -325,6 +325,20 @@ static int apply_option(cli_t *cli, cli_settings_t *s, int opt, const char *valu
 	}
 }
 
+
+/* Turns getopt's '?' and ':' into a usage error naming the option; 0 otherwise. */
+static int option_error(cli_t *cli, int opt, char **argv)
+{
+	if (opt == '?' && optopt > 0 && optopt < 256)
+		return cli_usage(cli, "unknown option '-%c'", optopt);
+	if (opt == '?' && optopt >= 256)
+		return cli_usage(cli, "option '%s' takes no value", argv[optind - 1]);
+	if (opt == '?')
+		return cli_usage(cli, "unknown option '%s'", argv[optind - 1]);
+	if (opt == ':')
+		return cli_usage(cli, "option '%s' needs a value", argv[optind - 1]);
+	return 0;
+}
 /* Runs getopt_long over argv[0..argc) (argv[0] is skipped, as getopt does). Returns an
  * exit code; -1 when help was printed. *next receives the index of the first operand. */
 static int parse_options(cli_t *cli, cli_settings_t *flags, unsigned int mask, int argc,
@@ -345,15 +359,9 @@ static int parse_options(cli_t *cli, cli_settings_t *flags, unsigned int mask, i
 				cli_print_command_help(stdout, cli->command);
 			return -1;
 		}
-		if (opt == '?' && optopt > 0 && optopt < 256)
-			return cli_usage(cli, "unknown option '-%c'", optopt);
-		if (opt == '?' && optopt >= 256)
-			return cli_usage(cli, "option '%s' takes no value", argv[optind - 1]);
-		if (opt == '?')
-			return cli_usage(cli, "unknown option '%s'", argv[optind - 1]);
-		if (opt == ':')
-			return cli_usage(cli, "option '%s' needs a value", argv[optind - 1]);
-		ret = apply_option(cli, flags, opt, optarg);
+		ret = option_error(cli, opt, argv);
+		if (!ret)
+			ret = apply_option(cli, flags, opt, optarg);
 		if (ret)
 			return ret;
 	}
@@ -393,15 +401,9 @@ static int parse_command(cli_t *cli, cli_settings_t *flags, int argc, char **arg
 			cli_print_command_help(stdout, cli->command);
 			return -1;
 		}
-		if (opt == '?' && optopt > 0 && optopt < 256)
-			return cli_usage(cli, "unknown option '-%c'", optopt);
-		if (opt == '?' && optopt >= 256)
-			return cli_usage(cli, "option '%s' takes no value", argv[optind - 1]);
-		if (opt == '?')
-			return cli_usage(cli, "unknown option '%s'", argv[optind - 1]);
-		if (opt == ':')
-			return cli_usage(cli, "option '%s' needs a value", argv[optind - 1]);
-		ret = apply_option(cli, flags, opt, optarg);
+		ret = option_error(cli, opt, argv);
+		if (!ret)
+			ret = apply_option(cli, flags, opt, optarg);
 		if (ret)
 			return ret;
 	}
