@@ -325,7 +325,6 @@ static int apply_option(cli_t *cli, cli_settings_t *s, int opt, const char *valu
 	}
 }
 
-
 /* Turns getopt's '?' and ':' into a usage error naming the option; 0 otherwise. */
 static int option_error(cli_t *cli, int opt, char **argv)
 {
