@@ -107,10 +107,18 @@ int bop__storage_get_bytes(bop_storage_t *st, const char *key, char **data, size
 int bop__storage_file_open(bop_storage_t **out, const char *url,
 	const bop_storage_options_t *opts, void *payload);
 
+/* The built-in "s3" backend (storage/s3/): "s3://BUCKET[/PREFIX]?endpoint=...". */
+int bop__storage_s3_open(bop_storage_t **out, const char *url,
+	const bop_storage_options_t *opts, void *payload);
+
 /* ---- engine ---- */
 
 /* The built-in "exec" engine (engine/exec/exec.c). */
 int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload);
+
+/* The built-in "postgres" and "mysql" engines (engine/postgres/, engine/mysql/). */
+int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload);
+int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload);
 
 /* ---- catalog ---- */
 

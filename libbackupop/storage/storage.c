@@ -77,6 +77,7 @@ out:
 static void register_builtins(void)
 {
 	register_scheme("file", bop__storage_file_open, NULL);
+	register_scheme("s3", bop__storage_s3_open, NULL);
 }
 
 static void ensure_builtins(void)

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SINK_RETRIES 3
@@ -392,6 +394,136 @@ static int file_remove(bop_storage_t *base, const char *key)
 	return ret;
 }
 
+/* ---- cleanup ---- */
+
+/* A walk over the temporary files of interrupted writes under a prefix. */
+typedef struct sweep {
+	walk_t w;               /* prefix, callback and payload */
+	const file_storage_t *fs;
+	int64_t older_than;
+	int64_t now;
+	int dry_run;
+} sweep_t;
+
+/* Whether the writer of temporary file `name` ("<name>.tmp-<pid>-XXXXXX") has exited. A pid
+ * that cannot be a process's has no writer either. */
+static bool temp_writer_gone(const char *name)
+{
+	const char *p = NULL, *q;
+	long long pid;
+	char *end;
+
+	for (q = strstr(name, ".tmp-"); q; q = strstr(q + 1, ".tmp-"))
+		p = q;
+	errno = 0;
+	pid = strtoll(p + strlen(".tmp-"), &end, 10);
+	if (errno || pid <= 0 || pid > INT_MAX)
+		return true;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static int sweep_dir(const sweep_t *s, const char *dir_path, const char *rel);
+
+/* Reports and removes one temporary file when it is a leftover. */
+static int sweep_file(const sweep_t *s, char *path, const char *key, const char *name,
+	const struct stat *st)
+{
+	bop_storage_stat_t info = { BOP_STORAGE_STAT_VERSION, 0, 0 };
+	int ret;
+
+	if (strncmp(key, s->w.prefix, s->w.prefix_len) != 0)
+		return 0;
+	if (!temp_writer_gone(name) && s->now - (int64_t)st->st_mtime < s->older_than)
+		return 0;
+	info.size = (uint64_t)st->st_size;
+	info.mtime = (int64_t)st->st_mtime;
+	if (s->w.cb) {
+		ret = s->w.cb(key, &info, s->w.payload);
+		if (ret > 0)
+			return WALK_STOP;
+		if (ret < 0 && bop_error_last_code() == BOP_OK)
+			bop__error(ret, "the cleanup callback failed at %s (%s)", key, bop_strerror(ret));
+		if (ret < 0)
+			return ret;
+	}
+	if (s->dry_run)
+		return 0;
+	if (unlink(path) < 0)
+		return errno == ENOENT ? 0 : bop__error_errno(BOP_EIO, errno, "cannot remove %s", path);
+	bop__log(BOP_LOG_DEBUG, "storage", "removed %s, left by an interrupted write", path);
+	prune_dirs(s->fs, path);
+	return 0;
+}
+
+/* Symbolic links are never followed: only what is inside the root is removed. */
+static int sweep_entry(const sweep_t *s, int dir_fd, const char *dir_path, const char *rel,
+	const char *name)
+{
+	char *path = NULL, *key = NULL;
+	struct stat st;
+	int ret = 0;
+
+	path = bop__sprintf("%s/%s", dir_path, name);
+	key = *rel ? bop__sprintf("%s/%s", rel, name) : bop__strdup(name);
+	if (!path || !key) {
+		ret = BOP_ENOMEM;
+		goto out;
+	}
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		goto out;       /* removed meanwhile */
+	if (S_ISDIR(st.st_mode)) {
+		if (dir_may_match(&s->w, key))
+			ret = sweep_dir(s, path, key);
+	} else if (S_ISREG(st.st_mode) && is_temp_name(name)) {
+		ret = sweep_file(s, path, key, name, &st);
+	}
+out:
+	free(path);
+	free(key);
+	return ret;
+}
+
+static int sweep_dir(const sweep_t *s, const char *dir_path, const char *rel)
+{
+	struct dirent *e;
+	DIR *d;
+	int ret = 0;
+
+	d = opendir(dir_path);
+	if (!d)
+		return errno == ENOENT ? 0 : bop__error_errno(BOP_EIO, errno, "cannot list %s", dir_path);
+	for (;;) {
+		errno = 0;
+		e = readdir(d);
+		if (!e) {
+			if (errno)
+				ret = bop__error_errno(BOP_EIO, errno, "cannot list %s", dir_path);
+			break;
+		}
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		ret = sweep_entry(s, dirfd(d), dir_path, rel, e->d_name);
+		if (ret != 0)
+			break;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Leftovers are the atomic sink's temporary files whose writer has exited, or that were
+ * last written more than `older_than` seconds ago. */
+static int file_cleanup(bop_storage_t *base, const char *prefix, int64_t older_than,
+	int dry_run, bop_storage_list_cb cb, void *payload)
+{
+	file_storage_t *fs = (file_storage_t *)base;
+	sweep_t s = { { NULL, prefix, strlen(prefix), cb, payload }, fs, older_than,
+		(int64_t)time(NULL), dry_run };
+	int ret;
+
+	ret = sweep_dir(&s, fs->root, "");
+	return ret == WALK_STOP ? 0 : ret;
+}
+
 static void file_free(bop_storage_t *base)
 {
 	file_storage_t *fs = (file_storage_t *)base;
@@ -471,6 +603,7 @@ int bop__storage_file_open(bop_storage_t **out, const char *url,
 	fs->base.list = file_list;
 	fs->base.remove = file_remove;
 	fs->base.free = file_free;
+	fs->base.cleanup = file_cleanup;
 	fs->root = root;
 	*out = &fs->base;
 	return 0;
