@@ -72,6 +72,8 @@ out:
 static void register_builtins(void)
 {
 	register_engine("exec", bop__engine_exec_open, NULL);
+	register_engine("mysql", bop__engine_mysql_open, NULL);
+	register_engine("postgres", bop__engine_postgres_open, NULL);
 }
 
 static void ensure_builtins(void)

@@ -26,12 +26,13 @@ enum {
 	OPT_KEEP_YEARLY,
 	OPT_KEEP_WITHIN,
 	OPT_KEEP_TAG,
+	OPT_OLDER_THAN,
 };
 
 #define CMD_ANY (CLI_CMD_BACKUP | CLI_CMD_RESTORE | CLI_CMD_VERIFY | CLI_CMD_LIST | \
-	CLI_CMD_PRUNE | CLI_CMD_KEYGEN)
+	CLI_CMD_PRUNE | CLI_CMD_KEYGEN | CLI_CMD_GC)
 #define CMD_CATALOG (CLI_CMD_BACKUP | CLI_CMD_RESTORE | CLI_CMD_VERIFY | CLI_CMD_LIST | \
-	CLI_CMD_PRUNE)
+	CLI_CMD_PRUNE | CLI_CMD_GC)
 #define CMD_DECRYPT (CLI_CMD_RESTORE | CLI_CMD_VERIFY)
 #define CMD_RETENTION (CLI_CMD_LIST | CLI_CMD_PRUNE)
 
@@ -88,8 +89,10 @@ static const cli_option_t options[] = {
 	  "keep everything newer than DURATION (e.g. 7d, 12h, 1w2d)" },
 	{ "keep-tag", required_argument, OPT_KEEP_TAG, CMD_RETENTION, "TAG",
 	  "keep every backup tagged TAG (repeatable)" },
-	{ "dry-run", no_argument, 'n', CLI_CMD_PRUNE, NULL,
-	  "print the plan, remove nothing" },
+	{ "older-than", required_argument, OPT_OLDER_THAN, CLI_CMD_GC, "DURATION",
+	  "only what was left more than DURATION ago (default 24h; 0 for all)" },
+	{ "dry-run", no_argument, 'n', CLI_CMD_PRUNE | CLI_CMD_GC, NULL,
+	  "print what would be removed, remove nothing" },
 	{ "json", no_argument, OPT_JSON, CMD_RETENTION, NULL,
 	  "print JSON instead of a table" },
 	{ "config", required_argument, OPT_CONFIG, CMD_ANY | CLI_CMD_GLOBAL, "FILE",
@@ -125,6 +128,8 @@ static const cli_command_t commands[] = {
 	  "remove the backups that no retention rule keeps" },
 	{ "keygen", CLI_CMD_KEYGEN, "keygen [-o FILE]",
 	  "make a new age identity; prints its recipient" },
+	{ "gc", CLI_CMD_GC, "gc [OPTIONS] [--older-than DURATION] [--dry-run]",
+	  "remove what interrupted backups left behind in the storage" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -319,6 +324,12 @@ static int apply_option(cli_t *cli, cli_settings_t *s, int opt, const char *valu
 			return cli_usage(cli, "--keep-within: '%s' is not a duration "
 				"(e.g. 7d, 12h, 1w2d, 90m)", value);
 		s->keep_within = seconds;
+		return 0;
+	case OPT_OLDER_THAN:
+		cli->older_than = cli_parse_duration(value);
+		if (cli->older_than < 0)
+			return cli_usage(cli, "--older-than: '%s' is not a duration "
+				"(e.g. 24h, 7d, 90m, 0)", value);
 		return 0;
 	default:
 		return cli_usage(cli, "internal error: unhandled option %d", opt);

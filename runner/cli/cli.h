@@ -36,6 +36,7 @@ enum {
 	CLI_CMD_PRUNE = 1 << 4,
 	CLI_CMD_KEYGEN = 1 << 5,
 	CLI_CMD_GLOBAL = 1 << 6,        /* may also come before the command name */
+	CLI_CMD_GC = 1 << 7,
 };
 
 /* A NULL-terminated list of strings; `set` says whether it was given at all. */
@@ -86,6 +87,7 @@ typedef struct cli {
 	bool dry_run;
 	const char *input;              /* backup -i */
 	const char *output;             /* restore/keygen -o */
+	int64_t older_than;             /* gc --older-than in seconds; -1 when not given */
 	char **args;                    /* positional arguments */
 	int nargs;
 	char **exec_argv;               /* after "--", NULL-terminated, or NULL */
@@ -169,5 +171,6 @@ int cli_cmd_verify(cli_t *cli);
 int cli_cmd_list(cli_t *cli);
 int cli_cmd_prune(cli_t *cli);
 int cli_cmd_keygen(cli_t *cli);
+int cli_cmd_gc(cli_t *cli);
 
 #endif

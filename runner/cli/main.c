@@ -45,6 +45,7 @@ static int run(cli_t *cli)
 	case CLI_CMD_LIST: return cli_cmd_list(cli);
 	case CLI_CMD_PRUNE: return cli_cmd_prune(cli);
 	case CLI_CMD_KEYGEN: return cli_cmd_keygen(cli);
+	case CLI_CMD_GC: return cli_cmd_gc(cli);
 	default: return cli_error(CLI_EXIT_USAGE, "no command given (try 'backupop help')");
 	}
 }
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 	int ret;
 
 	memset(&cli, 0, sizeof(cli));
+	cli.older_than = -1;
 	cli_settings_init(&cli.settings);
 	ret = cli_parse_args(&cli, argc, argv);
 	if (ret == 0)

@@ -95,7 +95,7 @@ static int parse_bool(int *out, const char *name, const char *v)
 static int parse_int(long *out, const char *name, const char *v, long min, long max)
 {
 	char *end;
-	long n;
+	long n = 0;
 
 	errno = 0;
 	n = strtol(v, &end, 10);
@@ -192,7 +192,7 @@ static int set_credential(s3_config_t *cfg, const char *name, const char *v)
 
 static int set_option(s3_config_t *cfg, const char *name, const char *v, bool in_url)
 {
-	long n;
+	long n = 0;
 	int ret;
 
 	if (is_credential(name)) {
