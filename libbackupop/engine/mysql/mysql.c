@@ -1,0 +1,443 @@
+/*
+ * The "mysql" engine (MariaDB and MySQL): mariadb-dump (or mysqldump) to stdout, and the
+ * mariadb (or mysql) client reading the stream back.
+ *
+ *   {"host": "db", "port": 3306, "socket": "/run/mysqld/mysqld.sock",
+ *    "database": "shop" | "allDatabases": true, "user": "backup",
+ *    "password": "..." | "passwordFile": "/run/secrets/db", "extraArgs": [],
+ *    "restore": {"database": "shop_restored", "extraArgs": []},
+ *    "timeoutSeconds": 3600, "binDir": "/usr/bin"}
+ *
+ * The dump is consistent (--single-transaction: one InnoDB snapshot) and complete
+ * (--routines --triggers --events --hex-blob, utf8mb4). A single database is dumped
+ * without CREATE DATABASE/USE, so it can be restored into any database: "restore.database"
+ * (default: the same name), which must exist. With "allDatabases" the dump creates and
+ * selects each database itself.
+ *
+ * What a failed restore leaves: MariaDB and MySQL cannot roll back DDL, and the dump
+ * replaces each table (DROP TABLE, CREATE TABLE, INSERTs) as it goes. When the stream
+ * fails (damaged or truncated backup, canceled run), the client is killed before it sees
+ * the end of its input, so the statement in flight is never completed and nothing after
+ * the point of failure reaches the server; tables the backup does not contain are never
+ * touched. Tables before that point have been replaced. Restore into a new, empty database
+ * and switch over when it succeeded if a partial restore must never be visible.
+ *
+ * Credentials reach the tools only through a 0600 option file in a private 0700 directory,
+ * passed as --defaults-extra-file and removed when the tool has exited.
+ */
+#include "../postgres/dbclient.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_PORT 3306
+
+typedef struct my_engine {
+	bop_engine_t base;
+	char *host;
+	int port;
+	bool port_set;
+	char *socket;
+	char *database;
+	bool all_databases;
+	char *user;
+	char *password;
+	char *password_file;
+	char **extra_args;
+	char *restore_database;
+	char **restore_extra_args;
+	int64_t timeout_ms;
+	char *bin_dir;
+	char *server;           /* for messages: "db:3306" or the socket */
+} my_engine_t;
+
+/* A credentials file that lives as long as one command. */
+typedef struct my_creds {
+	char *dir;
+	char *path;
+} my_creds_t;
+
+static const char *const known_fields =
+	"host, port, socket, database, allDatabases, user, password, passwordFile, extraArgs, "
+	"restore, timeoutSeconds, binDir";
+
+static const char *const dump_tools[] = { "mariadb-dump", "mysqldump", NULL };
+static const char *const client_tools[] = { "mariadb", "mysql", NULL };
+
+/* ---- config ---- */
+
+static int parse_restore(my_engine_t *e, json_object *val)
+{
+	int ret = 0;
+
+	if (!json_object_is_type(val, json_type_object))
+		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"database\": \"shop_restored\"}");
+	json_object_object_foreach(val, key, field) {
+		if (!strcmp(key, "database"))
+			ret = bop__db_get_string(field, "restore.database", &e->restore_database);
+		else if (!strcmp(key, "extraArgs"))
+			ret = bop__db_get_strv(field, "restore.extraArgs", &e->restore_extra_args);
+		else
+			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of \"restore\": database, extraArgs)",
+				key);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_field(my_engine_t *e, const char *key, json_object *val)
+{
+	if (!strcmp(key, "host"))
+		return bop__db_get_string(val, key, &e->host);
+	if (!strcmp(key, "port")) {
+		e->port_set = true;
+		return bop__db_get_port(val, key, &e->port);
+	}
+	if (!strcmp(key, "socket"))
+		return bop__db_get_string(val, key, &e->socket);
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, key, &e->database);
+	if (!strcmp(key, "allDatabases"))
+		return bop__db_get_bool(val, key, &e->all_databases);
+	if (!strcmp(key, "user"))
+		return bop__db_get_string(val, key, &e->user);
+	if (!strcmp(key, "password"))
+		return bop__db_get_string(val, key, &e->password);
+	if (!strcmp(key, "passwordFile"))
+		return bop__db_get_string(val, key, &e->password_file);
+	if (!strcmp(key, "extraArgs"))
+		return bop__db_get_strv(val, key, &e->extra_args);
+	if (!strcmp(key, "restore"))
+		return parse_restore(e, val);
+	if (!strcmp(key, "timeoutSeconds"))
+		return bop__db_get_timeout(val, key, &e->timeout_ms);
+	if (!strcmp(key, "binDir"))
+		return bop__db_get_string(val, key, &e->bin_dir);
+	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+}
+
+static int check_config(my_engine_t *e)
+{
+	int ret;
+
+	if (e->database && e->all_databases)
+		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
+	if (!e->database && !e->all_databases)
+		return bop__error(BOP_EINVAL, "\"database\" is required (or set \"allDatabases\": true)");
+	if (e->all_databases && e->restore_database)
+		return bop__error(BOP_EINVAL, "\"restore.database\" needs a single \"database\": a dump of all databases recreates each one under its own name");
+	if (e->socket && (e->host || e->port_set))
+		return bop__error(BOP_EINVAL, "\"socket\" excludes \"host\" and \"port\"");
+	if (e->password && e->password_file)
+		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
+	if (e->password_file &&
+			(ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
+		return ret;
+	if (e->password && strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
+		return ret;
+	return 0;
+}
+
+/* ---- the option file ---- */
+
+/* `value` quoted for an option file: "...", with \ " and line ends escaped. */
+static char *option_value(const char *value)
+{
+	char *out = bop__calloc(strlen(value) * 2 + 3, 1), *p = out;
+
+	if (!out)
+		return NULL;
+	*p++ = '"';
+	for (const char *s = value; *s; s++) {
+		switch (*s) {
+		case '\\': *p++ = '\\'; *p++ = '\\'; break;
+		case '"': *p++ = '\\'; *p++ = '"'; break;
+		case '\n': *p++ = '\\'; *p++ = 'n'; break;
+		case '\r': *p++ = '\\'; *p++ = 'r'; break;
+		case '\t': *p++ = '\\'; *p++ = 't'; break;
+		default: *p++ = *s; break;
+		}
+	}
+	*p++ = '"';
+	return out;
+}
+
+static char *option_file_text(const my_engine_t *e)
+{
+	char *user = e->user ? option_value(e->user) : NULL;
+	char *pass = e->password ? option_value(e->password) : NULL;
+	char *text = NULL;
+
+	if ((!e->user || user) && (!e->password || pass))
+		text = bop__sprintf("[client]\n%s%s%s%s%s%s", user ? "user=" : "", user ? user : "",
+			user ? "\n" : "", pass ? "password=" : "", pass ? pass : "", pass ? "\n" : "");
+	if (pass) {
+		bop__wipe(pass, strlen(pass));
+		free(pass);
+	}
+	free(user);
+	return text;
+}
+
+static void creds_free(void *payload)
+{
+	my_creds_t *c = payload;
+
+	if (!c)
+		return;
+	bop__db_secret_file_remove(c->dir, c->path);
+	free(c);
+}
+
+static int creds_new(const my_engine_t *e, my_creds_t **out)
+{
+	my_creds_t *c;
+	char *text;
+	int ret;
+
+	*out = NULL;
+	c = bop__calloc(1, sizeof(*c));
+	if (!c)
+		return BOP_ENOMEM;
+	text = option_file_text(e);
+	if (!text) {
+		free(c);
+		return BOP_ENOMEM;
+	}
+	ret = bop__db_secret_file_new("backupop-mysql", "client.cnf", text, &c->dir, &c->path);
+	bop__wipe(text, strlen(text));
+	free(text);
+	if (ret < 0) {
+		free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+/* ---- commands ---- */
+
+/* tool --defaults-extra-file=F (it must come first) and the connection. */
+static int start_argv(const my_engine_t *e, const char *const *tools, const my_creds_t *c,
+	bop__db_argv_t *a)
+{
+	char *tool = NULL;
+	int ret;
+
+	if ((ret = bop__db_find_tool(e->bin_dir, tools, NULL, &tool)) < 0)
+		return ret;
+	bop__db_argv_add(a, tool);
+	free(tool);
+	bop__db_argv_addf(a, "--defaults-extra-file=%s", c->path);
+	bop__db_argv_add(a, "--default-character-set=utf8mb4");
+	if (e->socket) {
+		bop__db_argv_addf(a, "--socket=%s", e->socket);
+	} else {
+		if (e->host)
+			bop__db_argv_addf(a, "--host=%s", e->host);
+		bop__db_argv_addf(a, "--port=%d", e->port);
+	}
+	return a->err;
+}
+
+static int build_backup_argv(const my_engine_t *e, const my_creds_t *c, bop__db_argv_t *a)
+{
+	static const char *const options[] = {
+		"--single-transaction", "--routines", "--triggers", "--events", "--hex-blob", NULL,
+	};
+	int ret;
+
+	if ((ret = start_argv(e, dump_tools, c, a)) < 0)
+		return ret;
+	bop__db_argv_add_all(a, (char *const *)options);
+	bop__db_argv_add_all(a, e->extra_args);
+	if (e->all_databases) {
+		bop__db_argv_add(a, "--all-databases");
+	} else {
+		bop__db_argv_add(a, "--");
+		bop__db_argv_add(a, e->database);
+	}
+	return a->err;
+}
+
+static int build_restore_argv(const my_engine_t *e, const my_creds_t *c, bop__db_argv_t *a)
+{
+	int ret;
+
+	if ((ret = start_argv(e, client_tools, c, a)) < 0)
+		return ret;
+	bop__db_argv_add(a, "--batch");
+	bop__db_argv_add_all(a, e->restore_extra_args);
+	if (!e->all_databases)
+		bop__db_argv_addf(a, "--database=%s", e->restore_database ? e->restore_database
+			: e->database);
+	return a->err;
+}
+
+static void command_options(const my_engine_t *e, const bop__db_argv_t *a,
+	bop_command_options_t *opts)
+{
+	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
+	opts->argv = (const char *const *)a->v;
+	opts->timeout_ms = e->timeout_ms;
+}
+
+typedef int (*build_fn)(const my_engine_t *e, const my_creds_t *c, bop__db_argv_t *a);
+
+/* Creates the credentials file and the arguments; on failure nothing is left. */
+static int prepare(const my_engine_t *e, build_fn build, my_creds_t **creds, bop__db_argv_t *a)
+{
+	int ret;
+
+	if ((ret = creds_new(e, creds)) < 0)
+		return ret;
+	if ((ret = build(e, *creds, a)) < 0) {
+		creds_free(*creds);
+		*creds = NULL;
+		bop__db_argv_free(a);
+	}
+	return ret;
+}
+
+/* ---- validate ---- */
+
+static int build_version_argv(const my_engine_t *e, const my_creds_t *c, bop__db_argv_t *a)
+{
+	int ret;
+
+	if ((ret = start_argv(e, client_tools, c, a)) < 0)
+		return ret;
+	bop__db_argv_add(a, "--batch");
+	bop__db_argv_add(a, "--skip-column-names");
+	bop__db_argv_add(a, "--execute=SELECT VERSION()");
+	return a->err;
+}
+
+static int my_validate(bop_engine_t *base)
+{
+	my_engine_t *e = (my_engine_t *)base;
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	my_creds_t *creds = NULL;
+	char *tool = NULL, *out = NULL;
+	int ret;
+
+	if ((ret = bop__db_find_tool(e->bin_dir, dump_tools, NULL, &tool)) < 0)
+		return ret;
+	free(tool);
+	if ((ret = prepare(e, build_version_argv, &creds, &a)) < 0)
+		return ret;
+	command_options(e, &a, &opts);
+	ret = bop__db_run_capture(&opts, e->server, &out);
+	if (ret < 0)
+		bop__error_wrap("cannot connect to the MySQL/MariaDB server");
+	else
+		bop__log(BOP_LOG_DEBUG, "mysql", "server version %.*s", (int)strcspn(out, "\n"), out);
+	free(out);
+	bop__db_argv_free(&a);
+	creds_free(creds);
+	return ret;
+}
+
+/* ---- backup and restore ---- */
+
+static int my_backup(bop_engine_t *base, bop_source_t **out)
+{
+	my_engine_t *e = (my_engine_t *)base;
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	my_creds_t *creds = NULL;
+	int ret;
+
+	if ((ret = prepare(e, build_backup_argv, &creds, &a)) < 0)
+		return ret;
+	command_options(e, &a, &opts);
+	ret = bop__db_source_new(out, &opts, e->server, creds_free, creds);
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+static int my_restore(bop_engine_t *base, bop_sink_t **out)
+{
+	my_engine_t *e = (my_engine_t *)base;
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	my_creds_t *creds = NULL;
+	int ret;
+
+	if ((ret = prepare(e, build_restore_argv, &creds, &a)) < 0)
+		return ret;
+	command_options(e, &a, &opts);
+	ret = bop__db_sink_new(out, &opts, e->server, creds_free, creds);
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+static int my_pod_customize(bop_engine_t *base, char **patch_json)
+{
+	BOP_UNUSED(base);
+	*patch_json = bop__strdup("{}");
+	return *patch_json ? 0 : BOP_ENOMEM;
+}
+
+static void my_free(bop_engine_t *base)
+{
+	my_engine_t *e = (my_engine_t *)base;
+
+	free(e->host);
+	free(e->socket);
+	free(e->database);
+	free(e->user);
+	if (e->password)
+		bop__wipe(e->password, strlen(e->password));
+	free(e->password);
+	free(e->password_file);
+	bop__strv_free(e->extra_args);
+	free(e->restore_database);
+	bop__strv_free(e->restore_extra_args);
+	free(e->bin_dir);
+	free(e->server);
+	free(e);
+}
+
+int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	json_object *config = NULL;
+	my_engine_t *e;
+	int ret;
+
+	BOP_UNUSED(payload);
+	e = bop__calloc(1, sizeof(*e));
+	if (!e)
+		return BOP_ENOMEM;
+	e->base.version = BOP_ENGINE_VERSION;
+	e->base.validate = my_validate;
+	e->base.backup = my_backup;
+	e->base.restore = my_restore;
+	e->base.pod_customize = my_pod_customize;
+	e->base.free = my_free;
+	e->port = DEFAULT_PORT;
+	if ((ret = bop__db_parse_config(config_json, &config)) < 0)
+		goto fail;
+	json_object_object_foreach(config, key, val) {
+		if ((ret = parse_field(e, key, val)) < 0)
+			goto fail;
+	}
+	if ((ret = check_config(e)) < 0)
+		goto fail;
+	e->server = e->socket ? bop__strdup(e->socket)
+		: bop__sprintf("%s:%d", e->host ? e->host : "localhost", e->port);
+	if (!e->server) {
+		ret = BOP_ENOMEM;
+		goto fail;
+	}
+	json_object_put(config);
+	*out = &e->base;
+	return 0;
+fail:
+	json_object_put(config);
+	my_free(&e->base);
+	return ret;
+}

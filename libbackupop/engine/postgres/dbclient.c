@@ -1,0 +1,596 @@
+/*
+ * Helpers shared by the postgres and mysql engines; see dbclient.h.
+ */
+#include "dbclient.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAX (1u << 20)
+#define CAPTURE_MAX (64u << 10)
+#define PASSWORD_FILE_MAX (64u << 10)
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+/* ---- config ---- */
+
+int bop__db_parse_config(const char *text, json_object **out)
+{
+	size_t len = strlen(text);
+	json_tokener *tok;
+	json_object *obj = NULL;
+	enum json_tokener_error jerr;
+	size_t end;
+	int ret = 0;
+
+	*out = NULL;
+	if (len > CONFIG_MAX)
+		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
+	tok = json_tokener_new();
+	if (!tok)
+		return bop__error_oom();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
+		jerr = json_tokener_error_parse_unexpected;
+	if (jerr != json_tokener_success)
+		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
+			json_tokener_error_desc(jerr), end);
+	else if (!json_object_is_type(obj, json_type_object))
+		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. {\"database\": \"app\"}");
+	json_tokener_free(tok);
+	if (ret < 0) {
+		json_object_put(obj);
+		return ret;
+	}
+	*out = obj;
+	return 0;
+}
+
+int bop__db_get_string(json_object *val, const char *field, char **out)
+{
+	const char *s;
+
+	if (!json_object_is_type(val, json_type_string))
+		return bop__error(BOP_EINVAL, "\"%s\" must be a string", field);
+	s = json_object_get_string(val);
+	if (strlen(s) != (size_t)json_object_get_string_len(val))
+		return bop__error(BOP_EINVAL, "\"%s\" contains a NUL character", field);
+	if (!*s)
+		return bop__error(BOP_EINVAL, "\"%s\" is empty", field);
+	free(*out);
+	*out = bop__strdup(s);
+	return *out ? 0 : BOP_ENOMEM;
+}
+
+int bop__db_get_bool(json_object *val, const char *field, bool *out)
+{
+	if (!json_object_is_type(val, json_type_boolean))
+		return bop__error(BOP_EINVAL, "\"%s\" must be true or false", field);
+	*out = json_object_get_boolean(val);
+	return 0;
+}
+
+int bop__db_get_port(json_object *val, const char *field, int *out)
+{
+	int64_t port;
+
+	if (!json_object_is_type(val, json_type_int))
+		return bop__error(BOP_EINVAL, "\"%s\" must be a port number (1-65535)", field);
+	port = json_object_get_int64(val);
+	if (port < 1 || port > 65535)
+		return bop__error(BOP_EINVAL, "\"%s\" must be a port number (1-65535), not %lld", field,
+			(long long)port);
+	*out = (int)port;
+	return 0;
+}
+
+int bop__db_get_timeout(json_object *val, const char *field, int64_t *ms)
+{
+	int64_t seconds;
+
+	if (!json_object_is_type(val, json_type_int))
+		return bop__error(BOP_EINVAL, "\"%s\" must be a whole number of seconds (0: no limit)",
+			field);
+	seconds = json_object_get_int64(val);
+	if (seconds < 0 || seconds > INT64_MAX / 1000)
+		return bop__error(BOP_EINVAL, "\"%s\" must be between 0 (no limit) and %lld", field,
+			(long long)(INT64_MAX / 1000));
+	*ms = seconds * 1000;
+	return 0;
+}
+
+int bop__db_get_strv(json_object *val, const char *field, char ***out)
+{
+	size_t n;
+	char **v;
+	char what[128];
+	int ret;
+
+	if (!json_object_is_type(val, json_type_array))
+		return bop__error(BOP_EINVAL, "\"%s\" must be an array of strings, e.g. [\"--verbose\"]",
+			field);
+	n = json_object_array_length(val);
+	v = bop__calloc(n + 1, sizeof(*v));
+	if (!v)
+		return BOP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(what, sizeof(what), "%s[%zu]", field, i);
+		if ((ret = bop__db_get_string(json_object_array_get_idx(val, i), what, &v[i])) < 0) {
+			bop__strv_free(v);
+			return ret;
+		}
+	}
+	bop__strv_free(*out);
+	*out = v;
+	return 0;
+}
+
+int bop__db_read_password_file(const char *path, const char *field, char **out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = bop__read_file(path, &text, &len, PASSWORD_FILE_MAX);
+	if (ret < 0)
+		return bop__error_wrap("\"%s\"", field);
+	text[strcspn(text, "\r\n")] = '\0';
+	if (!*text) {
+		free(text);
+		return bop__error(BOP_EINVAL, "\"%s\": the first line of %s is empty", field, path);
+	}
+	if (strlen(text) >= 4 && (ret = bop_log_add_secret(text)) < 0) {
+		bop__wipe(text, len);
+		free(text);
+		return ret;
+	}
+	*out = text;
+	return 0;
+}
+
+/* ---- argument vectors ---- */
+
+static void argv_push(bop__db_argv_t *a, char *arg)
+{
+	if (!arg) {
+		a->err = a->err ? a->err : BOP_ENOMEM;
+		return;
+	}
+	if (a->n + 2 > a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 16;
+		char **nv = realloc(a->v, ncap * sizeof(*nv));
+
+		if (!nv) {
+			free(arg);
+			a->err = bop__error_oom();
+			return;
+		}
+		a->v = nv;
+		a->cap = ncap;
+	}
+	a->v[a->n++] = arg;
+	a->v[a->n] = NULL;
+}
+
+void bop__db_argv_add(bop__db_argv_t *a, const char *arg)
+{
+	argv_push(a, bop__strdup(arg));
+}
+
+void bop__db_argv_addf(bop__db_argv_t *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	argv_push(a, s);
+}
+
+void bop__db_argv_add_all(bop__db_argv_t *a, char *const *args)
+{
+	for (; args && *args; args++)
+		bop__db_argv_add(a, *args);
+}
+
+void bop__db_argv_free(bop__db_argv_t *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- finding tools ---- */
+
+static bool is_executable_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* `dir`/`name` if it is an executable file, else NULL (ENOMEM is remembered in *err). */
+static char *tool_in_dir(const char *dir, size_t dir_len, const char *name, int *err)
+{
+	char *path = bop__sprintf("%.*s/%s", (int)dir_len, dir, name);
+
+	if (!path) {
+		*err = BOP_ENOMEM;
+		return NULL;
+	}
+	if (is_executable_file(path))
+		return path;
+	free(path);
+	return NULL;
+}
+
+static char *tool_in_path(const char *name, int *err)
+{
+	const char *path = getenv("PATH"), *dir;
+	char *found = NULL;
+
+	dir = path && *path ? path : DEFAULT_PATH;
+	while (!found && !*err) {
+		const char *end = strchrnul(dir, ':');
+
+		if (end > dir)
+			found = tool_in_dir(dir, (size_t)(end - dir), name, err);
+		if (!*end)
+			break;
+		dir = end + 1;
+	}
+	return found;
+}
+
+static int version_desc(const void *a, const void *b)
+{
+	return strverscmp(*(char *const *)b, *(char *const *)a);
+}
+
+static char *tool_in_glob(const char *pattern, const char *name, int *err)
+{
+	glob_t g;
+	char *found = NULL;
+
+	if (!pattern || glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+		return NULL;
+	qsort(g.gl_pathv, g.gl_pathc, sizeof(*g.gl_pathv), version_desc);
+	for (size_t i = 0; i < g.gl_pathc && !found && !*err; i++)
+		found = tool_in_dir(g.gl_pathv[i], strlen(g.gl_pathv[i]), name, err);
+	globfree(&g);
+	return found;
+}
+
+int bop__db_find_tool(const char *bin_dir, const char *const *names, const char *fallback_glob,
+	char **out)
+{
+	int err = 0;
+
+	*out = NULL;
+	for (size_t i = 0; names[i] && !*out && !err; i++) {
+		if (bin_dir)
+			*out = tool_in_dir(bin_dir, strlen(bin_dir), names[i], &err);
+		else if (!(*out = tool_in_path(names[i], &err)) && !err)
+			*out = tool_in_glob(fallback_glob, names[i], &err);
+	}
+	if (err)
+		return bop__error_oom();
+	if (*out)
+		return 0;
+	if (bin_dir)
+		return bop__error(BOP_ENOTFOUND, "%s%s was not found in \"binDir\" %s",
+			names[0], names[1] ? " (or an alternative)" : "", bin_dir);
+	return bop__error(BOP_ENOTFOUND, "%s%s was not found in PATH%s%s; install the client tools or set \"binDir\"",
+		names[0], names[1] ? " (or an alternative)" : "", fallback_glob ? " nor in " : "",
+		fallback_glob ? fallback_glob : "");
+}
+
+/* ---- wrapped sources and sinks ---- */
+
+static bool login_refused(const char *message)
+{
+	static const char *const signs[] = {
+		"authentication failed",        /* PostgreSQL: password, scram, md5 */
+		"no password supplied",         /* PostgreSQL: a password is required */
+		"Access denied for user",       /* MySQL and MariaDB */
+	};
+
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(signs); i++)
+		if (strstr(message, signs[i]))
+			return true;
+	return false;
+}
+
+static bool server_unreachable(const char *message)
+{
+	static const char *const signs[] = {
+		"Is the server running",        /* PostgreSQL: refused, no socket, no route */
+		"Can't connect to",             /* MySQL and MariaDB */
+	};
+
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(signs); i++)
+		if (strstr(message, signs[i]))
+			return true;
+	return false;
+}
+
+/* Adds what the tool's last line means for the user: a refused login becomes BOP_EAUTH. */
+static int map_failure(int ret, const char *server)
+{
+	bool auth, unreachable;
+	char *copy;
+
+	if (ret >= 0)
+		return ret;
+	auth = login_refused(bop_error_last());
+	unreachable = !auth && server && server_unreachable(bop_error_last());
+	if (!auth && !unreachable)
+		return ret;
+	copy = bop__strdup(bop_error_last());
+	if (!copy)
+		return ret;
+	if (auth)
+		ret = bop__error(BOP_EAUTH, "%s (the database refused the login: check the user and password)",
+			copy);
+	else
+		ret = bop__error(ret, "%s (cannot reach the database server %s: is it running, and are host and port right?)",
+			copy, server);
+	free(copy);
+	return ret;
+}
+
+/* ---- running tools ---- */
+
+int bop__db_run_capture(const bop_command_options_t *opts, const char *server, char **out)
+{
+	bop_source_t *src = NULL;
+	char *buf = NULL;
+	size_t len = 0, got = 0;
+	int ret;
+
+	*out = NULL;
+	buf = malloc(CAPTURE_MAX + 1);
+	if (!buf)
+		return bop__error_oom();
+	ret = bop_source_command_new(&src, opts);
+	while (ret == 0) {
+		char discard[4096];
+		bool full = len == CAPTURE_MAX;
+
+		ret = bop_source_read(src, full ? discard : buf + len,
+			full ? sizeof(discard) : CAPTURE_MAX - len, &got);
+		if (ret < 0 || got == 0)
+			break;
+		if (!full)
+			len += got;
+	}
+	if (ret == 0)
+		ret = bop_source_close(src);
+	bop_source_free(src);
+	if (ret < 0) {
+		free(buf);
+		return map_failure(ret, server);
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+typedef struct db_source {
+	bop_source_t base;
+	bop_source_t *inner;
+	char *server;
+	bop__db_cleanup_fn cleanup;
+	void *payload;
+} db_source_t;
+
+static int db_source_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
+{
+	db_source_t *s = (db_source_t *)base;
+
+	return map_failure(bop_source_read(s->inner, buf, cap, got), s->server);
+}
+
+static int db_source_close(bop_source_t *base)
+{
+	db_source_t *s = (db_source_t *)base;
+
+	return map_failure(bop_source_close(s->inner), s->server);
+}
+
+static void db_source_free(bop_source_t *base)
+{
+	db_source_t *s = (db_source_t *)base;
+
+	if (!s)
+		return;
+	bop_source_free(s->inner);
+	free(s->server);
+	if (s->cleanup)
+		s->cleanup(s->payload);
+	free(s);
+}
+
+int bop__db_source_new(bop_source_t **out, const bop_command_options_t *opts,
+	const char *server, bop__db_cleanup_fn cleanup, void *payload)
+{
+	db_source_t *s;
+	int ret;
+
+	*out = NULL;
+	s = bop__calloc(1, sizeof(*s));
+	if (!s) {
+		if (cleanup)
+			cleanup(payload);
+		return BOP_ENOMEM;
+	}
+	s->base.version = BOP_SOURCE_VERSION;
+	s->base.read = db_source_read;
+	s->base.close = db_source_close;
+	s->base.free = db_source_free;
+	s->cleanup = cleanup;
+	s->payload = payload;
+	s->server = bop__strdup(server);
+	ret = s->server ? bop_source_command_new(&s->inner, opts) : BOP_ENOMEM;
+	if (ret < 0) {
+		db_source_free(&s->base);
+		return ret;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+typedef struct db_sink {
+	bop_sink_t base;
+	bop_sink_t *inner;
+	char *server;
+	bop__db_cleanup_fn cleanup;
+	void *payload;
+} db_sink_t;
+
+static int db_sink_write(bop_sink_t *base, const void *buf, size_t len)
+{
+	db_sink_t *s = (db_sink_t *)base;
+
+	return map_failure(bop_sink_write(s->inner, buf, len), s->server);
+}
+
+static int db_sink_commit(bop_sink_t *base)
+{
+	db_sink_t *s = (db_sink_t *)base;
+
+	return map_failure(bop_sink_commit(s->inner), s->server);
+}
+
+static void db_sink_abort(bop_sink_t *base)
+{
+	bop_sink_abort(((db_sink_t *)base)->inner);
+}
+
+static void db_sink_free(bop_sink_t *base)
+{
+	db_sink_t *s = (db_sink_t *)base;
+
+	if (!s)
+		return;
+	bop_sink_free(s->inner);
+	free(s->server);
+	if (s->cleanup)
+		s->cleanup(s->payload);
+	free(s);
+}
+
+int bop__db_sink_new(bop_sink_t **out, const bop_command_options_t *opts,
+	const char *server, bop__db_cleanup_fn cleanup, void *payload)
+{
+	db_sink_t *s;
+	int ret;
+
+	*out = NULL;
+	s = bop__calloc(1, sizeof(*s));
+	if (!s) {
+		if (cleanup)
+			cleanup(payload);
+		return BOP_ENOMEM;
+	}
+	s->base.version = BOP_SINK_VERSION;
+	s->base.write = db_sink_write;
+	s->base.commit = db_sink_commit;
+	s->base.abort = db_sink_abort;
+	s->base.free = db_sink_free;
+	s->cleanup = cleanup;
+	s->payload = payload;
+	s->server = bop__strdup(server);
+	ret = s->server ? bop_sink_command_new(&s->inner, opts) : BOP_ENOMEM;
+	if (ret < 0) {
+		db_sink_free(&s->base);
+		return ret;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+/* ---- credentials files ---- */
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int bop__db_secret_file_new(const char *prefix, const char *name, const char *content,
+	char **dir, char **path)
+{
+	const char *tmp = getenv("TMPDIR");
+	int fd, ret = 0;
+
+	*path = NULL;
+	*dir = bop__sprintf("%s/%s-XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp", prefix);
+	if (!*dir)
+		return BOP_ENOMEM;
+	if (!mkdtemp(*dir)) {
+		ret = bop__error_errno(BOP_EIO, errno, "cannot create a private directory %s", *dir);
+		free(*dir);
+		*dir = NULL;
+		return ret;
+	}
+	*path = bop__sprintf("%s/%s", *dir, name);
+	if (!*path) {
+		ret = BOP_ENOMEM;
+		goto fail;
+	}
+	fd = open(*path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		ret = bop__error_errno(BOP_EIO, errno, "cannot create %s", *path);
+		goto fail;
+	}
+	if (write_all(fd, content, strlen(content)) < 0) {
+		ret = bop__error_errno(BOP_EIO, errno, "cannot write %s", *path);
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		ret = bop__error_errno(BOP_EIO, errno, "cannot write %s", *path);
+		goto fail;
+	}
+	return 0;
+fail:
+	bop__db_secret_file_remove(*dir, *path);
+	*dir = NULL;
+	*path = NULL;
+	return ret;
+}
+
+void bop__db_secret_file_remove(char *dir, char *path)
+{
+	if (path && unlink(path) < 0 && errno != ENOENT)
+		bop__log(BOP_LOG_WARN, "engine", "cannot remove the credentials file %s: %s", path,
+			strerror(errno));
+	if (dir && rmdir(dir) < 0 && errno != ENOENT)
+		bop__log(BOP_LOG_WARN, "engine", "cannot remove the directory %s: %s", dir,
+			strerror(errno));
+	free(path);
+	free(dir);
+}

@@ -1,0 +1,552 @@
+/*
+ * The "postgres" engine: pg_dump (custom or plain format) or pg_dumpall to stdout, and
+ * pg_restore or psql reading the stream back, in one transaction where PostgreSQL allows.
+ *
+ *   {"host": "db", "port": 5432, "database": "app", "user": "backup",
+ *    "password": "..." | "passwordFile": "/run/secrets/pg", "sslMode": "verify-full",
+ *    "format": "custom" | "plain", "extraArgs": ["--exclude-table=log"],
+ *    "restore": {"database": "app_restored", "clean": false, "create": false,
+ *                "singleTransaction": true, "noOwner": false, "extraArgs": []},
+ *    "timeoutSeconds": 3600, "binDir": "/usr/lib/postgresql/15/bin"}
+ *
+ * What is dumped:
+ *   "database": "x"          pg_dump of that database (custom format by default);
+ *   "allDatabases": true     pg_dumpall: every database plus roles and tablespaces (plain SQL);
+ *   "globals": true          (without a database) pg_dumpall --globals-only: roles and
+ *                            tablespaces only. Combined with "database" it is refused: take
+ *                            the roles with a second schedule, so each backup stays
+ *                            restorable on its own in one transaction.
+ *
+ * Restore: custom format through `pg_restore --exit-on-error --single-transaction -d DB`
+ * (with "create", pg_restore creates the database itself, which PostgreSQL cannot do in a
+ * transaction, so singleTransaction is then off); plain format through
+ * `psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d DB`. pg_dumpall output creates
+ * databases, which cannot happen in a transaction: it is restored statement by statement
+ * and stops at the first error.
+ *
+ * The password reaches the tools only through PGPASSWORD in their environment, never
+ * their arguments, and is registered for redaction. -w keeps them from ever prompting.
+ */
+#include "dbclient.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_PORT 5432
+#define MAINTENANCE_DB "postgres"
+#define TOOL_GLOB "/usr/lib/postgresql/*/bin"
+
+typedef enum pg_mode {
+	PG_MODE_DATABASE,       /* pg_dump of one database */
+	PG_MODE_ALL,            /* pg_dumpall */
+	PG_MODE_GLOBALS,        /* pg_dumpall --globals-only */
+} pg_mode_t;
+
+typedef struct pg_restore_conf {
+	char *database;
+	bool clean;
+	bool create;
+	bool single_transaction;
+	bool single_transaction_set;
+	bool no_owner;
+	char **extra_args;
+} pg_restore_conf_t;
+
+typedef struct pg_engine {
+	bop_engine_t base;
+	char *host;
+	int port;
+	char *database;
+	bool all_databases;
+	char *user;
+	char *password;
+	char *password_file;
+	char *ssl_mode;
+	bool plain;
+	bool format_set;
+	bool globals;
+	char **extra_args;
+	pg_restore_conf_t restore;
+	int64_t timeout_ms;
+	char *bin_dir;
+	pg_mode_t mode;
+	char *env[3];           /* PGPASSWORD, PGSSLMODE; NULL-terminated */
+	char *server;           /* for messages: "db:5432" */
+} pg_engine_t;
+
+static const char *const known_fields =
+	"host, port, database, allDatabases, user, password, passwordFile, sslMode, format, "
+	"globals, extraArgs, restore, timeoutSeconds, binDir";
+static const char *const known_restore_fields =
+	"database, clean, create, singleTransaction, noOwner, extraArgs";
+
+/* ---- config ---- */
+
+static int parse_format(pg_engine_t *e, json_object *val)
+{
+	const char *s;
+
+	if (!json_object_is_type(val, json_type_string))
+		return bop__error(BOP_EINVAL, "\"format\" must be \"custom\" or \"plain\"");
+	s = json_object_get_string(val);
+	if (strcmp(s, "custom") && strcmp(s, "plain"))
+		return bop__error(BOP_EINVAL, "\"format\" must be \"custom\" or \"plain\", not \"%s\"", s);
+	e->plain = !strcmp(s, "plain");
+	e->format_set = true;
+	return 0;
+}
+
+static int parse_ssl_mode(pg_engine_t *e, json_object *val)
+{
+	static const char *const modes[] = {
+		"disable", "allow", "prefer", "require", "verify-ca", "verify-full",
+	};
+	int ret;
+
+	if ((ret = bop__db_get_string(val, "sslMode", &e->ssl_mode)) < 0)
+		return ret;
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
+		if (!strcmp(e->ssl_mode, modes[i]))
+			return 0;
+	return bop__error(BOP_EINVAL, "\"sslMode\" must be one of disable, allow, prefer, require, verify-ca, verify-full, not \"%s\"",
+		e->ssl_mode);
+}
+
+static int parse_restore_field(pg_restore_conf_t *r, const char *key, json_object *val)
+{
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, "restore.database", &r->database);
+	if (!strcmp(key, "clean"))
+		return bop__db_get_bool(val, "restore.clean", &r->clean);
+	if (!strcmp(key, "create"))
+		return bop__db_get_bool(val, "restore.create", &r->create);
+	if (!strcmp(key, "noOwner"))
+		return bop__db_get_bool(val, "restore.noOwner", &r->no_owner);
+	if (!strcmp(key, "extraArgs"))
+		return bop__db_get_strv(val, "restore.extraArgs", &r->extra_args);
+	if (!strcmp(key, "singleTransaction")) {
+		r->single_transaction_set = true;
+		return bop__db_get_bool(val, "restore.singleTransaction", &r->single_transaction);
+	}
+	return bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of \"restore\": %s)",
+		key, known_restore_fields);
+}
+
+static int parse_restore(pg_restore_conf_t *r, json_object *val)
+{
+	int ret;
+
+	if (!json_object_is_type(val, json_type_object))
+		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"database\": \"app_restored\"}");
+	json_object_object_foreach(val, key, field) {
+		if ((ret = parse_restore_field(r, key, field)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_field(pg_engine_t *e, const char *key, json_object *val)
+{
+	if (!strcmp(key, "host"))
+		return bop__db_get_string(val, key, &e->host);
+	if (!strcmp(key, "port"))
+		return bop__db_get_port(val, key, &e->port);
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, key, &e->database);
+	if (!strcmp(key, "allDatabases"))
+		return bop__db_get_bool(val, key, &e->all_databases);
+	if (!strcmp(key, "user"))
+		return bop__db_get_string(val, key, &e->user);
+	if (!strcmp(key, "password"))
+		return bop__db_get_string(val, key, &e->password);
+	if (!strcmp(key, "passwordFile"))
+		return bop__db_get_string(val, key, &e->password_file);
+	if (!strcmp(key, "sslMode"))
+		return parse_ssl_mode(e, val);
+	if (!strcmp(key, "format"))
+		return parse_format(e, val);
+	if (!strcmp(key, "globals"))
+		return bop__db_get_bool(val, key, &e->globals);
+	if (!strcmp(key, "extraArgs"))
+		return bop__db_get_strv(val, key, &e->extra_args);
+	if (!strcmp(key, "restore"))
+		return parse_restore(&e->restore, val);
+	if (!strcmp(key, "timeoutSeconds"))
+		return bop__db_get_timeout(val, key, &e->timeout_ms);
+	if (!strcmp(key, "binDir"))
+		return bop__db_get_string(val, key, &e->bin_dir);
+	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+}
+
+static int check_mode(pg_engine_t *e)
+{
+	if (e->database && e->all_databases)
+		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
+	if (e->globals && e->database)
+		return bop__error(BOP_EINVAL, "\"globals\" cannot be combined with \"database\": back up roles and tablespaces with a second configuration ({\"globals\": true} without a database) or use \"allDatabases\", which includes them");
+	if (e->database)
+		e->mode = PG_MODE_DATABASE;
+	else if (e->all_databases)
+		e->mode = PG_MODE_ALL;
+	else if (e->globals)
+		e->mode = PG_MODE_GLOBALS;
+	else
+		return bop__error(BOP_EINVAL, "\"database\" is required (or set \"allDatabases\": true, or \"globals\": true for roles and tablespaces only)");
+	if (e->mode != PG_MODE_DATABASE) {
+		if (e->format_set && !e->plain)
+			return bop__error(BOP_EINVAL, "\"format\": \"custom\" needs a single \"database\"; pg_dumpall (allDatabases, globals) writes plain SQL");
+		e->plain = true;
+	}
+	return 0;
+}
+
+static int check_restore(pg_engine_t *e)
+{
+	pg_restore_conf_t *r = &e->restore;
+
+	if (e->plain && (r->clean || r->create))
+		return bop__error(BOP_EINVAL, "\"restore.clean\" and \"restore.create\" apply to the custom format; for plain SQL add \"--clean\" or \"--create\" to \"extraArgs\" of the dump");
+	if (e->plain && r->no_owner)
+		return bop__error(BOP_EINVAL, "\"restore.noOwner\" applies to the custom format; for plain SQL add \"--no-owner\" to \"extraArgs\" of the dump");
+	if (r->create && r->single_transaction_set && r->single_transaction)
+		return bop__error(BOP_EINVAL, "\"restore.create\" cannot be used with \"restore.singleTransaction\": PostgreSQL cannot create a database inside a transaction");
+	if (r->create)
+		r->single_transaction = false;
+	return 0;
+}
+
+static int set_env(pg_engine_t *e)
+{
+	size_t n = 0;
+	int ret;
+
+	if (e->password && e->password_file)
+		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
+	if (e->password_file &&
+			(ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
+		return ret;
+	if (e->password) {
+		if (strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
+			return ret;
+		if (!(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->password)))
+			return BOP_ENOMEM;
+	}
+	if (e->ssl_mode && !(e->env[n++] = bop__sprintf("PGSSLMODE=%s", e->ssl_mode)))
+		return BOP_ENOMEM;
+	return 0;
+}
+
+/* ---- commands ---- */
+
+static void add_connection(bop__db_argv_t *a, const pg_engine_t *e)
+{
+	if (e->host) {
+		bop__db_argv_add(a, "-h");
+		bop__db_argv_add(a, e->host);
+	}
+	bop__db_argv_addf(a, "--port=%d", e->port);
+	if (e->user) {
+		bop__db_argv_add(a, "-U");
+		bop__db_argv_add(a, e->user);
+	}
+	bop__db_argv_add(a, "--no-password");
+}
+
+static void add_dbname(bop__db_argv_t *a, const char *db)
+{
+	bop__db_argv_add(a, "-d");
+	bop__db_argv_add(a, db);
+}
+
+static void command_options(const pg_engine_t *e, const bop__db_argv_t *a,
+	bop_command_options_t *opts)
+{
+	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
+	opts->argv = (const char *const *)a->v;
+	opts->env = (const char *const *)e->env;
+	opts->timeout_ms = e->timeout_ms;
+}
+
+static const char *backup_tool(const pg_engine_t *e)
+{
+	return e->mode == PG_MODE_DATABASE ? "pg_dump" : "pg_dumpall";
+}
+
+static const char *restore_tool(const pg_engine_t *e)
+{
+	return e->plain ? "psql" : "pg_restore";
+}
+
+static int find(const pg_engine_t *e, const char *name, char **path)
+{
+	const char *names[] = { name, NULL };
+
+	return bop__db_find_tool(e->bin_dir, names, TOOL_GLOB, path);
+}
+
+static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
+{
+	char *tool = NULL;
+	int ret;
+
+	if ((ret = find(e, backup_tool(e), &tool)) < 0)
+		return ret;
+	bop__db_argv_add(a, tool);
+	free(tool);
+	if (e->mode == PG_MODE_DATABASE)
+		bop__db_argv_add(a, e->plain ? "--format=plain" : "--format=custom");
+	if (e->mode == PG_MODE_GLOBALS)
+		bop__db_argv_add(a, "--globals-only");
+	add_connection(a, e);
+	bop__db_argv_add_all(a, e->extra_args);
+	if (e->mode == PG_MODE_DATABASE)
+		add_dbname(a, e->database);
+	return a->err;
+}
+
+static const char *restore_database(const pg_engine_t *e)
+{
+	if (e->restore.create || e->mode != PG_MODE_DATABASE)
+		return e->restore.database ? e->restore.database : MAINTENANCE_DB;
+	return e->restore.database ? e->restore.database : e->database;
+}
+
+static int build_restore_argv(const pg_engine_t *e, bop__db_argv_t *a)
+{
+	const pg_restore_conf_t *r = &e->restore;
+	bool single = r->single_transaction && e->mode == PG_MODE_DATABASE;
+	char *tool = NULL;
+	int ret;
+
+	if ((ret = find(e, restore_tool(e), &tool)) < 0)
+		return ret;
+	bop__db_argv_add(a, tool);
+	free(tool);
+	if (e->plain) {
+		bop__db_argv_add(a, "-X");
+		bop__db_argv_add(a, "-q");
+		bop__db_argv_add(a, "-v");
+		bop__db_argv_add(a, "ON_ERROR_STOP=1");
+	} else {
+		bop__db_argv_add(a, "--exit-on-error");
+		if (r->clean) {
+			bop__db_argv_add(a, "--clean");
+			bop__db_argv_add(a, "--if-exists");
+		}
+		if (r->create)
+			bop__db_argv_add(a, "--create");
+		if (r->no_owner)
+			bop__db_argv_add(a, "--no-owner");
+	}
+	if (single)
+		bop__db_argv_add(a, "--single-transaction");
+	add_connection(a, e);
+	bop__db_argv_add_all(a, r->extra_args);
+	add_dbname(a, restore_database(e));
+	if (e->plain) {
+		bop__db_argv_add(a, "-f");
+		bop__db_argv_add(a, "-");
+	}
+	return a->err;
+}
+
+/* ---- validate ---- */
+
+/* The major version in "pg_dump (PostgreSQL) 15.18 (Debian ...)": 15 (9.6 gives 9). */
+static long client_major(const char *version_text)
+{
+	const char *p = strchr(version_text, ')');
+
+	if (!p)
+		return -1;
+	p += strspn(p, ") ");
+	if (*p < '0' || *p > '9')
+		return -1;
+	return strtol(p, NULL, 10);
+}
+
+static int client_version(const pg_engine_t *e, long *major)
+{
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	char *tool = NULL, *out = NULL;
+	int ret;
+
+	if ((ret = find(e, backup_tool(e), &tool)) < 0)
+		return ret;
+	bop__db_argv_add(&a, tool);
+	bop__db_argv_add(&a, "--version");
+	ret = a.err;
+	command_options(e, &a, &opts);
+	if (ret == 0)
+		ret = bop__db_run_capture(&opts, NULL, &out);
+	if (ret == 0 && (*major = client_major(out)) <= 0)
+		ret = bop__error(BOP_ERROR, "cannot tell the version of %s from \"%.80s\"", tool, out);
+	free(out);
+	free(tool);
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+static int server_version(const pg_engine_t *e, long *num)
+{
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	char *tool = NULL, *out = NULL, *end = NULL;
+	int ret;
+
+	if ((ret = find(e, "psql", &tool)) < 0)
+		return ret;
+	bop__db_argv_add(&a, tool);
+	bop__db_argv_add(&a, "-XAt");
+	add_connection(&a, e);
+	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->database : MAINTENANCE_DB);
+	bop__db_argv_add(&a, "-c");
+	bop__db_argv_add(&a, "SHOW server_version_num");
+	ret = a.err;
+	command_options(e, &a, &opts);
+	if (ret == 0 && (ret = bop__db_run_capture(&opts, e->server, &out)) < 0)
+		bop__error_wrap("cannot connect to the PostgreSQL server");
+	if (ret == 0) {
+		*num = strtol(out, &end, 10);
+		if (end == out || *num <= 0)
+			ret = bop__error(BOP_ERROR, "the server answered \"%.40s\" when asked its version", out);
+	}
+	free(out);
+	free(tool);
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+static int pg_validate(bop_engine_t *base)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
+	long client = 0, server = 0, server_major;
+	char *tool = NULL;
+	int ret;
+
+	if ((ret = find(e, restore_tool(e), &tool)) < 0)
+		return ret;
+	free(tool);
+	if ((ret = client_version(e, &client)) < 0 || (ret = server_version(e, &server)) < 0)
+		return ret;
+	/* server_version_num: 150018 is 15.18; 90624 is 9.6.24 (older than any client 10+). */
+	server_major = server / 10000;
+	bop__log(BOP_LOG_DEBUG, "postgres", "%s major version %ld, server version %ld",
+		backup_tool(e), client, server);
+	if (server_major > client)
+		return bop__error(BOP_ENOTSUPPORTED, "%s %ld cannot dump a PostgreSQL %ld server (%s:%d): install the PostgreSQL %ld client tools (Debian: postgresql-client-%ld) and set \"binDir\" to their directory if needed",
+			backup_tool(e), client, server_major, e->host ? e->host : "local socket", e->port,
+			server_major, server_major);
+	return 0;
+}
+
+/* ---- backup and restore ---- */
+
+static int pg_backup(bop_engine_t *base, bop_source_t **out)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	int ret;
+
+	ret = build_backup_argv(e, &a);
+	if (ret == 0) {
+		command_options(e, &a, &opts);
+		ret = bop__db_source_new(out, &opts, e->server, NULL, NULL);
+	}
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+static int pg_restore(bop_engine_t *base, bop_sink_t **out)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	int ret;
+
+	ret = build_restore_argv(e, &a);
+	if (ret == 0) {
+		command_options(e, &a, &opts);
+		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
+	}
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+static int pg_pod_customize(bop_engine_t *base, char **patch_json)
+{
+	BOP_UNUSED(base);
+	*patch_json = bop__strdup("{}");
+	return *patch_json ? 0 : BOP_ENOMEM;
+}
+
+static void free_wiped(char *s)
+{
+	if (s)
+		bop__wipe(s, strlen(s));
+	free(s);
+}
+
+static void pg_free(bop_engine_t *base)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
+
+	free(e->host);
+	free(e->database);
+	free(e->user);
+	free_wiped(e->password);
+	free(e->password_file);
+	free(e->ssl_mode);
+	bop__strv_free(e->extra_args);
+	free(e->restore.database);
+	bop__strv_free(e->restore.extra_args);
+	free(e->bin_dir);
+	free(e->server);
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(e->env); i++)
+		free_wiped(e->env[i]);
+	free(e);
+}
+
+int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	json_object *config = NULL;
+	pg_engine_t *e;
+	int ret;
+
+	BOP_UNUSED(payload);
+	e = bop__calloc(1, sizeof(*e));
+	if (!e)
+		return BOP_ENOMEM;
+	e->base.version = BOP_ENGINE_VERSION;
+	e->base.validate = pg_validate;
+	e->base.backup = pg_backup;
+	e->base.restore = pg_restore;
+	e->base.pod_customize = pg_pod_customize;
+	e->base.free = pg_free;
+	e->port = DEFAULT_PORT;
+	e->restore.single_transaction = true;
+	if ((ret = bop__db_parse_config(config_json, &config)) < 0)
+		goto fail;
+	json_object_object_foreach(config, key, val) {
+		if ((ret = parse_field(e, key, val)) < 0)
+			goto fail;
+	}
+	if ((ret = check_mode(e)) < 0 || (ret = check_restore(e)) < 0 || (ret = set_env(e)) < 0)
+		goto fail;
+	e->server = e->host ? bop__sprintf("%s:%d", e->host, e->port)
+		: bop__sprintf("on the local socket, port %d", e->port);
+	if (!e->server) {
+		ret = BOP_ENOMEM;
+		goto fail;
+	}
+	json_object_put(config);
+	*out = &e->base;
+	return 0;
+fail:
+	json_object_put(config);
+	pg_free(&e->base);
+	return ret;
+}
