@@ -77,6 +77,11 @@ int64_t bop__now_ms(void);
  * outlive the run. */
 void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag);
 
+/* A stage that passes everything through but withholds the last `bytes` of the stream
+ * until BOP_STREAM_END reaches it, i.e. until every stage before it ended without error.
+ * FLUSH does not release them. */
+int bop__stage_holdback_new(bop_stage_t **out, size_t bytes);
+
 /* bop_sink_file_new(); with `exclusive`, commit fails with BOP_EEXISTS if `path` exists. */
 int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive);
 

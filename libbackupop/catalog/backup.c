@@ -20,6 +20,7 @@
 
 #define ID_SUFFIX_LEN 4
 #define SAVED_ERROR_MAX 2048
+#define RESTORE_HOLDBACK (256u << 10)
 
 /* One backup being taken. */
 typedef struct backup_run {
@@ -403,7 +404,14 @@ static int add_restore_stages(bop_pipeline_t *p, const bop_manifest_t *m, const 
 		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
 			return ret;
 	}
-	return add_expect_tap(p, bop_manifest_plain_sha256(m), bop_manifest_plain_bytes(m));
+	ret = add_expect_tap(p, bop_manifest_plain_sha256(m), bop_manifest_plain_bytes(m));
+	if (ret < 0)
+		return ret;
+	/* The target must not see the end of the stream before every check above passed. */
+	if ((ret = bop__stage_holdback_new(&stage, RESTORE_HOLDBACK)) < 0 ||
+	    (ret = bop_pipeline_add_stage(p, stage)) < 0)
+		return ret;
+	return 0;
 }
 
 /* Takes ownership of `sink`, even on failure. */
