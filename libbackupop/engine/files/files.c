@@ -1,0 +1,323 @@
+/*
+ * The "files" engine: a directory tree as a tar stream (pax format, libarchive), restored
+ * into a directory. Configured by JSON:
+ *   {"path": "/data", "exclude": ["*.tmp", "cache/"], "oneFileSystem": false,
+ *    "restore": {"path": "/data", "overwrite": false}}
+ *
+ * Exclude patterns are shell globs (fnmatch): a pattern without '/' matches the name of a
+ * file or directory at any depth ("*.tmp"); a pattern with a '/' inside matches the path
+ * relative to "path", anchored at it ("logs/x*.gz", "/tmp"); a trailing '/' restricts the
+ * pattern to directories ("cache/"). An excluded directory is skipped with its contents.
+ */
+#include "files.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CONFIG_MAX (1u << 20)
+
+typedef struct files_engine {
+	bop_engine_t base;
+	bop__files_config_t cfg;
+} files_engine_t;
+
+static const char *const known_fields = "path, exclude, oneFileSystem, restore";
+
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static void config_clear(bop__files_config_t *cfg)
+{
+	free(cfg->path);
+	strv_free(cfg->exclude);
+	free(cfg->restore_path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void bop__files_config_free(bop__files_config_t *cfg)
+{
+	if (!cfg)
+		return;
+	config_clear(cfg);
+	free(cfg);
+}
+
+bop__files_config_t *bop__files_config_dup(const bop__files_config_t *cfg)
+{
+	bop__files_config_t *c = bop__calloc(1, sizeof(*c));
+	size_t n = 0;
+
+	if (!c)
+		return NULL;
+	while (cfg->exclude[n])
+		n++;
+	c->one_file_system = cfg->one_file_system;
+	c->overwrite = cfg->overwrite;
+	c->path = bop__strdup(cfg->path);
+	c->restore_path = bop__strdup(cfg->restore_path);
+	c->exclude = bop__calloc(n + 1, sizeof(char *));
+	if (!c->path || !c->restore_path || !c->exclude)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (!(c->exclude[i] = bop__strdup(cfg->exclude[i])))
+			goto fail;
+	return c;
+fail:
+	bop__files_config_free(c);
+	return NULL;
+}
+
+static bool pattern_matches(const char *pattern, const char *rel, bool is_dir)
+{
+	size_t len = strlen(pattern);
+	const char *base = strrchr(rel, '/');
+	char *pat;
+	bool dir_only = len > 1 && pattern[len - 1] == '/', match;
+
+	if (dir_only && !is_dir)
+		return false;
+	pat = bop__strndup(pattern, dir_only ? len - 1 : len);
+	if (!pat)
+		return false;
+	if (strchr(pat, '/'))
+		match = fnmatch(pat[0] == '/' ? pat + 1 : pat, rel, FNM_PATHNAME) == 0;
+	else
+		match = fnmatch(pat, base ? base + 1 : rel, 0) == 0;
+	free(pat);
+	return match;
+}
+
+bool bop__files_excluded(const bop__files_config_t *cfg, const char *rel, bool is_dir)
+{
+	for (char **p = cfg->exclude; *p; p++)
+		if (pattern_matches(*p, rel, is_dir))
+			return true;
+	return false;
+}
+
+/* ---- configuration ---- */
+
+static int parse_json(const char *text, json_object **out)
+{
+	size_t len = strlen(text);
+	json_tokener *tok;
+	json_object *obj;
+	enum json_tokener_error jerr;
+	size_t end;
+	int ret = 0;
+
+	if (len > CONFIG_MAX)
+		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
+	tok = json_tokener_new();
+	if (!tok)
+		return bop__error_oom();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
+		jerr = json_tokener_error_parse_unexpected;
+	if (jerr != json_tokener_success) {
+		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
+			json_tokener_error_desc(jerr), end);
+		json_object_put(obj);
+	} else if (!json_object_is_type(obj, json_type_object)) {
+		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. {\"path\": \"/data\"}");
+		json_object_put(obj);
+	} else {
+		*out = obj;
+	}
+	json_tokener_free(tok);
+	return ret;
+}
+
+/* An absolute path without a trailing '/' (except "/" itself). */
+static int parse_path(json_object *val, const char *what, char **out)
+{
+	const char *s;
+	size_t len;
+
+	if (!json_object_is_type(val, json_type_string))
+		return bop__error(BOP_EINVAL, "%s must be a string, e.g. \"/data\"", what);
+	s = json_object_get_string(val);
+	len = strlen(s);
+	if (len != (size_t)json_object_get_string_len(val))
+		return bop__error(BOP_EINVAL, "%s contains a NUL character", what);
+	if (s[0] != '/')
+		return bop__error(BOP_EINVAL, "%s must be an absolute path, e.g. \"/data\" (got \"%s\")", what, s);
+	while (len > 1 && s[len - 1] == '/')
+		len--;
+	free(*out);
+	*out = bop__strndup(s, len);
+	return *out ? 0 : BOP_ENOMEM;
+}
+
+static int parse_bool(json_object *val, const char *what, bool *out)
+{
+	if (!json_object_is_type(val, json_type_boolean))
+		return bop__error(BOP_EINVAL, "%s must be true or false", what);
+	*out = json_object_get_boolean(val);
+	return 0;
+}
+
+static int parse_exclude(bop__files_config_t *cfg, json_object *val)
+{
+	size_t n;
+
+	if (!json_object_is_type(val, json_type_array))
+		return bop__error(BOP_EINVAL, "\"exclude\" must be an array of glob patterns, e.g. [\"*.tmp\", \"cache/\"]");
+	n = json_object_array_length(val);
+	strv_free(cfg->exclude);
+	cfg->exclude = bop__calloc(n + 1, sizeof(char *));
+	if (!cfg->exclude)
+		return BOP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *p = json_object_array_get_idx(val, i);
+
+		if (!json_object_is_type(p, json_type_string) || !*json_object_get_string(p) ||
+				strlen(json_object_get_string(p)) != (size_t)json_object_get_string_len(p))
+			return bop__error(BOP_EINVAL, "\"exclude\"[%zu] must be a non-empty glob pattern string", i);
+		if (!(cfg->exclude[i] = bop__strdup(json_object_get_string(p))))
+			return BOP_ENOMEM;
+	}
+	return 0;
+}
+
+static int parse_restore(bop__files_config_t *cfg, json_object *val)
+{
+	int ret;
+
+	if (!json_object_is_type(val, json_type_object))
+		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"path\": \"/data\", \"overwrite\": false}");
+	json_object_object_foreach(val, key, v) {
+		if (!strcmp(key, "path"))
+			ret = parse_path(v, "\"restore.path\"", &cfg->restore_path);
+		else if (!strcmp(key, "overwrite"))
+			ret = parse_bool(v, "\"restore.overwrite\"", &cfg->overwrite);
+		else
+			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields: path, overwrite)", key);
+		if (ret < 0)
+			return ret;
+	}
+	if (cfg->restore_path && !strcmp(cfg->restore_path, "/"))
+		return bop__error(BOP_EINVAL, "\"restore.path\" cannot be \"/\"; restore into a directory below it");
+	return 0;
+}
+
+static int parse_field(bop__files_config_t *cfg, const char *key, json_object *val)
+{
+	if (!strcmp(key, "path"))
+		return parse_path(val, "\"path\"", &cfg->path);
+	if (!strcmp(key, "exclude"))
+		return parse_exclude(cfg, val);
+	if (!strcmp(key, "oneFileSystem"))
+		return parse_bool(val, "\"oneFileSystem\"", &cfg->one_file_system);
+	if (!strcmp(key, "restore"))
+		return parse_restore(cfg, val);
+	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+}
+
+static int parse_config(bop__files_config_t *cfg, const char *text)
+{
+	json_object *config = NULL;
+	int ret;
+
+	if ((ret = parse_json(text, &config)) < 0)
+		return ret;
+	cfg->exclude = bop__calloc(1, sizeof(char *));
+	if (!cfg->exclude) {
+		ret = BOP_ENOMEM;
+		goto out;
+	}
+	json_object_object_foreach(config, key, val) {
+		if ((ret = parse_field(cfg, key, val)) < 0)
+			goto out;
+	}
+	if (!cfg->path) {
+		ret = bop__error(BOP_EINVAL, "\"path\", the directory to back up, is required, e.g. {\"path\": \"/data\"}");
+		goto out;
+	}
+	if (!cfg->restore_path) {
+		if (!strcmp(cfg->path, "/")) {
+			ret = bop__error(BOP_EINVAL, "\"path\" is \"/\": give \"restore.path\", a directory to restore into");
+			goto out;
+		}
+		if (!(cfg->restore_path = bop__strdup(cfg->path)))
+			ret = BOP_ENOMEM;
+	}
+out:
+	json_object_put(config);
+	return ret;
+}
+
+/* ---- the vtable ---- */
+
+static int files_validate(bop_engine_t *base)
+{
+	files_engine_t *e = (files_engine_t *)base;
+	struct stat st;
+
+	if (stat(e->cfg.path, &st) < 0)
+		return bop__error_errno(BOP_ERROR, errno, "cannot back up %s", e->cfg.path);
+	if (!S_ISDIR(st.st_mode))
+		return bop__error(BOP_EINVAL, "\"path\" %s is not a directory", e->cfg.path);
+	return 0;
+}
+
+static int files_backup(bop_engine_t *base, bop_source_t **out)
+{
+	return bop__files_source_new(out, &((files_engine_t *)base)->cfg);
+}
+
+static int files_restore(bop_engine_t *base, bop_sink_t **out)
+{
+	return bop__files_sink_new(out, &((files_engine_t *)base)->cfg);
+}
+
+static int files_pod_customize(bop_engine_t *base, char **patch_json)
+{
+	BOP_UNUSED(base);
+	*patch_json = bop__strdup("{}");
+	return *patch_json ? 0 : BOP_ENOMEM;
+}
+
+static void files_free(bop_engine_t *base)
+{
+	files_engine_t *e = (files_engine_t *)base;
+
+	config_clear(&e->cfg);
+	free(e);
+}
+
+int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	files_engine_t *e;
+	int ret;
+
+	BOP_UNUSED(payload);
+	e = bop__calloc(1, sizeof(*e));
+	if (!e)
+		return BOP_ENOMEM;
+	e->base.version = BOP_ENGINE_VERSION;
+	e->base.validate = files_validate;
+	e->base.backup = files_backup;
+	e->base.restore = files_restore;
+	e->base.pod_customize = files_pod_customize;
+	e->base.free = files_free;
+	if ((ret = parse_config(&e->cfg, config_json)) < 0) {
+		files_free(&e->base);
+		return ret;
+	}
+	*out = &e->base;
+	return 0;
+}
