@@ -59,7 +59,7 @@ static int count_files(const char *dir)
 	return files_found;
 }
 
-__attribute__((unused))
+__attribute__((unused, format(printf, 1, 2)))
 static char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;
