@@ -21,5 +21,7 @@
 #include "backupop/engine.h"
 #include "backupop/catalog.h"
 #include "backupop/retention.h"
+#include "backupop/http.h"
+#include "backupop/schedule.h"
 
 #endif

@@ -125,6 +125,9 @@ int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *pay
 int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload);
 int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload);
 
+/* The built-in "files" engine (engine/files/): a directory tree as a pax tar stream. */
+int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload);
+
 /* ---- catalog ---- */
 
 /* What bop__manifest_new() records; strings are copied. */
