@@ -27,10 +27,13 @@ enum {
 	OPT_KEEP_WITHIN,
 	OPT_KEEP_TAG,
 	OPT_OLDER_THAN,
+	OPT_URL,
+	OPT_TOKEN_FILE,
 };
 
 #define CMD_ANY (CLI_CMD_BACKUP | CLI_CMD_RESTORE | CLI_CMD_VERIFY | CLI_CMD_LIST | \
-	CLI_CMD_PRUNE | CLI_CMD_KEYGEN | CLI_CMD_GC)
+	CLI_CMD_PRUNE | CLI_CMD_KEYGEN | CLI_CMD_GC | CLI_CMD_RUNS | CLI_CMD_STATUS)
+#define CMD_API (CLI_CMD_RUNS | CLI_CMD_STATUS)
 #define CMD_CATALOG (CLI_CMD_BACKUP | CLI_CMD_RESTORE | CLI_CMD_VERIFY | CLI_CMD_LIST | \
 	CLI_CMD_PRUNE | CLI_CMD_GC)
 #define CMD_DECRYPT (CLI_CMD_RESTORE | CLI_CMD_VERIFY)
@@ -93,7 +96,11 @@ static const cli_option_t options[] = {
 	  "only what was left more than DURATION ago (default 24h; 0 for all)" },
 	{ "dry-run", no_argument, 'n', CLI_CMD_PRUNE | CLI_CMD_GC, NULL,
 	  "print what would be removed, remove nothing" },
-	{ "json", no_argument, OPT_JSON, CMD_RETENTION, NULL,
+	{ "url", required_argument, OPT_URL, CMD_API, "URL",
+	  "the runner's API (default: http:// + api.listen of the config)" },
+	{ "token-file", required_argument, OPT_TOKEN_FILE, CMD_API, "FILE",
+	  "the runner's bearer token: the first line of FILE (default: the config's)" },
+	{ "json", no_argument, OPT_JSON, CMD_RETENTION | CMD_API, NULL,
 	  "print JSON instead of a table" },
 	{ "config", required_argument, OPT_CONFIG, CMD_ANY | CLI_CMD_GLOBAL, "FILE",
 	  "read settings from a YAML file (see backupop-config(5))" },
@@ -130,6 +137,10 @@ static const cli_command_t commands[] = {
 	  "make a new age identity; prints its recipient" },
 	{ "gc", CLI_CMD_GC, "gc [OPTIONS] [--older-than DURATION] [--dry-run]",
 	  "remove what interrupted backups left behind in the storage" },
+	{ "runs", CLI_CMD_RUNS, "runs [--url URL --token-file FILE | --config FILE]",
+	  "list the runs of a backupop-runner, through its API" },
+	{ "status", CLI_CMD_STATUS, "status [--url URL --token-file FILE | --config FILE]",
+	  "show a runner's last success, next run and current run" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -311,6 +322,8 @@ static int apply_option(cli_t *cli, cli_settings_t *s, int opt, const char *valu
 			return cli_usage(cli, "--scrypt-work-factor: %s is too weak (10 to 22)", value);
 		return 0;
 	case OPT_JSON: cli->json = true; return 0;
+	case OPT_URL: cli->url = value; return 0;
+	case OPT_TOKEN_FILE: cli->token_file = value; return 0;
 	case 'n': cli->dry_run = true; return 0;
 	case OPT_KEEP_LAST: return set_keep(cli, s, CLI_KEEP_LAST, "keep-last", value);
 	case OPT_KEEP_HOURLY: return set_keep(cli, s, CLI_KEEP_HOURLY, "keep-hourly", value);

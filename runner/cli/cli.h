@@ -37,6 +37,8 @@ enum {
 	CLI_CMD_KEYGEN = 1 << 5,
 	CLI_CMD_GLOBAL = 1 << 6,        /* may also come before the command name */
 	CLI_CMD_GC = 1 << 7,
+	CLI_CMD_RUNS = 1 << 8,
+	CLI_CMD_STATUS = 1 << 9,
 };
 
 /* A NULL-terminated list of strings; `set` says whether it was given at all. */
@@ -74,6 +76,12 @@ typedef struct cli_settings {
 	int64_t keep_within;
 	cli_strlist_t keep_tags;
 	cli_strlist_t tags;
+	/* From the config file only (backupop-config(5)). */
+	char *engine_name;
+	char *engine_json;              /* the engine block as JSON; may hold secrets */
+	cli_strlist_t storage_settings; /* name, value, ... for bop_storage_options_t */
+	char *api_listen;
+	char *api_token;
 } cli_settings_t;
 
 /* One run of one command. */
@@ -91,6 +99,8 @@ typedef struct cli {
 	char **args;                    /* positional arguments */
 	int nargs;
 	char **exec_argv;               /* after "--", NULL-terminated, or NULL */
+	const char *url;                /* runs/status --url */
+	const char *token_file;         /* runs/status --token-file */
 } cli_t;
 
 /* Set by the SIGINT/SIGTERM handler during backup and restore. */
@@ -172,5 +182,7 @@ int cli_cmd_list(cli_t *cli);
 int cli_cmd_prune(cli_t *cli);
 int cli_cmd_keygen(cli_t *cli);
 int cli_cmd_gc(cli_t *cli);
+int cli_cmd_runs(cli_t *cli);
+int cli_cmd_status(cli_t *cli);
 
 #endif

@@ -49,10 +49,32 @@ static int guarded_read(void *buf, size_t cap, size_t *got, void *payload)
 	return bop_source_close(g->inner);
 }
 
+/* The engine of the config; it lives until the command ends, since its source or sink
+ * may use what it set up (credential files). */
+static bop_engine_t *engine_in_use;
+
+/* The config's engine block: its backup stream. */
+static int open_engine_source(cli_t *cli, bop_source_t **out, const char **engine)
+{
+	bop_engine_t *e = NULL;
+	int ret;
+
+	ret = bop_engine_open(&e, cli->settings.engine_name, cli->settings.engine_json);
+	if (ret < 0)
+		return cli_fail(ret, false);
+	*engine = cli->settings.engine_name;
+	engine_in_use = e;
+	ret = bop_engine_backup(e, out);
+	return ret < 0 ? cli_fail_command(ret) : 0;
+}
+
 static int open_source(cli_t *cli, bop_source_t **out, const char **engine)
 {
 	bop_command_options_t cmd;
 	int ret;
+
+	if (!cli->exec_argv && !cli->input && cli->settings.engine_name)
+		return open_engine_source(cli, out, engine);
 
 	if (cli->exec_argv) {
 		bop_command_options_init(&cmd, BOP_COMMAND_OPTIONS_VERSION);
@@ -161,5 +183,7 @@ out:
 	bop_catalog_free(catalog);
 	bop_storage_free(storage);
 	bop_keys_free(keys);
+	bop_engine_free(engine_in_use);
+	engine_in_use = NULL;
 	return ret;
 }

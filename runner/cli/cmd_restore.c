@@ -17,11 +17,31 @@ static int guarded_write(const void *buf, size_t len, void *payload)
 	return bop_sink_write(inner, buf, len);
 }
 
+/* The engine of the config; it lives until the command ends, since its source or sink
+ * may use what it set up (credential files). */
+static bop_engine_t *engine_in_use;
+
+/* The config's engine block: it consumes the stream. */
+static int open_engine_sink(cli_t *cli, bop_sink_t **out)
+{
+	bop_engine_t *e = NULL;
+	int ret;
+
+	ret = bop_engine_open(&e, cli->settings.engine_name, cli->settings.engine_json);
+	if (ret < 0)
+		return cli_fail(ret, false);
+	engine_in_use = e;
+	ret = bop_engine_restore(e, out);
+	return ret < 0 ? cli_fail_command(ret) : 0;
+}
+
 static int open_sink(cli_t *cli, bop_sink_t **out)
 {
 	bop_command_options_t cmd;
 	int ret;
 
+	if (!cli->exec_argv && !cli->output && cli->settings.engine_name)
+		return open_engine_sink(cli, out);
 	if (cli->exec_argv) {
 		bop_command_options_init(&cmd, BOP_COMMAND_OPTIONS_VERSION);
 		cmd.argv = (const char *const *)cli->exec_argv;
@@ -133,6 +153,8 @@ static int run_restore(cli_t *cli, restore_ctx_t *ctx)
 		ret = cli_fail(ret, false);
 out:
 	bop_sink_free(inner);
+	bop_engine_free(engine_in_use);
+	engine_in_use = NULL;
 	return ret;
 }
 

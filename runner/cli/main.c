@@ -7,11 +7,14 @@
 
 int cli_open_catalog(const cli_t *cli, bop_storage_t **storage, bop_catalog_t **catalog)
 {
+	bop_storage_options_t opts;
 	int ret;
 
 	*storage = NULL;
 	*catalog = NULL;
-	ret = bop_storage_open(storage, cli->settings.storage, NULL);
+	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
+	opts.settings = (const char *const *)cli->settings.storage_settings.items;
+	ret = bop_storage_open(storage, cli->settings.storage, &opts);
 	if (ret < 0)
 		return cli_fail(ret, false);
 	ret = bop_catalog_open(catalog, *storage, cli->settings.name);
@@ -46,6 +49,8 @@ static int run(cli_t *cli)
 	case CLI_CMD_PRUNE: return cli_cmd_prune(cli);
 	case CLI_CMD_KEYGEN: return cli_cmd_keygen(cli);
 	case CLI_CMD_GC: return cli_cmd_gc(cli);
+	case CLI_CMD_RUNS: return cli_cmd_runs(cli);
+	case CLI_CMD_STATUS: return cli_cmd_status(cli);
 	default: return cli_error(CLI_EXIT_USAGE, "no command given (try 'backupop help')");
 	}
 }

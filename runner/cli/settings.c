@@ -37,6 +37,17 @@ void cli_settings_clear(cli_settings_t *s)
 	cli_strlist_clear(&s->recipients);
 	cli_strlist_clear(&s->keep_tags);
 	cli_strlist_clear(&s->tags);
+	free(s->engine_name);
+	if (s->engine_json)
+		explicit_bzero(s->engine_json, strlen(s->engine_json));
+	free(s->engine_json);
+	for (size_t i = 0; i < s->storage_settings.count; i++)
+		explicit_bzero(s->storage_settings.items[i], strlen(s->storage_settings.items[i]));
+	cli_strlist_clear(&s->storage_settings);
+	free(s->api_listen);
+	if (s->api_token)
+		explicit_bzero(s->api_token, strlen(s->api_token));
+	free(s->api_token);
 	cli_settings_init(s);
 }
 
@@ -94,6 +105,11 @@ void cli_settings_merge(cli_settings_t *base, cli_settings_t *over)
 	take_list(&base->recipients, &over->recipients);
 	take_list(&base->keep_tags, &over->keep_tags);
 	take_list(&base->tags, &over->tags);
+	take_string(&base->engine_name, &over->engine_name);
+	take_string(&base->engine_json, &over->engine_json);
+	take_list(&base->storage_settings, &over->storage_settings);
+	take_string(&base->api_listen, &over->api_listen);
+	take_string(&base->api_token, &over->api_token);
 }
 
 bool cli_settings_has_retention(const cli_settings_t *s)

@@ -119,7 +119,7 @@ expect_exit 0 "flags override the config" bop backup --config "$T/config.yaml" \
 ok "... (name other, no compression)" test -f "$T/cfgstore/other/$(cat "$T/out")/data.age"
 sed 's/keepLast/keepDayly/' "$T/config.yaml" >"$T/bad.yaml"
 expect_exit 2 "an unknown config key: 2" bop list --config "$T/bad.yaml"
-err_says "... named with its path" "bad.yaml: retention.keepDayly: unknown field"
+err_says "... named with its path and line" "bad.yaml:8: retention.keepDayly: unknown field"
 printf 'compression:\n  level: high\n' >"$T/bad2.yaml"
 expect_exit 2 "a config value of the wrong type: 2" bop list --config "$T/bad2.yaml"
 err_says "... named with its path" "compression.level"

@@ -1,0 +1,79 @@
+/* backupop gc: find and remove what interrupted writes left behind under the catalog. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CLI_GC_DEFAULT_AGE (24 * 3600)
+
+/* bop_storage_list_cb: prints one leftover per line and counts it in `payload`. */
+static int print_leftover(const char *name, const bop_storage_stat_t *st, void *payload)
+{
+	size_t *found = payload;
+
+	(void)st;
+	(*found)++;
+	printf("%s\n", name);
+	return 0;
+}
+
+static void report(const cli_t *cli, size_t found)
+{
+	if (cli->quiet)
+		return;
+	if (cli->dry_run)
+		fprintf(stderr, "dry run: %zu leftover(s) found, nothing was removed\n", found);
+	else
+		fprintf(stderr, "removed %zu leftover(s)\n", found);
+}
+
+static int clean_up(const cli_t *cli, bop_storage_t *storage, const char *prefix)
+{
+	int64_t age = cli->older_than >= 0 ? cli->older_than : CLI_GC_DEFAULT_AGE;
+	size_t found = 0;
+	int ret;
+
+	ret = bop_storage_cleanup(storage, prefix, age, cli->dry_run, print_leftover, &found);
+	fflush(stdout);
+	if (ret == BOP_ENOTSUPPORTED) {
+		if (!cli->quiet)
+			fputs("nothing to clean up for this storage\n", stderr);
+		return CLI_EXIT_OK;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "backupop: %zu leftover(s) handled before the error\n", found);
+		return cli_fail(ret, false);
+	}
+	report(cli, found);
+	return CLI_EXIT_OK;
+}
+
+int cli_cmd_gc(cli_t *cli)
+{
+	bop_storage_t *storage = NULL;
+	bop_catalog_t *catalog = NULL;
+	char *prefix = NULL;
+	int ret;
+
+	if (cli->nargs > 0)
+		return cli_usage(cli, "unexpected argument '%s'", cli->args[0]);
+	/* Opening the catalog checks the name. Its lock is not taken: a backup that died with
+	 * its storage cannot release it, and that is when gc is wanted. The age is what keeps
+	 * a running backup's upload safe. */
+	ret = cli_open_catalog(cli, &storage, &catalog);
+	if (ret)
+		goto out;
+	prefix = malloc(strlen(cli->settings.name) + 2);
+	if (!prefix) {
+		ret = cli_error(CLI_EXIT_FAILED, "out of memory");
+		goto out;
+	}
+	strcpy(prefix, cli->settings.name);
+	strcat(prefix, "/");
+	ret = clean_up(cli, storage, prefix);
+out:
+	free(prefix);
+	bop_catalog_free(catalog);
+	bop_storage_free(storage);
+	return ret;
+}

@@ -1,0 +1,650 @@
+/*
+ * The config file (backupop-config(5)), read with libyaml's document loader and checked
+ * against tables of known fields; the engine block is turned into JSON with json-c.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+
+typedef enum cfg_kind {
+	CFG_STRING,
+	CFG_SECRET,     /* a string that is registered for redaction */
+	CFG_PATH,       /* a file name, relative to the config file's directory */
+	CFG_BOOL,
+	CFG_INT,        /* int, 0..max */
+	CFG_COUNT,      /* long long, 0..max */
+	CFG_DURATION,   /* "7d" or seconds */
+	CFG_LIST,       /* a sequence of strings */
+	CFG_MAP,
+	CFG_STORAGE,    /* a URL string, or a map with "url" and settings */
+	CFG_SETTING,    /* a storage setting; `extra` is its library name */
+	CFG_SETTING_SECRET,
+	CFG_SETTING_PATH,
+	CFG_ENUM,       /* `extra` is "A|B": the value's index goes into an int */
+	CFG_ENGINE,     /* a map with one engine name; offset: name, offset2: JSON */
+} cfg_kind_t;
+
+typedef struct cfg_field {
+	const char *key;
+	cfg_kind_t kind;
+	size_t offset;
+	const struct cfg_field *children;
+	long long max;
+	const char *extra;
+	size_t offset2;
+} cfg_field_t;
+
+typedef struct cfg {
+	const char *path;
+	char *dir;
+	yaml_document_t doc;
+	rcfg_t *c;
+	char *error;
+	const yaml_node_t *schedule_node;       /* where they were, for later checks */
+	const yaml_node_t *verify_schedule_node;
+	const yaml_node_t *time_zone_node;
+} cfg_t;
+
+#define O(field) offsetof(rcfg_t, field)
+#define END { NULL, CFG_STRING, 0, NULL, 0, NULL, 0 }
+
+static const cfg_field_t storage_fields[] = {
+	{ "url", CFG_STRING, O(storage_url), NULL, 0, NULL, 0 },
+	{ "endpoint", CFG_SETTING, 0, NULL, 0, "endpoint", 0 },
+	{ "region", CFG_SETTING, 0, NULL, 0, "region", 0 },
+	{ "forcePathStyle", CFG_SETTING, 0, NULL, 0, "path_style", 0 },
+	{ "accessKeyId", CFG_SETTING_SECRET, 0, NULL, 0, "access_key_id", 0 },
+	{ "secretAccessKey", CFG_SETTING_SECRET, 0, NULL, 0, "secret_access_key", 0 },
+	{ "sessionToken", CFG_SETTING_SECRET, 0, NULL, 0, "session_token", 0 },
+	{ "accessKeyIdFile", CFG_SETTING_PATH, 0, NULL, 0, "access_key_file", 0 },
+	{ "secretAccessKeyFile", CFG_SETTING_PATH, 0, NULL, 0, "secret_key_file", 0 },
+	{ "caFile", CFG_SETTING_PATH, 0, NULL, 0, "ca_file", 0 },
+	{ "insecure", CFG_SETTING, 0, NULL, 0, "insecure", 0 },
+	{ "partSize", CFG_SETTING, 0, NULL, 0, "part_size", 0 },
+	{ "concurrency", CFG_SETTING, 0, NULL, 0, "concurrency", 0 },
+	{ "maxParts", CFG_SETTING, 0, NULL, 0, "max_parts", 0 },
+	{ "timeoutSeconds", CFG_SETTING, 0, NULL, 0, "timeout", 0 },
+	END,
+};
+
+static const cfg_field_t compression_fields[] = {
+	{ "algorithm", CFG_ENUM, O(compression), NULL, 0, "zstd|gzip|none", 0 },
+	{ "level", CFG_INT, O(level), NULL, 22, NULL, 0 },
+	{ "threads", CFG_INT, O(threads), NULL, 256, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t encryption_fields[] = {
+	{ "recipients", CFG_LIST, O(recipients), NULL, 0, NULL, 0 },
+	{ "recipientsFile", CFG_PATH, O(recipients_file), NULL, 0, NULL, 0 },
+	{ "identityFile", CFG_PATH, O(identity_file), NULL, 0, NULL, 0 },
+	{ "passphraseFile", CFG_PATH, O(passphrase_file), NULL, 0, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t retention_fields[] = {
+	{ "keepLast", CFG_COUNT, O(keep[RCFG_KEEP_LAST]), NULL, 1000000, NULL, 0 },
+	{ "keepHourly", CFG_COUNT, O(keep[RCFG_KEEP_HOURLY]), NULL, 1000000, NULL, 0 },
+	{ "keepDaily", CFG_COUNT, O(keep[RCFG_KEEP_DAILY]), NULL, 1000000, NULL, 0 },
+	{ "keepWeekly", CFG_COUNT, O(keep[RCFG_KEEP_WEEKLY]), NULL, 1000000, NULL, 0 },
+	{ "keepMonthly", CFG_COUNT, O(keep[RCFG_KEEP_MONTHLY]), NULL, 1000000, NULL, 0 },
+	{ "keepYearly", CFG_COUNT, O(keep[RCFG_KEEP_YEARLY]), NULL, 1000000, NULL, 0 },
+	{ "keepWithin", CFG_DURATION, O(keep_within), NULL, 0, NULL, 0 },
+	{ "keepTags", CFG_LIST, O(keep_tags), NULL, 0, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t history_fields[] = {
+	{ "successful", CFG_COUNT, O(history_successful), NULL, 100000, NULL, 0 },
+	{ "failed", CFG_COUNT, O(history_failed), NULL, 100000, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t deadline_fields[] = {
+	{ "backupSeconds", CFG_COUNT, O(deadline_backup), NULL, 100000000, NULL, 0 },
+	{ "restoreSeconds", CFG_COUNT, O(deadline_restore), NULL, 100000000, NULL, 0 },
+	{ "verifySeconds", CFG_COUNT, O(deadline_verify), NULL, 100000000, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t verify_restore_fields[] = {
+	{ "engine", CFG_ENGINE, O(verify_engine_name), NULL, 0, NULL, O(verify_engine_json) },
+	{ "expectRows", CFG_COUNT, O(verify_expect_rows), NULL, 1LL << 60, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t verification_fields[] = {
+	{ "schedule", CFG_STRING, O(verify_schedule), NULL, 0, NULL, 0 },
+	{ "restore", CFG_MAP, 0, verify_restore_fields, 0, NULL, 0 },
+	{ "expectRows", CFG_COUNT, O(verify_expect_rows), NULL, 1LL << 60, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t api_fields[] = {
+	{ "listen", CFG_STRING, O(api_listen), NULL, 0, NULL, 0 },
+	{ "token", CFG_SECRET, O(api_token), NULL, 0, NULL, 0 },
+	{ "tokenFile", CFG_PATH, O(api_token_file), NULL, 0, NULL, 0 },
+	END,
+};
+
+static const cfg_field_t root_fields[] = {
+	{ "name", CFG_STRING, O(name), NULL, 0, NULL, 0 },
+	{ "namespace", CFG_STRING, O(namespace_), NULL, 0, NULL, 0 },
+	{ "scheduleName", CFG_STRING, O(schedule_name), NULL, 0, NULL, 0 },
+	{ "schedule", CFG_STRING, O(schedule), NULL, 0, NULL, 0 },
+	{ "timeZone", CFG_STRING, O(time_zone), NULL, 0, NULL, 0 },
+	{ "suspend", CFG_BOOL, O(suspend), NULL, 0, NULL, 0 },
+	{ "startingDeadlineSeconds", CFG_COUNT, O(starting_deadline), NULL, 100000000, NULL, 0 },
+	{ "concurrencyPolicy", CFG_ENUM, O(concurrency), NULL, 0, "Forbid|Replace", 0 },
+	{ "mode", CFG_ENUM, O(mode), NULL, 0, "catalog|single", 0 },
+	{ "engine", CFG_ENGINE, O(engine_name), NULL, 0, NULL, O(engine_json) },
+	{ "storage", CFG_STORAGE, O(storage_url), storage_fields, 0, NULL, 0 },
+	{ "compression", CFG_MAP, 0, compression_fields, 0, NULL, 0 },
+	{ "encryption", CFG_MAP, 0, encryption_fields, 0, NULL, 0 },
+	{ "retention", CFG_MAP, 0, retention_fields, 0, NULL, 0 },
+	{ "historyLimits", CFG_MAP, 0, history_fields, 0, NULL, 0 },
+	{ "deadlines", CFG_MAP, 0, deadline_fields, 0, NULL, 0 },
+	{ "verification", CFG_MAP, 0, verification_fields, 0, NULL, 0 },
+	{ "tags", CFG_LIST, O(tags), NULL, 0, NULL, 0 },
+	{ "api", CFG_MAP, 0, api_fields, 0, NULL, 0 },
+	END,
+};
+
+static const char *const engine_names[] = { "exec", "postgres", "mysql", "files", "cockroach",
+	NULL };
+
+static int cfg_error(cfg_t *c, const char *key, const yaml_node_t *node, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int cfg_error(cfg_t *c, const char *key, const yaml_node_t *node, const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	free(c->error);
+	if (asprintf(&c->error, "%s:%lu: %s%s%s", c->path,
+		    node ? (unsigned long)node->start_mark.line + 1 : 1UL, key ? key : "",
+		    key ? ": " : "", what) < 0)
+		c->error = NULL;
+	return RCFG_EINVALID;
+}
+
+static const char *scalar(const yaml_node_t *node)
+{
+	return node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
+}
+
+/* "a.b" into `out`, cut short when too long (only used in messages and as a label). */
+static void join(char *out, size_t len, const char *a, const char *b)
+{
+	if (snprintf(out, len, "%s.%s", a, b) >= (int)len)
+		out[len - 1] = '\0';
+}
+
+static int register_secret(cfg_t *c, const char *key, const yaml_node_t *node, const char *v)
+{
+	if (strlen(v) < 4)
+		return cfg_error(c, key, node, "a secret must be at least 4 characters long");
+	bop_log_add_secret(v);
+	return 0;
+}
+
+static char *resolve_path(cfg_t *c, const char *v)
+{
+	char *copy;
+
+	if (v[0] == '/' || !strcmp(c->dir, "."))
+		return strdup(v);
+	if (asprintf(&copy, "%s/%s", c->dir, v) < 0)
+		return NULL;
+	return copy;
+}
+
+static int set_string(cfg_t *c, const char *key, const yaml_node_t *node, char **field,
+	cfg_kind_t kind)
+{
+	const char *v = scalar(node);
+	char *copy;
+
+	if (!v || !*v)
+		return cfg_error(c, key, node, "expected a non-empty string");
+	if (kind == CFG_SECRET && register_secret(c, key, node, v))
+		return RCFG_EINVALID;
+	copy = kind == CFG_PATH ? resolve_path(c, v) : strdup(v);
+	if (!copy)
+		return cfg_error(c, key, node, "out of memory");
+	if (field == &c->c->schedule)
+		c->schedule_node = node;
+	else if (field == &c->c->verify_schedule)
+		c->verify_schedule_node = node;
+	else if (field == &c->c->time_zone)
+		c->time_zone_node = node;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int set_bool(cfg_t *c, const char *key, const yaml_node_t *node, int *field)
+{
+	const char *v = scalar(node);
+
+	if (v && (!strcmp(v, "true") || !strcmp(v, "false"))) {
+		*field = !strcmp(v, "true");
+		return 0;
+	}
+	return cfg_error(c, key, node, "expected true or false");
+}
+
+static int set_enum(cfg_t *c, const char *key, const yaml_node_t *node, const cfg_field_t *f,
+	void *field)
+{
+	const char *v = scalar(node), *p = f->extra;
+	size_t len = v ? strlen(v) : 0;
+	int index = 0;
+
+	while (v && *v) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (n == len && !strncmp(p, v, n)) {
+			if (f->offset == O(compression))
+				return set_string(c, key, node, field, CFG_STRING);
+			*(int *)field = index;
+			return 0;
+		}
+		if (!bar)
+			break;
+		p = bar + 1;
+		index++;
+	}
+	return cfg_error(c, key, node, "expected one of: %s", f->extra);
+}
+
+static int set_number(cfg_t *c, const char *key, const yaml_node_t *node,
+	const cfg_field_t *f, void *field)
+{
+	long long n = scalar(node) ? rcfg_parse_count(scalar(node), f->max) : -1;
+
+	if (n < 0)
+		return cfg_error(c, key, node, "expected an integer from 0 to %lld", f->max);
+	if (f->kind == CFG_INT)
+		*(int *)field = (int)n;
+	else
+		*(long long *)field = n;
+	return 0;
+}
+
+static int set_duration(cfg_t *c, const char *key, const yaml_node_t *node, int64_t *field)
+{
+	int64_t v = scalar(node) ? rcfg_parse_duration(scalar(node)) : -1;
+
+	if (v < 0)
+		return cfg_error(c, key, node, "expected a duration such as 7d, 12h, 1w2d or 90m");
+	*field = v;
+	return 0;
+}
+
+static int set_list(cfg_t *c, const char *key, const yaml_node_t *node, rcfg_strlist_t *list)
+{
+	yaml_node_item_t *item;
+
+	if (node->type != YAML_SEQUENCE_NODE)
+		return cfg_error(c, key, node, "expected a list of strings");
+	rcfg_strlist_clear(list);
+	list->set = true;
+	for (item = node->data.sequence.items.start; item < node->data.sequence.items.top; item++) {
+		yaml_node_t *n = yaml_document_get_node(&c->doc, *item);
+		const char *v = n ? scalar(n) : NULL;
+
+		if (!v || !*v)
+			return cfg_error(c, key, n, "expected a list of non-empty strings");
+		if (rcfg_strlist_add(list, v) < 0)
+			return cfg_error(c, key, n, "out of memory");
+	}
+	return 0;
+}
+
+static int set_setting(cfg_t *c, const char *key, const yaml_node_t *node, const cfg_field_t *f)
+{
+	const char *v = scalar(node);
+	char *value = NULL;
+	int ret = 0;
+
+	if (!v || !*v)
+		return cfg_error(c, key, node, "expected a non-empty value");
+	if (f->kind == CFG_SETTING_SECRET && register_secret(c, key, node, v))
+		return RCFG_EINVALID;
+	value = f->kind == CFG_SETTING_PATH ? resolve_path(c, v) : strdup(v);
+	if (!value || rcfg_strlist_add(&c->c->storage_settings, f->extra) < 0 ||
+	    rcfg_strlist_add(&c->c->storage_settings, value) < 0)
+		ret = cfg_error(c, key, node, "out of memory");
+	free(value);
+	return ret;
+}
+
+/* YAML to JSON: plain scalars that look like numbers, booleans or null keep that type;
+ * quoted scalars are strings. */
+static json_object *scalar_to_json(const yaml_node_t *node)
+{
+	const char *v = scalar(node);
+	char *end;
+	long long n;
+	double d;
+
+	if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return json_object_new_string(v);
+	if (!strcmp(v, "true") || !strcmp(v, "false"))
+		return json_object_new_boolean(!strcmp(v, "true"));
+	if (!strcmp(v, "null") || !strcmp(v, "~") || !*v)
+		return NULL;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (!errno && !*end && end != v)
+		return json_object_new_int64(n);
+	errno = 0;
+	d = strtod(v, &end);
+	if (!errno && !*end && end != v && (isdigit((unsigned char)v[0]) || v[0] == '-'))
+		return json_object_new_double(d);
+	return json_object_new_string(v);
+}
+
+static bool secret_name(const char *k)
+{
+	return strcasestr(k, "password") || strcasestr(k, "secret") || strcasestr(k, "token") ||
+		strcasestr(k, "key");
+}
+
+static int to_json(cfg_t *c, const char *key, yaml_node_t *node, json_object **out, int depth)
+{
+	json_object *obj = NULL, *child;
+	char sub[256];
+	int ret = 0;
+
+	*out = NULL;
+	if (depth > 32)
+		return cfg_error(c, key, node, "nested too deeply");
+	if (node->type == YAML_SCALAR_NODE) {
+		*out = scalar_to_json(node);
+		return 0;
+	}
+	if (node->type == YAML_SEQUENCE_NODE) {
+		obj = json_object_new_array();
+		for (yaml_node_item_t *i = node->data.sequence.items.start;
+		     i < node->data.sequence.items.top && !ret; i++) {
+			yaml_node_t *n = yaml_document_get_node(&c->doc, *i);
+
+			if (snprintf(sub, sizeof(sub), "%s[%ld]", key,
+				    (long)(i - node->data.sequence.items.start)) >= (int)sizeof(sub))
+				sub[sizeof(sub) - 1] = '\0';
+			ret = n ? to_json(c, sub, n, &child, depth + 1) :
+				cfg_error(c, sub, node, "missing node");
+			if (!ret)
+				json_object_array_add(obj, child);
+		}
+	} else if (node->type == YAML_MAPPING_NODE) {
+		obj = json_object_new_object();
+		for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
+		     p < node->data.mapping.pairs.top && !ret; p++) {
+			yaml_node_t *k = yaml_document_get_node(&c->doc, p->key);
+			yaml_node_t *v = yaml_document_get_node(&c->doc, p->value);
+			const char *name = k ? scalar(k) : NULL;
+
+			if (!name || !v) {
+				ret = cfg_error(c, key, k, "keys must be plain strings");
+				break;
+			}
+			join(sub, sizeof(sub), key, name);
+			if (secret_name(name) && scalar(v) && strlen(scalar(v)) >= 4)
+				bop_log_add_secret(scalar(v));
+			ret = to_json(c, sub, v, &child, depth + 1);
+			if (!ret)
+				json_object_object_add(obj, name, child);
+		}
+	} else {
+		return cfg_error(c, key, node, "unsupported YAML node");
+	}
+	if (ret) {
+		json_object_put(obj);
+		return ret;
+	}
+	*out = obj;
+	return 0;
+}
+
+/* Checks the engine block with the engine itself, so its field errors show at load. */
+static int check_engine(cfg_t *c, const char *key, const yaml_node_t *node, const char *name,
+	const char *json)
+{
+	bop_engine_t *engine = NULL;
+	int ret = bop_engine_open(&engine, name, json);
+
+	bop_engine_free(engine);
+	if (ret == BOP_ENOTFOUND)
+		return cfg_error(c, key, node, "the %s engine is not available in this build", name);
+	if (ret < 0)
+		return cfg_error(c, key, node, "%s", bop_error_last());
+	return 0;
+}
+
+static int set_engine(cfg_t *c, const char *key, yaml_node_t *node, const cfg_field_t *f)
+{
+	char **name_field = (char **)((char *)c->c + f->offset);
+	char **json_field = (char **)((char *)c->c + f->offset2);
+	yaml_node_t *k, *v;
+	json_object *obj = NULL;
+	const char *name;
+	char sub[256];
+	size_t i;
+	int ret;
+
+	if (node->type != YAML_MAPPING_NODE ||
+	    node->data.mapping.pairs.top - node->data.mapping.pairs.start != 1)
+		return cfg_error(c, key, node, "expected a mapping with exactly one engine "
+			"(exec, postgres, mysql, files or cockroach)");
+	k = yaml_document_get_node(&c->doc, node->data.mapping.pairs.start->key);
+	v = yaml_document_get_node(&c->doc, node->data.mapping.pairs.start->value);
+	name = k ? scalar(k) : NULL;
+	for (i = 0; name && engine_names[i] && strcmp(engine_names[i], name); i++)
+		;
+	if (!name || !v || !engine_names[i])
+		return cfg_error(c, key, k, "unknown engine '%s' (exec, postgres, mysql, files or "
+			"cockroach)", name ? name : "");
+	join(sub, sizeof(sub), key, name);
+	if (v->type != YAML_MAPPING_NODE)
+		return cfg_error(c, sub, v, "expected a mapping");
+	ret = to_json(c, sub, v, &obj, 0);
+	if (ret)
+		return ret;
+	free(*name_field);
+	free(*json_field);
+	*name_field = strdup(name);
+	*json_field = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	json_object_put(obj);
+	if (!*name_field || !*json_field)
+		return cfg_error(c, key, node, "out of memory");
+	return check_engine(c, sub, v, name, *json_field);
+}
+
+static int walk_map(cfg_t *c, const char *prefix, yaml_node_t *node,
+	const cfg_field_t *fields);
+
+static int set_field(cfg_t *c, const char *key, yaml_node_t *node, const cfg_field_t *f)
+{
+	void *field = (char *)c->c + f->offset;
+
+	switch (f->kind) {
+	case CFG_STRING:
+	case CFG_SECRET:
+	case CFG_PATH: return set_string(c, key, node, field, f->kind);
+	case CFG_BOOL: return set_bool(c, key, node, field);
+	case CFG_ENUM: return set_enum(c, key, node, f, field);
+	case CFG_INT:
+	case CFG_COUNT: return set_number(c, key, node, f, field);
+	case CFG_DURATION: return set_duration(c, key, node, field);
+	case CFG_LIST: return set_list(c, key, node, field);
+	case CFG_MAP: return walk_map(c, key, node, f->children);
+	case CFG_SETTING:
+	case CFG_SETTING_SECRET:
+	case CFG_SETTING_PATH: return set_setting(c, key, node, f);
+	case CFG_ENGINE: return set_engine(c, key, node, f);
+	case CFG_STORAGE:
+		if (node->type == YAML_MAPPING_NODE)
+			return walk_map(c, key, node, f->children);
+		return set_string(c, key, node, field, CFG_STRING);
+	}
+	return cfg_error(c, key, node, "internal error: unknown field kind");
+}
+
+static int walk_map(cfg_t *c, const char *prefix, yaml_node_t *node,
+	const cfg_field_t *fields)
+{
+	yaml_node_pair_t *pair;
+
+	if (node->type != YAML_MAPPING_NODE)
+		return cfg_error(c, prefix, node, "expected a mapping");
+	for (pair = node->data.mapping.pairs.start; pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = yaml_document_get_node(&c->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(&c->doc, pair->value);
+		const char *name = k ? scalar(k) : NULL;
+		const cfg_field_t *f;
+		char key[256];
+		int ret;
+
+		if (!name || !v)
+			return cfg_error(c, prefix, k, "keys must be plain strings");
+		if (snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
+			    name) >= (int)sizeof(key))
+			return cfg_error(c, prefix, k, "field name too long");
+		for (f = fields; f->key && strcmp(f->key, name); f++)
+			;
+		if (!f->key)
+			return cfg_error(c, key, k, "unknown field");
+		if ((ret = set_field(c, key, v, f)))
+			return ret;
+	}
+	return 0;
+}
+
+/* Schedules are checked once the time zone, wherever it is in the document, is known. */
+static int check_schedule(cfg_t *c, const char *key, const yaml_node_t *node,
+	const char *expr)
+{
+	bop_schedule_t *s = NULL;
+	int ret;
+
+	if (!expr)
+		return 0;
+	ret = bop_schedule_parse(&s, expr, c->c->time_zone);
+	bop_schedule_free(s);
+	if (ret == BOP_ENOTFOUND && c->time_zone_node)
+		return cfg_error(c, "timeZone", c->time_zone_node, "%s", bop_error_last());
+	if (ret < 0)
+		return cfg_error(c, key, node, "%s", bop_error_last());
+	return 0;
+}
+
+static int load_document(cfg_t *c, FILE *fp)
+{
+	yaml_parser_t parser;
+	int ret = 0;
+
+	if (!yaml_parser_initialize(&parser)) {
+		c->error = strdup("cannot initialize the YAML parser");
+		return RCFG_EIO;
+	}
+	yaml_parser_set_input_file(&parser, fp);
+	if (!yaml_parser_load(&parser, &c->doc)) {
+		if (asprintf(&c->error, "%s:%lu:%lu: %s", c->path,
+			    (unsigned long)parser.problem_mark.line + 1,
+			    (unsigned long)parser.problem_mark.column + 1,
+			    parser.problem ? parser.problem : "invalid YAML") < 0)
+			c->error = NULL;
+		ret = RCFG_EINVALID;
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static int open_config(cfg_t *c, FILE **fp)
+{
+	struct stat st;
+
+	*fp = fopen(c->path, "re");
+	if (!*fp) {
+		int err = errno;
+
+		if (asprintf(&c->error, "cannot open config file %s: %s", c->path,
+			    strerror(err)) < 0)
+			c->error = NULL;
+		return err == ENOENT ? RCFG_EINVALID : RCFG_EIO;
+	}
+	if (fstat(fileno(*fp), &st) == 0 && st.st_size > CONFIG_MAX_BYTES) {
+		fclose(*fp);
+		*fp = NULL;
+		if (asprintf(&c->error, "%s: larger than %d bytes; not a config file", c->path,
+			    CONFIG_MAX_BYTES) < 0)
+			c->error = NULL;
+		return RCFG_EINVALID;
+	}
+	return 0;
+}
+
+int rcfg_load(rcfg_t *rc, const char *path, char **error)
+{
+	cfg_t c = { .path = path, .c = rc };
+	yaml_node_t *root;
+	FILE *fp = NULL;
+	int ret;
+
+	*error = NULL;
+	ret = open_config(&c, &fp);
+	if (ret)
+		goto out;
+	c.dir = dir_of(path);
+	ret = c.dir ? load_document(&c, fp) : RCFG_EIO;
+	fclose(fp);
+	if (ret)
+		goto out;
+	root = yaml_document_get_root_node(&c.doc);
+	if (root && !(root->type == YAML_SCALAR_NODE && !*scalar(root)))
+		ret = walk_map(&c, NULL, root, root_fields);
+	if (!ret)
+		ret = check_schedule(&c, "schedule", c.schedule_node, rc->schedule);
+	if (!ret)
+		ret = check_schedule(&c, "verification.schedule", c.verify_schedule_node,
+			rc->verify_schedule);
+	yaml_document_delete(&c.doc);
+	if (!ret && !rc->path && !(rc->path = strdup(path)))
+		ret = RCFG_EIO;
+out:
+	free(c.dir);
+	if (ret && !c.error)
+		c.error = strdup("out of memory");
+	*error = c.error;
+	return ret;
+}

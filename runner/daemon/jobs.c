@@ -1,0 +1,583 @@
+/*
+ * Executing a run on the worker thread: backup (then retention), restore, verify; in
+ * catalog mode through the catalog, in single mode through one overwritten object.
+ */
+#include "runner.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_TTL_SECONDS 120
+#define LOCK_REFRESH_SECONDS 30
+
+typedef struct job {
+	runner_t *rn;
+	run_t *r;
+	bop_storage_t *storage;
+	bop_catalog_t *catalog;
+	bop_engine_t *engine;
+	bop_lock_t *lock;
+	int64_t lock_refreshed;
+	int64_t deadline;               /* unix seconds, 0: none */
+	bool timed_out;
+	bool lock_lost;
+} job_t;
+
+static int fail(job_t *j, const char *what)
+{
+	char *msg = NULL;
+
+	if (j->timed_out && asprintf(&msg, "%s: the deadline of this run passed", what) < 0)
+		msg = NULL;
+	else if (j->lock_lost && asprintf(&msg, "%s: the catalog lock was taken over", what) < 0)
+		msg = NULL;
+	else if (!msg && asprintf(&msg, "%s: %s", what, bop_error_last()) < 0)
+		msg = NULL;
+	pthread_mutex_lock(&j->rn->mu);
+	free(j->r->error);
+	if (j->r->cancel_requested && j->r->cancel_reason) {
+		free(msg);
+		msg = strdup(j->r->cancel_reason);
+	}
+	j->r->error = msg;
+	pthread_mutex_unlock(&j->rn->mu);
+	return -1;
+}
+
+static void progress(uint64_t bytes_in, uint64_t bytes_out, void *payload)
+{
+	job_t *j = payload;
+	int64_t now = runner_now();
+
+	pthread_mutex_lock(&j->rn->mu);
+	j->r->bytes_in = bytes_in;
+	j->r->bytes_out = bytes_out;
+	pthread_mutex_unlock(&j->rn->mu);
+	if (j->lock && now - j->lock_refreshed >= LOCK_REFRESH_SECONDS) {
+		j->lock_refreshed = now;
+		if (bop_lock_refresh(j->lock) < 0) {
+			j->lock_lost = true;
+			pthread_mutex_lock(&j->rn->mu);
+			job_cancel(j->r, NULL);
+			pthread_mutex_unlock(&j->rn->mu);
+		}
+	}
+	if (j->deadline && now > j->deadline && !j->timed_out) {
+		j->timed_out = true;
+		pthread_mutex_lock(&j->rn->mu);
+		job_cancel(j->r, NULL);
+		pthread_mutex_unlock(&j->rn->mu);
+	}
+}
+
+void job_cancel(run_t *r, const char *reason)
+{
+	/* The caller holds mu, so the catalog and pipeline cannot be freed meanwhile. */
+	if (reason && !r->cancel_reason)
+		r->cancel_reason = strdup(reason);
+	r->cancel_requested = true;
+	if (r->catalog)
+		bop_catalog_cancel(r->catalog);
+	if (r->pipeline)
+		bop_pipeline_cancel(r->pipeline);
+}
+
+static int open_storage(runner_t *rn, bop_storage_t **out)
+{
+	bop_storage_options_t opts;
+
+	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
+	opts.settings = (const char *const *)rn->cfg.storage_settings.items;
+	return bop_storage_open(out, rn->cfg.storage_url, &opts);
+}
+
+static int job_open(job_t *j)
+{
+	runner_t *rn = j->rn;
+	int ret;
+
+	if ((ret = open_storage(rn, &j->storage)) < 0)
+		return fail(j, "cannot open the storage");
+	if (rn->cfg.mode != RCFG_MODE_SINGLE &&
+	    (ret = bop_catalog_open(&j->catalog, j->storage, rn->cfg.name)) < 0)
+		return fail(j, "cannot open the catalog");
+	pthread_mutex_lock(&rn->mu);
+	j->r->catalog = j->catalog;
+	if (j->r->cancel_requested && j->catalog)
+		bop_catalog_cancel(j->catalog);
+	pthread_mutex_unlock(&rn->mu);
+	return 0;
+}
+
+static void job_close(job_t *j)
+{
+	pthread_mutex_lock(&j->rn->mu);
+	j->r->catalog = NULL;
+	j->r->pipeline = NULL;
+	pthread_mutex_unlock(&j->rn->mu);
+	if (j->lock && bop_lock_release(j->lock) < 0)
+		rlog(BOP_LOG_WARN, "cannot release the catalog lock: %s", bop_error_last());
+	bop_engine_free(j->engine);
+	bop_catalog_free(j->catalog);
+	bop_storage_free(j->storage);
+}
+
+static int take_lock(job_t *j)
+{
+	char host[256] = "", owner[512];
+
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "unknown host");
+	snprintf(owner, sizeof(owner), "backupop-runner %s (%s, pid %ld)", j->rn->cfg.name, host,
+		(long)getpid());
+	if (bop_catalog_lock(j->catalog, &j->lock, owner, LOCK_TTL_SECONDS) < 0)
+		return fail(j, "cannot lock the catalog");
+	j->lock_refreshed = runner_now();
+	return 0;
+}
+
+/* Retention after a successful backup: the plan is logged and kept for the API; failed
+ * removals are logged and simply planned again after the next backup. */
+static void apply_retention(job_t *j)
+{
+	bop_manifest_list_t *list = NULL;
+	bop_retention_plan_t *plan = NULL;
+	bop_retention_policy_t policy;
+	char *text = NULL, *json = NULL;
+	size_t removed = 0;
+
+	if (!rcfg_has_retention(&j->rn->cfg))
+		return;
+	rcfg_retention_policy(&j->rn->cfg, &policy);
+	if (bop_catalog_list(j->catalog, &list) < 0 ||
+	    bop_retention_plan(&plan, list, &policy, (int64_t)time(NULL)) < 0) {
+		rlog(BOP_LOG_WARN, "retention: cannot plan: %s (will retry after the next backup)",
+			bop_error_last());
+		goto out;
+	}
+	if (bop_retention_plan_format(plan, &text) == 0)
+		rlog(BOP_LOG_INFO, "retention plan:\n%s", text);
+	if (bop_retention_plan_to_json(plan, &json) == 0) {
+		pthread_mutex_lock(&j->rn->mu);
+		free(j->rn->retention_json);
+		j->rn->retention_json = strdup(json);
+		pthread_mutex_unlock(&j->rn->mu);
+	}
+	if (bop_catalog_prune(j->catalog, plan, &removed) < 0)
+		rlog(BOP_LOG_WARN, "retention: %s (removed %zu; will retry after the next backup)",
+			bop_error_last(), removed);
+	else if (removed)
+		rlog(BOP_LOG_INFO, "retention: removed %zu backup(s)", removed);
+out:
+	bop_free(text);
+	bop_free(json);
+	bop_retention_plan_free(plan);
+	bop_manifest_list_free(list);
+}
+
+static int open_engine(job_t *j, bool scratch)
+{
+	const rcfg_t *c = &j->rn->cfg;
+	const char *name = scratch ? c->verify_engine_name : c->engine_name;
+	const char *json = scratch ? c->verify_engine_json : c->engine_json;
+
+	if (!name)
+		return bop_error_set(BOP_EINVAL, "the config has no engine block");
+	return bop_engine_open(&j->engine, name, json);
+}
+
+static int catalog_backup(job_t *j)
+{
+	bop_backup_options_t opts;
+	bop_manifest_t *m = NULL;
+	bop_source_t *src = NULL;
+	const rcfg_t *c = &j->rn->cfg;
+
+	if (take_lock(j))
+		return -1;
+	if (open_engine(j, false) < 0 || bop_engine_backup(j->engine, &src) < 0)
+		return fail(j, "cannot start the engine's backup");
+	bop_backup_options_init(&opts, BOP_BACKUP_OPTIONS_VERSION);
+	opts.compression = j->rn->compression;
+	opts.level = c->level > 0 ? c->level : 0;
+	opts.threads = c->threads > 0 ? c->threads : 0;
+	opts.keys = j->rn->encrypt_keys;
+	opts.tags = (const char *const *)c->tags.items;
+	opts.engine = c->engine_name;
+	opts.progress = progress;
+	opts.payload = j;
+	if (bop_catalog_backup(j->catalog, &m, src, &opts) < 0)
+		return fail(j, "backup failed");
+	pthread_mutex_lock(&j->rn->mu);
+	free(j->r->backup);
+	j->r->backup = strdup(bop_manifest_id(m));
+	j->r->bytes_in = bop_manifest_plain_bytes(m);
+	j->r->bytes_out = bop_manifest_stored_bytes(m);
+	snprintf(j->r->sha256, sizeof(j->r->sha256), "%s", bop_manifest_plain_sha256(m));
+	pthread_mutex_unlock(&j->rn->mu);
+	rlog(BOP_LOG_INFO, "run %s: backup %s taken (%llu bytes, %llu stored)", j->r->id,
+		bop_manifest_id(m), (unsigned long long)bop_manifest_plain_bytes(m),
+		(unsigned long long)bop_manifest_stored_bytes(m));
+	bop_manifest_free(m);
+	apply_retention(j);
+	return 0;
+}
+
+static int catalog_read(job_t *j, bool restore)
+{
+	bop_restore_options_t opts;
+	bop_manifest_t *m = NULL;
+	bop_sink_t *sink = NULL;
+	int ret;
+
+	if (bop_catalog_get(j->catalog, &m, j->r->backup ? j->r->backup : "latest") < 0)
+		return fail(j, "cannot find the backup");
+	pthread_mutex_lock(&j->rn->mu);
+	free(j->r->backup);
+	j->r->backup = strdup(bop_manifest_id(m));
+	snprintf(j->r->sha256, sizeof(j->r->sha256), "%s", bop_manifest_plain_sha256(m));
+	pthread_mutex_unlock(&j->rn->mu);
+	bop_restore_options_init(&opts, BOP_RESTORE_OPTIONS_VERSION);
+	opts.keys = j->rn->decrypt_keys;
+	opts.progress = progress;
+	opts.payload = j;
+	if (restore || j->rn->cfg.verify_engine_name) {
+		ret = open_engine(j, !restore);
+		if (ret == 0)
+			ret = bop_engine_restore(j->engine, &sink);
+		ret = ret < 0 ? fail(j, "cannot start the engine's restore") :
+			bop_catalog_restore(j->catalog, m, sink, &opts);
+		if (ret < 0 && !j->r->error)
+			fail(j, restore ? "restore failed" : "test restore failed");
+	} else {
+		ret = bop_catalog_verify(j->catalog, m, &opts);
+		if (ret < 0)
+			fail(j, "verification failed");
+	}
+	bop_manifest_free(m);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Single mode: "<name>/single/data[.zst|.gz][.age]" and "<name>/single/meta.json", which
+ * records the sizes and hashes that a verify or restore checks. */
+static char *single_key(job_t *j, const char *file)
+{
+	char *key;
+
+	if (asprintf(&key, "%s/single/%s", j->rn->cfg.name, file) < 0)
+		return NULL;
+	return key;
+}
+
+static char *single_data_name(job_t *j)
+{
+	char *name;
+
+	if (asprintf(&name, "data%s%s", bop_compression_suffix(j->rn->compression),
+		    j->rn->encrypt_keys ? ".age" : "") < 0)
+		return NULL;
+	return name;
+}
+
+static int run_pipeline(job_t *j, bop_pipeline_t *p)
+{
+	int ret;
+
+	pthread_mutex_lock(&j->rn->mu);
+	j->r->pipeline = p;
+	if (j->r->cancel_requested)
+		bop_pipeline_cancel(p);
+	pthread_mutex_unlock(&j->rn->mu);
+	ret = bop_pipeline_run(p);
+	pthread_mutex_lock(&j->rn->mu);
+	j->r->pipeline = NULL;
+	pthread_mutex_unlock(&j->rn->mu);
+	return ret;
+}
+
+static int write_meta(job_t *j, const char *data_name, const char *plain, uint64_t plain_n,
+	const char *stored, uint64_t stored_n)
+{
+	json_object *o = json_object_new_object();
+	char *key = single_key(j, "meta.json");
+	const char *text;
+	bop_sink_t *sink = NULL;
+	int ret = BOP_ENOMEM;
+
+	json_object_object_add(o, "format", json_object_new_string("backupop.io/single/v1"));
+	json_object_object_add(o, "run", json_object_new_string(j->r->id));
+	json_object_object_add(o, "time", json_object_new_int64(runner_now()));
+	json_object_object_add(o, "object", json_object_new_string(data_name));
+	json_object_object_add(o, "compression",
+		json_object_new_string(bop_compression_name(j->rn->compression)));
+	json_object_object_add(o, "encrypted", json_object_new_boolean(!!j->rn->encrypt_keys));
+	json_object_object_add(o, "plainBytes", json_object_new_int64((int64_t)plain_n));
+	json_object_object_add(o, "plainSha256", json_object_new_string(plain));
+	json_object_object_add(o, "storedBytes", json_object_new_int64((int64_t)stored_n));
+	json_object_object_add(o, "storedSha256", json_object_new_string(stored));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	if (key && (ret = bop_storage_put(j->storage, &sink, key, NULL)) == 0 &&
+	    (ret = bop_sink_write(sink, text, strlen(text))) == 0)
+		ret = bop_sink_commit(sink);
+	bop_sink_free(sink);
+	json_object_put(o);
+	free(key);
+	return ret;
+}
+
+static int single_backup(job_t *j)
+{
+	bop_stage_t *plain = NULL, *stored = NULL, *st = NULL;
+	bop_compress_options_t copts;
+	bop_pipeline_options_t popts;
+	bop_pipeline_t *p = NULL;
+	bop_source_t *src = NULL;
+	bop_sink_t *sink = NULL;
+	char *name = single_data_name(j), *key = name ? single_key(j, name) : NULL;
+	char plain_hex[BOP_SHA256_HEX_SIZE], stored_hex[BOP_SHA256_HEX_SIZE];
+	uint64_t plain_n = 0, stored_n = 0;
+	int ret = -1;
+
+	bop_pipeline_options_init(&popts, BOP_PIPELINE_OPTIONS_VERSION);
+	popts.progress = progress;
+	popts.payload = j;
+	bop_compress_options_init(&copts, BOP_COMPRESS_OPTIONS_VERSION);
+	copts.algorithm = j->rn->compression;
+	copts.level = j->rn->cfg.level > 0 ? j->rn->cfg.level : 0;
+	copts.threads = j->rn->cfg.threads > 0 ? j->rn->cfg.threads : 0;
+	if (!key || bop_pipeline_new(&p, &popts) < 0 || open_engine(j, false) < 0 ||
+	    bop_engine_backup(j->engine, &src) < 0 || bop_pipeline_set_source(p, src) < 0 ||
+	    bop_stage_sha256_new(&plain) < 0 || bop_pipeline_add_stage(p, plain) < 0 ||
+	    bop_stage_compress_new(&st, &copts) < 0 || bop_pipeline_add_stage(p, st) < 0) {
+		fail(j, "cannot start the backup");
+		goto out;
+	}
+	st = NULL;
+	if (j->rn->encrypt_keys && (bop_stage_age_encrypt_new(&st, j->rn->encrypt_keys) < 0 ||
+	    bop_pipeline_add_stage(p, st) < 0)) {
+		fail(j, "cannot start the encryption");
+		goto out;
+	}
+	if (bop_stage_sha256_new(&stored) < 0 || bop_pipeline_add_stage(p, stored) < 0 ||
+	    bop_storage_put(j->storage, &sink, key, NULL) < 0 ||
+	    bop_pipeline_set_sink(p, sink) < 0) {
+		fail(j, "cannot open the target object");
+		goto out;
+	}
+	if (run_pipeline(j, p) < 0) {
+		fail(j, "backup failed");
+		goto out;
+	}
+	bop_stage_sha256_result(plain, plain_hex, &plain_n);
+	bop_stage_sha256_result(stored, stored_hex, &stored_n);
+	if (write_meta(j, name, plain_hex, plain_n, stored_hex, stored_n) < 0) {
+		fail(j, "cannot write meta.json");
+		goto out;
+	}
+	pthread_mutex_lock(&j->rn->mu);
+	j->r->bytes_in = plain_n;
+	j->r->bytes_out = stored_n;
+	snprintf(j->r->sha256, sizeof(j->r->sha256), "%s", plain_hex);
+	free(j->r->backup);
+	j->r->backup = strdup(key);
+	pthread_mutex_unlock(&j->rn->mu);
+	ret = 0;
+out:
+	bop_pipeline_free(p);
+	free(key);
+	free(name);
+	return ret;
+}
+
+typedef struct single_meta {
+	char *object;
+	char *plain;
+	char *stored;
+	uint64_t plain_n;
+	uint64_t stored_n;
+	bop_compression_t compression;
+	bool encrypted;
+} single_meta_t;
+
+typedef struct text_buf {
+	char *data;
+	size_t len;
+} text_buf_t;
+
+static int collect_meta(const void *buf, size_t len, void *payload)
+{
+	text_buf_t *t = payload;
+	char *grown;
+
+	if (t->len + len > (64u << 10))
+		return bop_error_set(BOP_EFORMAT, "single/meta.json is too large");
+	grown = realloc(t->data, t->len + len + 1);
+	if (!grown)
+		return BOP_ENOMEM;
+	memcpy(grown + t->len, buf, len);
+	t->data = grown;
+	t->len += len;
+	t->data[t->len] = '\0';
+	return 0;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int read_meta(job_t *j, single_meta_t *meta)
+{
+	text_buf_t text = { NULL, 0 };
+	char *key = single_key(j, "meta.json");
+	bop_source_t *src = NULL;
+	bop_sink_t *sink = NULL;
+	bop_pipeline_t *p = NULL;
+	json_object *o = NULL, *v;
+	int ret;
+
+	memset(meta, 0, sizeof(*meta));
+	ret = bop_pipeline_new(&p, NULL);
+	if (!ret)
+		ret = bop_storage_get(j->storage, &src, key, 0);
+	if (!ret && !(ret = bop_pipeline_set_source(p, src)) &&
+	    !(ret = bop_sink_callback_new(&sink, collect_meta, &text)) &&
+	    !(ret = bop_pipeline_set_sink(p, sink)))
+		ret = bop_pipeline_run(p);
+	if (!ret && !(o = text.data ? json_tokener_parse(text.data) : NULL))
+		ret = bop_error_set(BOP_EFORMAT, "single/meta.json is not a JSON document");
+	if (!ret && (!jstr(o, "object") || !jstr(o, "plainSha256") || !jstr(o, "storedSha256") ||
+	    bop_compression_parse(&meta->compression, jstr(o, "compression")) < 0))
+		ret = bop_error_set(BOP_EFORMAT, "single/meta.json lacks a field");
+	if (!ret) {
+		meta->object = strdup(jstr(o, "object"));
+		meta->plain = strdup(jstr(o, "plainSha256"));
+		meta->stored = strdup(jstr(o, "storedSha256"));
+		meta->plain_n = json_object_object_get_ex(o, "plainBytes", &v) ?
+			(uint64_t)json_object_get_int64(v) : 0;
+		meta->stored_n = json_object_object_get_ex(o, "storedBytes", &v) ?
+			(uint64_t)json_object_get_int64(v) : 0;
+		meta->encrypted = json_object_object_get_ex(o, "encrypted", &v) &&
+			json_object_get_boolean(v);
+	}
+	json_object_put(o);
+	free(text.data);
+	bop_pipeline_free(p);
+	free(key);
+	return ret;
+}
+
+static int discard(const void *buf, size_t len, void *payload)
+{
+	(void)buf;
+	(void)len;
+	(void)payload;
+	return 0;
+}
+
+static int single_read(job_t *j, bool restore)
+{
+	bop_stage_t *st = NULL;
+	bop_pipeline_options_t popts;
+	bop_pipeline_t *p = NULL;
+	bop_source_t *src = NULL;
+	bop_sink_t *sink = NULL;
+	single_meta_t meta;
+	char *key = NULL;
+	int ret = -1;
+
+	if (read_meta(j, &meta) < 0) {
+		fail(j, "no single backup to read (single/meta.json)");
+		goto out;
+	}
+	key = single_key(j, meta.object);
+	bop_pipeline_options_init(&popts, BOP_PIPELINE_OPTIONS_VERSION);
+	popts.progress = progress;
+	popts.payload = j;
+	if (!key || bop_pipeline_new(&p, &popts) < 0 ||
+	    bop_storage_get(j->storage, &src, key, 0) < 0 || bop_pipeline_set_source(p, src) < 0 ||
+	    bop_stage_sha256_new(&st) < 0 || bop_pipeline_add_stage(p, st) < 0 ||
+	    bop_stage_sha256_expect(st, meta.stored, meta.stored_n) < 0) {
+		fail(j, "cannot read the single backup");
+		goto out;
+	}
+	st = NULL;
+	if (meta.encrypted && (!j->rn->decrypt_keys ||
+	    bop_stage_age_decrypt_new(&st, j->rn->decrypt_keys) < 0 ||
+	    bop_pipeline_add_stage(p, st) < 0)) {
+		fail(j, "cannot decrypt (give encryption.identityFile or passphraseFile)");
+		goto out;
+	}
+	st = NULL;
+	if (bop_stage_decompress_new(&st, meta.compression) < 0 ||
+	    bop_pipeline_add_stage(p, st) < 0 || bop_stage_sha256_new(&st) < 0 ||
+	    bop_pipeline_add_stage(p, st) < 0 ||
+	    bop_stage_sha256_expect(st, meta.plain, meta.plain_n) < 0) {
+		fail(j, "cannot set up the restore");
+		goto out;
+	}
+	if (restore || j->rn->cfg.verify_engine_name)
+		ret = open_engine(j, !restore) == 0 ? bop_engine_restore(j->engine, &sink) : -1;
+	else
+		ret = bop_sink_callback_new(&sink, discard, NULL);
+	if (ret < 0 || bop_pipeline_set_sink(p, sink) < 0) {
+		ret = fail(j, "cannot start the restore");
+		goto out;
+	}
+	ret = run_pipeline(j, p) < 0 ? fail(j, restore ? "restore failed" : "verification failed") : 0;
+	if (!ret) {
+		pthread_mutex_lock(&j->rn->mu);
+		free(j->r->backup);
+		j->r->backup = strdup(key);
+		snprintf(j->r->sha256, sizeof(j->r->sha256), "%s", meta.plain);
+		pthread_mutex_unlock(&j->rn->mu);
+	}
+out:
+	bop_pipeline_free(p);
+	free(meta.object);
+	free(meta.plain);
+	free(meta.stored);
+	free(key);
+	return ret;
+}
+
+static int64_t deadline_of(const runner_t *rn, run_kind_t kind)
+{
+	long long s = kind == RUN_BACKUP ? rn->cfg.deadline_backup :
+		kind == RUN_RESTORE ? rn->cfg.deadline_restore : rn->cfg.deadline_verify;
+
+	return s > 0 ? runner_now() + s : 0;
+}
+
+void job_execute(runner_t *rn, run_t *r)
+{
+	job_t j = { .rn = rn, .r = r };
+	bool single = rn->cfg.mode == RCFG_MODE_SINGLE;
+	int ret;
+
+	j.deadline = deadline_of(rn, r->kind);
+	ret = job_open(&j);
+	if (ret == 0) {
+		switch (r->kind) {
+		case RUN_BACKUP:
+			ret = single ? single_backup(&j) : catalog_backup(&j);
+			break;
+		case RUN_RESTORE:
+			ret = single ? single_read(&j, true) : catalog_read(&j, true);
+			break;
+		case RUN_VERIFY:
+			ret = single ? single_read(&j, false) : catalog_read(&j, false);
+			break;
+		}
+	}
+	job_close(&j);
+	pthread_mutex_lock(&rn->mu);
+	r->phase = ret == 0 ? RUN_SUCCEEDED : RUN_FAILED;
+	pthread_mutex_unlock(&rn->mu);
+}

@@ -1,0 +1,130 @@
+/*
+ * backupop-runner: takes the backups of one schedule (backupop-runner(8)).
+ *
+ * Threads: the libuv loop owns scheduling, signals and the start and end of runs; one run
+ * at a time executes on a libuv worker thread; the HTTP server answers from its own
+ * threads. Everything they share lives in runner_t under `mu`.
+ */
+#ifndef BACKUPOP_RUNNER_DAEMON_H
+#define BACKUPOP_RUNNER_DAEMON_H
+
+#include <backupop.h>
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef enum run_kind { RUN_BACKUP, RUN_RESTORE, RUN_VERIFY } run_kind_t;
+typedef enum run_trigger { RUN_SCHEDULED, RUN_API } run_trigger_t;
+typedef enum run_phase { RUN_PENDING, RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED } run_phase_t;
+
+/* One run: its record in storage is "<name>/runs/<id>.json". */
+typedef struct run {
+	char id[64];
+	run_kind_t kind;
+	run_trigger_t trigger;
+	run_phase_t phase;
+	int64_t start;                  /* unix seconds; 0 until it starts */
+	int64_t end;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	char sha256[BOP_SHA256_HEX_SIZE];
+	char *backup;                   /* the backup taken, or the one to restore/verify */
+	char *error;
+	bool cancel_requested;
+	char *cancel_reason;
+	/* While it runs (worker thread): what cancels it. */
+	bop_catalog_t *catalog;
+	bop_pipeline_t *pipeline;
+	struct run *next;               /* the pending queue */
+} run_t;
+
+/* A schedule of backups, or of verifications. */
+typedef struct sched_slot {
+	struct runner *rn;
+	run_kind_t kind;
+	bop_schedule_t *schedule;
+	uv_timer_t timer;
+	int64_t last;                   /* the latest fire time handled */
+	int64_t next;                   /* 0 when none */
+	bool armed;
+} sched_slot_t;
+
+typedef struct runner {
+	rcfg_t cfg;
+	const char *state_dir;
+	uv_loop_t *loop;
+	sched_slot_t slots[2];          /* backups, verifications */
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	uv_async_t wakeup;              /* the API queued a run */
+	uv_work_t work;
+	bop_storage_t *storage;         /* loop thread and API, under mu */
+	bop_keys_t *encrypt_keys;
+	bop_keys_t *decrypt_keys;
+	bop_compression_t compression;
+	bool stopping;
+	bool ready;
+	void *api;                      /* the HTTP server, when built with one */
+
+	pthread_mutex_t mu;
+	run_t *current;                 /* running on the worker, or NULL */
+	run_t *pending;                 /* queued, FIFO */
+	run_t **history;                /* finished runs, oldest first */
+	size_t nhistory;
+	char *retention_json;           /* the last plan, for the API */
+	int64_t last_success;
+
+	bop_metrics_t *metrics;
+	bop_metric_t *m_duration;       /* backupop_backup_duration_seconds */
+	bop_metric_t *m_bytes;          /* backupop_backup_bytes */
+	bop_metric_t *m_last_success;   /* backupop_last_success_timestamp_seconds */
+	bop_metric_t *m_runs;           /* backupop_runs_total{kind,result} */
+} runner_t;
+
+/* runs.c */
+run_t *run_new(run_kind_t kind, run_trigger_t trigger, const char *backup);
+void run_free(run_t *r);
+const char *run_kind_name(run_kind_t kind);
+const char *run_phase_name(run_phase_t phase);
+const char *run_trigger_name(run_trigger_t trigger);
+/* The run as JSON text (free()). */
+char *run_to_json(const run_t *r);
+/* Writes the run's record to storage; failures are logged, never fatal. */
+void run_save(runner_t *rn, bop_storage_t *storage, const run_t *r);
+/* Loads the records of earlier runs; marks those left Running by a crash as Failed and
+ * removes what they left behind. */
+int runs_recover(runner_t *rn);
+/* Adds a finished run to the history and applies the history limits. Under mu. */
+void runs_remember(runner_t *rn, run_t *r, bop_storage_t *storage);
+/* The run with this id (current, pending or finished), or NULL. Under mu. */
+run_t *runs_find(runner_t *rn, const char *id);
+
+/* jobs.c: executes `r` (worker thread); fills its phase, counters and error. */
+void job_execute(runner_t *rn, run_t *r);
+/* Cancels `r` if it runs; any thread, with mu held. */
+void job_cancel(run_t *r, const char *reason);
+
+/* sched.c */
+int sched_start(runner_t *rn);
+/* Queues a run and starts it when nothing runs. Loop thread. */
+void sched_enqueue(runner_t *rn, run_t *r, bool front);
+/* Starts the next pending run if none runs. Loop thread. */
+void sched_kick(runner_t *rn);
+void sched_stop(runner_t *rn);
+
+/* api.c */
+int metrics_init(runner_t *rn);
+/* Records a finished run in the metrics. */
+void metrics_run_done(runner_t *rn, const run_t *r);
+int api_start(runner_t *rn);
+void api_stop(runner_t *rn);
+
+/* Logging through the library's logger (redacted). */
+void rlog(bop_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int64_t runner_now(void);
+
+#endif

@@ -1,0 +1,48 @@
+# Shared setup of the backupop-runner tests (bash): a temporary directory, a token, and
+# helpers to start a runner and talk to its API. Sourced by each script.
+. "$BOP_SOURCE_ROOT/tests/tap.sh"
+RUNNER="$BOP_BUILD_ROOT/runner/daemon/backupop-runner"
+BOP="$BOP_BUILD_ROOT/runner/cli/backupop"
+[ -x "$RUNNER" ] || skip_all "backupop-runner was not built ($RUNNER)"
+command -v curl >/dev/null || skip_all "curl is not installed"
+command -v python3 >/dev/null || skip_all "python3 is not installed"
+T=$(mktemp -d "${TMPDIR:-/tmp}/bop-runner.XXXXXX") || exit 1
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T" || exit 1
+
+TOKEN=tok-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s\n' "$TOKEN" >"$T/token"
+head -c 200000 /dev/urandom >"$T/input"
+
+# start NAME CONFIG: starts a runner; its state dir is $T/NAME.state.
+start() {
+	rm -f "$T/$1.state/api-port"
+	"$RUNNER" --config "$2" --state-dir "$T/$1.state" --log-format text \
+		>>"$T/$1.log" 2>&1 &
+	PID=$!
+	PIDS+=("$PID")
+	for _ in $(seq 100); do
+		[ -s "$T/$1.state/api-port" ] && break
+		sleep 0.1
+	done
+	PORT=$(cat "$T/$1.state/api-port" 2>/dev/null)
+	URL="http://127.0.0.1:$PORT"
+}
+api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
+jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+# wait_phase RUN-ID PHASE: polls GET /v1/runs/{id} for up to 20 s.
+wait_phase() {
+	for _ in $(seq 200); do
+		api "$URL/v1/runs/$1" >"$T/run.json"
+		grep -q "\"phase\":\"$2\"" "$T/run.json" && return 0
+		sleep 0.1
+	done
+	cat "$T/run.json" >&2
+	return 1
+}
+
