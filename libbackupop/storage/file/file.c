@@ -106,6 +106,98 @@ static int make_parent_dirs(const char *path)
 	return ret;
 }
 
+/* Removes the directories that `path`'s removal left empty, up to the root. */
+static void prune_dirs(const file_storage_t *fs, char *path)
+{
+	size_t root_len = strlen(fs->root);
+	char *slash;
+
+	while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > root_len) {
+		*slash = '\0';
+		if (rmdir(path) < 0)
+			break;
+	}
+}
+
+/*
+ * The put sink: the atomic file sink of the pipeline, plus removal of the directories
+ * the put created when it is aborted, so that a failed backup leaves no empty <id>/.
+ * It must not outlive its storage.
+ */
+typedef struct put_sink {
+	bop_sink_t base;
+	bop_sink_t *file;
+	const file_storage_t *fs;
+	char *path;
+	bool done;
+} put_sink_t;
+
+static int put_sink_write(bop_sink_t *base, const void *buf, size_t len)
+{
+	return bop_sink_write(((put_sink_t *)base)->file, buf, len);
+}
+
+static void put_sink_abort(bop_sink_t *base)
+{
+	put_sink_t *s = (put_sink_t *)base;
+
+	if (s->done)
+		return;
+	s->done = true;
+	bop_sink_abort(s->file);
+	prune_dirs(s->fs, s->path);
+}
+
+static int put_sink_commit(bop_sink_t *base)
+{
+	put_sink_t *s = (put_sink_t *)base;
+	int ret = bop_sink_commit(s->file);
+
+	if (ret < 0)
+		put_sink_abort(base);
+	s->done = true;
+	return ret;
+}
+
+static void put_sink_free(bop_sink_t *base)
+{
+	put_sink_t *s = (put_sink_t *)base;
+
+	put_sink_abort(base);
+	bop_sink_free(s->file);
+	free(s->path);
+	free(s);
+}
+
+static int put_sink_new(bop_sink_t **out, const file_storage_t *fs, const char *path,
+	bool exclusive)
+{
+	put_sink_t *s = bop__calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s)
+		return BOP_ENOMEM;
+	s->path = bop__strdup(path);
+	if (!s->path) {
+		free(s);
+		return BOP_ENOMEM;
+	}
+	ret = bop__sink_file_new(&s->file, path, exclusive);
+	if (ret < 0) {
+		free(s->path);
+		free(s);
+		return ret;
+	}
+	s->fs = fs;
+	s->base.version = BOP_SINK_VERSION;
+	s->base.write = put_sink_write;
+	s->base.commit = put_sink_commit;
+	s->base.abort = put_sink_abort;
+	s->base.free = put_sink_free;
+	*out = &s->base;
+	return 0;
+}
+
 static int file_put(bop_storage_t *base, bop_sink_t **out, const char *key,
 	const bop_put_options_t *opts)
 {
@@ -136,7 +228,7 @@ static int file_put(bop_storage_t *base, bop_sink_t **out, const char *key,
 	for (int i = 0; i < SINK_RETRIES; i++) {
 		ret = make_parent_dirs(path);
 		if (ret == 0)
-			ret = bop__sink_file_new(out, path, opts->exclusive != 0);
+			ret = put_sink_new(out, fs, path, opts->exclusive != 0);
 		if (ret != BOP_ENOTFOUND)
 			break;
 	}
@@ -362,19 +454,6 @@ static int file_list(bop_storage_t *base, const char *prefix, bop_storage_list_c
 }
 
 /* ---- remove ---- */
-
-/* Removes the directories that `path`'s removal left empty, up to the root. */
-static void prune_dirs(const file_storage_t *fs, char *path)
-{
-	size_t root_len = strlen(fs->root);
-	char *slash;
-
-	while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > root_len) {
-		*slash = '\0';
-		if (rmdir(path) < 0)
-			break;
-	}
-}
 
 static int file_remove(bop_storage_t *base, const char *key)
 {
