@@ -216,8 +216,10 @@ static int pump(s3_reader_t *r)
 			}
 			if (ret == 0 && r->received < r->size)
 				continue;
-			if (ret < 0 && (!retry || !bop__s3_backoff(r->s3, ++r->tries, r->retry_start_ms)))
+			if (ret < 0 && !retry)
 				return ret;
+			if (ret < 0 && !bop__s3_backoff(r->s3, ++r->tries, r->retry_start_ms))
+				return bop__s3_gave_up(ret, r->tries, r->retry_start_ms);
 			break;
 		}
 		if (r->running && r->buf_off == r->buf_len && !r->paused)

@@ -364,6 +364,7 @@ typedef struct body_reader {
 	const char *data;
 	size_t len;
 	size_t pos;
+	int sends;                      /* times it was read from the start */
 } body_reader_t;
 
 static size_t on_read(char *buf, size_t size, size_t nitems, void *payload)
@@ -371,6 +372,8 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *payload)
 	body_reader_t *r = payload;
 	size_t n = size * nitems;
 
+	if (r->pos == 0 && r->len)
+		r->sends++;
 	if (n > r->len - r->pos)
 		n = r->len - r->pos;
 	memcpy(buf, r->data + r->pos, n);
@@ -427,7 +430,7 @@ static bool response_retryable(const s3_request_t *req)
 /* One try; *retry says whether another may succeed. */
 static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry)
 {
-	body_reader_t body = { req->body, req->body_len, 0 };
+	body_reader_t body = { req->body, req->body_len, 0, 0 };
 	struct curl_slist *headers = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *request_id = NULL;
@@ -453,6 +456,7 @@ static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry)
 	curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
 	curl_easy_setopt(curl, CURLOPT_SEEKDATA, &body);
 	rc = curl_easy_perform(curl);
+	req->sends += body.sends > 1 ? body.sends : 1;
 	if (rc != CURLE_OK) {
 		ret = bop__s3_curl_error(s3, req, curl, rc, errbuf, retry);
 		goto out;
@@ -471,16 +475,31 @@ out:
 	return ret;
 }
 
+int bop__s3_gave_up(int code, int tries, int64_t start_ms)
+{
+	char *msg = bop__strdup(bop_error_last());
+
+	if (!msg)
+		return code;
+	bop__error(code, "%s; gave up after %d tr%s in %.1f s", msg, tries, tries == 1 ? "y" : "ies",
+		(double)(bop__now_ms() - start_ms) / 1000.0);
+	free(msg);
+	return code;
+}
+
 int bop__s3_perform(s3_storage_t *s3, s3_request_t *req)
 {
 	int64_t start = bop__now_ms();
 	bool retry;
 	int ret;
 
+	req->sends = 0;
 	for (int attempt = 1;; attempt++) {
 		ret = perform_once(s3, req, &retry);
-		if (ret == 0 || !retry || !bop__s3_backoff(s3, attempt, start))
+		if (ret == 0 || !retry)
 			return ret;
+		if (!bop__s3_backoff(s3, attempt, start))
+			return bop__s3_gave_up(ret, attempt, start);
 	}
 }
 

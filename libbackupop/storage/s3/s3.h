@@ -183,6 +183,9 @@ typedef struct s3_request {
 	size_t response_max;            /* largest body kept (0: S3_XML_MAX) */
 	const char *what;               /* "cannot read s3://b/k", prefixed to errors */
 	/* results */
+	int sends;                      /* how many times it was sent: our retries and libcurl's
+	                                 * own resends on a dead reused connection (seen when it
+	                                 * reads a body from the start again) */
 	long status;
 	s3_buf_t response;
 	char *etag;
@@ -215,6 +218,10 @@ bool bop__s3_status_retryable(long status, const char *code);
 /* Sleeps before try number `attempt` (1-based) with full jitter; false when the retry
  * budget (tries or time since `start_ms`) is spent. */
 bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms);
+
+/* Appends "; gave up after N tries in T s" to the current error once the retry budget is
+ * spent, so that the user sees the failure was not a one-off; returns `code`. */
+int bop__s3_gave_up(int code, int tries, int64_t start_ms);
 
 /* ---- the storage (s3.c) ---- */
 

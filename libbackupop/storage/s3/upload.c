@@ -8,6 +8,8 @@
  */
 #include "storage/s3/s3.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,6 +341,79 @@ static int writer_write(bop_sink_t *base, const void *buf, size_t len)
 	return 0;
 }
 
+/* ---- exclusive writes whose answer was lost ---- */
+
+/* `etag` without its quotes equals `hex`. */
+static bool etag_is(const char *etag, const char *hex)
+{
+	size_t n = strlen(hex);
+
+	if (*etag == '"')
+		etag++;
+	return !strncmp(etag, hex, n) && (etag[n] == '\0' || (etag[n] == '"' && !etag[n + 1]));
+}
+
+/* The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-", the count.
+ * False when a part's ETag is not an MD5 (encrypted with KMS or a customer key). */
+static bool multipart_etag(s3_writer_t *w, int parts, char *out, size_t cap)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md5[16], digest[EVP_MAX_MD_SIZE];
+	char hex[33];
+	unsigned int dlen = 0;
+	size_t len = 0;
+	bool done = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
+
+	for (int i = 0; done && i < parts; i++) {
+		const char *e = w->etags[i] + (w->etags[i][0] == '"');
+
+		done = strcspn(e, "\"") == 32;
+		if (done) {
+			memcpy(hex, e, 32);
+			hex[32] = '\0';
+			done = OPENSSL_hexstr2buf_ex(md5, sizeof(md5), &len, hex, '\0') && len == 16 &&
+				EVP_DigestUpdate(ctx, md5, sizeof(md5));
+		}
+	}
+	if (done)
+		done = EVP_DigestFinal_ex(ctx, digest, &dlen) && dlen == 16;
+	EVP_MD_CTX_free(ctx);
+	if (done) {
+		bop__hex(hex, digest, 16);
+		snprintf(out, cap, "%s-%d", hex, parts);
+	}
+	return done;
+}
+
+/* A conditional write that was sent again (the answer to an earlier try was lost) and was
+ * refused because the object exists: it is ours when it has the ETag of what we sent.
+ * `etag_hex` is that ETag without quotes, or NULL when unknown. Returns 0 or `ret` with
+ * its message kept. */
+static int exclusive_retry_check(s3_writer_t *w, const s3_request_t *sent, int ret,
+	const char *etag_hex)
+{
+	s3_request_t req = { 0 };
+	char *msg;
+	bool ours;
+
+	if (ret != BOP_EEXISTS || sent->sends < 2 || !etag_hex)
+		return ret;
+	if (!(msg = bop__strdup(bop_error_last())))
+		return ret;
+	req.method = "HEAD";
+	req.key = w->full_key;
+	req.what = w->what;
+	ours = bop__s3_perform(w->s3, &req) == 0 && req.etag && etag_is(req.etag, etag_hex);
+	bop__s3_request_clear(&req);
+	if (ours)
+		bop__log(BOP_LOG_INFO, "s3", "%s: the answer to an earlier try was lost, but it stored the object",
+			w->what);
+	else
+		bop__error(ret, "%s", msg);
+	free(msg);
+	return ours ? 0 : ret;
+}
+
 static int put_single(s3_writer_t *w)
 {
 	s3_header_t h[1] = { { "if-none-match", "*" } };
@@ -354,6 +429,15 @@ static int put_single(s3_writer_t *w)
 	req.response_max = S3_ERROR_BODY_MAX;
 	req.what = w->what;
 	ret = bop__s3_perform(w->s3, &req);
+	if (ret == BOP_EEXISTS) {
+		unsigned char md5[16];
+		char hex[33];
+		bool known = EVP_Digest(w->cur, w->cur_len, md5, NULL, EVP_md5(), NULL);
+
+		if (known)
+			bop__hex(hex, md5, sizeof(md5));
+		ret = exclusive_retry_check(w, &req, ret, known ? hex : NULL);
+	}
 	bop__s3_request_clear(&req);
 	return ret;
 }
@@ -420,6 +504,12 @@ static int complete_upload(s3_writer_t *w)
 	ret = bop__s3_perform(w->s3, &req);
 	if (ret == 0)
 		ret = check_complete(w, &req, parts);
+	if (ret == BOP_EEXISTS) {
+		char etag[48];
+
+		ret = exclusive_retry_check(w, &req, ret,
+			multipart_etag(w, parts, etag, sizeof(etag)) ? etag : NULL);
+	}
 	bop__s3_request_clear(&req);
 	free(body);
 	return ret;
