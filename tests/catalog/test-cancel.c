@@ -6,6 +6,16 @@
 
 #include "catalog-test.h"
 
+static int dirs_found;
+
+static int count_dir(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)path; (void)sb; (void)ftw;
+	if (flag == FTW_D || flag == FTW_DP)
+		dirs_found++;
+	return 0;
+}
+
 static void *cancel_later(void *arg)
 {
 	struct timespec ts = { 0, 300 * 1000 * 1000 };
@@ -45,6 +55,14 @@ int main(void)
 	ok(bop_catalog_list(catalog, &list) == 0 && bop_manifest_list_count(list) == 0,
 		"the catalog lists no backup");
 	is_int(count_files(dir) - 1, 0, "no data is left in the storage (only the pid file)");
+	{
+		char *store = bop__sprintf("%s/store", dir);
+
+		dirs_found = 0;
+		nftw(store, count_dir, 16, FTW_PHYS);
+		ok(dirs_found <= 1, "and no empty backup directory either (%d directories)", dirs_found);
+		free(store);
+	}
 	if (bop__read_file(pidfile, &pidtext, NULL, 64) == 0) {
 		pid_t pid = (pid_t)atol(pidtext);
 
