@@ -198,7 +198,7 @@ static bool has_header(const s3_request_t *req, const char *name)
 static const char *code_for_status(const s3_request_t *req, long status)
 {
 	switch (status) {
-	case 403: return "AccessDenied";
+	case 403: return "Forbidden";   /* no body (HEAD): the reason is unknown */
 	case 404: return req->key ? "NoSuchKey" : "NoSuchBucket";
 	case 412: return "PreconditionFailed";
 	case 501: return "NotImplemented";
@@ -224,6 +224,9 @@ static int auth_error(s3_storage_t *s3, const s3_request_t *req, const char *cod
 			!strcmp(code, "InvalidToken"))
 		return bop__error(BOP_EAUTH, "%s: S3 refused the session token (%s): refresh the credentials",
 			what, code);
+	if (!strcmp(code, "Forbidden"))
+		return bop__error(BOP_EAUTH, "%s: S3 refused the request (HTTP 403 without a reason): either the secret access key does not match access key id '%s', or that key is not allowed to do this in bucket '%s'; check the credentials",
+			what, akid, s3->cfg.bucket);
 	if (!strcmp(code, "AccessDenied") || !strcmp(code, "AllAccessDisabled"))
 		return bop__error(BOP_EAUTH, "%s: S3 denied access (%s): access key id '%s' is not allowed to do this in bucket '%s'",
 			what, code, akid, s3->cfg.bucket);
