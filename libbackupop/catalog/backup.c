@@ -175,6 +175,9 @@ static int add_backup_stages(backup_run_t *run, bop_pipeline_t *p)
 		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
 			return ret;
 	}
+	/* Stored bytes that are the plaintext need no second hash: it costs as much as zstd. */
+	if (run->opts.compression == BOP_COMPRESSION_NONE && !run->opts.keys)
+		return 0;
 	return add_tap(p, &run->stored_tap);
 }
 
@@ -212,9 +215,15 @@ static int collect_results(backup_run_t *run, bop_pipeline_t *p)
 	bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
 	int ret;
 
-	if ((ret = bop_stage_sha256_result(run->plain_tap, run->plain_sha256, &run->plain_bytes)) < 0 ||
-	    (ret = bop_stage_sha256_result(run->stored_tap, run->stored_sha256, &run->stored_bytes)) < 0)
+	if ((ret = bop_stage_sha256_result(run->plain_tap, run->plain_sha256, &run->plain_bytes)) < 0)
 		return ret;
+	if (!run->stored_tap) {
+		memcpy(run->stored_sha256, run->plain_sha256, sizeof(run->stored_sha256));
+		run->stored_bytes = run->plain_bytes;
+	} else if ((ret = bop_stage_sha256_result(run->stored_tap, run->stored_sha256,
+			&run->stored_bytes)) < 0) {
+		return ret;
+	}
 	if (run->plain_bytes != bop_pipeline_bytes_in(p) || run->stored_bytes != bop_pipeline_bytes_out(p))
 		return bop__error(BOP_EINTEGRITY, "byte counts disagree: read %llu, hashed %llu; "
 			"wrote %llu, hashed %llu",
@@ -391,9 +400,20 @@ static int add_restore_stages(bop_pipeline_t *p, const bop_manifest_t *m, const 
 	bop_stage_t *stage = NULL;
 	int ret;
 
-	ret = add_expect_tap(p, bop_manifest_stored_sha256(m), bop_manifest_stored_bytes(m));
-	if (ret < 0)
-		return ret;
+	bool identity = !strcmp(bop_manifest_encryption(m), "none") &&
+		bop_manifest_compression(m) == BOP_COMPRESSION_NONE;
+
+	/* Stored as plaintext: one hash checks both, if the manifest agrees with itself. */
+	if (identity && (bop_manifest_stored_bytes(m) != bop_manifest_plain_bytes(m) ||
+	    strcmp(bop_manifest_stored_sha256(m), bop_manifest_plain_sha256(m)) != 0))
+		return bop__error(BOP_EINTEGRITY, "the manifest of backup %s is inconsistent: it is "
+			"neither compressed nor encrypted, yet its stored and plain sizes or hashes differ",
+			bop_manifest_id(m));
+	if (!identity) {
+		ret = add_expect_tap(p, bop_manifest_stored_sha256(m), bop_manifest_stored_bytes(m));
+		if (ret < 0)
+			return ret;
+	}
 	if (strcmp(bop_manifest_encryption(m), "none") != 0) {
 		if ((ret = bop_stage_age_decrypt_new(&stage, keys)) < 0 ||
 		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
