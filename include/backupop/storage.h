@@ -77,6 +77,12 @@ BOP_EXTERN(int) bop_storage_list(bop_storage_t *storage, const char *prefix,
 /* Removes `key`. BOP_ENOTFOUND when missing. */
 BOP_EXTERN(int) bop_storage_remove(bop_storage_t *storage, const char *key);
 
+/* Removes every key of `keys` (`n` of them), in batches where the backend can (S3:
+ * DeleteObjects, 1000 keys a request). A key that does not exist is not an error. Goes on
+ * past failures and returns the first error. */
+BOP_EXTERN(int) bop_storage_remove_many(bop_storage_t *storage, const char *const *keys,
+	size_t n);
+
 /* Finds what interrupted writes left behind under `prefix` (S3: multipart uploads never
  * completed or aborted; file: temporary files) that started more than
  * `older_than_seconds` ago, calls `cb` (may be NULL) with each one's name, and removes

@@ -265,7 +265,7 @@ static int remove_objects(bop_catalog_t *c, const char *id)
 {
 	char *prefix = bop__sprintf("%s%s/", c->prefix, id);
 	key_list_t kl;
-	int ret, first = 0;
+	int ret;
 
 	if (!prefix)
 		return BOP_ENOMEM;
@@ -273,13 +273,9 @@ static int remove_objects(bop_catalog_t *c, const char *id)
 	free(prefix);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < kl.count; i++) {
-		ret = bop_storage_remove(c->storage, kl.keys[i]);
-		if (ret < 0 && ret != BOP_ENOTFOUND && first == 0)
-			first = ret;
-	}
+	ret = bop_storage_remove_many(c->storage, (const char *const *)kl.keys, kl.count);
 	key_list_clear(&kl);
-	return first;
+	return ret;
 }
 
 BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id)

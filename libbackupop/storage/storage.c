@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -339,6 +340,38 @@ BOP_EXTERN(int) bop_storage_remove(bop_storage_t *storage, const char *key)
 		return ret;
 	bop_error_clear();
 	return backend_failed(storage->remove(storage, key), "cannot remove", key);
+}
+
+BOP_EXTERN(int) bop_storage_remove_many(bop_storage_t *storage, const char *const *keys,
+	size_t n)
+{
+	char first_message[1024] = "";
+	int ret, first = 0;
+
+	if ((ret = check_storage(storage, "bop_storage_remove_many")) < 0)
+		return ret;
+	if (n && !keys)
+		return bop__error(BOP_EINVAL, "bop_storage_remove_many: NULL keys");
+	for (size_t i = 0; i < n; i++) {
+		if ((ret = check_path(keys[i], false)) < 0)
+			return ret;
+	}
+	bop_error_clear();
+	if (storage->remove_many)
+		return backend_failed(storage->remove_many(storage, keys, n), "cannot remove keys", NULL);
+	for (size_t i = 0; i < n; i++) {
+		bop_error_clear();
+		ret = storage->remove(storage, keys[i]);
+		if (ret < 0 && ret != BOP_ENOTFOUND) {
+			ret = backend_failed(ret, "cannot remove", keys[i]);
+			bop__log(BOP_LOG_WARN, "storage", "%s", bop_error_last());
+			if (first == 0) {
+				first = ret;
+				snprintf(first_message, sizeof(first_message), "%s", bop_error_last());
+			}
+		}
+	}
+	return first < 0 ? bop__error(first, "%s", first_message) : 0;
 }
 
 BOP_EXTERN(int) bop_storage_cleanup(bop_storage_t *storage, const char *prefix,

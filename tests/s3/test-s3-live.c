@@ -195,6 +195,29 @@ static void test_list_remove(bop_storage_t *st)
 		bop_storage_remove(st, keys[i]);
 }
 
+/* More keys than one DeleteObjects request takes: two batches, and a missing key. */
+static void test_remove_many(bop_storage_t *st)
+{
+	enum { N = 1003 };
+	char **keys = calloc(N + 1, sizeof(*keys));
+	listed_t l = { 0 };
+	int ret = 0;
+
+	for (int i = 0; i < N; i++)
+		keys[i] = bop__sprintf("many/%04d %s", i, i % 2 ? "caf\xc3\xa9" : "x+y");
+	keys[N] = bop__strdup("many/never-written");
+	for (int i = 0; i < N && ret == 0; i++)
+		ret = bop__storage_put_bytes(st, keys[i], "x", 1, false);
+	is_int(ret, 0, "1003 small objects stored");
+	is_int(bop_storage_remove_many(st, (const char *const *)keys, N + 1), 0,
+		"remove_many deletes them in two DeleteObjects batches, a missing key included");
+	ret = bop_storage_list(st, "many/", count_key, &l);
+	ok(ret == 0 && l.n == 0, "nothing is left under many/ (%d listed)", l.n);
+	for (int i = 0; i <= N; i++)
+		free(keys[i]);
+	free(keys);
+}
+
 static void test_exclusive(bop_storage_t *st)
 {
 	bop_put_options_t opts = BOP_PUT_OPTIONS_INIT;
@@ -436,6 +459,7 @@ int main(void)
 	test_round_trips(st, data);
 	test_offsets(st, data);
 	test_list_remove(st);
+	test_remove_many(st);
 	test_exclusive(st);
 	test_abort(st, data);
 	test_cleanup(st, data);

@@ -525,6 +525,27 @@ static void test_registry(void)
 	bop_storage_free(NULL);
 }
 
+/* Batch removal without a batch in the backend: each key in turn; missing keys are fine. */
+static void test_remove_many(bop_storage_t *st, const char *root)
+{
+	const char *keys[] = { "many/a", "many/b/c", "many/missing", "many/d e" };
+	char path[PATH_MAX + 32];
+	int ret = 0;
+
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(keys); i++) {
+		if (i != 2)
+			ret |= bop__storage_put_bytes(st, keys[i], "x", 1, false);
+	}
+	is_int(ret, 0, "three objects stored for a batch removal");
+	is_int(bop_storage_remove_many(st, keys, BOP_ARRAY_SIZE(keys)), 0,
+		"remove_many removes them, and a missing key is no error");
+	PATHF(path, "%s/many", root);
+	ok(access(path, F_OK) != 0, "nothing is left, not even the emptied directories");
+	is_int(bop_storage_remove_many(st, NULL, 0), 0, "an empty batch is fine");
+	keys[0] = "../escape";
+	is_int(bop_storage_remove_many(st, keys, 1), BOP_EINVAL, "a bad key in a batch is refused");
+}
+
 int main(void)
 {
 	char root[PATH_MAX + 16], url[PATH_MAX + 32];
@@ -548,6 +569,7 @@ int main(void)
 	test_stat(st);
 	test_list(st, root);
 	test_remove(st, root);
+	test_remove_many(st, root);
 	test_bad_keys(st);
 	test_small_objects(st);
 	bop_storage_free(st);

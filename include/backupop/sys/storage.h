@@ -29,6 +29,8 @@ struct bop_storage {
 	/* bop_storage_cleanup(); may be NULL (nothing to clean up). */
 	int (*cleanup)(bop_storage_t *storage, const char *prefix, int64_t older_than_seconds,
 		int dry_run, bop_storage_list_cb cb, void *payload);
+	/* bop_storage_remove_many(); may be NULL (then `remove` is called for each key). */
+	int (*remove_many)(bop_storage_t *storage, const char *const *keys, size_t n);
 };
 
 BOP_END_DECL

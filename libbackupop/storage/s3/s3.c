@@ -643,6 +643,20 @@ out:
 	return ret > 0 ? 0 : ret;
 }
 
+/* DeleteObjects takes at most 1000 keys a request. */
+static int s3_remove_many(bop_storage_t *base, const char *const *keys, size_t n)
+{
+	s3_storage_t *s3 = (s3_storage_t *)base;
+	int ret, first = 0;
+
+	for (size_t i = 0; i < n; i += 1000) {
+		ret = bop__s3_delete_objects(s3, keys + i, n - i < 1000 ? n - i : 1000);
+		if (ret < 0 && first == 0)
+			first = ret;
+	}
+	return first;
+}
+
 static int s3_remove(bop_storage_t *base, const char *key)
 {
 	s3_storage_t *s3 = (s3_storage_t *)base;
@@ -925,6 +939,7 @@ int bop__storage_s3_open(bop_storage_t **out, const char *url,
 	s3->base.remove = s3_remove;
 	s3->base.free = s3_free;
 	s3->base.cleanup = s3_cleanup;
+	s3->base.remove_many = s3_remove_many;
 	*out = &s3->base;
 	return 0;
 }
