@@ -1,5 +1,6 @@
 /* Command-line parsing and help, driven by one table of options. */
 #include "cli.h"
+#include "config.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -263,7 +264,7 @@ static int set_log_option(cli_t *cli, int opt, const char *value)
 
 static int set_keep(cli_t *cli, cli_settings_t *s, int rule, const char *name, const char *value)
 {
-	long long n = cli_parse_count(value, 1000000);
+	long long n = rcfg_parse_count(value, 1000000);
 
 	if (n < 0)
 		return cli_usage(cli, "--%s: '%s' is not a count", name, value);
@@ -285,7 +286,7 @@ static int set_list(cli_strlist_t *list, const char *value)
 
 static int set_int(cli_t *cli, int *field, const char *name, const char *value, int max)
 {
-	long long n = cli_parse_count(value, max);
+	long long n = rcfg_parse_count(value, max);
 
 	if (n < 0)
 		return cli_usage(cli, "--%s: '%s' is not a number from 0 to %d", name, value, max);
@@ -332,14 +333,14 @@ static int apply_option(cli_t *cli, cli_settings_t *s, int opt, const char *valu
 	case OPT_KEEP_MONTHLY: return set_keep(cli, s, CLI_KEEP_MONTHLY, "keep-monthly", value);
 	case OPT_KEEP_YEARLY: return set_keep(cli, s, CLI_KEEP_YEARLY, "keep-yearly", value);
 	case OPT_KEEP_WITHIN:
-		seconds = cli_parse_duration(value);
+		seconds = rcfg_parse_duration(value);
 		if (seconds < 0)
 			return cli_usage(cli, "--keep-within: '%s' is not a duration "
 				"(e.g. 7d, 12h, 1w2d, 90m)", value);
 		s->keep_within = seconds;
 		return 0;
 	case OPT_OLDER_THAN:
-		cli->older_than = cli_parse_duration(value);
+		cli->older_than = rcfg_parse_duration(value);
 		if (cli->older_than < 0)
 			return cli_usage(cli, "--older-than: '%s' is not a duration "
 				"(e.g. 24h, 7d, 90m, 0)", value);

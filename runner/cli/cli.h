@@ -116,10 +116,6 @@ void cli_strlist_clear(cli_strlist_t *list);
 bool cli_settings_has_retention(const cli_settings_t *s);
 /* The retention policy of the settings; it borrows the keep-tags list. */
 void cli_retention_policy(const cli_settings_t *s, bop_retention_policy_t *policy);
-/* Parses "7d", "12h", "1w2d", "90m", "3600s" or plain seconds. -1 when invalid. */
-int64_t cli_parse_duration(const char *text);
-/* Parses a non-negative decimal integer up to `max`. -1 when invalid. */
-long long cli_parse_count(const char *text, long long max);
 
 /* config.c: loads a YAML config file into `s`. Prints the error; returns an exit code. */
 int cli_config_load(cli_settings_t *s, const char *path);

@@ -1,9 +1,6 @@
 /* Settings: defaults, merging config and flags, and small value parsers. */
 #include "cli.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,64 +115,6 @@ bool cli_settings_has_retention(const cli_settings_t *s)
 		if (s->keep[i] > 0)
 			return true;
 	return s->keep_within > 0 || s->keep_tags.count > 0;
-}
-
-long long cli_parse_count(const char *text, long long max)
-{
-	char *end;
-	long long v;
-
-	if (!text || !isdigit((unsigned char)text[0]))
-		return -1;
-	errno = 0;
-	v = strtoll(text, &end, 10);
-	if (errno || *end || v > max)
-		return -1;
-	return v;
-}
-
-static int64_t unit_seconds(char unit)
-{
-	switch (unit) {
-	case 's': return 1;
-	case 'm': return 60;
-	case 'h': return 3600;
-	case 'd': return 86400;
-	case 'w': return 7 * 86400;
-	case 'y': return 365 * 86400;
-	default: return 0;
-	}
-}
-
-int64_t cli_parse_duration(const char *text)
-{
-	const char *p = text;
-	int64_t total = 0;
-
-	if (!text || !*text)
-		return -1;
-	while (*p) {
-		char *end;
-		long long n;
-		int64_t unit;
-
-		if (!isdigit((unsigned char)*p))
-			return -1;
-		errno = 0;
-		n = strtoll(p, &end, 10);
-		if (errno || n > INT32_MAX)
-			return -1;
-		if (!*end && p == text)
-			return n;       /* plain seconds */
-		unit = unit_seconds(*end);
-		if (!unit)
-			return -1;
-		total += n * unit;
-		if (total > INT64_MAX / 4)
-			return -1;
-		p = end + 1;
-	}
-	return total;
 }
 
 void cli_retention_policy(const cli_settings_t *s, bop_retention_policy_t *policy)
