@@ -6,7 +6,7 @@
  * Values of env variables whose name says they are secret (PASSWORD, SECRET, TOKEN, KEY)
  * are registered for redaction, and reach the command only through its environment.
  */
-#include "internal.h"
+#include "engine/config.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONFIG_MAX (1u << 20)
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 typedef struct exec_engine {
@@ -185,44 +184,6 @@ static int parse_field(exec_engine_t *e, const char *key, json_object *val)
 	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
 }
 
-/* Parses the whole text as one JSON value; trailing garbage is an error. */
-static int parse_json(const char *text, json_object **out)
-{
-	size_t len = strlen(text);
-	json_tokener *tok;
-	json_object *obj = NULL;
-	enum json_tokener_error jerr;
-	size_t end;
-	int ret = 0;
-
-	if (len == strspn(text, " \t\r\n"))
-		return bop__error(BOP_EINVAL, "the configuration is empty; give a JSON object, e.g. {\"backupCommand\": [\"pg_dump\"]}");
-	if (len > CONFIG_MAX)
-		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
-	tok = json_tokener_new();
-	if (!tok)
-		return bop__error_oom();
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, text, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_continue)
-		jerr = json_tokener_error_parse_eof;
-	end = json_tokener_get_parse_end(tok);
-	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
-		jerr = json_tokener_error_parse_unexpected;
-	if (jerr != json_tokener_success) {
-		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
-			json_tokener_error_desc(jerr), end);
-		json_object_put(obj);
-	} else if (!json_object_is_type(obj, json_type_object)) {
-		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. {\"backupCommand\": [\"pg_dump\"]}");
-		json_object_put(obj);
-	} else {
-		*out = obj;
-	}
-	json_tokener_free(tok);
-	return ret;
-}
 
 /* ---- validate ---- */
 
@@ -370,7 +331,7 @@ int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *pay
 	e->base.restore = exec_restore;
 	e->base.pod_customize = exec_pod_customize;
 	e->base.free = exec_free;
-	if ((ret = parse_json(config_json, &config)) < 0)
+	if ((ret = bop__engine_config_parse(config_json, "{\"backupCommand\": [\"pg_dump\"]}", &config)) < 0)
 		goto fail;
 	json_object_object_foreach(config, key, val) {
 		if ((ret = parse_field(e, key, val)) < 0)

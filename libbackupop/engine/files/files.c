@@ -9,6 +9,7 @@
  * relative to "path", anchored at it ("logs/x*.gz", "/tmp"); a trailing '/' restricts the
  * pattern to directories ("cache/"). An excluded directory is skipped with its contents.
  */
+#include "engine/config.h"
 #include "files.h"
 
 #include <errno.h>
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CONFIG_MAX (1u << 20)
 
 typedef struct files_engine {
 	bop_engine_t base;
@@ -103,43 +103,6 @@ bool bop__files_excluded(const bop__files_config_t *cfg, const char *rel, bool i
 	return false;
 }
 
-/* ---- configuration ---- */
-
-static int parse_json(const char *text, json_object **out)
-{
-	size_t len = strlen(text);
-	json_tokener *tok;
-	json_object *obj;
-	enum json_tokener_error jerr;
-	size_t end;
-	int ret = 0;
-
-	if (len > CONFIG_MAX)
-		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
-	tok = json_tokener_new();
-	if (!tok)
-		return bop__error_oom();
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, text, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_continue)
-		jerr = json_tokener_error_parse_eof;
-	end = json_tokener_get_parse_end(tok);
-	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
-		jerr = json_tokener_error_parse_unexpected;
-	if (jerr != json_tokener_success) {
-		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
-			json_tokener_error_desc(jerr), end);
-		json_object_put(obj);
-	} else if (!json_object_is_type(obj, json_type_object)) {
-		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. {\"path\": \"/data\"}");
-		json_object_put(obj);
-	} else {
-		*out = obj;
-	}
-	json_tokener_free(tok);
-	return ret;
-}
 
 /* An absolute path without a trailing '/' (except "/" itself). */
 static int parse_path(json_object *val, const char *what, char **out)
@@ -232,7 +195,7 @@ static int parse_config(bop__files_config_t *cfg, const char *text)
 	json_object *config = NULL;
 	int ret;
 
-	if ((ret = parse_json(text, &config)) < 0)
+	if ((ret = bop__engine_config_parse(text, "{\"path\": \"/data\"}", &config)) < 0)
 		return ret;
 	cfg->exclude = bop__calloc(1, sizeof(char *));
 	if (!cfg->exclude) {

@@ -25,7 +25,7 @@
  * Credentials reach the tools only through a 0600 option file in a private 0700 directory,
  * passed as --defaults-extra-file and removed when the tool has exited.
  */
-#include "../postgres/dbclient.h"
+#include "engine/dbclient.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,7 +419,7 @@ int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *pa
 	e->base.pod_customize = my_pod_customize;
 	e->base.free = my_free;
 	e->port = DEFAULT_PORT;
-	if ((ret = bop__db_parse_config(config_json, &config)) < 0)
+	if ((ret = bop__engine_config_parse(config_json, "{\"database\": \"app\"}", &config)) < 0)
 		goto fail;
 	json_object_object_foreach(config, key, val) {
 		if ((ret = parse_field(e, key, val)) < 0)

@@ -27,7 +27,7 @@
  * The password reaches the tools only through PGPASSWORD in their environment, never
  * their arguments, and is registered for redaction. -w keeps them from ever prompting.
  */
-#include "dbclient.h"
+#include "engine/dbclient.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -528,7 +528,7 @@ int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void 
 	e->base.free = pg_free;
 	e->port = DEFAULT_PORT;
 	e->restore.single_transaction = true;
-	if ((ret = bop__db_parse_config(config_json, &config)) < 0)
+	if ((ret = bop__engine_config_parse(config_json, "{\"database\": \"app\"}", &config)) < 0)
 		goto fail;
 	json_object_object_foreach(config, key, val) {
 		if ((ret = parse_field(e, key, val)) < 0)

@@ -1,7 +1,7 @@
 /*
  * Helpers shared by the postgres and mysql engines; see dbclient.h.
  */
-#include "dbclient.h"
+#include "engine/dbclient.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,49 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONFIG_MAX (1u << 20)
 #define CAPTURE_MAX (64u << 10)
 #define PASSWORD_FILE_MAX (64u << 10)
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
-/* ---- config ---- */
-
-int bop__db_parse_config(const char *text, json_object **out)
-{
-	size_t len = strlen(text);
-	json_tokener *tok;
-	json_object *obj = NULL;
-	enum json_tokener_error jerr;
-	size_t end;
-	int ret = 0;
-
-	*out = NULL;
-	if (len > CONFIG_MAX)
-		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
-	tok = json_tokener_new();
-	if (!tok)
-		return bop__error_oom();
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, text, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_continue)
-		jerr = json_tokener_error_parse_eof;
-	end = json_tokener_get_parse_end(tok);
-	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
-		jerr = json_tokener_error_parse_unexpected;
-	if (jerr != json_tokener_success)
-		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
-			json_tokener_error_desc(jerr), end);
-	else if (!json_object_is_type(obj, json_type_object))
-		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. {\"database\": \"app\"}");
-	json_tokener_free(tok);
-	if (ret < 0) {
-		json_object_put(obj);
-		return ret;
-	}
-	*out = obj;
-	return 0;
-}
 
 int bop__db_get_string(json_object *val, const char *field, char **out)
 {

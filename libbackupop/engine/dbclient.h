@@ -7,12 +7,10 @@
 #ifndef BOP_ENGINE_DBCLIENT_H
 #define BOP_ENGINE_DBCLIENT_H
 
-#include "internal.h"
+#include "engine/config.h"
 
 #include <json-c/json.h>
 
-/* Parses `text` as one JSON object; trailing garbage is an error. */
-int bop__db_parse_config(const char *text, json_object **out);
 
 /* Field getters; `field` names the field in messages ("restore.database"). */
 int bop__db_get_string(json_object *val, const char *field, char **out);

@@ -1,0 +1,46 @@
+/* The strict JSON reading shared by the engines' configurations. */
+#include "engine/config.h"
+
+#include <string.h>
+
+#define CONFIG_MAX (1u << 20)
+
+int bop__engine_config_parse(const char *text, const char *example, json_object **out)
+{
+	size_t len = strlen(text);
+	enum json_tokener_error jerr;
+	json_object *obj = NULL;
+	json_tokener *tok;
+	size_t end;
+	int ret = 0;
+
+	*out = NULL;
+	if (len == strspn(text, " \t\r\n"))
+		return bop__error(BOP_EINVAL, "the configuration is empty; give a JSON object, e.g. %s",
+			example);
+	if (len > CONFIG_MAX)
+		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
+	tok = json_tokener_new();
+	if (!tok)
+		return bop__error_oom();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
+		jerr = json_tokener_error_parse_unexpected;
+	if (jerr != json_tokener_success)
+		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
+			json_tokener_error_desc(jerr), end);
+	else if (!json_object_is_type(obj, json_type_object))
+		ret = bop__error(BOP_EINVAL, "the configuration must be a JSON object, e.g. %s", example);
+	json_tokener_free(tok);
+	if (ret < 0) {
+		json_object_put(obj);
+		return ret;
+	}
+	*out = obj;
+	return 0;
+}

@@ -1,0 +1,14 @@
+/* What every engine needs to read its JSON configuration. Private to libbackupop. */
+#ifndef BOP_ENGINE_CONFIG_H
+#define BOP_ENGINE_CONFIG_H
+
+#include <json-c/json.h>
+
+#include "internal.h"
+
+/* Parses `text` as exactly one JSON object (strict: no trailing comma, nothing after it,
+ * at most 1 MiB). On a text that is not an object the message shows `example`, the
+ * engine's smallest valid configuration. *out is a new reference. */
+int bop__engine_config_parse(const char *text, const char *example, json_object **out);
+
+#endif
