@@ -54,6 +54,8 @@ typedef struct cfg {
 	const yaml_node_t *schedule_node;       /* where they were, for later checks */
 	const yaml_node_t *verify_schedule_node;
 	const yaml_node_t *time_zone_node;
+	const yaml_node_t *expect_rows_node;
+	char expect_rows_key[256];
 } cfg_t;
 
 #define O(field) offsetof(rcfg_t, field)
@@ -285,6 +287,10 @@ static int set_number(cfg_t *c, const char *key, const yaml_node_t *node,
 		*(int *)field = (int)n;
 	else
 		*(long long *)field = n;
+	if (field == &c->c->verify_expect_rows) {
+		c->expect_rows_node = node;
+		snprintf(c->expect_rows_key, sizeof(c->expect_rows_key), "%s", key);
+	}
 	return 0;
 }
 
@@ -638,6 +644,11 @@ int rcfg_load(rcfg_t *rc, const char *path, char **error)
 	if (!ret)
 		ret = check_schedule(&c, "verification.schedule", c.verify_schedule_node,
 			rc->verify_schedule);
+	if (!ret && rc->verify_expect_rows >= 0 && (!rc->verify_engine_name ||
+	    (strcmp(rc->verify_engine_name, "postgres") && strcmp(rc->verify_engine_name, "mysql"))))
+		ret = cfg_error(&c, c.expect_rows_key, c.expect_rows_node, "needs "
+			"verification.restore.engine with a postgres or mysql scratch database, "
+			"where the restored rows are counted");
 	yaml_document_delete(&c.doc);
 	if (!ret && !rc->path && !(rc->path = strdup(path)))
 		ret = RCFG_EIO;

@@ -4,7 +4,9 @@
  */
 #include "runner.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,16 +130,101 @@ static void job_close(job_t *j)
 
 static int take_lock(job_t *j)
 {
-	char host[256] = "", owner[512];
-
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		snprintf(host, sizeof(host), "unknown host");
-	snprintf(owner, sizeof(owner), "backupop-runner %s (%s, pid %ld)", j->rn->cfg.name, host,
-		(long)getpid());
-	if (bop_catalog_lock(j->catalog, &j->lock, owner, LOCK_TTL_SECONDS) < 0)
+	if (bop_catalog_lock(j->catalog, &j->lock, j->rn->lock_owner, LOCK_TTL_SECONDS) < 0)
 		return fail(j, "cannot lock the catalog");
 	j->lock_refreshed = runner_now();
 	return 0;
+}
+
+/*
+ * The lock's owner names the runner durably: "backupop-runner:<name>:<host>:<pid>". The
+ * catalog name and the host name (in Kubernetes, the pod's name) stay the same across
+ * restarts; only the pid changes. A lock with our name and host is ours from an earlier
+ * life when
+ *  - its pid is ours (a container restarted with the same pid, typically 1), or
+ *  - no process has that pid on this host (the runner was killed), or
+ *  - we run in Kubernetes (KUBERNETES_SERVICE_HOST is set): the host name is then the pod
+ *    name, and a StatefulSet runs at most one pod of a name, so the holder was this pod's
+ *    earlier container (whose pids are not visible from this one).
+ * Such a lock is removed at start instead of waiting for its expiry; the library's own
+ * takeover then has nothing to do. A live runner of the same catalog on the same host
+ * (another pid that exists) keeps its lock.
+ */
+static bool owned_by_earlier_self(const runner_t *rn, const char *owner, const char *host)
+{
+	size_t nlen = strlen(rn->cfg.name), hlen = strlen(host);
+	const char *p = owner;
+	char *end;
+	long pid;
+
+	if (strncmp(p, "backupop-runner:", 16))
+		return false;
+	p += 16;
+	if (strncmp(p, rn->cfg.name, nlen) || p[nlen] != ':')
+		return false;
+	p += nlen + 1;
+	if (strncmp(p, host, hlen) || p[hlen] != ':')
+		return false;
+	p += hlen + 1;
+	errno = 0;
+	pid = strtol(p, &end, 10);
+	if (errno || end == p || *end || pid <= 0)
+		return false;
+	if (pid == (long)getpid() || getenv("KUBERNETES_SERVICE_HOST"))
+		return true;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void take_over_lock(runner_t *rn, const char *key, const char *host)
+{
+	json_object *o = NULL, *owner, *expires;
+	size_t len = 0;
+	char *text = NULL;
+	int ret;
+
+	ret = runs_read_object(rn->storage, key, &text, &len);
+	if (ret == BOP_ENOTFOUND)
+		return;
+	if (ret == 0)
+		o = json_tokener_parse(text);
+	if (!o || !json_object_object_get_ex(o, "owner", &owner) ||
+	    !json_object_is_type(owner, json_type_string) ||
+	    !json_object_object_get_ex(o, "expires", &expires)) {
+		if (ret < 0)
+			rlog(BOP_LOG_WARN, "cannot read the catalog lock %s: %s", key,
+				bop_error_last());
+		goto out;
+	}
+	if (json_object_get_int64(expires) <= runner_now())
+		goto out;       /* expired: the next backup takes it over anyway */
+	if (!owned_by_earlier_self(rn, json_object_get_string(owner), host)) {
+		rlog(BOP_LOG_INFO, "the catalog lock is held by %s for %llds more",
+			json_object_get_string(owner),
+			(long long)(json_object_get_int64(expires) - runner_now()));
+		goto out;
+	}
+	rlog(BOP_LOG_WARN, "removing the catalog lock of %s: it was held by an earlier run of "
+		"this runner (%s), which is gone", rn->cfg.name, json_object_get_string(owner));
+	if (bop_storage_remove(rn->storage, key) < 0 && bop_error_last_code() != BOP_ENOTFOUND)
+		rlog(BOP_LOG_WARN, "cannot remove %s: %s (backups wait until it expires)", key,
+			bop_error_last());
+out:
+	json_object_put(o);
+	free(text);
+}
+
+void locks_init(runner_t *rn)
+{
+	char host[256] = "", *key = NULL;
+
+	if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
+		snprintf(host, sizeof(host), "unknown-host");
+	snprintf(rn->lock_owner, sizeof(rn->lock_owner), "backupop-runner:%s:%s:%ld",
+		rn->cfg.name, host, (long)getpid());
+	if (rn->cfg.mode == RCFG_MODE_SINGLE || asprintf(&key, "%s/lock.json", rn->cfg.name) < 0)
+		return;
+	take_over_lock(rn, key, host);
+	free(key);
 }
 
 /* Retention after a successful backup: the plan is logged and kept for the API; failed
@@ -227,6 +314,37 @@ static int catalog_backup(job_t *j)
 	return 0;
 }
 
+/* After a test restore into the scratch database: count its rows, and check them
+ * against expectRows when given. */
+static int check_rows(job_t *j)
+{
+	const rcfg_t *c = &j->rn->cfg;
+	rows_result_t res;
+	char msg[512];
+	int ret;
+
+	if (!rows_supported(c->verify_engine_name))
+		return 0;
+	ret = rows_count(c->verify_engine_name, c->verify_engine_json, &res);
+	if (ret == BOP_ENOTSUPPORTED && c->verify_expect_rows < 0)
+		return 0;       /* nothing to count in, and nothing asked for */
+	if (ret < 0)
+		return fail(j, "row check failed");
+	pthread_mutex_lock(&j->rn->mu);
+	j->r->tables = res.tables;
+	j->r->rows = res.rows;
+	pthread_mutex_unlock(&j->rn->mu);
+	rlog(BOP_LOG_INFO, "run %s: the scratch database has %lld rows in %lld tables", j->r->id,
+		(long long)res.rows, (long long)res.tables);
+	if (c->verify_expect_rows < 0 || res.rows >= c->verify_expect_rows)
+		return 0;
+	snprintf(msg, sizeof(msg), "the restored scratch database has %lld rows in %lld tables, "
+		"expected at least %lld (verification.restore.expectRows)", (long long)res.rows,
+		(long long)res.tables, c->verify_expect_rows);
+	bop_error_set(BOP_EINTEGRITY, msg);
+	return fail(j, "row check failed");
+}
+
 static int catalog_read(job_t *j, bool restore)
 {
 	bop_restore_options_t opts;
@@ -253,6 +371,8 @@ static int catalog_read(job_t *j, bool restore)
 			bop_catalog_restore(j->catalog, m, sink, &opts);
 		if (ret < 0 && !j->r->error)
 			fail(j, restore ? "restore failed" : "test restore failed");
+		if (ret == 0 && !restore)
+			ret = check_rows(j);
 	} else {
 		ret = bop_catalog_verify(j->catalog, m, &opts);
 		if (ret < 0)
@@ -531,6 +651,8 @@ static int single_read(job_t *j, bool restore)
 		goto out;
 	}
 	ret = run_pipeline(j, p) < 0 ? fail(j, restore ? "restore failed" : "verification failed") : 0;
+	if (!ret && !restore && j->rn->cfg.verify_engine_name)
+		ret = check_rows(j);
 	if (!ret) {
 		pthread_mutex_lock(&j->rn->mu);
 		free(j->r->backup);

@@ -175,6 +175,10 @@ static int check_engine(runner_t *rn)
 	bop_engine_free(engine);
 	if (ret < 0 && ret != BOP_ENOTSUPPORTED)
 		return config_error("engine.%s: %s", rn->cfg.engine_name, bop_error_last());
+	if (rn->cfg.verify_expect_rows >= 0 &&
+	    rows_check_config(rn->cfg.verify_engine_name, rn->cfg.verify_engine_json) < 0)
+		return config_error("%s: verification.restore.expectRows: %s", rn->cfg.path,
+			bop_error_last());
 	return 0;
 }
 
@@ -306,6 +310,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (runs_recover(&rn) < 0)
 		rlog(BOP_LOG_WARN, "cannot read earlier runs: %s", bop_error_last());
+	locks_init(&rn);
 	ret = setup_loop(&rn);
 	if (ret)
 		goto out;

@@ -34,6 +34,10 @@ typedef struct run {
 	char sha256[BOP_SHA256_HEX_SIZE];
 	char *backup;                   /* the backup taken, or the one to restore/verify */
 	char *error;
+	int64_t created_ms;             /* unix milliseconds when queued: orders the history */
+	int64_t scheduled;              /* the fire time of a scheduled run, else 0 */
+	int64_t tables;                 /* verify with a row check: tables counted, else -1 */
+	int64_t rows;                   /* ... and their rows, else -1 */
 	bool cancel_requested;
 	char *cancel_reason;
 	/* While it runs (worker thread): what cancels it. */
@@ -68,6 +72,7 @@ typedef struct runner {
 	bop_compression_t compression;
 	bool stopping;
 	bool ready;
+	char lock_owner[512];           /* "backupop-runner:<name>:<host>:<pid>" */
 	void *api;                      /* the HTTP server, when built with one */
 
 	pthread_mutex_t mu;
@@ -98,6 +103,11 @@ void run_save(runner_t *rn, bop_storage_t *storage, const run_t *r);
 /* Loads the records of earlier runs; marks those left Running by a crash as Failed and
  * removes what they left behind. */
 int runs_recover(runner_t *rn);
+/* The fire time of the latest scheduled run of `kind` in the history (from the run
+ * records after a restart), or 0. */
+int64_t runs_last_scheduled(runner_t *rn, run_kind_t kind);
+/* Reads a small object (at most 1 MiB), NUL-terminated. */
+int runs_read_object(bop_storage_t *storage, const char *key, char **out, size_t *len);
 /* Adds a finished run to the history and applies the history limits. Under mu. */
 void runs_remember(runner_t *rn, run_t *r, bop_storage_t *storage);
 /* The run with this id (current, pending or finished), or NULL. Under mu. */
@@ -107,6 +117,20 @@ run_t *runs_find(runner_t *rn, const char *id);
 void job_execute(runner_t *rn, run_t *r);
 /* Cancels `r` if it runs; any thread, with mu held. */
 void job_cancel(run_t *r, const char *reason);
+/* Sets the runner's lock owner and, at start, removes the catalog lock left by an earlier
+ * incarnation of this runner (kill -9, a restarted pod). */
+void locks_init(runner_t *rn);
+
+/* rows.c: the row check of verifications. */
+typedef struct rows_result {
+	int64_t tables;
+	int64_t rows;
+} rows_result_t;
+bool rows_supported(const char *engine);
+/* Whether the scratch engine's block names one database to count in. */
+int rows_check_config(const char *engine, const char *json);
+/* Counts the rows of every user table in the scratch database. */
+int rows_count(const char *engine, const char *json, rows_result_t *res);
 
 /* sched.c */
 int sched_start(runner_t *rn);

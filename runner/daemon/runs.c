@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 static const char interrupted_error[] = "interrupted: the runner stopped while it ran";
@@ -39,6 +40,14 @@ const char *run_trigger_name(run_trigger_t trigger)
 	return trigger == RUN_API ? "api" : "scheduled";
 }
 
+static int64_t now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 run_t *run_new(run_kind_t kind, run_trigger_t trigger, const char *backup)
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -53,6 +62,9 @@ run_t *run_new(run_kind_t kind, run_trigger_t trigger, const char *backup)
 	r->kind = kind;
 	r->trigger = trigger;
 	r->phase = RUN_PENDING;
+	r->created_ms = now_ms();
+	r->tables = -1;
+	r->rows = -1;
 	if (backup && !(r->backup = strdup(backup))) {
 		free(r);
 		return NULL;
@@ -98,6 +110,15 @@ char *run_to_json(const run_t *r)
 	add_string(o, "sha256", r->sha256);
 	add_string(o, "backup", r->backup);
 	add_string(o, "error", r->error);
+	json_object_object_add(o, "createdMs", json_object_new_int64(r->created_ms));
+	json_object_object_add(o, "scheduledTime", r->scheduled ?
+		json_object_new_int64(r->scheduled) : NULL);
+	if (r->kind == RUN_VERIFY) {
+		json_object_object_add(o, "tables", r->tables >= 0 ?
+			json_object_new_int64(r->tables) : NULL);
+		json_object_object_add(o, "rows", r->rows >= 0 ?
+			json_object_new_int64(r->rows) : NULL);
+	}
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return text;
@@ -112,13 +133,18 @@ static const char *get_str(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static int64_t get_int(json_object *o, const char *key)
+static int64_t get_int_or(json_object *o, const char *key, int64_t missing)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return 0;
+		return missing;
 	return json_object_get_int64(v);
+}
+
+static int64_t get_int(json_object *o, const char *key)
+{
+	return get_int_or(o, key, 0);
 }
 
 static int parse_enum(const char *v, const char *const *names, int n)
@@ -154,6 +180,10 @@ static run_t *run_from_json(const char *text, size_t len)
 	r->end = get_int(o, "end");
 	r->bytes_in = (uint64_t)get_int(o, "bytesIn");
 	r->bytes_out = (uint64_t)get_int(o, "bytesOut");
+	r->created_ms = get_int(o, "createdMs");
+	r->scheduled = get_int(o, "scheduledTime");
+	r->tables = get_int_or(o, "tables", -1);
+	r->rows = get_int_or(o, "rows", -1);
 	snprintf(r->sha256, sizeof(r->sha256), "%s", get_str(o, "sha256") ? get_str(o, "sha256") : "");
 	r->backup = get_str(o, "backup") ? strdup(get_str(o, "backup")) : NULL;
 	r->error = get_str(o, "error") ? strdup(get_str(o, "error")) : NULL;
@@ -188,7 +218,7 @@ void run_save(runner_t *rn, bop_storage_t *storage, const run_t *r)
 	free(json);
 }
 
-static int read_object(bop_storage_t *storage, const char *key, char **out, size_t *len)
+int runs_read_object(bop_storage_t *storage, const char *key, char **out, size_t *len)
 {
 	bop_source_t *src = NULL;
 	size_t cap = 0, got;
@@ -211,6 +241,7 @@ static int read_object(bop_storage_t *storage, const char *key, char **out, size
 		if (ret == 0 && got == 0)
 			break;
 		*len += got;
+		buf[*len] = '\0';
 	}
 	if (ret == 0)
 		ret = bop_source_close(src);
@@ -254,6 +285,9 @@ static int by_id(const void *a, const void *b)
 {
 	const run_t *x = *(run_t *const *)a, *y = *(run_t *const *)b;
 
+	/* Ids sort by their second only; runs of the same second by when they were queued. */
+	if (x->created_ms && y->created_ms && x->created_ms != y->created_ms)
+		return x->created_ms < y->created_ms ? -1 : 1;
 	return strcmp(x->id, y->id);
 }
 
@@ -313,6 +347,8 @@ static void cleanup_interrupted(runner_t *rn, int64_t since)
 	free(prefix);
 }
 
+static void apply_history_limits(runner_t *rn, bop_storage_t *storage);
+
 int runs_recover(runner_t *rn)
 {
 	key_list_t keys = { NULL, 0 };
@@ -330,7 +366,7 @@ int runs_recover(runner_t *rn)
 		size_t len;
 		run_t *r;
 
-		if (read_object(rn->storage, keys.keys[i], &text, &len) < 0) {
+		if (runs_read_object(rn->storage, keys.keys[i], &text, &len) < 0) {
 			rlog(BOP_LOG_WARN, "cannot read run record %s: %s", keys.keys[i],
 				bop_error_last());
 			continue;
@@ -362,6 +398,10 @@ int runs_recover(runner_t *rn)
 	free(prefix);
 	if (rn->nhistory > 1)
 		qsort(rn->history, rn->nhistory, sizeof(*rn->history), by_id);
+	/* Limits lowered in the config since the last start take effect now. */
+	pthread_mutex_lock(&rn->mu);
+	apply_history_limits(rn, rn->storage);
+	pthread_mutex_unlock(&rn->mu);
 	return ret;
 }
 
@@ -407,6 +447,22 @@ void runs_remember(runner_t *rn, run_t *r, bop_storage_t *storage)
 	rn->history[rn->nhistory++] = r;
 	if (storage)
 		apply_history_limits(rn, storage);
+}
+
+int64_t runs_last_scheduled(runner_t *rn, run_kind_t kind)
+{
+	int64_t last = 0;
+
+	pthread_mutex_lock(&rn->mu);
+	for (size_t i = 0; i < rn->nhistory; i++) {
+		const run_t *r = rn->history[i];
+		int64_t t = r->scheduled ? r->scheduled : r->start;
+
+		if (r->kind == kind && r->trigger == RUN_SCHEDULED && t > last)
+			last = t;
+	}
+	pthread_mutex_unlock(&rn->mu);
+	return last;
 }
 
 run_t *runs_find(runner_t *rn, const char *id)

@@ -29,7 +29,7 @@ static void log_time(const sched_slot_t *slot, const char *what, int64_t t)
 }
 
 /* A scheduled run came due: queue it, unless the policy says otherwise. */
-static void fire(sched_slot_t *slot)
+static void fire(sched_slot_t *slot, int64_t when)
 {
 	runner_t *rn = slot->rn;
 	run_t *r;
@@ -54,7 +54,24 @@ static void fire(sched_slot_t *slot)
 			run_kind_name(slot->kind));
 		return;
 	}
+	r->scheduled = when;
 	sched_enqueue(rn, r, true);
+}
+
+/* The latest fire time was missed by more than startingDeadlineSeconds. */
+static void log_missed(const sched_slot_t *slot, int64_t now)
+{
+	int64_t t = slot->last, latest = 0;
+	char buf[64];
+
+	for (int i = 0; i < 100000 && bop_schedule_next(slot->schedule, t, &t) == 0 && t <= now;
+	     i++)
+		latest = t;
+	if (!latest || bop_schedule_format_time(slot->schedule, latest, buf, sizeof(buf)) < 0)
+		snprintf(buf, sizeof(buf), "?");
+	rlog(BOP_LOG_WARN, "the scheduled %s of %s was missed by %llds, more than "
+		"startingDeadlineSeconds (%lld): skipped", run_kind_name(slot->kind), buf,
+		(long long)(now - latest), slot->rn->cfg.starting_deadline);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -75,10 +92,9 @@ static void on_timer(uv_timer_t *t)
 	if (due < 0)
 		rlog(BOP_LOG_ERROR, "schedule: %s", bop_error_last());
 	else if (due == 0 && missed)
-		rlog(BOP_LOG_WARN, "the scheduled %s is later than startingDeadlineSeconds: skipped",
-			run_kind_name(slot->kind));
+		log_missed(slot, now);
 	if (due == 1)
-		fire(slot);
+		fire(slot, run);
 	if (missed || due == 1)
 		slot->last = now;
 	arm(slot);
@@ -86,12 +102,13 @@ static void on_timer(uv_timer_t *t)
 
 static void arm(sched_slot_t *slot)
 {
-	int64_t now = now_ms() / 1000, delay;
+	int64_t delay;
 
 	if (!slot->schedule || slot->rn->stopping)
 		return;
-	if (bop_schedule_next(slot->schedule, slot->last > now ? slot->last : now,
-		    &slot->next) < 0) {
+	/* From the latest fire time handled: one missed meanwhile comes due at once, and
+	 * on_timer() applies startingDeadlineSeconds to it. */
+	if (bop_schedule_next(slot->schedule, slot->last, &slot->next) < 0) {
 		rlog(BOP_LOG_WARN, "the %s schedule does not fire again: %s",
 			run_kind_name(slot->kind), bop_error_last());
 		slot->next = 0;
@@ -206,7 +223,14 @@ static int start_slot(runner_t *rn, sched_slot_t *slot, run_kind_t kind, const c
 	ret = bop_schedule_parse(&slot->schedule, expr, rn->cfg.time_zone);
 	if (ret < 0)
 		return ret;
-	slot->last = now_ms() / 1000;
+	/* Fire times since the last scheduled run (from the run records) were missed while
+	 * the runner was down: startingDeadlineSeconds decides on them. Without a record,
+	 * scheduling starts now. */
+	slot->last = runs_last_scheduled(rn, kind);
+	if (slot->last)
+		log_time(slot, "last scheduled run", slot->last);
+	else
+		slot->last = now_ms() / 1000;
 	if (rn->cfg.suspend != 1)
 		arm(slot);
 	return 0;

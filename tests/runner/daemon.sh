@@ -126,9 +126,10 @@ name: slow
 storage: 'file://$T/store'
 engine:
   exec:
-    backupCommand: [sh, -c, 'i=0; while [ \$i -lt 300 ]; do head -c 4096 /dev/urandom; sleep 0.1; i=\$((i+1)); done']
+    backupCommand: [sh, -c, 'i=0; while [ \$i -lt 300 ]; do head -c 4096 /dev/urandom; [ -e "$T/go-slow" ] || exit 0; sleep 0.1; i=\$((i+1)); done']
 api: {listen: '127.0.0.1:0', token: '$TOKEN'}
 YAML
+touch "$T/go-slow"
 start slow "$T/slow.yaml"
 api -X POST "$URL/v1/backups" >"$T/post.json"
 rid=$(jq_py 'print(d["id"])' <"$T/post.json")
@@ -163,9 +164,31 @@ ok "after a restart the interrupted run shows Failed" \
 ok "... and its leftovers are gone" \
 	test "$(find "$T/store/slow" -type f ! -path '*/runs/*' ! -name lock.json | wc -l)" -eq 0
 ok "... no manifest" test "$(find "$T/store/slow" -name manifest.json | wc -l)" -eq 0
+ok "... the lock of the killed runner was removed at start, not waited for" \
+	grep -q 'removing the catalog lock of slow: it was held by an earlier run of this runner' "$T/slow.log"
+rm -f "$T/go-slow"
+api -X POST "$URL/v1/backups" >"$T/post.json"
+rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+ok "a backup right after the restart succeeds (no 'locked' error)" wait_phase "$rid" Succeeded
 kill -TERM "$PID"
 wait "$PID"
 ok "the restarted runner stops cleanly" test $? -eq 0
+
+# A lock of the same runner identity whose pid is alive (another runner of this catalog
+# on this host) is kept; a lock of another host is kept too.
+for holder in "backupop-runner:slow:$(hostname):$$" "backupop-runner:slow:other-host:1"; do
+	printf '{"owner":"%s","expires":%d,"token":"0123456789abcdef0123456789abcdef"}' \
+		"$holder" $(($(date +%s) + 120)) >"$T/store/slow/lock.json"
+	start slow "$T/slow.yaml"
+	api -X POST "$URL/v1/backups" >"$T/post.json"
+	rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+	ok "a lock held by $holder is not taken over" wait_phase "$rid" Failed
+	ok "... the backup fails as locked, naming the holder" \
+		jq_py "assert 'locked by $holder' in d['error'], d" <"$T/run.json"
+	kill -TERM "$PID"
+	wait "$PID"
+done
+rm -f "$T/store/slow/lock.json"
 
 # ---- 6. Bad configs ----------------------------------------------------------------------
 printf 'storage: file:///x\nengine: {exec: {backupCommand: [cat]}}\nretention:\n  keepDayly: 3\n' >"$T/bad.yaml"

@@ -66,6 +66,12 @@ static const bad_case_t bad[] = {
 	{ "deadlines:\n  backupSecs: 10\n", "runner.yaml:2: deadlines.backupSecs: unknown field" },
 	{ "verification:\n  restore:\n    engine: {exec: {restoreCommand: [cat]}}\n    rows: 3\n",
 	  "runner.yaml:4: verification.restore.rows: unknown field" },
+	{ "verification:\n  restore:\n    engine: {exec: {restoreCommand: [cat]}}\n"
+	  "    expectRows: 3\n",
+	  "runner.yaml:4: verification.restore.expectRows: needs verification.restore.engine "
+	  "with a postgres or mysql" },
+	{ "verification:\n  expectRows: 3\n",
+	  "runner.yaml:2: verification.expectRows: needs verification.restore.engine" },
 	{ "api: {listen: ':8080', token: abc}\n",
 	  "runner.yaml:1: api.token: a secret must be at least 4 characters long" },
 	{ "api: {listen: ':8080', tokenFile: /nonexistent/token}\n",
@@ -129,7 +135,8 @@ static void test_full(void)
 		"verification:\n"
 		"  schedule: '@daily'\n"
 		"  restore:\n"
-		"    engine: {exec: {restoreCommand: [cat]}}\n"
+		"    engine: {postgres: {host: scratch, database: scratch, user: test,\n"
+		"                        restore: {clean: true}}}\n"
 		"    expectRows: 10\n"
 		"tags: [nightly]\n"
 		"api: {listen: '127.0.0.1:0', tokenFile: token}\n");
@@ -164,7 +171,7 @@ static void test_full(void)
 	is_int(c.history_successful, 5, "historyLimits.successful");
 	is_int(c.deadline_restore, 7200, "deadlines.restoreSeconds");
 	is_str(c.verify_schedule, "@daily", "verification.schedule");
-	is_str(c.verify_engine_name, "exec", "verification.restore.engine");
+	is_str(c.verify_engine_name, "postgres", "verification.restore.engine");
 	is_int(c.verify_expect_rows, 10, "verification.restore.expectRows");
 	is_str(c.api_token, "0123456789abcdef0123", "api.tokenFile read");
 	is_str(c.api_listen, "127.0.0.1:0", "api.listen");
