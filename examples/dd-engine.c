@@ -45,8 +45,8 @@ static int fail(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	bop_log(BOP_LOG_ERROR, NAME, msg);
-	return code;
+	/* The user sees this through bop_error_last(), as for the built-in engines. */
+	return bop_error_set(code, msg);
 }
 
 /* The directory that will hold the file must exist; the file itself only for a backup. */
