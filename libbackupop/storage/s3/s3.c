@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -811,24 +812,32 @@ static char *xml_escape(const char *s)
 	return out;
 }
 
+/* Built in one growing buffer: appending to a copy per key would be quadratic in a batch
+ * of 1000 keys. */
 static char *delete_body(s3_storage_t *s3, const char *const *keys, size_t n)
 {
-	char *body = bop__strdup("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>");
-	char *full, *esc, *next;
+	char *body = NULL, *full, *esc;
+	size_t size = 0;
+	bool ok = true;
+	FILE *f = open_memstream(&body, &size);
 
-	for (size_t i = 0; i < n && body; i++) {
+	if (!f) {
+		bop__error_oom();
+		return NULL;
+	}
+	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>", f);
+	for (size_t i = 0; i < n && ok; i++) {
 		full = bop__s3_full_key(s3, keys[i]);
 		esc = full ? xml_escape(full) : NULL;
-		next = esc ? bop__sprintf("%s<Object><Key>%s</Key></Object>", body, esc) : NULL;
+		ok = esc && fprintf(f, "<Object><Key>%s</Key></Object>", esc) > 0;
 		free(full);
 		free(esc);
-		free(body);
-		body = next;
 	}
-	if (body) {
-		next = bop__sprintf("%s</Delete>", body);
+	fputs("</Delete>", f);
+	if (fclose(f) != 0 || !ok) {
 		free(body);
-		body = next;
+		bop__error_oom();       /* every step above fails only for want of memory */
+		return NULL;
 	}
 	return body;
 }
