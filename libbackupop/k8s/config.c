@@ -198,7 +198,7 @@ static int get_blob(kc_t *k, const yaml_node_t *map, const char *where, const ch
 	size_t max, char **out, size_t *len)
 {
 	char data_key[64];
-	const char *data, *file;
+	const char *data = NULL, *file = NULL;
 	int ret;
 
 	*out = NULL;
@@ -415,7 +415,7 @@ static int refuse_unsupported(kc_t *k, const yaml_node_t *u, const char *where)
 static int load_user_token(kc_t *k, const yaml_node_t *u, const char *where,
 	bop__k8s_config_t *cfg)
 {
-	const char *token, *file;
+	const char *token = NULL, *file = NULL;
 	char *tok;
 	int ret;
 
