@@ -23,5 +23,7 @@
 #include "backupop/retention.h"
 #include "backupop/http.h"
 #include "backupop/schedule.h"
+#include "backupop/k8s.h"
+#include "backupop/reconcile.h"
 
 #endif

@@ -128,6 +128,10 @@ int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *pa
 /* The built-in "files" engine (engine/files/): a directory tree as a pax tar stream. */
 int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload);
 
+/* The built-in "cockroach" engine (engine/cockroach/): BACKUP/RESTORE statements that
+ * CockroachDB runs against the runner's HTTP file endpoint. */
+int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload);
+
 /* ---- catalog ---- */
 
 /* What bop__manifest_new() records; strings are copied. */
@@ -148,7 +152,24 @@ typedef struct bop__manifest_info {
 	int exit_status;
 	const char *const *tags;                /* NULL-terminated; may be NULL */
 	const char *object;
+	/* A multi-file backup (catalog/files.c): its files, in any order. */
+	bool has_files;
+	const struct bop__file_entry *files;
+	size_t nfiles;
 } bop__manifest_info_t;
+
+/* One named file of a multi-file backup. */
+typedef struct bop__file_entry {
+	char *name;
+	char *object;
+	uint64_t plain_bytes;
+	char plain_sha256[BOP_SHA256_HEX_SIZE];
+	uint64_t stored_bytes;
+	char stored_sha256[BOP_SHA256_HEX_SIZE];
+} bop__file_entry_t;
+
+/* The files of manifest `m` (NULL and 0 for a single-stream backup). */
+const bop__file_entry_t *bop__manifest_files(const bop_manifest_t *m, size_t *n);
 
 int bop__manifest_new(bop_manifest_t **out, const bop__manifest_info_t *info);
 
@@ -178,5 +199,15 @@ const char *bop__catalog_name(const bop_catalog_t *catalog);
 
 /* Set by bop_catalog_cancel(); pipelines of the catalog watch it. */
 volatile sig_atomic_t *bop__catalog_cancel_flag(bop_catalog_t *catalog);
+
+/* catalog/backup.c, shared with the multi-file backups of catalog/files.c. */
+int bop__catalog_new_id(char *out, size_t size, int64_t start);
+int bop__catalog_check_backup_options(const bop_backup_options_t *opts);
+int bop__catalog_effective_level(bop_compression_t c, int level);
+int bop__catalog_write_manifest(bop_catalog_t *catalog, const char *id, const bop_manifest_t *m);
+
+/* catalog/files.c: bop_catalog_verify() of a multi-file backup. */
+int bop__catalog_verify_files(bop_catalog_t *catalog, const bop_manifest_t *m,
+	const bop_restore_options_t *opts);
 
 #endif

@@ -131,6 +131,99 @@ BOP_EXTERN(int) bop_catalog_verify(bop_catalog_t *catalog, const bop_manifest_t 
  * command that produces nothing is noticed when it next writes or exits. */
 BOP_EXTERN(void) bop_catalog_cancel(bop_catalog_t *catalog);
 
+/* ---- multi-file backups ----
+ *
+ * Some engines (cockroach) produce a backup as many named files instead of one stream.
+ * Each file is its own object, "<name>/<id>/files/<n>-<sanitized file name>[.zst|.gz]
+ * [.age]", streamed through the same stages as a backup (SHA-256 and size of the
+ * plaintext, compression, encryption, SHA-256 and size of what is stored). The manifest,
+ * written last, lists every file in a "files" array; its plain/stored totals are the sums,
+ * and its digests are the SHA-256 of the lines "<sha256>  <name>\n" (plain) and
+ * "<sha256>  <object key>\n" (stored) of the files sorted by name, as sha256sum(1) prints
+ * them. bop_catalog_verify() checks every file; bop_catalog_restore() refuses such a
+ * backup (BOP_ENOTSUPPORTED): read its files with bop_catalog_read_file(). */
+
+typedef struct bop_backup_session bop_backup_session_t;
+
+/* A file of a multi-file backup; strings are owned by the manifest. */
+typedef struct bop_manifest_file {
+	unsigned int version;           /* BOP_MANIFEST_FILE_VERSION, set by the caller */
+	const char *name;
+	const char *object_key;
+	uint64_t plain_bytes;
+	const char *plain_sha256;
+	uint64_t stored_bytes;
+	const char *stored_sha256;
+} bop_manifest_file_t;
+
+#define BOP_MANIFEST_FILE_VERSION 1
+
+/* 1 when backup `m` is made of named files (even none), 0 for a single stream. */
+BOP_EXTERN(int) bop_manifest_has_files(const bop_manifest_t *m);
+
+/* The number of files of `m` (0 for a single-stream backup). */
+BOP_EXTERN(size_t) bop_manifest_file_count(const bop_manifest_t *m);
+
+/* Fills `out` (its version set by the caller) with file `i`, in name order.
+ * BOP_ENOTFOUND when out of range. */
+BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, size_t i, bop_manifest_file_t *out);
+
+/* Fills `out` with the file named `name`. BOP_ENOTFOUND when there is none. */
+BOP_EXTERN(int) bop_manifest_file_find(const bop_manifest_t *m, const char *name,
+	bop_manifest_file_t *out);
+
+/* Starts a multi-file backup with a new id; nothing is stored until a file is put.
+ * `opts` as for bop_catalog_backup() (may be NULL); it is copied, but the keys and tags it
+ * points to, and the catalog, must outlive the session. The progress callback may be
+ * called from the threads writing files, one call at a time. */
+BOP_EXTERN(int) bop_catalog_backup_begin(bop_catalog_t *catalog, bop_backup_session_t **out,
+	const bop_backup_options_t *opts);
+
+/* The id the backup will have. Owned by the session. */
+BOP_EXTERN(const char *) bop_backup_session_id(const bop_backup_session_t *session);
+
+/* A sink for file `name` ('/'-separated, no empty, "." or ".." parts, no leading '/', no
+ * control characters, at most 1024 bytes). What is written is compressed, encrypted,
+ * hashed and stored as it arrives (memory is bounded); commit records the file in the
+ * session, replacing an earlier file of that name; abort (or free) removes what was
+ * stored. Several files may be written at once, from any threads. BOP_EINVAL for a bad
+ * name, BOP_ECANCELED once the catalog is canceled or the session committed. */
+BOP_EXTERN(int) bop_backup_session_put(bop_backup_session_t *session, bop_sink_t **out,
+	const char *name);
+
+/* The plaintext size of committed file `name` of the session. BOP_ENOTFOUND if none. */
+BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *session, const char *name,
+	uint64_t *plain_bytes);
+
+/* Reads committed file `name` of the session back from byte `offset`, as
+ * bop_catalog_read_file() does (an encrypted session needs `opts->keys` with an identity).
+ * BOP_ENOTFOUND if there is no such file. */
+BOP_EXTERN(int) bop_backup_session_read(bop_backup_session_t *session, bop_source_t **out,
+	const char *name, uint64_t offset, const bop_restore_options_t *opts);
+
+/* Removes file `name` from the session and from storage. BOP_ENOTFOUND if none. */
+BOP_EXTERN(int) bop_backup_session_remove(bop_backup_session_t *session, const char *name);
+
+/* Ends the session: waits for no file being written (BOP_ECONFLICT if one still is),
+ * checks every stored object's size, and writes the manifest; *out (may be NULL) receives
+ * it. On failure the backup does not exist and its stored files are removed. Once. */
+BOP_EXTERN(int) bop_backup_session_commit(bop_backup_session_t *session, bop_manifest_t **out);
+
+/* Frees the session. Without a successful commit, every file it stored is removed: a
+ * failed or canceled multi-file backup leaves nothing. Accepts NULL. */
+BOP_EXTERN(void) bop_backup_session_free(bop_backup_session_t *session);
+
+/* A source yielding the plaintext of file `name` of backup `m` from byte `offset`. The
+ * file is read from its start through decryption (only authenticated data is released),
+ * decompression and both SHA-256 checks; bytes before `offset` are decoded and dropped.
+ * The last 256 KiB are released only once every check passed, so a file of at most that
+ * size fails here, with BOP_EINTEGRITY, when it does not match the manifest, and a larger
+ * one fails its last read. BOP_ENOTFOUND for an unknown file, BOP_EINVAL when `offset`
+ * is beyond the end, BOP_ENOKEY when encrypted and no identity is given. */
+BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out,
+	const bop_manifest_t *m, const char *name, uint64_t offset,
+	const bop_restore_options_t *opts);
+
 /* Removes backup `id`: its manifest first (so it stops existing at once), then its data. */
 BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id);
 

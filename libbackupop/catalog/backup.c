@@ -93,7 +93,7 @@ static void remove_quietly(bop_storage_t *storage, const char *key)
 }
 
 /* "20261121T020000Z-k3f9": sorts by time; the suffix tells apart backups of one second. */
-static int new_id(char *out, size_t size, int64_t start)
+int bop__catalog_new_id(char *out, size_t size, int64_t start)
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	const size_t n = sizeof(alphabet) - 1;
@@ -119,7 +119,7 @@ static int new_id(char *out, size_t size, int64_t start)
 	return 0;
 }
 
-static int check_backup_options(const bop_backup_options_t *opts)
+int bop__catalog_check_backup_options(const bop_backup_options_t *opts)
 {
 	if (opts->version != BOP_BACKUP_OPTIONS_VERSION)
 		return bop__error(BOP_EVERSION, "unknown bop_backup_options_t version %u", opts->version);
@@ -137,7 +137,7 @@ static int check_backup_options(const bop_backup_options_t *opts)
 }
 
 /* The level actually used, for the manifest. */
-static int effective_level(bop_compression_t c, int level)
+int bop__catalog_effective_level(bop_compression_t c, int level)
 {
 	if (level > 0 || c == BOP_COMPRESSION_NONE)
 		return c == BOP_COMPRESSION_NONE ? 0 : level;
@@ -263,7 +263,7 @@ static int make_manifest(backup_run_t *run, bop_manifest_t **out)
 	info.stored_bytes = run->stored_bytes;
 	info.stored_sha256 = run->stored_sha256;
 	info.compression = run->opts.compression;
-	info.level = effective_level(run->opts.compression, run->opts.level);
+	info.level = bop__catalog_effective_level(run->opts.compression, run->opts.level);
 	info.encryption = run->opts.keys ? bop__keys_kind(run->opts.keys) : "none";
 	info.recipients = (const char *const *)fps;
 	info.tags = run->opts.tags;
@@ -274,13 +274,13 @@ static int make_manifest(backup_run_t *run, bop_manifest_t **out)
 }
 
 /* The manifest is written last and exclusively: an id is never reused. */
-static int write_manifest(backup_run_t *run, const bop_manifest_t *m)
+int bop__catalog_write_manifest(bop_catalog_t *catalog, const char *id, const bop_manifest_t *m)
 {
-	bop_storage_t *storage = bop__catalog_storage(run->catalog);
+	bop_storage_t *storage = bop__catalog_storage(catalog);
 	char *json = NULL, *key;
 	int ret;
 
-	key = bop__sprintf("%s/%s/manifest.json", bop__catalog_name(run->catalog), run->id);
+	key = bop__sprintf("%s/%s/manifest.json", bop__catalog_name(catalog), id);
 	if (!key)
 		return BOP_ENOMEM;
 	ret = bop_manifest_to_json(m, &json);
@@ -310,7 +310,7 @@ static int run_backup(backup_run_t *run, bop_source_t *source, bop_manifest_t **
 	if (ret == 0)
 		ret = make_manifest(run, &m);
 	if (ret == 0)
-		ret = write_manifest(run, m);
+		ret = bop__catalog_write_manifest(run->catalog, run->id, m);
 	bop_pipeline_free(p);
 	if (ret < 0) {
 		bop_manifest_free(m);
@@ -338,8 +338,8 @@ BOP_EXTERN(int) bop_catalog_backup(bop_catalog_t *catalog, bop_manifest_t **out,
 	run.opts = opts ? *opts : defaults;
 	run.start_ms = bop__now_ms();
 	run.start = run.start_ms / 1000;
-	if ((ret = check_backup_options(&run.opts)) < 0 ||
-	    (ret = new_id(run.id, sizeof(run.id), run.start)) < 0) {
+	if ((ret = bop__catalog_check_backup_options(&run.opts)) < 0 ||
+	    (ret = bop__catalog_new_id(run.id, sizeof(run.id), run.start)) < 0) {
 		bop_source_free(source);
 		return ret;
 	}
@@ -506,6 +506,13 @@ BOP_EXTERN(int) bop_catalog_restore(bop_catalog_t *catalog, const bop_manifest_t
 		bop_sink_free(sink);
 		return bop__error(BOP_EINVAL, "bop_catalog_restore: invalid arguments");
 	}
+	if (bop_manifest_has_files(m)) {
+		bop_sink_free(sink);
+		return bop__error(BOP_ENOTSUPPORTED, "backup %s is made of %zu files (engine %s), not "
+			"one stream: restore it through backupop-runner, which serves its files to "
+			"the engine", bop_manifest_id(m), bop_manifest_file_count(m),
+			bop_manifest_engine(m));
+	}
 	return run_restore(catalog, m, sink, opts, "restore");
 }
 
@@ -525,6 +532,8 @@ BOP_EXTERN(int) bop_catalog_verify(bop_catalog_t *catalog, const bop_manifest_t 
 
 	if (!catalog || !m)
 		return bop__error(BOP_EINVAL, "bop_catalog_verify: invalid arguments");
+	if (bop_manifest_has_files(m))
+		return bop__catalog_verify_files(catalog, m, opts);
 	ret = bop_sink_callback_new(&sink, discard, NULL);
 	if (ret < 0)
 		return ret;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define MANIFEST_LEAF "manifest.json"
-#define MANIFEST_MAX_SIZE (1u << 20)
+#define MANIFEST_MAX_SIZE (64u << 20)
 
 struct bop_catalog {
 	bop_storage_t *storage;         /* borrowed */

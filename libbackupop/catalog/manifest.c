@@ -16,10 +16,12 @@
 
 #define MANIFEST_FORMAT "backupop.io/manifest/v1"
 #define MANIFEST_MAX_SIZE (1u << 20)
+#define MANIFEST_FILES_MAX_SIZE (64u << 20)     /* a multi-file backup lists many files */
 #define MANIFEST_MAX_DEPTH 16
 #define MAX_BYTES (UINT64_C(1) << 53)           /* exact in any JSON reader */
 #define MAX_STRING 1024
 #define MAX_LIST 1024
+#define MAX_FILES 200000
 
 struct bop_manifest {
 	char *id;
@@ -41,6 +43,9 @@ struct bop_manifest {
 	char **tags;                    /* NULL-terminated */
 	size_t ntags;
 	char *object;
+	bool has_files;
+	bop__file_entry_t *files;       /* sorted by name */
+	size_t nfiles;
 };
 
 struct bop_manifest_list {
@@ -195,6 +200,11 @@ BOP_EXTERN(void) bop_manifest_free(bop_manifest_t *m)
 	bop__strv_free(m->recipients);
 	bop__strv_free(m->tags);
 	free(m->object);
+	for (size_t i = 0; i < m->nfiles; i++) {
+		free(m->files[i].name);
+		free(m->files[i].object);
+	}
+	free(m->files);
 	free(m);
 }
 
@@ -239,6 +249,47 @@ static int check_info(const bop__manifest_info_t *info)
 	return 0;
 }
 
+static int compare_files(const void *a, const void *b)
+{
+	return strcmp(((const bop__file_entry_t *)a)->name, ((const bop__file_entry_t *)b)->name);
+}
+
+static bool file_entry_valid(const bop__file_entry_t *f)
+{
+	return bop__catalog_path_valid(f->name) && bop__catalog_path_valid(f->object) &&
+		sha256_hex_valid(f->plain_sha256) && sha256_hex_valid(f->stored_sha256) &&
+		f->plain_bytes <= MAX_BYTES && f->stored_bytes <= MAX_BYTES;
+}
+
+/* Sorted by name, so that lookups can bisect and the document is stable. */
+static int copy_files(bop_manifest_t *m, const bop__file_entry_t *files, size_t n)
+{
+	m->has_files = true;
+	if (n > MAX_FILES)
+		return bop__error(BOP_EINVAL, "a backup holds at most %d files", MAX_FILES);
+	m->files = bop__calloc(n ? n : 1, sizeof(*m->files));
+	if (!m->files)
+		return BOP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!file_entry_valid(&files[i]))
+			return bop__error(BOP_EINVAL, "invalid file entry \"%s\"",
+				files[i].name ? files[i].name : "");
+		m->files[i] = files[i];
+		m->files[i].name = bop__strdup(files[i].name);
+		m->files[i].object = bop__strdup(files[i].object);
+		m->nfiles = i + 1;
+		if (!m->files[i].name || !m->files[i].object)
+			return BOP_ENOMEM;
+	}
+	if (n > 1)
+		qsort(m->files, n, sizeof(*m->files), compare_files);
+	for (size_t i = 1; i < n; i++) {
+		if (!strcmp(m->files[i - 1].name, m->files[i].name))
+			return bop__error(BOP_EINVAL, "file \"%s\" is listed twice", m->files[i].name);
+	}
+	return 0;
+}
+
 int bop__manifest_new(bop_manifest_t **out, const bop__manifest_info_t *info)
 {
 	bop_manifest_t *m;
@@ -277,6 +328,8 @@ int bop__manifest_new(bop_manifest_t **out, const bop__manifest_info_t *info)
 	m->compression = info->compression;
 	m->level = info->level;
 	m->exit_status = info->exit_status;
+	if (info->has_files && (ret = copy_files(m, info->files, info->nfiles)) < 0)
+		goto fail;
 	*out = m;
 	return 0;
 fail:
@@ -552,6 +605,69 @@ static int parse_rest(json_object *root, bop_manifest_t *m)
 	return 0;
 }
 
+/* One element of "files": {"name", "object", "plain": {...}, "stored": {...}}. */
+static int parse_file(json_object *e, size_t i, bop__file_entry_t *f)
+{
+	char path[48];
+	const char *s = NULL;
+	int ret;
+
+	snprintf(path, sizeof(path), "files[%zu]", i);
+	if (json_object_get_type(e) != json_type_object)
+		return bad(path, "must be an object");
+	snprintf(path, sizeof(path), "files[%zu].name", i);
+	if ((ret = member_string(e, "name", path, &s)) < 0)
+		return ret;
+	if (!bop__catalog_path_valid(s))
+		return bad(path, "is not a valid file name");
+	if (!(f->name = bop__strdup(s)))
+		return BOP_ENOMEM;
+	snprintf(path, sizeof(path), "files[%zu].object", i);
+	if ((ret = member_string(e, "object", path, &s)) < 0)
+		return ret;
+	if (!bop__catalog_path_valid(s))
+		return bad(path, "is not a valid storage key");
+	if (!(f->object = bop__strdup(s)))
+		return BOP_ENOMEM;
+	if ((ret = parse_digest(e, "plain", &f->plain_bytes, f->plain_sha256)) < 0 ||
+	    (ret = parse_digest(e, "stored", &f->stored_bytes, f->stored_sha256)) < 0)
+		return bop__error_wrap("in files[%zu]", i);
+	return 0;
+}
+
+/* "files" is optional: manifests of single-stream backups have none. */
+static int parse_files(json_object *root, bop_manifest_t *m)
+{
+	json_object *arr = NULL;
+	size_t n;
+	int ret;
+
+	if (!json_object_object_get_ex(root, "files", &arr))
+		return 0;
+	if ((ret = member(root, "files", "files", json_type_array, &arr)) < 0)
+		return ret;
+	n = json_object_array_length(arr);
+	if (n > MAX_FILES)
+		return bad("files", "has too many entries");
+	m->has_files = true;
+	m->files = bop__calloc(n ? n : 1, sizeof(*m->files));
+	if (!m->files)
+		return BOP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		m->nfiles = i + 1;
+		ret = parse_file(json_object_array_get_idx(arr, i), i, &m->files[i]);
+		if (ret < 0)
+			return ret;
+	}
+	if (n > 1)
+		qsort(m->files, n, sizeof(*m->files), compare_files);
+	for (size_t i = 1; i < n; i++) {
+		if (!strcmp(m->files[i - 1].name, m->files[i].name))
+			return bad("files", "lists a name twice");
+	}
+	return 0;
+}
+
 /* The input is not NUL-terminated: look at exactly `len` bytes. */
 static bool only_whitespace(const char *s, size_t len)
 {
@@ -605,9 +721,14 @@ BOP_EXTERN(int) bop_manifest_parse(bop_manifest_t **out, const char *json, size_
 	if (!out || (!json && len))
 		return bop__error(BOP_EINVAL, "bop_manifest_parse: invalid arguments");
 	*out = NULL;
-	if (len > MANIFEST_MAX_SIZE)
-		return bop__error(BOP_EFORMAT, "invalid manifest: larger than %u bytes", MANIFEST_MAX_SIZE);
-	if (len == 0 || memchr(json, '\0', len))
+	if (len == 0 || !json)
+		return bop__error(BOP_EFORMAT, "invalid manifest: empty or contains a NUL byte");
+	/* Only a manifest that lists files may be larger than 1 MiB. */
+	if (len > MANIFEST_FILES_MAX_SIZE || (len > MANIFEST_MAX_SIZE &&
+	    !memmem(json, len, "\"files\"", 7)))
+		return bop__error(BOP_EFORMAT, "invalid manifest: larger than %u bytes",
+			len > MANIFEST_FILES_MAX_SIZE ? MANIFEST_FILES_MAX_SIZE : MANIFEST_MAX_SIZE);
+	if (memchr(json, '\0', len))
 		return bop__error(BOP_EFORMAT, "invalid manifest: empty or contains a NUL byte");
 	ret = parse_document(json, len, &root);
 	if (ret < 0)
@@ -623,7 +744,8 @@ BOP_EXTERN(int) bop_manifest_parse(bop_manifest_t **out, const char *json, size_
 	    (ret = parse_digest(root, "stored", &m->stored_bytes, m->stored_sha256)) < 0 ||
 	    (ret = parse_compression(root, m)) < 0 ||
 	    (ret = parse_encryption(root, m)) < 0 ||
-	    (ret = parse_rest(root, m)) < 0)
+	    (ret = parse_rest(root, m)) < 0 ||
+	    (ret = parse_files(root, m)) < 0)
 		goto out;
 	*out = m;
 	m = NULL;
@@ -701,6 +823,29 @@ static json_object *pair_object(const char *k1, json_object *v1, const char *k2,
 	return obj;
 }
 
+static json_object *files_array(const bop_manifest_t *m)
+{
+	json_object *arr = json_object_new_array_ext((int)m->nfiles);
+
+	for (size_t i = 0; arr && i < m->nfiles; i++) {
+		const bop__file_entry_t *f = &m->files[i];
+		json_object *e = json_object_new_object();
+
+		if (!e || json_object_array_add(arr, e) < 0) {
+			json_object_put(e);
+			json_object_put(arr);
+			return NULL;
+		}
+		if (add_string(e, "name", f->name) < 0 || add_string(e, "object", f->object) < 0 ||
+		    add(e, "plain", digest_object(f->plain_bytes, f->plain_sha256)) < 0 ||
+		    add(e, "stored", digest_object(f->stored_bytes, f->stored_sha256)) < 0) {
+			json_object_put(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 static int build_document(const bop_manifest_t *m, json_object *root)
 {
 	int ret;
@@ -725,6 +870,8 @@ static int build_document(const bop_manifest_t *m, json_object *root)
 		json_object_new_int(m->exit_status))) < 0 ||
 	    (ret = add(root, "tags", string_array(m->tags))) < 0 ||
 	    (ret = add_string(root, "object", m->object)) < 0)
+		return ret;
+	if (m->has_files && (ret = add(root, "files", files_array(m))) < 0)
 		return ret;
 	return 0;
 }
@@ -824,6 +971,61 @@ BOP_EXTERN(size_t) bop_manifest_tag_count(const bop_manifest_t *m)
 BOP_EXTERN(const char *) bop_manifest_tag(const bop_manifest_t *m, size_t i)
 {
 	return m && i < m->ntags ? m->tags[i] : NULL;
+}
+
+/* ---- files ---- */
+
+const bop__file_entry_t *bop__manifest_files(const bop_manifest_t *m, size_t *n)
+{
+	*n = m && m->has_files ? m->nfiles : 0;
+	return m && m->has_files ? m->files : NULL;
+}
+
+BOP_EXTERN(int) bop_manifest_has_files(const bop_manifest_t *m)
+{
+	return m && m->has_files;
+}
+
+BOP_EXTERN(size_t) bop_manifest_file_count(const bop_manifest_t *m)
+{
+	return m ? m->nfiles : 0;
+}
+
+static int fill_file(const bop__file_entry_t *f, bop_manifest_file_t *out)
+{
+	if (out->version != BOP_MANIFEST_FILE_VERSION)
+		return bop__error(BOP_EVERSION, "unknown bop_manifest_file_t version %u", out->version);
+	out->name = f->name;
+	out->object_key = f->object;
+	out->plain_bytes = f->plain_bytes;
+	out->plain_sha256 = f->plain_sha256;
+	out->stored_bytes = f->stored_bytes;
+	out->stored_sha256 = f->stored_sha256;
+	return 0;
+}
+
+BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, size_t i, bop_manifest_file_t *out)
+{
+	if (!m || !out)
+		return bop__error(BOP_EINVAL, "bop_manifest_file: invalid arguments");
+	if (i >= m->nfiles)
+		return bop__error(BOP_ENOTFOUND, "backup %s has no file #%zu", m->id, i);
+	return fill_file(&m->files[i], out);
+}
+
+BOP_EXTERN(int) bop_manifest_file_find(const bop_manifest_t *m, const char *name,
+	bop_manifest_file_t *out)
+{
+	bop__file_entry_t key = { 0 };
+	const bop__file_entry_t *f;
+
+	if (!m || !name || !out)
+		return bop__error(BOP_EINVAL, "bop_manifest_file_find: invalid arguments");
+	key.name = (char *)name;
+	f = m->nfiles ? bsearch(&key, m->files, m->nfiles, sizeof(*m->files), compare_files) : NULL;
+	if (!f)
+		return bop__error(BOP_ENOTFOUND, "backup %s has no file \"%s\"", m->id, name);
+	return fill_file(f, out);
 }
 
 /* ---- lists ---- */

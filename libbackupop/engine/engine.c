@@ -71,6 +71,7 @@ out:
 
 static void register_builtins(void)
 {
+	register_engine("cockroach", bop__engine_cockroach_open, NULL);
 	register_engine("exec", bop__engine_exec_open, NULL);
 	register_engine("files", bop__engine_files_open, NULL);
 	register_engine("mysql", bop__engine_mysql_open, NULL);

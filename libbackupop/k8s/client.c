@@ -21,6 +21,8 @@ struct bop__k8s_client {
 	bop__k8s_config_t *cfg;
 	CURL *curl;
 	pthread_mutex_t lock;
+	/* guards cfg's token (re-read from token_file) for requests and streams */
+	pthread_mutex_t token_lock;
 	int max_tries;
 	int base_ms;
 	int max_ms;
@@ -103,6 +105,7 @@ int bop__k8s_client_new(bop__k8s_client_t **out, bop__k8s_config_t *cfg)
 		return bop__error_oom();
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->token_lock, NULL);
 	*out = c;
 	return 0;
 }
@@ -114,6 +117,7 @@ void bop__k8s_client_free(bop__k8s_client_t *c)
 	if (c->curl) {
 		curl_easy_cleanup(c->curl);
 		pthread_mutex_destroy(&c->lock);
+		pthread_mutex_destroy(&c->token_lock);
 	}
 	bop__k8s_config_free(c->cfg);
 	free(c);
@@ -141,6 +145,7 @@ void bop__k8s_response_clear(bop__k8s_response_t *resp)
 	if (!resp)
 		return;
 	json_object_put(resp->body);
+	free(resp->text);
 	memset(resp, 0, sizeof(*resp));
 }
 
@@ -191,28 +196,44 @@ static void free_headers(struct curl_slist *list)
 	curl_slist_free_all(list);
 }
 
-static int make_headers(bop__k8s_client_t *c, const bop__k8s_request_t *req,
-	struct curl_slist **out)
+/* The Authorization header line (malloc'd, the caller wipes it), or NULL for none. */
+static int auth_header(bop__k8s_client_t *c, char **out)
 {
-	struct curl_slist *list = NULL;
 	const char *token;
-	char *auth;
 	int ret;
 
 	*out = NULL;
+	pthread_mutex_lock(&c->token_lock);
 	ret = bop__k8s_config_token(c->cfg, &token);
+	if (ret == 0 && token) {
+		*out = bop__sprintf("Authorization: Bearer %s", token);
+		if (!*out)
+			ret = BOP_ENOMEM;
+	}
+	pthread_mutex_unlock(&c->token_lock);
+	return ret;
+}
+
+static int make_headers(bop__k8s_client_t *c, bop__k8s_method_t method, bool has_body,
+	struct curl_slist **out)
+{
+	struct curl_slist *list = NULL;
+	char *auth = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = auth_header(c, &auth);
 	if (ret < 0)
 		return ret;
 	ret = add_header(&list, "Accept: application/json");
-	if (ret == 0 && req->body)
-		ret = add_header(&list, content_type(req->method));
+	if (ret == 0 && has_body)
+		ret = add_header(&list, content_type(method));
 	if (ret == 0)
 		ret = add_header(&list, "Expect:");
-	if (ret == 0 && token) {
-		auth = bop__sprintf("Authorization: Bearer %s", token);
-		ret = auth ? add_header(&list, auth) : BOP_ENOMEM;
-		if (auth)
-			bop__wipe(auth, strlen(auth));
+	if (ret == 0 && auth)
+		ret = add_header(&list, auth);
+	if (auth) {
+		bop__wipe(auth, strlen(auth));
 		free(auth);
 	}
 	if (ret < 0) {
@@ -245,26 +266,25 @@ static char *make_url(bop__k8s_client_t *c, const bop__k8s_request_t *req)
 	return url;
 }
 
-static void set_tls(bop__k8s_client_t *c)
+static void set_tls(const bop__k8s_config_t *cfg, CURL *curl)
 {
-	const bop__k8s_config_t *cfg = c->cfg;
 	struct curl_blob blob;
 
 	if (cfg->insecure) {
-		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	if (cfg->ca_pem) {
 		blob = (struct curl_blob){ cfg->ca_pem, cfg->ca_len, CURL_BLOB_COPY };
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
 	}
 	if (cfg->cert_pem) {
 		blob = (struct curl_blob){ cfg->cert_pem, cfg->cert_len, CURL_BLOB_COPY };
-		curl_easy_setopt(c->curl, CURLOPT_SSLCERT_BLOB, &blob);
-		curl_easy_setopt(c->curl, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
 		blob = (struct curl_blob){ cfg->key_pem, cfg->key_len, CURL_BLOB_COPY };
-		curl_easy_setopt(c->curl, CURLOPT_SSLKEY_BLOB, &blob);
-		curl_easy_setopt(c->curl, CURLOPT_SSLKEYTYPE, "PEM");
+		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
 	}
 }
 
@@ -293,7 +313,7 @@ static void set_options(bop__k8s_client_t *c, const bop__k8s_request_t *req, con
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, buf);
-	set_tls(c);
+	set_tls(c->cfg, curl);
 }
 
 /* A transport failure: message, code, and whether trying again may help. */
@@ -333,14 +353,14 @@ static int transport_error(bop__k8s_client_t *c, const char *what, CURLcode rc,
 }
 
 /* The message of a Kubernetes Status body, or the body's start. */
-static const char *status_message(const bop__k8s_response_t *resp, const body_buf_t *buf)
+static const char *status_message(const bop__k8s_response_t *resp, const char *text)
 {
 	json_object *m;
 
 	if (resp->body && json_object_object_get_ex(resp->body, "message", &m) &&
 	    json_object_is_type(m, json_type_string))
 		return json_object_get_string(m);
-	return buf->data && buf->len ? buf->data : "(no message)";
+	return text && *text ? text : "(no message)";
 }
 
 static bool status_retryable(long status)
@@ -350,9 +370,9 @@ static bool status_retryable(long status)
 }
 
 static int status_error(bop__k8s_client_t *c, const char *what, bop__k8s_response_t *resp,
-	const body_buf_t *buf)
+	const char *text)
 {
-	const char *msg = status_message(resp, buf);
+	const char *msg = status_message(resp, text);
 	long s = resp->status;
 
 	switch (s) {
@@ -424,7 +444,7 @@ static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, att
 	bop__k8s_response_clear(resp);
 	a->retry = false;
 	a->retry_after_s = -1;
-	ret = make_headers(c, req, &headers);
+	ret = make_headers(c, req->method, req->body || req->body_text, &headers);
 	if (ret < 0)
 		return bop__error_wrap("%s", a->what);
 	set_options(c, req, a->url, a->body, headers, &buf, errbuf);
@@ -436,9 +456,14 @@ static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, att
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	parse_body(resp, &buf);
+	if (req->want_text && buf.data) {
+		resp->text = buf.data;
+		resp->text_len = buf.len;
+		buf.data = NULL;
+	}
 	if (resp->status >= 200 && resp->status < 300)
 		goto out;
-	ret = status_error(c, a->what, resp, &buf);
+	ret = status_error(c, a->what, resp, resp->text ? resp->text : buf.data);
 	a->retry = status_retryable(resp->status);
 	if (a->retry)
 		a->retry_after_s = retry_after(c->curl);
@@ -484,11 +509,13 @@ static int check_request(const bop__k8s_request_t *req)
 {
 	if (!req->path || req->path[0] != '/')
 		return bop__error(BOP_EINVAL, "Kubernetes API path must start with '/'");
-	if (req->method == BOP__K8S_PATCH_APPLY && (!req->field_manager || !req->body))
+	bool body = req->body || req->body_text;
+
+	if (req->method == BOP__K8S_PATCH_APPLY && (!req->field_manager || !body))
 		return bop__error(BOP_EINVAL,
 			"server-side apply of %s needs a body and a field manager", req->path);
 	if ((req->method == BOP__K8S_POST || req->method == BOP__K8S_PUT ||
-	     req->method == BOP__K8S_PATCH_MERGE) && !req->body)
+	     req->method == BOP__K8S_PATCH_MERGE) && !body)
 		return bop__error(BOP_EINVAL, "%s %s needs a body", method_name(req->method),
 			req->path);
 	return 0;
@@ -538,6 +565,8 @@ int bop__k8s_request(bop__k8s_client_t *c, const bop__k8s_request_t *req,
 	a.url = url;
 	if (req->body)
 		a.body = json_object_to_json_string_ext(req->body, JSON_C_TO_STRING_PLAIN);
+	else
+		a.body = req->body_text;
 	ret = perform(c, req, &a, resp);
 out:
 	pthread_mutex_unlock(&c->lock);
@@ -563,5 +592,189 @@ int bop__k8s_do(bop__k8s_client_t *c, bop__k8s_method_t method, const char *path
 		*out = NULL;
 	}
 	bop__k8s_response_clear(&resp);
+	return ret;
+}
+
+int bop__k8s_client_clone(bop__k8s_client_t *c, bop__k8s_client_t **out)
+{
+	bop__k8s_config_t *cfg = NULL;
+	int ret;
+
+	*out = NULL;
+	pthread_mutex_lock(&c->token_lock);
+	ret = bop__k8s_config_dup(c->cfg, &cfg);
+	pthread_mutex_unlock(&c->token_lock);
+	if (ret < 0)
+		return ret;
+	ret = bop__k8s_client_new(out, cfg);
+	if (ret < 0)
+		return ret;
+	(*out)->max_tries = c->max_tries;
+	(*out)->base_ms = c->base_ms;
+	(*out)->max_ms = c->max_ms;
+	(*out)->timeout = c->timeout;
+	return 0;
+}
+
+/* ---- streams ---- */
+
+#define STREAM_ERROR_BODY_MAX (64u << 10)
+
+struct bop__k8s_conn {
+	bop__k8s_client_t *client;
+	CURL *curl;
+};
+
+typedef struct stream_state {
+	bop__k8s_conn_t *conn;
+	const bop__k8s_stream_opts_t *opts;
+	body_buf_t error_body;          /* the body of a non-2xx answer */
+	int data_ret;                   /* on_data's failure */
+	bool stopped;
+} stream_state_t;
+
+int bop__k8s_conn_new(bop__k8s_conn_t **out, bop__k8s_client_t *c)
+{
+	bop__k8s_conn_t *conn = bop__calloc(1, sizeof(*conn));
+
+	*out = NULL;
+	if (!conn)
+		return BOP_ENOMEM;
+	conn->client = c;
+	conn->curl = curl_easy_init();
+	if (!conn->curl) {
+		free(conn);
+		return bop__error_oom();
+	}
+	*out = conn;
+	return 0;
+}
+
+void bop__k8s_conn_free(bop__k8s_conn_t *conn)
+{
+	if (!conn)
+		return;
+	curl_easy_cleanup(conn->curl);
+	free(conn);
+}
+
+static size_t on_stream_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	stream_state_t *st = userdata;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	curl_easy_getinfo(st->conn->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300) {
+		/* keep the start of an error body for its message */
+		if (st->error_body.len + n > STREAM_ERROR_BODY_MAX)
+			return n;
+		return on_body(ptr, size, nmemb, &st->error_body);
+	}
+	st->data_ret = st->opts->on_data(st->opts->ud, ptr, n);
+	return st->data_ret < 0 ? 0 : n;
+}
+
+static int on_stream_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+	curl_off_t ultotal, curl_off_t ulnow)
+{
+	stream_state_t *st = userdata;
+
+	BOP_UNUSED(dltotal);
+	BOP_UNUSED(dlnow);
+	BOP_UNUSED(ultotal);
+	BOP_UNUSED(ulnow);
+	if (st->opts->should_stop && st->opts->should_stop(st->opts->ud)) {
+		st->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+static void set_stream_options(bop__k8s_conn_t *conn, const char *url,
+	struct curl_slist *headers, stream_state_t *st, char *errbuf)
+{
+	const bop__k8s_stream_opts_t *o = st->opts;
+	CURL *curl = conn->curl;
+	long connect = conn->client->timeout < 10 ? conn->client->timeout : 10L;
+
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, connect);
+	if (o->idle_seconds > 0) {
+		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, o->idle_seconds);
+	}
+	if (o->max_seconds > 0)
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, o->max_seconds);
+	/* a peer that vanished without closing is noticed by TCP keepalive */
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 10L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, st);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, st);
+	set_tls(conn->client->cfg, curl);
+}
+
+static int stream_result(bop__k8s_conn_t *conn, const char *what, CURLcode rc,
+	stream_state_t *st, const char *errbuf, bop__k8s_response_t *resp)
+{
+	bool retry;
+
+	curl_easy_getinfo(conn->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (st->stopped)
+		return bop__error(BOP_ECANCELED, "%s: stopped", what);
+	if (st->data_ret < 0)
+		return st->data_ret;
+	if (rc != CURLE_OK)
+		return transport_error(conn->client, what, rc, errbuf, true, &retry);
+	if (resp->status >= 200 && resp->status < 300)
+		return 0;
+	parse_body(resp, &st->error_body);
+	return status_error(conn->client, what, resp, st->error_body.data);
+}
+
+int bop__k8s_stream(bop__k8s_conn_t *conn, const bop__k8s_stream_opts_t *opts,
+	bop__k8s_response_t *resp)
+{
+	stream_state_t st = { .conn = conn, .opts = opts };
+	struct curl_slist *headers = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char *url = NULL, *what = NULL;
+	CURLcode rc;
+	int ret;
+
+	memset(resp, 0, sizeof(*resp));
+	if (!opts->path || opts->path[0] != '/')
+		return bop__error(BOP_EINVAL, "Kubernetes API path must start with '/'");
+	what = bop__sprintf("GET %s", opts->path);
+	url = bop__sprintf("%s%s", conn->client->cfg->server, opts->path);
+	if (!what || !url) {
+		ret = BOP_ENOMEM;
+		goto out;
+	}
+	ret = make_headers(conn->client, BOP__K8S_GET, false, &headers);
+	if (ret < 0) {
+		bop__error_wrap("%s", what);
+		goto out;
+	}
+	set_stream_options(conn, url, headers, &st, errbuf);
+	rc = curl_easy_perform(conn->curl);
+	ret = stream_result(conn, what, rc, &st, errbuf, resp);
+	curl_easy_setopt(conn->curl, CURLOPT_HTTPHEADER, NULL);
+out:
+	free_headers(headers);
+	free(st.error_body.data);
+	free(url);
+	free(what);
 	return ret;
 }

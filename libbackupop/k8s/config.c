@@ -724,3 +724,59 @@ void bop__k8s_config_free(bop__k8s_config_t *cfg)
 	free_secret(cfg->key_pem, cfg->key_len);
 	free(cfg);
 }
+
+static int dup_blob(const char *src, size_t len, char **out)
+{
+	*out = NULL;
+	if (!src)
+		return 0;
+	*out = malloc(len + 1);
+	if (!*out)
+		return bop__error_oom();
+	memcpy(*out, src, len);
+	(*out)[len] = '\0';
+	return 0;
+}
+
+static int dup_str(const char *src, char **out)
+{
+	return dup_blob(src, src ? strlen(src) : 0, out);
+}
+
+int bop__k8s_config_dup(const bop__k8s_config_t *cfg, bop__k8s_config_t **out)
+{
+	bop__k8s_config_t *c = bop__calloc(1, sizeof(*c));
+	int ret;
+
+	*out = NULL;
+	if (!c)
+		return BOP_ENOMEM;
+	c->insecure = cfg->insecure;
+	c->token_stat.ino = cfg->token_stat.ino;
+	c->token_stat.size = cfg->token_stat.size;
+	c->token_stat.mtime_ns = cfg->token_stat.mtime_ns;
+	c->ca_len = cfg->ca_len;
+	c->cert_len = cfg->cert_len;
+	c->key_len = cfg->key_len;
+	ret = dup_str(cfg->source, &c->source);
+	if (ret == 0)
+		ret = dup_str(cfg->server, &c->server);
+	if (ret == 0)
+		ret = dup_str(cfg->namespace, &c->namespace);
+	if (ret == 0)
+		ret = dup_blob(cfg->ca_pem, cfg->ca_len, &c->ca_pem);
+	if (ret == 0)
+		ret = dup_str(cfg->token, &c->token);
+	if (ret == 0)
+		ret = dup_str(cfg->token_file, &c->token_file);
+	if (ret == 0)
+		ret = dup_blob(cfg->cert_pem, cfg->cert_len, &c->cert_pem);
+	if (ret == 0)
+		ret = dup_blob(cfg->key_pem, cfg->key_len, &c->key_pem);
+	if (ret < 0) {
+		bop__k8s_config_free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}

@@ -89,6 +89,8 @@ typedef struct bop__k8s_request {
 	bop__k8s_method_t method;
 	const char *path;               /* "/api/v1/namespaces/ns/configmaps"; may have a query */
 	json_object *body;              /* borrowed; NULL for none */
+	const char *body_text;          /* JSON text, used when body is NULL */
+	bool want_text;                 /* keep the raw response body in resp->text */
 	const char *field_manager;      /* required for apply; optional otherwise */
 	bool force;                     /* apply: take over fields other managers own */
 } bop__k8s_request_t;
@@ -97,6 +99,8 @@ typedef struct bop__k8s_response {
 	long status;                    /* HTTP status; 0 when no response arrived */
 	json_object *body;              /* the parsed JSON body (owned), NULL if none */
 	bool gone;                      /* 410 Gone: the resourceVersion is too old; relist */
+	char *text;                     /* the raw body (NUL-terminated) with want_text */
+	size_t text_len;
 } bop__k8s_response_t;
 
 /* A client for `cfg`, which it owns afterwards (also when this fails). */
@@ -127,5 +131,59 @@ void bop__k8s_response_clear(bop__k8s_response_t *resp);
  * fields it applies. */
 int bop__k8s_do(bop__k8s_client_t *c, bop__k8s_method_t method, const char *path,
 	json_object *body, const char *field_manager, json_object **out);
+
+/* A new client on a copy of `c`'s configuration: its own connection, lock and settings. */
+int bop__k8s_client_clone(bop__k8s_client_t *c, bop__k8s_client_t **out);
+
+/* A deep copy of a configuration. */
+int bop__k8s_config_dup(const bop__k8s_config_t *cfg, bop__k8s_config_t **out);
+
+/* The public client (api.c) around the private one. */
+struct bop_k8s_client {
+	bop__k8s_client_t *priv;
+};
+
+/* A JSON object's string member, or NULL. */
+const char *bop__k8s_json_str(json_object *o, const char *key);
+
+/* "namespace/name" or "name" of an object (from its metadata), malloc'd; NULL (with the
+ * error set) when it has no name. */
+char *bop__k8s_object_key(json_object *obj);
+
+/* RFC 3339 UTC now: "2026-11-21T02:00:00Z", or with microseconds
+ * ("2026-11-21T02:00:00.123456Z") when `micro`; `out` holds at least 32 bytes. */
+void bop__k8s_time_now(char *out, size_t size, bool micro);
+
+/* Bytes the informer's cache takes on the heap (entries and index). */
+size_t bop__k8s_informer_bytes(bop_k8s_informer_t *inf);
+
+/* ---- streams (list pages and watches on a connection of their own) ---- */
+
+typedef struct bop__k8s_conn bop__k8s_conn_t;
+
+/* A connection of its own for GET streams, with `c`'s server and credentials (`c` must
+ * outlive it). Connections are not shared between threads. */
+int bop__k8s_conn_new(bop__k8s_conn_t **out, bop__k8s_client_t *c);
+void bop__k8s_conn_free(bop__k8s_conn_t *conn);
+
+typedef struct bop__k8s_stream_opts {
+	const char *path;               /* with its query */
+	/* Gets the body of a 2xx answer as it arrives; returns 0 or a negative code (with
+	 * the error set) to abort the transfer. */
+	int (*on_data)(void *ud, const char *data, size_t len);
+	/* Polled about once a second, also while no data comes: non-zero aborts with
+	 * BOP_ECANCELED. May be NULL. */
+	int (*should_stop)(void *ud);
+	void *ud;
+	long max_seconds;               /* the whole transfer; 0: no limit */
+	long idle_seconds;              /* fail when no byte came for so long; 0: no limit */
+} bop__k8s_stream_opts_t;
+
+/* One GET whose body goes to opts->on_data. No retries. Returns 0 when a 2xx body ended;
+ * the codes of bop__k8s_request() for error statuses (resp->status, resp->body and
+ * resp->gone set as there), BOP_EIO/BOP_ETIMEOUT for transport failures (a connection
+ * that broke mid-body too), BOP_ECANCELED when should_stop said so, or on_data's code. */
+int bop__k8s_stream(bop__k8s_conn_t *conn, const bop__k8s_stream_opts_t *opts,
+	bop__k8s_response_t *resp);
 
 #endif

@@ -137,6 +137,7 @@ static const cfg_field_t api_fields[] = {
 	{ "listen", CFG_STRING, O(api_listen), NULL, 0, NULL, 0 },
 	{ "token", CFG_SECRET, O(api_token), NULL, 0, NULL, 0 },
 	{ "tokenFile", CFG_PATH, O(api_token_file), NULL, 0, NULL, 0 },
+	{ "advertiseURL", CFG_STRING, O(api_advertise_url), NULL, 0, NULL, 0 },
 	END,
 };
 

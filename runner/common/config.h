@@ -69,6 +69,7 @@ typedef struct rcfg {
 	char *api_listen;
 	char *api_token;                /* from token or tokenFile */
 	char *api_token_file;
+	char *api_advertise_url;        /* how a database reaches the API (cockroach) */
 } rcfg_t;
 
 void rcfg_init(rcfg_t *c);

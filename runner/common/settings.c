@@ -62,7 +62,7 @@ void rcfg_clear(rcfg_t *c)
 	char **strings[] = { &c->path, &c->name, &c->namespace_, &c->schedule_name,
 		&c->schedule, &c->time_zone, &c->engine_name, &c->storage_url, &c->compression,
 		&c->recipients_file, &c->identity_file, &c->passphrase_file, &c->verify_schedule,
-		&c->verify_engine_name, &c->api_listen, &c->api_token_file };
+		&c->verify_engine_name, &c->api_listen, &c->api_token_file, &c->api_advertise_url };
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
 		free(*strings[i]);

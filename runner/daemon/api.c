@@ -175,6 +175,39 @@ static json_object *manifest_json(const bop_manifest_t *m, const bop_retention_p
 	return o;
 }
 
+/* DELETE /v1/backups/{id}: removes one backup (manifest first, then its data), e.g. for a
+ * BackupRun deleted with retainPolicy Delete. 404 when there is no such backup. */
+static int h_backup_delete(bop_http_request_t *req, void *payload)
+{
+	runner_t *rn = payload;
+	const char *id = bop_http_request_param(req, "id");
+	bop_storage_options_t opts;
+	bop_storage_t *storage = NULL;
+	bop_catalog_t *catalog = NULL;
+	int ret;
+
+	if (rn->cfg.mode == RCFG_MODE_SINGLE)
+		return bop_http_respond_error(req, 404, "mode single keeps no catalog");
+	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
+	opts.settings = (const char *const *)rn->cfg.storage_settings.items;
+	ret = bop_storage_open(&storage, rn->cfg.storage_url, &opts);
+	if (ret == 0)
+		ret = bop_catalog_open(&catalog, storage, rn->cfg.name);
+	if (ret == 0)
+		ret = bop_catalog_remove(catalog, id);
+	if (ret == BOP_ENOTFOUND)
+		ret = bop_http_respond_error(req, 404, bop_error_last());
+	else if (ret < 0)
+		ret = bop_http_respond_error(req, 500, bop_error_last());
+	else {
+		rlog(BOP_LOG_INFO, "backup %s removed through the API", id);
+		ret = bop_http_respond(req, 204, NULL, NULL, 0);
+	}
+	bop_catalog_free(catalog);
+	bop_storage_free(storage);
+	return ret;
+}
+
 static int h_backups_get(bop_http_request_t *req, void *payload)
 {
 	runner_t *rn = payload;
@@ -303,6 +336,7 @@ typedef struct route {
 static const route_t routes[] = {
 	{ "POST", "/v1/backups", 0, h_backups_post },
 	{ "GET", "/v1/backups", 0, h_backups_get },
+	{ "DELETE", "/v1/backups/{id}", 0, h_backup_delete },
 	{ "POST", "/v1/restores", 0, h_restores_post },
 	{ "POST", "/v1/verifications", 0, h_verifications_post },
 	{ "GET", "/v1/runs", 0, h_runs },
@@ -330,6 +364,8 @@ int api_start(runner_t *rn)
 	for (size_t i = 0; ret == 0 && i < sizeof(routes) / sizeof(routes[0]); i++)
 		ret = bop_http_server_route(server, routes[i].method, routes[i].pattern,
 			routes[i].flags, routes[i].handler, rn);
+	if (ret == 0)
+		ret = crdb_routes(rn, server);
 	if (ret == 0)
 		ret = bop_http_server_serve_metrics(server, "/metrics", 0, rn->metrics);
 	if (ret == 0)

@@ -277,28 +277,82 @@ static int open_engine(job_t *j, bool scratch)
 	return bop_engine_open(&j->engine, name, json);
 }
 
-static int catalog_backup(job_t *j)
+static void backup_options(job_t *j, bop_backup_options_t *opts)
 {
-	bop_backup_options_t opts;
-	bop_manifest_t *m = NULL;
-	bop_source_t *src = NULL;
 	const rcfg_t *c = &j->rn->cfg;
 
-	if (take_lock(j))
-		return -1;
-	if (open_engine(j, false) < 0 || bop_engine_backup(j->engine, &src) < 0)
-		return fail(j, "cannot start the engine's backup");
-	bop_backup_options_init(&opts, BOP_BACKUP_OPTIONS_VERSION);
-	opts.compression = j->rn->compression;
-	opts.level = c->level > 0 ? c->level : 0;
-	opts.threads = c->threads > 0 ? c->threads : 0;
-	opts.keys = j->rn->encrypt_keys;
-	opts.tags = (const char *const *)c->tags.items;
-	opts.engine = c->engine_name;
-	opts.progress = progress;
-	opts.payload = j;
-	if (bop_catalog_backup(j->catalog, &m, src, &opts) < 0)
-		return fail(j, "backup failed");
+	bop_backup_options_init(opts, BOP_BACKUP_OPTIONS_VERSION);
+	opts->compression = j->rn->compression;
+	opts->level = c->level > 0 ? c->level : 0;
+	opts->threads = c->threads > 0 ? c->threads : 0;
+	opts->keys = j->rn->encrypt_keys;
+	opts->tags = (const char *const *)c->tags.items;
+	opts->engine = c->engine_name;
+	opts->progress = progress;
+	opts->payload = j;
+}
+
+static bool is_cockroach(const char *engine)
+{
+	return engine && !strcmp(engine, "cockroach");
+}
+
+/* The cockroach engine's block with the run's endpoint URL added ("endpointURL"). */
+static int open_cockroach(job_t *j, bool scratch, const char *url)
+{
+	const rcfg_t *c = &j->rn->cfg;
+	const char *json = scratch ? c->verify_engine_json : c->engine_json;
+	json_object *o = json_tokener_parse(json ? json : "{}");
+	char *text = NULL;
+	int ret;
+
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return bop_error_set(BOP_EINVAL, "the cockroach engine block is not a mapping");
+	}
+	json_object_object_add(o, "endpointURL", json_object_new_string(url));
+	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	ret = text ? bop_engine_open(&j->engine, "cockroach", text) :
+		bop_error_set(BOP_ENOMEM, "out of memory");
+	if (text)
+		explicit_bzero(text, strlen(text));
+	free(text);
+	return ret;
+}
+
+/* Serves the run's endpoint and opens the engine with its URL. */
+static int cockroach_start(job_t *j, crdb_endpoint_t **ep, bop_backup_session_t *session,
+	const bop_manifest_t *m, bool scratch)
+{
+	char *url = NULL;
+	int ret;
+
+	ret = crdb_endpoint_open(j->rn, ep, session, session ? NULL : j->catalog, m,
+		j->rn->decrypt_keys);
+	if (ret == 0 && !(url = crdb_endpoint_url(j->rn, *ep)))
+		ret = bop_error_set(BOP_ENOMEM, "out of memory");
+	if (ret == 0)
+		ret = open_cockroach(j, scratch, url);
+	free(url);
+	return ret;
+}
+
+/* The statement's source yields nothing: it ends when the statement succeeded. */
+static int run_statement(bop_source_t *src)
+{
+	char buf[4096];
+	size_t got = 0;
+	int ret;
+
+	do
+		ret = bop_source_read(src, buf, sizeof(buf), &got);
+	while (ret == 0 && got > 0);
+	return ret == 0 ? bop_source_close(src) : ret;
+}
+
+static void backup_taken(job_t *j, bop_manifest_t *m)
+{
 	pthread_mutex_lock(&j->rn->mu);
 	free(j->r->backup);
 	j->r->backup = strdup(bop_manifest_id(m));
@@ -311,7 +365,89 @@ static int catalog_backup(job_t *j)
 		(unsigned long long)bop_manifest_stored_bytes(m));
 	bop_manifest_free(m);
 	apply_retention(j);
+}
+
+/* CockroachDB runs BACKUP INTO the run's endpoint, which stores each file it sends; the
+ * manifest is written only when the statement succeeded. */
+static int cockroach_backup(job_t *j)
+{
+	bop_backup_options_t opts;
+	bop_backup_session_t *s = NULL;
+	crdb_endpoint_t *ep = NULL;
+	bop_manifest_t *m = NULL;
+	bop_source_t *src = NULL;
+	int ret;
+
+	if (take_lock(j))
+		return -1;
+	backup_options(j, &opts);
+	if (bop_catalog_backup_begin(j->catalog, &s, &opts) < 0)
+		return fail(j, "cannot start the backup");
+	ret = cockroach_start(j, &ep, s, NULL, false);
+	if (ret == 0)
+		ret = bop_engine_backup(j->engine, &src);
+	if (ret < 0)
+		fail(j, "cannot start the engine's backup");
+	else if ((ret = run_statement(src)) < 0)
+		fail(j, "backup failed");
+	bop_source_free(src);
+	crdb_endpoint_close(j->rn, ep);
+	if (ret == 0 && (ret = bop_backup_session_commit(s, &m)) < 0)
+		fail(j, "backup failed");
+	bop_backup_session_free(s);
+	if (ret < 0)
+		return -1;
+	backup_taken(j, m);
 	return 0;
+}
+
+static int catalog_backup(job_t *j)
+{
+	bop_backup_options_t opts;
+	bop_manifest_t *m = NULL;
+	bop_source_t *src = NULL;
+
+	if (is_cockroach(j->rn->cfg.engine_name))
+		return cockroach_backup(j);
+	if (take_lock(j))
+		return -1;
+	if (open_engine(j, false) < 0 || bop_engine_backup(j->engine, &src) < 0)
+		return fail(j, "cannot start the engine's backup");
+	backup_options(j, &opts);
+	if (bop_catalog_backup(j->catalog, &m, src, &opts) < 0)
+		return fail(j, "backup failed");
+	backup_taken(j, m);
+	return 0;
+}
+
+/* CockroachDB runs RESTORE FROM LATEST IN the run's endpoint, which serves the files of
+ * backup `m` read-only, each checked against the manifest as it is read. */
+static int cockroach_restore(job_t *j, const bop_manifest_t *m, bool scratch)
+{
+	crdb_endpoint_t *ep = NULL;
+	bop_sink_t *sink = NULL;
+	int ret;
+
+	if (!bop_manifest_has_files(m)) {
+		bop_error_set(BOP_EINVAL, "the backup is one stream, not the files of a "
+			"CockroachDB backup");
+		return fail(j, "cannot restore it with the cockroach engine");
+	}
+	if (strcmp(bop_manifest_encryption(m), "none") && !j->rn->decrypt_keys) {
+		bop_error_set(BOP_ENOKEY, "the backup is encrypted: give encryption.identityFile "
+			"or passphraseFile");
+		return fail(j, "cannot serve its files");
+	}
+	ret = cockroach_start(j, &ep, NULL, m, scratch);
+	if (ret == 0)
+		ret = bop_engine_restore(j->engine, &sink);
+	if (ret < 0)
+		fail(j, "cannot start the engine's restore");
+	else if ((ret = bop_sink_commit(sink)) < 0)
+		fail(j, scratch ? "test restore failed" : "restore failed");
+	bop_sink_free(sink);
+	crdb_endpoint_close(j->rn, ep);
+	return ret < 0 ? -1 : 0;
 }
 
 /* After a test restore into the scratch database: count its rows, and check them
@@ -363,7 +499,11 @@ static int catalog_read(job_t *j, bool restore)
 	opts.keys = j->rn->decrypt_keys;
 	opts.progress = progress;
 	opts.payload = j;
-	if (restore || j->rn->cfg.verify_engine_name) {
+	if (is_cockroach(restore ? j->rn->cfg.engine_name : j->rn->cfg.verify_engine_name)) {
+		ret = cockroach_restore(j, m, !restore);
+		if (ret == 0 && !restore)
+			ret = check_rows(j);
+	} else if (restore || j->rn->cfg.verify_engine_name) {
 		ret = open_engine(j, !restore);
 		if (ret == 0)
 			ret = bop_engine_restore(j->engine, &sink);

@@ -103,6 +103,30 @@ static int config_error(const char *fmt, ...)
 	return 2;
 }
 
+/* CockroachDB sends its files to the runner: it needs the API and a URL to reach it. */
+static int check_cockroach(runner_t *rn, const char *path)
+{
+	const char *url = rn->cfg.api_advertise_url;
+
+	if (!url)
+		return config_error("%s: api.advertiseURL: required with the cockroach engine: the "
+			"URL at which CockroachDB reaches this runner's API, e.g. "
+			"http://runner-shop-orders.backupop-system.svc:8080", path);
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+		return config_error("%s: api.advertiseURL: must start with http:// or https://, "
+			"not \"%s\"", path, url);
+	if (strpbrk(url, "'\"\\ \t\r\n?#"))
+		return config_error("%s: api.advertiseURL: must be a plain URL without quotes, "
+			"spaces, '?' or '#'", path);
+	if (!rn->cfg.api_listen)
+		return config_error("%s: api.listen: required with the cockroach engine, which "
+			"sends its files to the runner's API", path);
+	if (rn->cfg.mode == RCFG_MODE_SINGLE)
+		return config_error("%s: mode: single cannot hold a cockroach backup (many files); "
+			"use the catalog mode", path);
+	return 0;
+}
+
 static int load_config(runner_t *rn, const char *path)
 {
 	char *error = NULL;
@@ -122,6 +146,8 @@ static int load_config(runner_t *rn, const char *path)
 	if (!rn->cfg.engine_name)
 		return config_error("%s: engine: required (exec, postgres, mysql, files or "
 			"cockroach)", path);
+	if (!strcmp(rn->cfg.engine_name, "cockroach") && (ret = check_cockroach(rn, path)) != 0)
+		return ret;
 	rn->compression = BOP_COMPRESSION_ZSTD;
 	if (rn->cfg.compression && bop_compression_parse(&rn->compression, rn->cfg.compression) < 0)
 		return config_error("%s: compression.algorithm: %s", path, bop_error_last());

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 typedef enum run_kind { RUN_BACKUP, RUN_RESTORE, RUN_VERIFY } run_kind_t;
+typedef struct crdb_endpoint crdb_endpoint_t;
 typedef enum run_trigger { RUN_SCHEDULED, RUN_API } run_trigger_t;
 typedef enum run_phase { RUN_PENDING, RUN_RUNNING, RUN_SUCCEEDED, RUN_FAILED } run_phase_t;
 
@@ -74,6 +75,7 @@ typedef struct runner {
 	bool ready;
 	char lock_owner[512];           /* "backupop-runner:<name>:<host>:<pid>" */
 	void *api;                      /* the HTTP server, when built with one */
+	crdb_endpoint_t *crdb;          /* the cockroach endpoint of the running run, under mu */
 
 	pthread_mutex_t mu;
 	run_t *current;                 /* running on the worker, or NULL */
@@ -139,6 +141,17 @@ void sched_enqueue(runner_t *rn, run_t *r, bool front);
 /* Starts the next pending run if none runs. Loop thread. */
 void sched_kick(runner_t *rn);
 void sched_stop(runner_t *rn);
+
+/* cockroach.c: the endpoint CockroachDB's BACKUP and RESTORE use. */
+/* Makes a run token and serves `session` (a backup) or the files of `manifest` of
+ * `catalog` (a restore) under it until crdb_endpoint_close(). */
+int crdb_endpoint_open(runner_t *rn, crdb_endpoint_t **out, bop_backup_session_t *session,
+	bop_catalog_t *catalog, const bop_manifest_t *manifest, const bop_keys_t *keys);
+/* "<api.advertiseURL>/v1/cockroach/<token>" (free()). */
+char *crdb_endpoint_url(const runner_t *rn, const crdb_endpoint_t *ep);
+/* Revokes the token and waits for the requests still using it. Accepts NULL. */
+void crdb_endpoint_close(runner_t *rn, crdb_endpoint_t *ep);
+int crdb_routes(runner_t *rn, bop_http_server_t *server);
 
 /* api.c */
 int metrics_init(runner_t *rn);

@@ -1,10 +1,12 @@
 #!/bin/bash
 # A real, throwaway Kubernetes control plane on loopback, for tests on Debian 12.
-#   k8s-local.sh build   build kube-apiserver + kube-controller-manager v1.20.2 (cached)
+#   k8s-local.sh build   build kube-apiserver, kube-controller-manager and kubectl v1.20.2
+#                        (cached; only the binaries missing from the cache are built)
 #   k8s-local.sh start   start etcd, kube-apiserver, kube-controller-manager; write a kubeconfig
 #   k8s-local.sh stop    stop them (by pid file)
 #   k8s-local.sh env     print the exports tests need (KUBECONFIG, K8S_SERVER, K8S_TOKEN, K8S_CA)
 #   k8s-local.sh env     also prints BOP_TEST_KUBECONFIG, the variable tests/k8s/ reads
+#                        and BOP_KUBECTL (the cached kubectl) for tests/deploy/
 # Env: BOP_CACHE_DIR (cache root, default /var/cache/backupop-testenv; the binaries go in
 # $BOP_CACHE_DIR/k8s-1.20.2), K8S_CACHE (the binaries' directory itself, overrides that),
 # K8S_DIR (state, default /tmp/backupop-k8s), K8S_PORT (6443).
@@ -30,7 +32,15 @@ need_pkgs() {
 }
 
 build() {
-	[[ -x $CACHE/kube-apiserver && -x $CACHE/kube-controller-manager ]] && return 0
+	build_bins kube-apiserver kube-controller-manager kubectl
+}
+
+# Builds those of the named cmd/ binaries that the cache lacks, and only those.
+build_bins() {
+	local missing=() b what=""
+	for b in "$@"; do [[ -x $CACHE/$b ]] || missing+=("$b"); done
+	((${#missing[@]} == 0)) && return 0
+	for b in "${missing[@]}"; do what+="${what:+ }cmd/$b"; done
 	need_pkgs golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server make gcc rsync openssl curl
 	# deb-src entries from the machine's own apt sources: no host is named here
 	if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/; then
@@ -55,11 +65,11 @@ build() {
 		export PATH=/usr/lib/go-1.19/bin:$PATH GOPROXY=off GOFLAGS= HOME=$w/home
 		export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean
 		mkdir -p "$HOME"
-		make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$w/build.log" 2>&1 ||
+		make WHAT="$what" >"$w/build.log" 2>&1 ||
 			{ tail -30 "$w/build.log" >&2; exit 1; }
 	)
 	mkdir -p "$CACHE"
-	cp "$k/_output/bin/kube-apiserver" "$k/_output/bin/kube-controller-manager" "$CACHE/"
+	for b in "${missing[@]}"; do cp "$k/_output/bin/$b" "$CACHE/"; done
 	rm -rf "$w"
 }
 
@@ -117,19 +127,9 @@ stop() {
 	done
 }
 
-start() {
-	build
-	need_pkgs etcd-server openssl curl
-	stop
-	rm -rf "$D" && mkdir -p "$D"
-	pki
+# Starts kube-apiserver on the existing etcd and PKI and waits until it is ready.
+start_apiserver() {
 	local p=$D/pki
-	etcd --name backupop-test --data-dir "$D/etcd" \
-		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-		--initial-cluster backupop-test=http://127.0.0.1:2380 --initial-cluster-state new \
-		--logger zap --log-level warn >"$D/etcd.log" 2>&1 &
-	echo $! >"$D/etcd.pid"
 	"$CACHE/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
 		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$PORT" --insecure-port=0 \
 		--tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
@@ -148,6 +148,33 @@ start() {
 	done
 	curl -sf --cacert "$p/ca.crt" -H "Authorization: Bearer $tok" "https://127.0.0.1:$PORT/readyz" >/dev/null ||
 		{ echo "kube-apiserver did not become ready; see $D/apiserver.log" >&2; exit 1; }
+}
+
+# Stops and starts only kube-apiserver (etcd and its data stay): what a control-plane
+# upgrade or crash looks like to clients, for tests of watch recovery.
+restart_apiserver() {
+	local f=$D/kube-apiserver.pid
+	if [[ -f $f ]]; then
+		kill "$(cat "$f")" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+	fi
+	start_apiserver
+}
+
+start() {
+	build   # kubectl too: the tests use it, and one build of all three is cheaper than two
+	need_pkgs etcd-server openssl curl
+	stop
+	rm -rf "$D" && mkdir -p "$D"
+	pki
+	local p=$D/pki
+	etcd --name backupop-test --data-dir "$D/etcd" \
+		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster backupop-test=http://127.0.0.1:2380 --initial-cluster-state new \
+		--logger zap --log-level warn >"$D/etcd.log" 2>&1 &
+	echo $! >"$D/etcd.pid"
+	start_apiserver
 	"$CACHE/kube-controller-manager" --kubeconfig="$D/kubeconfig-kcm" \
 		--bind-address=127.0.0.1 --secure-port=10257 --port=0 --leader-elect=false \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
@@ -158,13 +185,15 @@ start() {
 
 envs() {
 	echo "export KUBECONFIG=$D/kubeconfig BOP_TEST_KUBECONFIG=$D/kubeconfig K8S_SERVER=https://127.0.0.1:$PORT" \
-		"K8S_TOKEN=$(cat "$D/admin.token") K8S_CA=$D/pki/ca.crt"
+		"K8S_TOKEN=$(cat "$D/admin.token") K8S_CA=$D/pki/ca.crt" \
+		"BOP_KUBECTL=$CACHE/kubectl"
 }
 
 case ${1:-start} in
 build) build ;;
 start) start ;;
 stop) stop ;;
+restart-apiserver) restart_apiserver ;;
 env) envs ;;
-*) echo "usage: $0 build|start|stop|env" >&2; exit 2 ;;
+*) echo "usage: $0 build|start|stop|restart-apiserver|env" >&2; exit 2 ;;
 esac

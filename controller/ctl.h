@@ -1,0 +1,111 @@
+/* backupop-controller: shared state of the daemon. See backupop-controller(8). */
+#ifndef BOP_CONTROLLER_H
+#define BOP_CONTROLLER_H
+
+#include <backupop.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CTL_FIELD_MANAGER "backupop-controller"
+#define CTL_FINALIZER "backupop.io/cleanup"
+#define CTL_GROUP_PATH "/apis/backupop.io/v1alpha1"
+#define CTL_WORKERS 2
+
+typedef struct ctl_args {
+	const char *namespace;
+	const char *runner_image;
+	const char *pull_secrets[16];
+	size_t n_pull_secrets;
+	bool leader_elect;
+	const char *lease_name;
+	const char *identity;
+	const char *metrics_addr;
+	const char *kubeconfig;
+	const char *context;
+	const char *runner_url;         /* test flag: every runner API is at this URL */
+	unsigned int runner_port;
+	unsigned int resync_seconds;
+	unsigned int lease_seconds;
+	unsigned int poll_seconds;      /* BackupRun progress polling */
+} ctl_args_t;
+
+/* A multimap from strings to schedule keys: which schedules refer to a Secret, a storage
+ * or an object name. */
+typedef struct ctl_index ctl_index_t;
+
+typedef struct ctl {
+	ctl_args_t args;
+	bop_k8s_client_t *client;                       /* main thread, leader, events */
+	bop_k8s_client_t *wclient[CTL_WORKERS];         /* one per worker */
+	bop_k8s_informer_t *schedules, *storages, *runs, *secrets, *namespaces;
+	bop_k8s_informer_t *owned[BOP_RECONCILE_KINDS];
+	bop_workqueue_t *queue;
+	bop_k8s_recorder_t *recorder;
+	bop_k8s_leader_t *leader;
+	bop_http_server_t *http;
+	bop_metrics_t *metrics;
+	bop_metric_t *m_reconciles, *m_duration, *m_queue, *m_writes, *m_errors, *m_leader;
+	unsigned char key[32];
+
+	pthread_mutex_t lock;                           /* guards the index and secret cache */
+	ctl_index_t *refs;                              /* "secret:ns/name", "storage:x" -> keys */
+	json_object *secret_cache;                      /* "ns/name" -> {rv, object} */
+
+	pthread_t workers[CTL_WORKERS];
+	int nworkers;
+	atomic_bool leading;
+	atomic_bool stopping;
+	atomic_bool swept;
+} ctl_t;
+
+/* main.c */
+void clog_(bop_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int64_t ctl_now(void);
+void ctl_format_time(int64_t t, char buf[32]);
+int64_t ctl_parse_time(const char *s);
+void ctl_count_write(ctl_t *c, const char *kind);
+
+/* json helpers (util.c) */
+const char *js(json_object *o, const char *path);            /* "a.b.c" -> string or NULL */
+json_object *jget(json_object *o, const char *path);
+int64_t jint(json_object *o, const char *path, int64_t dflt);
+json_object *jparse(const char *text);
+const char *jannotation(json_object *o, const char *name);
+void ctl_secret_forget(ctl_t *c, const char *key);
+
+/* index.c */
+ctl_index_t *ctl_index_new(void);
+void ctl_index_free(ctl_index_t *ix);
+/* Replaces the references of `key` with `refs` (NULL-terminated). */
+void ctl_index_set(ctl_index_t *ix, const char *key, const char *const *refs);
+void ctl_index_remove(ctl_index_t *ix, const char *key);
+/* Calls fn for every key referring to `ref`. */
+void ctl_index_each(ctl_index_t *ix, const char *ref, void (*fn)(void *ud, const char *key), void *ud);
+
+/* runner.c: the runner API */
+typedef struct ctl_http_reply {
+	long status;
+	char *body;
+} ctl_http_reply_t;
+int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
+	const char *method, const char *path, const char *body, ctl_http_reply_t *reply);
+void ctl_http_reply_clear(ctl_http_reply_t *r);
+
+/* schedules.c */
+int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name);
+int ctl_sweep_orphans(ctl_t *c, int w);
+
+/* runs.c */
+int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name);
+int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedule,
+	json_object *spec);
+int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
+	const char *uid, json_object *runs);
+
+/* Queue keys: "s/<ns>/<name>" schedules, "r/<ns>/<name>" runs. */
+void ctl_enqueue(ctl_t *c, char kind, const char *ns_name, unsigned int delay_ms);
+
+#endif

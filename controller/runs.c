@@ -1,0 +1,445 @@
+/* BackupRuns: sending the action to the schedule's runner, following it, mirroring it into
+ * status; scheduled runs mirrored as BackupRuns; history limits. */
+#include "ctl.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool terminal(const char *phase)
+{
+	return phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
+}
+
+static bool has_finalizer(json_object *o)
+{
+	json_object *fin = jget(o, "metadata.finalizers");
+
+	for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(fin, i)), CTL_FINALIZER))
+			return true;
+	return false;
+}
+
+static int patch_finalizer(ctl_t *c, int w, json_object *run, const char *path, bool add)
+{
+	json_object *fin = jget(run, "metadata.finalizers");
+	json_object *patch = json_object_new_object(), *meta = json_object_new_object();
+	json_object *list = json_object_new_array();
+	int ret;
+
+	for (size_t i = 0; fin && i < json_object_array_length(fin); i++) {
+		const char *f = json_object_get_string(json_object_array_get_idx(fin, i));
+
+		if (f && strcmp(f, CTL_FINALIZER))
+			json_object_array_add(list, json_object_new_string(f));
+	}
+	if (add)
+		json_object_array_add(list, json_object_new_string(CTL_FINALIZER));
+	json_object_object_add(meta, "finalizers", list);
+	json_object_object_add(meta, "resourceVersion",
+		json_object_new_string(js(run, "metadata.resourceVersion")));
+	json_object_object_add(patch, "metadata", meta);
+	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, path,
+		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+	json_object_put(patch);
+	return ret == BOP_ENOTFOUND ? 0 : ret;
+}
+
+/* Writes `status` (merged) when it differs from what the run has. */
+static int patch_status(ctl_t *c, int w, json_object *run, const char *path, json_object *status)
+{
+	json_object *old = jget(run, "status"), *patch;
+	char spath[700];
+	bool dirty = false;
+	int ret;
+
+	json_object_object_foreach(status, k, v) {
+		json_object *o = jget(old, k);
+
+		if (!(v ? (o && json_object_equal(v, o)) : !o))
+			dirty = true;
+	}
+	if (!dirty)
+		return 0;
+	patch = json_object_new_object();
+	json_object_object_add(patch, "status", json_object_get(status));
+	snprintf(spath, sizeof(spath), "%s/status", path);
+	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, spath,
+		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+	json_object_put(patch);
+	if (ret == 0)
+		ctl_count_write(c, "BackupRunStatus");
+	return ret == BOP_ENOTFOUND ? 0 : ret;
+}
+
+static void put_time(json_object *o, const char *k, int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0)
+		return;
+	ctl_format_time(t, buf);
+	json_object_object_add(o, k, json_object_new_string(buf));
+}
+
+static void put_str(json_object *o, const char *k, const char *v)
+{
+	if (v && *v)
+		json_object_object_add(o, k, json_object_new_string(v));
+}
+
+/* The runner's record of a run -> BackupRun status fields. */
+static json_object *mirror(json_object *rr)
+{
+	json_object *st = json_object_new_object();
+
+	put_str(st, "phase", js(rr, "phase"));
+	put_str(st, "runId", js(rr, "id"));
+	put_time(st, "startTime", jint(rr, "start", 0));
+	put_time(st, "completionTime", jint(rr, "end", 0));
+	json_object_object_add(st, "bytesIn", json_object_new_int64(jint(rr, "bytesIn", 0)));
+	json_object_object_add(st, "bytesOut", json_object_new_int64(jint(rr, "bytesOut", 0)));
+	put_str(st, "sha256", js(rr, "sha256"));
+	put_str(st, "backupId", js(rr, "backup"));
+	put_str(st, "error", js(rr, "error"));
+	return st;
+}
+
+static json_object *failed(const char *msg)
+{
+	json_object *st = json_object_new_object();
+
+	put_str(st, "phase", "Failed");
+	put_str(st, "error", msg);
+	return st;
+}
+
+static const char *action_path(const char *action)
+{
+	if (!action || !strcmp(action, "backup"))
+		return "/v1/backups";
+	if (!strcmp(action, "restore"))
+		return "/v1/restores";
+	if (!strcmp(action, "verify"))
+		return "/v1/verifications";
+	return NULL;
+}
+
+static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, const char *uid)
+{
+	const char *ns = js(run, "metadata.namespace"), *sched = js(run, "spec.scheduleRef.name");
+	const char *backup = js(run, "status.backupId"), *policy = js(run, "spec.retainPolicy");
+	const char *action = js(run, "spec.action");
+	int ret;
+
+	if (!has_finalizer(run))
+		return 0;
+	if (policy && !strcmp(policy, "Delete") && backup && uid &&
+	    (!action || !strcmp(action, "backup")) && !strcmp(js(run, "status.phase") ?
+	    js(run, "status.phase") : "", "Succeeded")) {
+		ctl_http_reply_t rep;
+		char p[400];
+
+		snprintf(p, sizeof(p), "/v1/backups/%s", backup);
+		ret = ctl_runner_call(c, ns, sched, uid, "DELETE", p, NULL, &rep);
+		if (ret == 0 && rep.status != 404 && (rep.status < 200 || rep.status > 299)) {
+			ret = bop_error_set(BOP_EIO, rep.body ? rep.body : "the runner refused");
+		}
+		ctl_http_reply_clear(&rep);
+		if (ret) {
+			clog_(BOP_LOG_WARN, "BackupRun %s/%s: cannot delete backup %s yet: %s", ns,
+				js(run, "metadata.name"), backup, bop_error_last());
+			return ret;
+		}
+		clog_(BOP_LOG_INFO, "BackupRun %s/%s deleted with retainPolicy Delete: backup %s "
+			"removed from storage", ns, js(run, "metadata.name"), backup);
+	}
+	return patch_finalizer(c, w, run, path, false);
+}
+
+int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
+{
+	char key[512], path[700], skey[512], *text = NULL, *stext = NULL;
+	json_object *run = NULL, *sched = NULL, *st = NULL, *rr = NULL;
+	const char *sname, *action, *phase, *run_id, *uid = NULL;
+	ctl_http_reply_t rep = { 0, NULL };
+	int ret;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupruns/%s", ns, name);
+	ret = bop_k8s_informer_get(c->runs, key, &text);
+	if (ret == BOP_ENOTFOUND)
+		return 0;
+	if (ret || !(run = jparse(text)))
+		goto out;
+	sname = js(run, "spec.scheduleRef.name");
+	action = js(run, "spec.action");
+	phase = js(run, "status.phase");
+	if (sname) {
+		snprintf(skey, sizeof(skey), "%s/%s", ns, sname);
+		if (bop_k8s_informer_get(c->schedules, skey, &stext) == 0) {
+			sched = jparse(stext);
+			uid = js(sched, "metadata.uid");
+		}
+	}
+	if (jget(run, "metadata.deletionTimestamp")) {
+		ret = run_deleted(c, w, run, path, uid);
+		goto out;
+	}
+	if (js(run, "spec.retainPolicy") && !strcmp(js(run, "spec.retainPolicy"), "Delete") &&
+	    !has_finalizer(run)) {
+		ret = patch_finalizer(c, w, run, path, true);
+		goto out;
+	}
+	if (terminal(phase))
+		goto out;
+	if (!action_path(action)) {
+		st = failed("spec.action must be backup, restore or verify");
+		goto write;
+	}
+	if (!sched || !uid) {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "BackupSchedule %s/%s does not exist", ns, sname ? sname : "");
+		st = failed(msg);
+		goto write;
+	}
+	run_id = js(run, "status.runId");
+	if (!run_id)
+		run_id = jannotation(run, "backupop.io/run-id");
+	if (!run_id) {
+		json_object *body = json_object_new_object();
+		const char *backup = js(run, "spec.backup");
+
+		if (backup && strcmp(action, "backup"))
+			json_object_object_add(body, "backup", json_object_new_string(backup));
+		ret = ctl_runner_call(c, ns, sname, uid, "POST", action_path(action),
+			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
+		json_object_put(body);
+		if (ret) {
+			/* the runner may still be starting: try again with backoff */
+			clog_(BOP_LOG_INFO, "BackupRun %s: %s", key, bop_error_last());
+			st = json_object_new_object();
+			put_str(st, "phase", "Pending");
+			put_str(st, "error", bop_error_last());
+			patch_status(c, w, run, path, st);
+			goto out;
+		}
+		if (rep.status < 200 || rep.status > 299) {
+			char msg[1200];
+			json_object *e = jparse(rep.body);
+
+			snprintf(msg, sizeof(msg), "the runner refused the %s (HTTP %ld): %s", action,
+				rep.status, js(e, "error") ? js(e, "error") : js(e, "message") ?
+				js(e, "message") : "no message");
+			json_object_put(e);
+			st = failed(msg);
+			goto write;
+		}
+		rr = jparse(rep.body);
+		if (!js(rr, "id")) {
+			st = failed("the runner's answer has no run id");
+			goto write;
+		}
+		clog_(BOP_LOG_INFO, "BackupRun %s: %s started as run %s", key, action, js(rr, "id"));
+		bop_k8s_event(c->recorder, text, "Normal", "Started", "the runner started the run");
+		st = mirror(rr);
+		goto write;
+	}
+	{
+		char p[400];
+
+		snprintf(p, sizeof(p), "/v1/runs/%s", run_id);
+		ret = ctl_runner_call(c, ns, sname, uid, "GET", p, NULL, &rep);
+	}
+	if (ret)
+		goto out;
+	if (rep.status == 404) {
+		st = failed("the runner has no record of this run (it was restarted before the run "
+			"was recorded, or its history limits removed it)");
+		put_str(st, "runId", run_id);
+		goto write;
+	}
+	if (rep.status != 200 || !(rr = jparse(rep.body))) {
+		ret = bop_error_set(BOP_EIO, "unexpected answer from the runner");
+		goto out;
+	}
+	st = mirror(rr);
+write:
+	ret = patch_status(c, w, run, path, st);
+	if (ret)
+		goto out;
+	if (terminal(js(st, "phase"))) {
+		bool ok = !strcmp(js(st, "phase"), "Succeeded");
+
+		bop_k8s_event(c->recorder, text, ok ? "Normal" : "Warning", ok ? "Succeeded" : "Failed",
+			ok ? "the run succeeded" : js(st, "error") ? js(st, "error") : "the run failed");
+		if (sched)
+			ctl_runs_enforce_history(c, w, ns, sname, jget(sched, "spec"));
+	} else {
+		ctl_enqueue(c, 'r', key, c->args.poll_seconds * 1000);
+	}
+out:
+	ctl_http_reply_clear(&rep);
+	json_object_put(rr);
+	json_object_put(st);
+	json_object_put(run);
+	json_object_put(sched);
+	bop_free(text);
+	bop_free(stext);
+	return ret;
+}
+
+/* ---- scheduled runs as BackupRuns ---- */
+
+static void run_name(char *out, size_t size, const char *schedule, const char *id)
+{
+	size_t n;
+
+	n = (size_t)snprintf(out, size, "%s-%s", schedule, id);
+	if (n >= size)
+		n = size - 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)out[i];
+
+		out[i] = isalnum(ch) ? (char)tolower(ch) : ch == '.' ? '.' : '-';
+	}
+}
+
+int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
+	const char *uid, json_object *runs)
+{
+	char skey[512], *stext = NULL;
+	json_object *sched = NULL;
+	int64_t since = 0;
+	int ret = 0;
+
+	(void)uid;
+	snprintf(skey, sizeof(skey), "%s/%s", ns, schedule);
+	if (bop_k8s_informer_get(c->schedules, skey, &stext) == 0) {
+		sched = jparse(stext);
+		if (js(sched, "status.lastScheduleTime"))
+			since = ctl_parse_time(js(sched, "status.lastScheduleTime"));
+	}
+	for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
+		json_object *rr = json_object_array_get_idx(runs, i), *o, *meta, *spec, *lab, *ann;
+		char name[254], key[600], path[600], *have = NULL;
+		const char *id = js(rr, "id");
+
+		if (!id || !js(rr, "trigger") || strcmp(js(rr, "trigger"), "scheduled") ||
+		    jint(rr, "scheduledTime", 0) <= since)
+			continue;
+		run_name(name, sizeof(name), schedule, id);
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		if (bop_k8s_informer_get(c->runs, key, &have) == 0) {
+			bop_free(have);
+			continue;
+		}
+		o = json_object_new_object();
+		meta = json_object_new_object();
+		spec = json_object_new_object();
+		lab = json_object_new_object();
+		ann = json_object_new_object();
+		json_object_object_add(o, "apiVersion", json_object_new_string("backupop.io/v1alpha1"));
+		json_object_object_add(o, "kind", json_object_new_string("BackupRun"));
+		json_object_object_add(meta, "name", json_object_new_string(name));
+		json_object_object_add(meta, "namespace", json_object_new_string(ns));
+		json_object_object_add(lab, "backupop.io/schedule-name", json_object_new_string(schedule));
+		json_object_object_add(meta, "labels", lab);
+		json_object_object_add(ann, "backupop.io/run-id", json_object_new_string(id));
+		json_object_object_add(meta, "annotations", ann);
+		json_object_object_add(o, "metadata", meta);
+		json_object_object_add(spec, "scheduleRef", json_object_new_object());
+		json_object_object_add(jget(spec, "scheduleRef"), "name", json_object_new_string(schedule));
+		json_object_object_add(spec, "action", json_object_new_string(
+			js(rr, "kind") && !strcmp(js(rr, "kind"), "verify") ? "verify" : "backup"));
+		json_object_object_add(o, "spec", spec);
+		snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupruns", ns);
+		ret = bop_k8s_request(c->wclient[w], BOP_K8S_CREATE, path,
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+		json_object_put(o);
+		if (ret == BOP_ECONFLICT || ret == BOP_EEXISTS)
+			ret = 0;
+		if (ret) {
+			clog_(BOP_LOG_WARN, "cannot create BackupRun %s for scheduled run %s: %s", key, id,
+				bop_error_last());
+			break;
+		}
+		ctl_count_write(c, "BackupRun");
+		clog_(BOP_LOG_INFO, "scheduled run %s of %s mirrored as BackupRun %s", id, skey, name);
+	}
+	json_object_put(sched);
+	bop_free(stext);
+	return ret;
+}
+
+/* ---- history limits ---- */
+
+typedef struct hist_ctx {
+	const char *ns, *schedule;
+	json_object *ok, *bad;  /* arrays of {name, t} */
+} hist_ctx_t;
+
+static int hist_collect(void *ud, const char *key, const char *object)
+{
+	hist_ctx_t *h = ud;
+	json_object *o = jparse(object), *e;
+	const char *phase;
+
+	(void)key;
+	if (!o)
+		return 0;
+	phase = js(o, "status.phase");
+	if (js(o, "metadata.namespace") && !strcmp(js(o, "metadata.namespace"), h->ns) &&
+	    js(o, "spec.scheduleRef.name") && !strcmp(js(o, "spec.scheduleRef.name"), h->schedule) &&
+	    terminal(phase) && !jget(o, "metadata.deletionTimestamp")) {
+		const char *t = js(o, "status.completionTime");
+
+		e = json_object_new_object();
+		json_object_object_add(e, "name", json_object_new_string(js(o, "metadata.name")));
+		json_object_object_add(e, "t", json_object_new_int64(t ? ctl_parse_time(t) :
+			ctl_parse_time(js(o, "metadata.creationTimestamp"))));
+		json_object_array_add(!strcmp(phase, "Succeeded") ? h->ok : h->bad, e);
+	}
+	json_object_put(o);
+	return 0;
+}
+
+static int by_time_desc(const void *a, const void *b)
+{
+	int64_t ta = jint(*(json_object *const *)a, "t", 0), tb = jint(*(json_object *const *)b, "t", 0);
+
+	return ta < tb ? 1 : ta > tb ? -1 : 0;
+}
+
+static void trim(ctl_t *c, int w, const char *ns, json_object *list, int64_t keep)
+{
+	json_object_array_sort(list, by_time_desc);
+	for (size_t i = (size_t)keep; i < json_object_array_length(list); i++) {
+		const char *n = js(json_object_array_get_idx(list, i), "name");
+		char path[700];
+		int ret;
+
+		snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupruns/%s", ns, n);
+		ret = bop_k8s_request(c->wclient[w], BOP_K8S_DELETE, path, NULL, NULL, NULL, NULL);
+		if (ret && ret != BOP_ENOTFOUND)
+			clog_(BOP_LOG_WARN, "cannot delete old BackupRun %s/%s: %s", ns, n, bop_error_last());
+		else if (ret == 0)
+			clog_(BOP_LOG_INFO, "history limit: deleted BackupRun %s/%s", ns, n);
+	}
+}
+
+int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedule,
+	json_object *spec)
+{
+	hist_ctx_t h = { ns, schedule, json_object_new_array(), json_object_new_array() };
+
+	bop_k8s_informer_foreach(c->runs, hist_collect, &h);
+	trim(c, w, ns, h.ok, jint(spec, "historyLimits.successful", 10));
+	trim(c, w, ns, h.bad, jint(spec, "historyLimits.failed", 3));
+	json_object_put(h.ok);
+	json_object_put(h.bad);
+	return 0;
+}

@@ -1,0 +1,113 @@
+# Shared setup of the backupop-controller tests (bash): the real kube-apiserver that
+# tests/env/k8s-local.sh started (BOP_TEST_KUBECONFIG, an admin kubeconfig), kubectl from
+# the same build, the shipped manifests applied, and a kubeconfig of the controller's own
+# ServiceAccount, so the controller runs with the shipped RBAC, not as admin.
+. "$BOP_SOURCE_ROOT/tests/tap.sh"
+CTL="$BOP_BUILD_ROOT/controller/backupop-controller"
+RUNNER="$BOP_BUILD_ROOT/runner/daemon/backupop-runner"
+BOP="$BOP_BUILD_ROOT/runner/cli/backupop"
+KUBECTL=${BOP_KUBECTL:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2/kubectl}
+[ -x "$CTL" ] || skip_all "backupop-controller was not built ($CTL)"
+[ -n "${BOP_TEST_KUBECONFIG:-}" ] || skip_all "no Kubernetes API server (BOP_TEST_KUBECONFIG is not set; tests/run starts one with tests/env/k8s-local.sh)"
+[ -x "$KUBECTL" ] || skip_all "kubectl is not built ($KUBECTL; tests/env/k8s-local.sh build makes it)"
+command -v python3 >/dev/null || skip_all "python3 is not installed"
+command -v curl >/dev/null || skip_all "curl is not installed"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/bop-ctl.XXXXXX") || exit 1
+NS=bop-ctl-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SYS=backupop-system
+PIDS=()
+k() { "$KUBECTL" --kubeconfig "$BOP_TEST_KUBECONFIG" "$@"; }
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	# schedules carry our finalizer: drop it so the namespace can go
+	for s in $(k -n "$NS" get backupschedules -o name 2>/dev/null) \
+		$(k -n "$NS" get backupruns -o name 2>/dev/null); do
+		k -n "$NS" patch "$s" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+	done
+	k delete namespace "$NS" --wait=false >/dev/null 2>&1
+	k -n "$SYS" delete statefulsets,services,secrets -l app.kubernetes.io/managed-by=backupop-controller \
+		>/dev/null 2>&1
+	k -n "$SYS" delete lease backupop-controller >/dev/null 2>&1
+	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+cd "$T" || exit 1
+
+jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# wait_for SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
+wait_for() {
+	local n=$(($1 * 5)); shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	return 1
+}
+
+# The shipped manifests, applied as an administrator would.
+k apply -f "$BOP_SOURCE_ROOT/controller/deploy/" >"$T/apply.log" 2>&1 ||
+	{ sed 's/^/# /' "$T/apply.log"; echo "Bail out! kubectl apply -f controller/deploy/ failed"; exit 1; }
+for crd in backupstorages backupschedules backupruns; do
+	k wait --for condition=established --timeout=60s "crd/$crd.backupop.io" >/dev/null 2>&1 ||
+		{ echo "Bail out! CRD $crd.backupop.io is not established"; exit 1; }
+done
+k create namespace "$NS" >/dev/null || { echo "Bail out! cannot create namespace $NS"; exit 1; }
+
+# A kubeconfig with the controller ServiceAccount's token (kube-controller-manager makes
+# the token Secret in Kubernetes 1.20).
+sa_kubeconfig() {
+	local secret token server ca
+	wait_for 30 sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $SYS get sa backupop-controller -o jsonpath='{.secrets[0].name}' | grep -q ." ||
+		return 1
+	secret=$(k -n "$SYS" get sa backupop-controller -o jsonpath='{.secrets[0].name}')
+	token=$(k -n "$SYS" get secret "$secret" -o jsonpath='{.data.token}' | base64 -d)
+	server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+	ca=$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+	cat >"$T/sa.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "$server", certificate-authority-data: "$ca"}
+users:
+- name: sa
+  user: {token: "$token"}
+contexts:
+- name: c
+  context: {cluster: c, user: sa, namespace: $SYS}
+current-context: c
+EOF
+	chmod 600 "$T/sa.kubeconfig"
+}
+sa_kubeconfig || { echo "Bail out! no token for ServiceAccount $SYS/backupop-controller"; exit 1; }
+
+# start_ctl NAME ARGS...: a controller in the background; its metrics port in MPORT_<NAME>.
+start_ctl() {
+	local name=$1 port; shift
+	port=$(free_port)
+	"$CTL" --kubeconfig "$T/sa.kubeconfig" --namespace "$SYS" --runner-image backupop/runner:test \
+		--metrics-addr "127.0.0.1:$port" --log-format text --resync-seconds 600 "$@" \
+		>>"$T/$name.log" 2>&1 &
+	PIDS+=("$!")
+	eval "PID_$name=$!"
+	eval "MPORT_$name=$port"
+	wait_for 30 curl -sf "http://127.0.0.1:$port/readyz"
+}
+metric() { # PORT NAME: the sum of a metric's samples
+	curl -s "http://127.0.0.1:$1/metrics" | python3 -c "
+import sys
+t = 0.0
+for l in sys.stdin:
+    if l.startswith('$2 ') or l.startswith('$2{'):
+        t += float(l.rsplit(' ', 1)[1])
+print(int(t))"
+}
+# rname NS NAME: the runner objects' name
+rname() { echo "runner-$1-$2"; }
+cond() { # KIND NAME: "status reason" of the Ready condition
+	k -n "$NS" get "$1" "$2" -o json 2>/dev/null | jq_py "
+c = [c for c in d.get('status', {}).get('conditions', []) if c['type'] == 'Ready']
+print(c[0]['status'], c[0]['reason'] if c else '') if c else print('none')"
+}

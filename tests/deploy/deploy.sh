@@ -1,0 +1,215 @@
+#!/bin/bash
+# The shipped manifests (controller/deploy/) against a real kube-apiserver: they apply,
+# the CRDs become Established, the examples apply, invalid objects are refused by the
+# schemas with the field named, printer columns show, and the controller's ServiceAccount
+# may do what the controller needs and no more.
+# Needs BOP_TEST_KUBECONFIG (tests/env/k8s-local.sh start) and kubectl (BOP_KUBECTL, by
+# default the one tests/env/k8s-local.sh build puts in the cache). CRDs and the
+# backupop-system objects stay installed (applying them again is a no-op); the custom
+# objects live in a namespace of their own that is removed at the end.
+. "$BOP_SOURCE_ROOT/tests/tap.sh"
+KUBECTL=${BOP_KUBECTL:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2/kubectl}
+[ -n "${BOP_TEST_KUBECONFIG:-}" ] ||
+	skip_all "no Kubernetes API server (BOP_TEST_KUBECONFIG is not set; tests/env/k8s-local.sh start)"
+[ -x "$KUBECTL" ] || skip_all "kubectl is not built ($KUBECTL; tests/env/k8s-local.sh build makes it)"
+
+D=$BOP_SOURCE_ROOT/controller/deploy
+SA=system:serviceaccount:backupop-system:backupop-controller
+T=$(mktemp -d "${TMPDIR:-/tmp}/bop-deploy.XXXXXX") || exit 1
+NS=bop-deploy-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+STORAGE=$NS-minio
+TAP_LOG=$T/log
+# a discovery cache of our own: one made before the CRDs existed would not know them
+k() { "$KUBECTL" --kubeconfig "$BOP_TEST_KUBECONFIG" --cache-dir "$T/kube-cache" "$@"; }
+cleanup() {
+	# a controller under test elsewhere may have put its finalizer on our schedule
+	for s in $(k -n "$NS" get backupschedules,backupruns -o name 2>/dev/null); do
+		k -n "$NS" patch "$s" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+	done
+	k delete namespace "$NS" --wait=false >/dev/null 2>&1
+	k delete backupstorage "$STORAGE" --wait=false >/dev/null 2>&1
+	k -n backupop-system delete statefulsets,services,secrets \
+		-l "backupop.io/schedule-namespace=$NS" >/dev/null 2>&1
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# the examples, in our namespace and with a storage name of our own (it is cluster-scoped)
+examples() {
+	sed -e "s/namespace: shop/namespace: $NS/" -e "s/name: minio\([,}]\)/name: $STORAGE\1/" \
+		-e "s/orders-db\.shop\.svc/orders-db.$NS.svc/" "$D/examples/$1"
+}
+
+ok "kubectl apply -f controller/deploy/" k apply -f "$D/"
+for crd in backupstorages backupschedules backupruns; do
+	ok "CRD $crd.backupop.io is Established" \
+		k wait --for condition=established --timeout=60s "crd/$crd.backupop.io"
+done
+ok "applying the manifests again changes nothing" sh -c \
+	"'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' apply -f '$D/' | grep -v unchanged | grep -q . && exit 1 || exit 0"
+ok "the short names resolve" k get bstore,bsched,brun -A
+k create namespace "$NS" >/dev/null || { echo "Bail out! cannot create namespace $NS"; exit 1; }
+
+examples storage.yaml >"$T/storage.yaml"
+examples schedule.yaml >"$T/schedule.yaml"
+examples run.yaml >"$T/run.yaml"
+ok "the example BackupStorage applies" k apply -f "$T/storage.yaml"
+ok "the example BackupSchedule applies" k apply -f "$T/schedule.yaml"
+ok "the example BackupRun is created" k create -f "$T/run.yaml"
+ok "the schedule is stored as written" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS \
+	get backupschedule orders-db -o jsonpath='{.spec.retention.keepTags[0]} {.spec.engine.postgres.passwordSecretRef.key} {.spec.runner.affinity.podSelector.app}' |
+	grep -qx 'pinned password orders-db'"
+ok "the run gets its defaults and keeps its fields" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS \
+	get backupruns -o jsonpath='{.items[0].spec.action} {.items[0].spec.backup}' | grep -qx 'restore latest'"
+
+# invalid objects: the API server refuses them (--validate=false: the server's schema, not
+# kubectl's client-side check) and names the field
+refused() { # name field file
+	local name=$1 field=$2 file=$3 out
+	TAP_N=$((TAP_N + 1))
+	if out=$(k apply --validate=false -f "$file" 2>&1); then
+		echo "not ok $TAP_N - $name: accepted"
+		TAP_FAILED=$((TAP_FAILED + 1))
+	elif grep -qF "$field" <<<"$out"; then
+		echo "ok $TAP_N - $name: refused, naming $field"
+	else
+		echo "not ok $TAP_N - $name: refused without naming $field"
+		sed 's/^/# /' <<<"$out"
+		TAP_FAILED=$((TAP_FAILED + 1))
+	fi
+}
+bad_schedule() { # name: the spec fragment replaces the example's spec lines
+	cat >"$T/bad.yaml" <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: bad-$1, namespace: $NS}
+spec:
+  storage: {name: $STORAGE}
+$2
+EOF
+	echo "$T/bad.yaml"
+}
+PG='  engine: {postgres: {host: db, database: d, user: u}}'
+refused "compression.algorithm lz4" "spec.compression.algorithm" \
+	"$(bad_schedule lz4 "$PG
+  compression: {algorithm: lz4}")"
+refused "retention.keepLast -1" "spec.retention.keepLast" \
+	"$(bad_schedule keep "$PG
+  retention: {keepLast: -1}")"
+refused "two engines" "spec.engine" \
+	"$(bad_schedule two "  engine: {postgres: {host: db}, mysql: {host: db}}")"
+refused "no engine" "spec.engine" "$(bad_schedule none "  schedule: '@daily'")"
+refused "concurrencyPolicy Allow" "spec.concurrencyPolicy" \
+	"$(bad_schedule allow "$PG
+  concurrencyPolicy: Allow")"
+refused "a password Secret ref without key" "spec.engine.postgres.passwordSecretRef.key" \
+	"$(bad_schedule ref "  engine: {postgres: {host: db, passwordSecretRef: {name: s}}}")"
+refused "historyLimits.failed -3" "spec.historyLimits.failed" \
+	"$(bad_schedule hist "$PG
+  historyLimits: {failed: -3}")"
+cat >"$T/bad-run.yaml" <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: bad-run, namespace: $NS}
+spec: {scheduleRef: {name: orders-db}, action: delete}
+EOF
+refused "a BackupRun with action delete" "spec.action" "$T/bad-run.yaml"
+cat >"$T/bad-storage.yaml" <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupStorage
+metadata: {name: $NS-bad}
+spec:
+  s3: {endpoint: "http://minio:9000"}
+  credentialsSecretRef: {namespace: backupop-system, name: x}
+  allowedNamespaces: {from: Some}
+EOF
+refused "a BackupStorage without bucket" "spec.s3.bucket" "$T/bad-storage.yaml"
+refused "a BackupStorage with allowedNamespaces.from Some" "spec.allowedNamespaces.from" \
+	"$T/bad-storage.yaml"
+cat >"$T/bad-storage2.yaml" <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupStorage
+metadata: {name: $NS-bad2}
+spec:
+  s3: {bucket: b}
+  file: {claimName: c}
+EOF
+refused "a BackupStorage with both s3 and file" "oneOf" "$T/bad-storage2.yaml"
+k delete backupstorage "$NS-bad" "$NS-bad2" --wait=false >/dev/null 2>&1
+
+# status (a subresource) and the printer columns
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+k -n "$NS" get backupschedule orders-db -o json >"$T/s.json"
+python3 - "$T/s.json" "$now" <<'EOF' 2>/dev/null
+import json, sys
+o = json.load(open(sys.argv[1]))
+o["status"] = {"observedGeneration": 1, "runnerName": "runner-x", "lastSuccessfulTime": sys.argv[2],
+	"lastScheduleTime": sys.argv[2], "nextScheduleTime": "2099-01-01T00:00:00Z",
+	"lastSuccessfulBackup": "20991121T020000Z-k3f9",
+	"conditions": [{"type": "Ready", "status": "True", "reason": "RunnerReady", "message": "ok",
+		"lastTransitionTime": sys.argv[2], "observedGeneration": 1}]}
+json.dump(o, open(sys.argv[1], "w"))
+EOF
+if command -v python3 >/dev/null; then
+	ok "the schedule's status is written through the status subresource" \
+		k replace --raw "/apis/backupop.io/v1alpha1/namespaces/$NS/backupschedules/orders-db/status" \
+		-f "$T/s.json"
+	ok "the status keeps every field the controller writes" sh -c "'$KUBECTL' --kubeconfig \
+		'$BOP_TEST_KUBECONFIG' -n $NS get backupschedule orders-db -o jsonpath='{.status.runnerName} {.status.lastSuccessfulBackup} {.status.conditions[0].reason}' |
+		grep -qx 'runner-x 20991121T020000Z-k3f9 RunnerReady'"
+else
+	skip "python3 is not installed: no status written"
+	skip "python3 is not installed: no status written"
+fi
+k -n "$NS" get backupschedules >"$T/sched.txt" 2>&1
+ok "kubectl get backupschedules shows SCHEDULE READY LAST SUCCESS NEXT RUN AGE" \
+	grep -Eq '^NAME +SCHEDULE +READY +LAST SUCCESS +NEXT RUN +AGE$' "$T/sched.txt"
+ok "with the values" grep -Eq '^orders-db +0 \*/6 \* \* \* +True +[0-9]+s +2099-01-01T00:00:00Z ' "$T/sched.txt"
+sed 's/^/# /' "$T/sched.txt"
+k -n "$NS" get backupruns >"$T/runs.txt" 2>&1
+ok "kubectl get backupruns shows ACTION SCHEDULE PHASE SIZE AGE" \
+	grep -Eq '^NAME +ACTION +SCHEDULE +PHASE +SIZE +AGE$' "$T/runs.txt"
+ok "with the values" grep -Eq '^orders-db-restore-[a-z0-9]+ +restore +orders-db ' "$T/runs.txt"
+sed 's/^/# /' "$T/runs.txt"
+k get backupstorage "$STORAGE" >"$T/st.txt" 2>&1
+ok "kubectl get backupstorages shows BUCKET ENDPOINT AGE" \
+	grep -Eq '^NAME +BUCKET +ENDPOINT +AGE$' "$T/st.txt"
+ok "with the values" grep -Eq "^$STORAGE +backups +http://minio.minio:9000 " "$T/st.txt"
+
+# RBAC of the controller's ServiceAccount
+can() { ok "the controller may $*" k auth can-i --as="$SA" "$@"; }
+cannot() { fails "the controller may not $*" k auth can-i --as="$SA" "$@"; }
+can list backupschedules.backupop.io --all-namespaces
+can watch backupstorages.backupop.io
+can watch backupruns.backupop.io --all-namespaces
+can patch backupschedules.backupop.io --subresource=status -n "$NS"
+can patch backupruns.backupop.io --subresource=status -n "$NS"
+can patch backupschedules.backupop.io -n "$NS"
+can update backupschedules.backupop.io --subresource=finalizers -n "$NS"
+can create backupruns.backupop.io -n "$NS"
+can delete backupruns.backupop.io -n "$NS"
+can get secrets -n "$NS"
+can watch secrets --all-namespaces
+can list namespaces
+can create events -n "$NS"
+can create statefulsets.apps -n backupop-system
+can patch services -n backupop-system
+can delete secrets -n backupop-system
+can update leases.coordination.k8s.io -n backupop-system
+cannot delete backupschedules.backupop.io -n "$NS"
+cannot create backupschedules.backupop.io -n "$NS"
+cannot create backupstorages.backupop.io
+cannot update backupstorages.backupop.io
+cannot create secrets -n "$NS"
+cannot delete secrets -n default
+cannot create statefulsets.apps -n "$NS"
+cannot create services -n default
+cannot create pods -n backupop-system
+cannot get pods -n "$NS"
+cannot delete leases.coordination.k8s.io -n backupop-system
+cannot create leases.coordination.k8s.io -n "$NS"
+cannot delete namespaces
+cannot update clusterroles.rbac.authorization.k8s.io
+cannot delete customresourcedefinitions.apiextensions.k8s.io
+
+done_testing
