@@ -670,7 +670,7 @@ int main(int argc, char **argv)
 	if (c->args.leader_elect) {
 		bop_k8s_leader_options_t lo = BOP_K8S_LEADER_OPTIONS_INIT;
 
-		lo.namespace = c->args.namespace;
+		lo.lease_namespace = c->args.namespace;
 		lo.name = c->args.lease_name;
 		lo.identity = c->args.identity;
 		lo.lease_seconds = c->args.lease_seconds;

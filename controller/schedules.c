@@ -412,7 +412,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	ret = bop_reconcile_runner_token(&token, c->key, sizeof(c->key), js(sched, "metadata.uid"));
 	if (ret)
 		goto out;
-	opts.namespace = c->args.namespace;
+	opts.runner_namespace = c->args.namespace;
 	opts.runner_image = c->args.runner_image;
 	opts.pull_secrets = c->args.pull_secrets;
 	opts.n_pull_secrets = c->args.n_pull_secrets;

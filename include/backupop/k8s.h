@@ -216,7 +216,7 @@ typedef struct bop_k8s_leader bop_k8s_leader_t;
 
 typedef struct bop_k8s_leader_options {
 	unsigned int version;
-	const char *namespace;          /* of the Lease; required */
+	const char *lease_namespace;    /* of the Lease; required */
 	const char *name;               /* of the Lease; required */
 	const char *identity;           /* this process (e.g. the pod name); required */
 	/* How long a lease holds without renewal; how long the leader keeps trying to renew

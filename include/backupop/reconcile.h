@@ -46,7 +46,7 @@ typedef int (*bop_reconcile_lookup_cb)(void *ud, const char *kind, const char *n
 
 typedef struct bop_reconcile_options {
 	unsigned int version;
-	const char *namespace;          /* where runner objects live; required */
+	const char *runner_namespace;   /* where runner objects live; required */
 	const char *runner_image;       /* required */
 	const char *const *pull_secrets;/* imagePullSecrets names for the runner pod */
 	size_t n_pull_secrets;

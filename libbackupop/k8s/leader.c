@@ -341,7 +341,7 @@ static int check_options(const bop_k8s_leader_options_t *o)
 	if (o->version != BOP_K8S_LEADER_OPTIONS_VERSION)
 		return bop__error(BOP_EVERSION, "leader election options version %u is unknown (expected %u)",
 			o->version, BOP_K8S_LEADER_OPTIONS_VERSION);
-	if (!o->namespace || !*o->namespace || !o->name || !*o->name || !o->identity ||
+	if (!o->lease_namespace || !*o->lease_namespace || !o->name || !*o->name || !o->identity ||
 	    !*o->identity)
 		return bop__error(BOP_EINVAL, "leader election needs the Lease's namespace and name and this process's identity");
 	return 0;
@@ -399,13 +399,13 @@ BOP_EXTERN(int) bop_k8s_leader_new(bop_k8s_leader_t **out, bop_k8s_client_t *cli
 		pthread_cond_init(&le->cond, &attr);
 		pthread_condattr_destroy(&attr);
 	}
-	le->ns = bop__strdup(opts->namespace);
+	le->ns = bop__strdup(opts->lease_namespace);
 	le->name = bop__strdup(opts->name);
 	le->identity = bop__strdup(opts->identity);
 	le->collection = bop__sprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases",
-		opts->namespace);
+		opts->lease_namespace);
 	le->path = bop__sprintf("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
-		opts->namespace, opts->name);
+		opts->lease_namespace, opts->name);
 	ret = le->ns && le->name && le->identity && le->collection && le->path ? 0 : BOP_ENOMEM;
 	if (ret == 0)
 		ret = check_durations(le);

@@ -148,7 +148,7 @@ static int copy_options(bop_reconcile_t *r, const bop_reconcile_options_t *o)
 	if (o->version != BOP_RECONCILE_OPTIONS_VERSION)
 		return bop__error(BOP_EVERSION, "reconcile: options version %u is not %d", o->version,
 			BOP_RECONCILE_OPTIONS_VERSION);
-	if (!o->namespace || !*o->namespace || !o->runner_image || !*o->runner_image || !o->lookup)
+	if (!o->runner_namespace || !*o->runner_namespace || !o->runner_image || !*o->runner_image || !o->lookup)
 		return bop__error(BOP_EINVAL, "reconcile: the namespace, runner image and lookup "
 			"options are required");
 	if (o->runner_port > 65535 || (o->n_pull_secrets && !o->pull_secrets))
@@ -156,7 +156,7 @@ static int copy_options(bop_reconcile_t *r, const bop_reconcile_options_t *o)
 	r->lookup = o->lookup;
 	r->ud = o->ud;
 	r->port = o->runner_port ? o->runner_port : 8080;
-	if (!(r->target_ns = bop__strdup(o->namespace)) || !(r->image = bop__strdup(o->runner_image)) ||
+	if (!(r->target_ns = bop__strdup(o->runner_namespace)) || !(r->image = bop__strdup(o->runner_image)) ||
 	    (o->api_token && !(r->token = bop__strdup(o->api_token))))
 		return BOP_ENOMEM;
 	if (!(r->pull_secrets = bop__calloc(o->n_pull_secrets + 1, sizeof(char *))))

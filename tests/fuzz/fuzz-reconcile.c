@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 	bop_log_set_level(BOP_LOG_OFF);
-	o.namespace = "backupop-system";
+	o.runner_namespace = "backupop-system";
 	o.runner_image = "runner:1";
 	o.api_token = "0123456789abcdef";
 	o.lookup = lookup;

@@ -51,7 +51,7 @@ static bop_k8s_leader_t *elector(bop_k8s_client_t *c, const char *ns, const char
 	bop_k8s_leader_options_t o = BOP_K8S_LEADER_OPTIONS_INIT;
 	bop_k8s_leader_t *le = NULL;
 
-	o.namespace = ns;
+	o.lease_namespace = ns;
 	o.name = "bop-test-lease";
 	o.identity = id;
 	o.lease_seconds = LEASE_S;
@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 	c1 = test_client(kubeconfig);
 	c2 = test_client(kubeconfig);
 	is_int(bop_k8s_leader_new(&le, c1, &bad), BOP_EINVAL, "options without a lease are refused");
-	bad.namespace = "x";
+	bad.lease_namespace = "x";
 	bad.name = "y";
 	bad.identity = "z";
 	bad.lease_seconds = 5;

@@ -246,7 +246,7 @@ static int reconcile(bop_reconcile_t **r, const char *schedule, const char *stor
 {
 	bop_reconcile_options_t o = BOP_RECONCILE_OPTIONS_INIT;
 
-	o.namespace = CTRL_NS;
+	o.runner_namespace = CTRL_NS;
 	o.runner_image = image;
 	o.pull_secrets = pull;
 	o.n_pull_secrets = 2;
@@ -1114,7 +1114,7 @@ static void test_options(void)
 	bop_reconcile_options_t o = BOP_RECONCILE_OPTIONS_INIT;
 	bop_reconcile_t *r = NULL;
 
-	o.namespace = CTRL_NS;
+	o.runner_namespace = CTRL_NS;
 	o.lookup = lookup;
 	is_int(bop_reconcile_new(&r, &o, schedule_base, storage_base), BOP_EINVAL,
 		"no runner image: BOP_EINVAL");
@@ -1124,7 +1124,7 @@ static void test_options(void)
 		"unknown options version: BOP_EVERSION");
 	is_int(bop_reconcile_options_init(&o, 2), BOP_EVERSION, "options_init: unknown version");
 	is_int(bop_reconcile_options_init(&o, BOP_RECONCILE_OPTIONS_VERSION), 0, "options_init");
-	ok(o.version == BOP_RECONCILE_OPTIONS_VERSION && !o.namespace && !o.runner_port,
+	ok(o.version == BOP_RECONCILE_OPTIONS_VERSION && !o.runner_namespace && !o.runner_port,
 		"options_init fills in the defaults");
 	bop_reconcile_free(NULL);
 	ok(!bop_reconcile_valid(NULL) && !bop_reconcile_object(NULL, BOP_RECONCILE_SECRET),
