@@ -350,10 +350,13 @@ static int build_statefulset(bop_reconcile_t *r, json_object *data)
 	return ret;
 }
 
+/* Headless (clusterIP None): the StatefulSet's governing Service, so the runner's name
+ * resolves to its pod, and no cluster IP is spent per schedule (a cluster with thousands
+ * of schedules would exhaust a small service range). */
 static int build_service(bop_reconcile_t *r)
 {
 	json_object *o = obj("apiVersion", str("v1"), "kind", str("Service"), "metadata", metadata(r),
-		"spec", obj("type", str("ClusterIP"), "selector", labels(r, true),
+		"spec", obj("type", str("ClusterIP"), "clusterIP", str("None"), "selector", labels(r, true),
 			"ports", arr(1, obj("name", str("api"), "port", num(r->port),
 				"targetPort", str("api"), "protocol", str("TCP"), NULL)), NULL), NULL);
 	char *path = bop__sprintf("/api/v1/namespaces/%s/services/%s", r->target_ns, r->object_name);

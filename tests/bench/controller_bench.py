@@ -92,6 +92,15 @@ def proc_stats(pid):
     return int(st["VmHWM"].split()[0]) / 1024, int(st["VmRSS"].split()[0]) / 1024, cpu
 
 
+def metrics(port):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    rec = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+              if l.startswith("backupop_controller_reconcile_total"))
+    wr = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+             if l.startswith("backupop_controller_writes_total"))
+    return rec, wr
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--controller", required=True)
@@ -124,7 +133,7 @@ def main():
     log = tempfile.NamedTemporaryFile(prefix="bop-ctl-bench-", suffix=".log", delete=False)
     ctl = subprocess.Popen([a.controller, "--kubeconfig", a.kubeconfig, "--namespace", SYS,
                             "--runner-image", "backupop/runner:bench", "--metrics-addr",
-                            f"127.0.0.1:{port}", "--log-format", "json", "--log-level", "warn"],
+                            f"127.0.0.1:{port}", "--log-format", "json", "--log-level", os.environ.get("BOP_BENCH_LOG_LEVEL", "warn")],
                            stdout=log, stderr=log)
     try:
         for _ in range(100):
@@ -166,16 +175,20 @@ def main():
                 return 1
             time.sleep(1)
         t_conv = time.monotonic() - t0
+        time.sleep(5)   # the last status writes echo back as watch events
         hwm, rss, cpu0 = proc_stats(ctl.pid)
+        m0 = metrics(port)
         time.sleep(a.idle_seconds)
         hwm2, rss2, cpu1 = proc_stats(ctl.pid)
+        m1 = metrics(port)
         idle = cpu1 - cpu0
         print(f"controller bench: {a.schedules} schedules created in {t_created:.1f} s; "
               f"{3 * a.schedules} runner objects + {a.schedules} Ready statuses after {t_conv:.1f} s")
         print(f"controller bench: peak RSS {max(hwm, hwm2):.1f} MiB (target <= 32 MiB at 10,000); "
               f"RSS now {rss2:.1f} MiB")
         print(f"controller bench: CPU over an idle {a.idle_seconds} s: {idle:.2f} s "
-              f"({100 * idle / a.idle_seconds:.2f}% of a core; target ~0)")
+              f"({100 * idle / a.idle_seconds:.2f}% of a core; target ~0); reconciles "
+              f"{m1[0] - m0[0]:.0f}, writes {m1[1] - m0[1]:.0f} meanwhile")
         return 0
     finally:
         ctl.terminate()

@@ -437,6 +437,7 @@ static void test_valid(void)
 		is_str(at_str(sts, path), "orders-db", "pod affinity: the podSelector");
 	}
 	is_str(at_str(svc, "spec.type"), "ClusterIP", "Service: ClusterIP");
+	is_str(at_str(svc, "spec.clusterIP"), "None", "Service: headless (no cluster IP used)");
 	is_str(at_str(svc, "spec.ports.0.name"), "api", "Service: port api");
 	is_int(at_int(svc, "spec.ports.0.port"), 8080, "Service: port 8080");
 	is_str(at_str(svc, "spec.ports.0.targetPort"), "api", "Service: to the api port");
