@@ -134,7 +134,7 @@ k -n "$NS" get backupschedule badcron -o json | jq_py "
 c = [c for c in d['status']['conditions'] if c['type'] == 'Ready'][0]; print(c['message'])" >"$T/msg"
 diag "message: $(cat "$T/msg")"
 ok "the message names the field" grep -q -i schedule "$T/msg"
-ok "no runner objects for it" fails k -n "$SYS" get statefulset "$(rname "$NS" badcron)"
+fails "no runner objects for it" k -n "$SYS" get statefulset "$(rname "$NS" badcron)"
 schedule badcron "1 * * * *"
 ok "fixed, it becomes Ready" wait_for 20 ready_is badcron "True RunnerApplied"
 

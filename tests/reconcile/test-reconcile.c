@@ -1060,8 +1060,9 @@ static void test_conditions(void)
 
 static void test_garbage(void)
 {
-	static const char *bad[] = { "", "not json", "[]", "42", "{\"kind\":\"Pod\",\"metadata\":"
-		"{\"name\":\"a\",\"namespace\":\"b\"}}", "{\"metadata\":{\"name\":\"a\"}}",
+	static const char *bad[] = { "", "not json", "[]", "42",
+		"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\",\"namespace\":\"b\"}}",
+		"{\"metadata\":{\"name\":\"a\"}}",
 		"{\"metadata\":{\"name\":\"a\",\"namespace\":\"b\"}", "{\"a\":1} trailing",
 		"{\"metadata\":{\"name\":5,\"namespace\":\"b\"}}" };
 	bop_reconcile_t *r = NULL;
