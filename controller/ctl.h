@@ -53,6 +53,7 @@ typedef struct ctl {
 	pthread_mutex_t lock;                           /* guards the index and secret cache */
 	ctl_index_t *refs;                              /* "secret:ns/name", "storage:x" -> keys */
 	json_object *secret_cache;                      /* "ns/name" -> {rv, object} */
+	json_object *active;                            /* schedules whose runner has a run going */
 
 	pthread_t workers[CTL_WORKERS];
 	int nworkers;
@@ -74,6 +75,10 @@ json_object *jget(json_object *o, const char *path);
 int64_t jint(json_object *o, const char *path, int64_t dflt);
 json_object *jparse(const char *text);
 const char *jannotation(json_object *o, const char *name);
+/* The backupop.io/cleanup finalizer of an object; set or removed with a merge patch that
+ * carries the object's resourceVersion (409 when it changed meanwhile). */
+bool ctl_has_finalizer(json_object *o);
+int ctl_set_finalizer(ctl_t *c, int w, json_object *o, const char *path, bool add);
 void ctl_secret_forget(ctl_t *c, const char *key);
 
 /* index.c */

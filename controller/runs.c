@@ -12,40 +12,7 @@ static bool terminal(const char *phase)
 	return phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
 }
 
-static bool has_finalizer(json_object *o)
-{
-	json_object *fin = jget(o, "metadata.finalizers");
 
-	for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
-		if (!strcmp(json_object_get_string(json_object_array_get_idx(fin, i)), CTL_FINALIZER))
-			return true;
-	return false;
-}
-
-static int patch_finalizer(ctl_t *c, int w, json_object *run, const char *path, bool add)
-{
-	json_object *fin = jget(run, "metadata.finalizers");
-	json_object *patch = json_object_new_object(), *meta = json_object_new_object();
-	json_object *list = json_object_new_array();
-	int ret;
-
-	for (size_t i = 0; fin && i < json_object_array_length(fin); i++) {
-		const char *f = json_object_get_string(json_object_array_get_idx(fin, i));
-
-		if (f && strcmp(f, CTL_FINALIZER))
-			json_object_array_add(list, json_object_new_string(f));
-	}
-	if (add)
-		json_object_array_add(list, json_object_new_string(CTL_FINALIZER));
-	json_object_object_add(meta, "finalizers", list);
-	json_object_object_add(meta, "resourceVersion",
-		json_object_new_string(js(run, "metadata.resourceVersion")));
-	json_object_object_add(patch, "metadata", meta);
-	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, path,
-		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
-	json_object_put(patch);
-	return ret == BOP_ENOTFOUND ? 0 : ret;
-}
 
 /* Writes `status` (merged) when it differs from what the run has. */
 static int patch_status(ctl_t *c, int w, json_object *run, const char *path, json_object *status)
@@ -134,7 +101,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 	const char *action = js(run, "spec.action");
 	int ret;
 
-	if (!has_finalizer(run))
+	if (!ctl_has_finalizer(run))
 		return 0;
 	if (policy && !strcmp(policy, "Delete") && backup && uid &&
 	    (!action || !strcmp(action, "backup")) && !strcmp(js(run, "status.phase") ?
@@ -156,7 +123,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 		clog_(BOP_LOG_INFO, "BackupRun %s/%s deleted with retainPolicy Delete: backup %s "
 			"removed from storage", ns, js(run, "metadata.name"), backup);
 	}
-	return patch_finalizer(c, w, run, path, false);
+	return ctl_set_finalizer(c, w, run, path, false);
 }
 
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
@@ -189,8 +156,8 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		goto out;
 	}
 	if (js(run, "spec.retainPolicy") && !strcmp(js(run, "spec.retainPolicy"), "Delete") &&
-	    !has_finalizer(run)) {
-		ret = patch_finalizer(c, w, run, path, true);
+	    !ctl_has_finalizer(run)) {
+		ret = ctl_set_finalizer(c, w, run, path, true);
 		goto out;
 	}
 	if (terminal(phase))

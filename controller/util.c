@@ -67,6 +67,42 @@ json_object *jparse(const char *text)
 	return o;
 }
 
+bool ctl_has_finalizer(json_object *o)
+{
+	json_object *fin = jget(o, "metadata.finalizers");
+
+	for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(fin, i)), CTL_FINALIZER))
+			return true;
+	return false;
+}
+
+int ctl_set_finalizer(ctl_t *c, int w, json_object *o, const char *path, bool add)
+{
+	json_object *fin = jget(o, "metadata.finalizers");
+	json_object *patch = json_object_new_object(), *meta = json_object_new_object();
+	json_object *list = json_object_new_array();
+	int ret;
+
+	for (size_t i = 0; fin && i < json_object_array_length(fin); i++) {
+		const char *f = json_object_get_string(json_object_array_get_idx(fin, i));
+
+		if (f && strcmp(f, CTL_FINALIZER))
+			json_object_array_add(list, json_object_new_string(f));
+	}
+	if (add)
+		json_object_array_add(list, json_object_new_string(CTL_FINALIZER));
+	json_object_object_add(meta, "finalizers", list);
+	/* optimistic concurrency: the patch fails with 409 if someone changed the list */
+	json_object_object_add(meta, "resourceVersion",
+		json_object_new_string(js(o, "metadata.resourceVersion")));
+	json_object_object_add(patch, "metadata", meta);
+	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, path,
+		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+	json_object_put(patch);
+	return ret == BOP_ENOTFOUND ? 0 : ret;
+}
+
 /* ---- index: pairs (ref, key) chained in two hash tables, by ref and by key ---- */
 
 #define IX_BUCKETS 16384u
