@@ -682,6 +682,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&c->lock, NULL);
 	c->refs = ctl_index_new();
 	c->secret_cache = json_object_new_object();
+	c->active = json_object_new_object();
 	if ((ret = setup_metrics(c)) || (ret = start_http(c)) ||
 	    (ret = bop_workqueue_new(&c->queue, NULL)) ||
 	    (ret = bop_k8s_recorder_new(&c->recorder, c->client, "backupop-controller")) ||
@@ -737,6 +738,7 @@ int main(int argc, char **argv)
 	bop_metrics_free(c->metrics);
 	ctl_index_free(c->refs);
 	json_object_put(c->secret_cache);
+	json_object_put(c->active);
 	clog_(BOP_LOG_INFO, "stopped");
 	return (int)exit_code;
 }

@@ -152,44 +152,6 @@ static int apply_objects(ctl_t *c, int w, bop_reconcile_t *r)
 	return 0;
 }
 
-/* ---- finalizer ---- */
-
-static int set_finalizer(ctl_t *c, int w, json_object *sched, const char *path, bool add)
-{
-	json_object *fin = jget(sched, "metadata.finalizers");
-	json_object *patch = json_object_new_object(), *meta = json_object_new_object();
-	json_object *list = json_object_new_array();
-	int ret;
-
-	for (size_t i = 0; fin && i < json_object_array_length(fin); i++) {
-		const char *f = json_object_get_string(json_object_array_get_idx(fin, i));
-
-		if (f && strcmp(f, CTL_FINALIZER))
-			json_object_array_add(list, json_object_new_string(f));
-	}
-	if (add)
-		json_object_array_add(list, json_object_new_string(CTL_FINALIZER));
-	json_object_object_add(meta, "finalizers", list);
-	/* optimistic concurrency: the patch fails with 409 if someone changed the list */
-	json_object_object_add(meta, "resourceVersion",
-		json_object_new_string(js(sched, "metadata.resourceVersion")));
-	json_object_object_add(patch, "metadata", meta);
-	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, path,
-		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
-	json_object_put(patch);
-	return ret == BOP_ENOTFOUND ? 0 : ret;
-}
-
-static bool has_finalizer(json_object *o)
-{
-	json_object *fin = jget(o, "metadata.finalizers");
-
-	for (size_t i = 0; fin && i < json_object_array_length(fin); i++)
-		if (!strcmp(json_object_get_string(json_object_array_get_idx(fin, i)), CTL_FINALIZER))
-			return true;
-	return false;
-}
-
 /* ---- status ---- */
 
 static void put_string(json_object *o, const char *k, const char *v)
@@ -234,6 +196,20 @@ static void runner_status(json_object *runs, json_object *status)
 		if (backup)
 			put_string(status, "lastSuccessfulBackup", backup);
 	}
+}
+
+/* While a runner's run goes on, its schedule's status is refreshed this often. */
+#define ACTIVE_POLL_MS 10000u
+
+static bool run_going(json_object *runs)
+{
+	for (size_t i = 0; i < json_object_array_length(runs); i++) {
+		const char *phase = js(json_object_array_get_idx(runs, i), "phase");
+
+		if (phase && (!strcmp(phase, "Pending") || !strcmp(phase, "Running")))
+			return true;
+	}
+	return false;
 }
 
 /* The runner's runs, or NULL when it cannot be asked. */
@@ -365,7 +341,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	bop_reconcile_t *r = NULL;
 	json_object *sched = NULL, *runs = NULL;
 	int64_t next = 0, old_next;
-	bool poll;
+	bool poll, active;
 	int ret;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
@@ -375,6 +351,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		/* gone without our finalizer (or we missed it): remove what we made */
 		pthread_mutex_lock(&c->lock);
 		ctl_index_remove(c->refs, key);
+		json_object_object_del(c->active, key);
 		pthread_mutex_unlock(&c->lock);
 		ret = bop_reconcile_name(&obj_name, "runner", ns, name);
 		if (ret == 0)
@@ -392,19 +369,20 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		ret = bop_reconcile_name(&obj_name, "runner", ns, name);
 		if (ret == 0)
 			ret = delete_objects(c, w, obj_name);
-		if (ret == 0 && has_finalizer(sched)) {
-			ret = set_finalizer(c, w, sched, path, false);
+		if (ret == 0 && ctl_has_finalizer(sched)) {
+			ret = ctl_set_finalizer(c, w, sched, path, false);
 			if (ret == 0)
 				clog_(BOP_LOG_INFO, "schedule %s deleted: runner objects removed", key);
 		}
 		pthread_mutex_lock(&c->lock);
 		ctl_index_remove(c->refs, key);
+		json_object_object_del(c->active, key);
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
-	if (!has_finalizer(sched)) {
+	if (!ctl_has_finalizer(sched)) {
 		/* the update comes back as an event and reconciles again */
-		ret = set_finalizer(c, w, sched, path, true);
+		ret = ctl_set_finalizer(c, w, sched, path, true);
 		goto out;
 	}
 	if (js(sched, "spec.storage.name"))
@@ -437,13 +415,23 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		if (ret)
 			goto out;
 	}
-	/* the runner is asked only when a run was due since the status was last written,
-	 * so there is no polling between runs */
+	/* the runner is asked only when a run was due since the status was last written, or
+	 * while a run it reported goes on: there is no polling between runs */
 	old_next = js(sched, "status.nextScheduleTime") ?
 		ctl_parse_time(js(sched, "status.nextScheduleTime")) : 0;
-	poll = old_next > 0 && old_next <= ctl_now();
+	pthread_mutex_lock(&c->lock);
+	active = json_object_object_get_ex(c->active, key, NULL);
+	pthread_mutex_unlock(&c->lock);
+	poll = (old_next > 0 && old_next <= ctl_now()) || active;
 	if (poll && bop_reconcile_valid(r))
 		runs = runner_runs(c, ns, name, js(sched, "metadata.uid"));
+	active = runs && run_going(runs);
+	pthread_mutex_lock(&c->lock);
+	if (active)
+		json_object_object_add(c->active, key, NULL);
+	else
+		json_object_object_del(c->active, key);
+	pthread_mutex_unlock(&c->lock);
 	ret = write_status(c, w, sched, text, r, &next, runs);
 	if (ret)
 		goto out;
@@ -452,7 +440,9 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		ctl_runs_enforce_history(c, w, ns, name, jget(sched, "spec"));
 	}
 	/* come back after the next run to refresh the status */
-	if (next > ctl_now())
+	if (active)
+		ctl_enqueue(c, 's', key, ACTIVE_POLL_MS);
+	else if (next > ctl_now())
 		ctl_enqueue(c, 's', key, (unsigned int)((next - ctl_now() + 5) * 1000 > 86400000 ?
 			86400000 : (next - ctl_now() + 5) * 1000));
 out:

@@ -145,6 +145,10 @@ print(len(n))"
 }
 some_scheduled() { [ "$(scheduled_runs)" -ge 1 ]; }
 ok "scheduled runs of the runner appear as BackupRuns" wait_for 40 some_scheduled
+last_success() { k -n "$NS" get backupschedule app -o jsonpath='{.status.lastSuccessfulBackup}'; }
+has_last_success() { [ -n "$(last_success)" ]; }
+ok "the schedule's status shows the last successful backup and schedule time" wait_for 40 has_last_success
+ok "... with lastScheduleTime set" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get backupschedule app -o jsonpath='{.status.lastScheduleTime}' | grep -q Z"
 succeeded_at_most() {
 	local n
 	n=$(k -n "$NS" get backupruns -o json | jq_py "
