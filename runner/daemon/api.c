@@ -175,24 +175,27 @@ static json_object *manifest_json(const bop_manifest_t *m, const bop_retention_p
 	return o;
 }
 
+/* The catalog of the configured storage, for one request. */
+static int open_catalog(runner_t *rn, bop_storage_t **storage, bop_catalog_t **catalog)
+{
+	int ret = runner_open_storage(rn, storage);
+
+	return ret < 0 ? ret : bop_catalog_open(catalog, *storage, rn->cfg.name);
+}
+
 /* DELETE /v1/backups/{id}: removes one backup (manifest first, then its data), e.g. for a
  * BackupRun deleted with retainPolicy Delete. 404 when there is no such backup. */
 static int h_backup_delete(bop_http_request_t *req, void *payload)
 {
 	runner_t *rn = payload;
 	const char *id = bop_http_request_param(req, "id");
-	bop_storage_options_t opts;
 	bop_storage_t *storage = NULL;
 	bop_catalog_t *catalog = NULL;
 	int ret;
 
 	if (rn->cfg.mode == RCFG_MODE_SINGLE)
 		return bop_http_respond_error(req, 404, "mode single keeps no catalog");
-	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
-	opts.settings = (const char *const *)rn->cfg.storage_settings.items;
-	ret = bop_storage_open(&storage, rn->cfg.storage_url, &opts);
-	if (ret == 0)
-		ret = bop_catalog_open(&catalog, storage, rn->cfg.name);
+	ret = open_catalog(rn, &storage, &catalog);
 	if (ret == 0)
 		ret = bop_catalog_remove(catalog, id);
 	if (ret == BOP_ENOTFOUND)
@@ -211,7 +214,6 @@ static int h_backup_delete(bop_http_request_t *req, void *payload)
 static int h_backups_get(bop_http_request_t *req, void *payload)
 {
 	runner_t *rn = payload;
-	bop_storage_options_t opts;
 	bop_storage_t *storage = NULL;
 	bop_catalog_t *catalog = NULL;
 	bop_manifest_list_t *list = NULL;
@@ -223,11 +225,7 @@ static int h_backups_get(bop_http_request_t *req, void *payload)
 	if (rn->cfg.mode == RCFG_MODE_SINGLE)
 		return bop_http_respond_error(req, 404, "mode single keeps no catalog: see "
 			"GET /v1/runs");
-	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
-	opts.settings = (const char *const *)rn->cfg.storage_settings.items;
-	ret = bop_storage_open(&storage, rn->cfg.storage_url, &opts);
-	if (ret == 0)
-		ret = bop_catalog_open(&catalog, storage, rn->cfg.name);
+	ret = open_catalog(rn, &storage, &catalog);
 	if (ret == 0)
 		ret = bop_catalog_list(catalog, &list);
 	if (ret < 0) {

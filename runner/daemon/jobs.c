@@ -88,7 +88,7 @@ void job_cancel(run_t *r, const char *reason)
 		bop_pipeline_cancel(r->pipeline);
 }
 
-static int open_storage(runner_t *rn, bop_storage_t **out)
+int runner_open_storage(runner_t *rn, bop_storage_t **out)
 {
 	bop_storage_options_t opts;
 
@@ -102,7 +102,7 @@ static int job_open(job_t *j)
 	runner_t *rn = j->rn;
 	int ret;
 
-	if ((ret = open_storage(rn, &j->storage)) < 0)
+	if ((ret = runner_open_storage(rn, &j->storage)) < 0)
 		return fail(j, "cannot open the storage");
 	if (rn->cfg.mode != RCFG_MODE_SINGLE &&
 	    (ret = bop_catalog_open(&j->catalog, j->storage, rn->cfg.name)) < 0)

@@ -210,11 +210,7 @@ static int check_engine(runner_t *rn)
 
 static int open_storage(runner_t *rn)
 {
-	bop_storage_options_t opts;
-
-	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
-	opts.settings = (const char *const *)rn->cfg.storage_settings.items;
-	if (bop_storage_open(&rn->storage, rn->cfg.storage_url, &opts) < 0) {
+	if (runner_open_storage(rn, &rn->storage) < 0) {
 		rlog(BOP_LOG_ERROR, "cannot open the storage: %s", bop_error_last());
 		return 1;
 	}

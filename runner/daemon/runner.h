@@ -117,6 +117,9 @@ run_t *runs_find(runner_t *rn, const char *id);
 
 /* jobs.c: executes `r` (worker thread); fills its phase, counters and error. */
 void job_execute(runner_t *rn, run_t *r);
+
+/* Opens the configured storage (URL and settings of the config). */
+int runner_open_storage(runner_t *rn, bop_storage_t **out);
 /* Cancels `r` if it runs; any thread, with mu held. */
 void job_cancel(run_t *r, const char *reason);
 /* Sets the runner's lock owner and, at start, removes the catalog lock left by an earlier

@@ -128,12 +128,9 @@ static void work_cb(uv_work_t *w)
 {
 	runner_t *rn = w->data;
 	bop_storage_t *storage = NULL;
-	bop_storage_options_t opts;
 	run_t *r = rn->current;
 
-	bop_storage_options_init(&opts, BOP_STORAGE_OPTIONS_VERSION);
-	opts.settings = (const char *const *)rn->cfg.storage_settings.items;
-	if (bop_storage_open(&storage, rn->cfg.storage_url, &opts) < 0)
+	if (runner_open_storage(rn, &storage) < 0)
 		rlog(BOP_LOG_ERROR, "cannot open the storage for run records: %s",
 			bop_error_last());
 	if (storage)
