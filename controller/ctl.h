@@ -2,6 +2,7 @@
 #ifndef BOP_CONTROLLER_H
 #define BOP_CONTROLLER_H
 
+#include <api_client.h>
 #include <backupop.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -90,14 +91,9 @@ void ctl_index_remove(ctl_index_t *ix, const char *key);
 /* Calls fn for every key referring to `ref`. */
 void ctl_index_each(ctl_index_t *ix, const char *ref, void (*fn)(void *ud, const char *key), void *ud);
 
-/* runner.c: the runner API */
-typedef struct ctl_http_reply {
-	long status;
-	char *body;
-} ctl_http_reply_t;
+/* runner.c: the runner API (the reply is freed with rapi_reply_clear()) */
 int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
-	const char *method, const char *path, const char *body, ctl_http_reply_t *reply);
-void ctl_http_reply_clear(ctl_http_reply_t *r);
+	const char *method, const char *path, const char *body, rapi_reply_t *reply);
 
 /* schedules.c */
 int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name);

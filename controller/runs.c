@@ -106,7 +106,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 	if (policy && !strcmp(policy, "Delete") && backup && uid &&
 	    (!action || !strcmp(action, "backup")) && !strcmp(js(run, "status.phase") ?
 	    js(run, "status.phase") : "", "Succeeded")) {
-		ctl_http_reply_t rep;
+		rapi_reply_t rep;
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/backups/%s", backup);
@@ -114,7 +114,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 		if (ret == 0 && rep.status != 404 && (rep.status < 200 || rep.status > 299)) {
 			ret = bop_error_set(BOP_EIO, rep.body ? rep.body : "the runner refused");
 		}
-		ctl_http_reply_clear(&rep);
+		rapi_reply_clear(&rep);
 		if (ret) {
 			clog_(BOP_LOG_WARN, "BackupRun %s/%s: cannot delete backup %s yet: %s", ns,
 				js(run, "metadata.name"), backup, bop_error_last());
@@ -131,7 +131,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 	char key[512], path[700], skey[512], *text = NULL, *stext = NULL;
 	json_object *run = NULL, *sched = NULL, *st = NULL, *rr = NULL;
 	const char *sname, *action, *phase, *run_id, *uid = NULL;
-	ctl_http_reply_t rep = { 0, NULL };
+	rapi_reply_t rep = { 0, NULL };
 	int ret;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
@@ -249,7 +249,7 @@ write:
 		ctl_enqueue(c, 'r', key, c->args.poll_seconds * 1000);
 	}
 out:
-	ctl_http_reply_clear(&rep);
+	rapi_reply_clear(&rep);
 	json_object_put(rr);
 	json_object_put(st);
 	json_object_put(run);

@@ -215,20 +215,20 @@ static bool run_going(json_object *runs)
 /* The runner's runs, or NULL when it cannot be asked. */
 static json_object *runner_runs(ctl_t *c, const char *ns, const char *name, const char *uid)
 {
-	ctl_http_reply_t rep;
+	rapi_reply_t rep;
 	json_object *o, *runs = NULL;
 
 	if (ctl_runner_call(c, ns, name, uid, "GET", "/v1/runs", NULL, &rep) || rep.status != 200) {
 		clog_(BOP_LOG_DEBUG, "schedule %s/%s: cannot list the runner's runs: %s", ns, name,
 			rep.status ? "unexpected answer" : bop_error_last());
-		ctl_http_reply_clear(&rep);
+		rapi_reply_clear(&rep);
 		return NULL;
 	}
 	o = jparse(rep.body);
 	if (jget(o, "runs") && json_object_is_type(jget(o, "runs"), json_type_array))
 		runs = json_object_get(jget(o, "runs"));
 	json_object_put(o);
-	ctl_http_reply_clear(&rep);
+	rapi_reply_clear(&rep);
 	return runs;
 }
 

@@ -1,37 +1,12 @@
 /* backupop runs and backupop status: a backupop-runner's API, read with libcurl. */
 #include "cli.h"
 
-#include <curl/curl.h>
+#include <api_client.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define API_MAX_BYTES (8 * 1024 * 1024)
-
-typedef struct body {
-	char *data;
-	size_t len;
-} body_t;
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *payload)
-{
-	body_t *b = payload;
-	size_t n = size * nmemb;
-	char *grown;
-
-	if (b->len + n > API_MAX_BYTES)
-		return 0;
-	grown = realloc(b->data, b->len + n + 1);
-	if (!grown)
-		return 0;
-	memcpy(grown + b->len, ptr, n);
-	b->data = grown;
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
 
 static int read_token_file(const char *path, char **out)
 {
@@ -78,66 +53,45 @@ static int api_base(const cli_t *cli, char **url, char **token)
 /* GETs `path` from the runner's API and parses the JSON answer. */
 static int api_get(const cli_t *cli, const char *path, json_object **out)
 {
-	char *base = NULL, *token = NULL, *url = NULL, *auth = NULL;
-	struct curl_slist *headers = NULL;
-	body_t body = { NULL, 0 };
-	CURL *curl = NULL;
-	long status = 0;
-	CURLcode rc;
+	char *base = NULL, *token = NULL, *url = NULL, err[512];
+	rapi_reply_t reply = { 0, NULL };
 	int ret;
 
 	*out = NULL;
 	ret = api_base(cli, &base, &token);
 	if (ret)
 		goto out;
-	if (asprintf(&url, "%s%s", base, path) < 0 || !(curl = curl_easy_init())) {
+	if (asprintf(&url, "%s%s", base, path) < 0) {
 		url = NULL;
 		ret = cli_error(CLI_EXIT_FAILED, "out of memory");
 		goto out;
 	}
-	if (token && asprintf(&auth, "Authorization: Bearer %s", token) >= 0)
-		headers = curl_slist_append(headers, auth);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	rc = curl_easy_perform(curl);
-	if (rc != CURLE_OK) {
-		ret = cli_error(CLI_EXIT_FAILED, "cannot reach the runner at %s: %s", base,
-			curl_easy_strerror(rc));
+	if (rapi_request(url, "GET", token, NULL, 0, 30000, &reply, err, sizeof(err)) < 0) {
+		ret = cli_error(CLI_EXIT_FAILED, "cannot reach the runner at %s: %s", base, err);
 		goto out;
 	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status == 401) {
+	if (reply.status == 401) {
 		ret = cli_error(CLI_EXIT_FAILED, "the runner at %s refused the token (401): give "
 			"--token-file FILE or api.token in the config", base);
 		goto out;
 	}
-	if (status == 404) {
+	if (reply.status == 404) {
 		ret = cli_error(CLI_EXIT_NOTFOUND, "%s: not found", url);
 		goto out;
 	}
-	if (status != 200 || !body.data || !(*out = json_tokener_parse(body.data))) {
-		ret = cli_error(CLI_EXIT_FAILED, "the runner at %s answered %ld%s%s", base, status,
-			body.data ? ": " : "", body.data ? body.data : "");
+	if (reply.status != 200 || !reply.body || !(*out = json_tokener_parse(reply.body))) {
+		ret = cli_error(CLI_EXIT_FAILED, "the runner at %s answered %ld%s%s", base,
+			reply.status, reply.body ? ": " : "", reply.body ? reply.body : "");
 		goto out;
 	}
 	ret = 0;
 out:
-	curl_slist_free_all(headers);
-	if (curl)
-		curl_easy_cleanup(curl);
-	if (auth)
-		explicit_bzero(auth, strlen(auth));
 	if (token)
 		explicit_bzero(token, strlen(token));
-	free(auth);
 	free(token);
 	free(url);
 	free(base);
-	free(body.data);
+	rapi_reply_clear(&reply);
 	return ret;
 }
 
