@@ -23,12 +23,21 @@ static int tap_failed;
 __attribute__((format(printf, 2, 3), unused))
 static int ok(int cond, const char *fmt, ...)
 {
+	char text[4096];
 	va_list ap;
 
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_count);
+	/* A description often quotes an error message; a line break in it would end the TAP
+	 * line and leave the rest as an unknown line, so breaks are printed as " / ". */
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	printf("%sok %d - ", cond ? "" : "not ", ++tap_count);
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n' || *p == '\r')
+			fputs(" / ", stdout);
+		else
+			putchar(*p);
+	}
 	printf("\n");
 	if (!cond)
 		tap_failed++;

@@ -450,22 +450,28 @@ static pid_t wait_child(const char *comm, int ms)
 	return pid;
 }
 
-/* The NUL-separated command line of `pid`, NULs turned into spaces. */
+/* The NUL-separated command line of `pid`, NULs turned into spaces. A child found by its
+ * new name may still be inside execve(), whose arguments the kernel shows only once they
+ * are set up (an empty cmdline for a moment): read again until they are there, up to 2 s. */
 __attribute__((unused))
 static char *proc_cmdline(pid_t pid)
 {
 	char path[64], *buf = calloc(1, 65537);
-	ssize_t n;
+	ssize_t n = 0;
 	int fd;
 
 	if (!buf)
 		exit(2);
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return buf;
-	n = read(fd, buf, 65536);
-	close(fd);
+	for (int i = 0; i < 400 && n <= 0; i++) {
+		if (i)
+			usleep(5000);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return buf;
+		n = read(fd, buf, 65536);
+		close(fd);
+	}
 	for (ssize_t i = 0; i < n; i++)
 		if (buf[i] == '\0')
 			buf[i] = ' ';
