@@ -102,6 +102,9 @@ BOP_EXTERN(int) bop_sink_fd_new(bop_sink_t **out, int fd, int close_fd)
 
 	if (!out || fd < 0)
 		return bop__error(BOP_EINVAL, "bop_sink_fd_new: invalid arguments");
+	if (fcntl(fd, F_GETFD) < 0)
+		return bop__error_errno(BOP_EINVAL, errno, "cannot write file descriptor %d%s", fd,
+			fd == STDOUT_FILENO ? " (standard output)" : "");
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;
