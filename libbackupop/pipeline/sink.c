@@ -322,16 +322,24 @@ static int open_in_place(bop_sink_t **out, const char *path)
 	return 0;
 }
 
-/* What a symbolic link `path` finally points to; it must exist. */
-static int follow_link(const char *path, char **real)
+/* The type of what symbolic link `path` points to (in *st); it must exist. */
+static int stat_link_target(const char *path, struct stat *st)
 {
-	*real = realpath(path, NULL);
-	if (*real)
+	if (stat(path, st) == 0)
 		return 0;
 	if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
 		return bop__error(BOP_EINVAL, "%s is a symbolic link to nothing that exists: not "
 			"replacing the link (give the path of its target)", path);
 	return bop__error_errno(BOP_EIO, errno, "cannot follow the symbolic link %s", path);
+}
+
+/* The path of the regular file that symbolic link `path` points to, to replace it. */
+static int follow_link(const char *path, char **real)
+{
+	*real = realpath(path, NULL);
+	if (*real)
+		return 0;
+	return bop__error_errno(BOP_EINVAL, errno, "cannot resolve the symbolic link %s", path);
 }
 
 /*
@@ -352,22 +360,18 @@ BOP_EXTERN(int) bop_sink_file_new(bop_sink_t **out, const char *path)
 			return bop__sink_file_new(out, path, false);
 		return bop__error_errno(BOP_EIO, errno, "cannot write %s", path);
 	}
-	if (S_ISLNK(st.st_mode)) {
-		if ((ret = follow_link(path, &real)) < 0)
-			return ret;
-		if (stat(real, &st) < 0) {
-			ret = bop__error_errno(BOP_EIO, errno, "cannot write %s (%s)", real, path);
-			goto out;
-		}
-	}
+	/* open() follows a link to a device or FIFO (even /dev/stdout onto a pipe); a
+	 * regular file is replaced at the path the link resolves to. */
+	if (S_ISLNK(st.st_mode) && ((ret = stat_link_target(path, &st)) < 0 ||
+	    (S_ISREG(st.st_mode) && (ret = follow_link(path, &real)) < 0)))
+		return ret;
 	if (S_ISREG(st.st_mode))
 		ret = bop__sink_file_new(out, real ? real : path, false);
 	else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode))
-		ret = open_in_place(out, real ? real : path);
+		ret = open_in_place(out, path);
 	else
 		ret = bop__error(BOP_EINVAL, "cannot write %s: it is %s", path, S_ISDIR(st.st_mode) ?
 			"a directory" : "neither a regular file, a device nor a FIFO");
-out:
 	free(real);
 	return ret;
 }

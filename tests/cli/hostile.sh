@@ -42,6 +42,11 @@ ok "finding 1: restore -o onto a symlink keeps the symlink" test -L "$T/link"
 is "finding 1: and it still points where it did" "$(readlink "$T/link")" "real"
 ok "finding 1: and its target holds the restored data" cmp "$T/real" "$T/in"
 
+expect_exit 0 "finding 1: restore -o /dev/stdout into a pipe succeeds" \
+	sh -c '"$@" | cat >"$0"' "$T/via-stdout" "$BOP" -q restore --storage "$S" "$id" -o /dev/stdout
+ok "finding 1: restore -o /dev/stdout writes into the pipe" cmp "$T/via-stdout" "$T/in"
+ok "finding 1: and /dev/stdout is still a symlink" test -L /dev/stdout
+
 ln -s nowhere "$T/dangling"
 expect_exit 2 "finding 1: restore -o onto a dangling symlink is refused" \
 	bop restore --storage "$S" "$id" -o "$T/dangling"
