@@ -223,14 +223,11 @@ int bop__catalog_encode_result(const bop__encode_taps_t *taps, char *plain_sha25
 
 /* What a stored object must decode to. */
 typedef struct bop__decode_spec {
-	const char *what;               /* for messages: "backup <id>", "file \"x\" ..." */
+	const char *what;               /* for messages: "backup <id>", "file \"x\"" */
 	bop_compression_t compression;
 	bool encrypted;
 	const bop_keys_t *keys;
-	uint64_t stored_bytes;
-	const char *stored_sha256;
-	uint64_t plain_bytes;
-	const char *plain_sha256;
+	const bop__file_entry_t *expect; /* sizes and SHA-256s, stored and plain */
 } bop__decode_spec_t;
 
 /* Adds sha256 (stored, expected) -> age decrypt -> decompress -> sha256 (plain, expected)

@@ -209,23 +209,24 @@ static int add_expect(bop_pipeline_t *p, const char *hex, uint64_t bytes)
 int bop__catalog_add_decode(bop_pipeline_t *p, const bop__decode_spec_t *d)
 {
 	bool identity = !d->encrypted && d->compression == BOP_COMPRESSION_NONE;
+	const bop__file_entry_t *e = d->expect;
 	bop_stage_t *stage = NULL;
 	int ret = 0;
 
 	/* Stored as plaintext: one hash checks both, if the manifest agrees with itself. */
-	if (identity && (d->stored_bytes != d->plain_bytes ||
-	    strcmp(d->stored_sha256, d->plain_sha256) != 0))
+	if (identity && (e->stored_bytes != e->plain_bytes ||
+	    strcmp(e->stored_sha256, e->plain_sha256) != 0))
 		return bop__error(BOP_EINTEGRITY, "the manifest of %s is inconsistent: it is neither "
 			"compressed nor encrypted, yet its stored and plain sizes or hashes differ",
 			d->what);
 	if (!identity)
-		ret = add_expect(p, d->stored_sha256, d->stored_bytes);
+		ret = add_expect(p, e->stored_sha256, e->stored_bytes);
 	if (ret == 0 && d->encrypted)
 		ret = add_made(p, bop_stage_age_decrypt_new(&stage, d->keys), &stage);
 	if (ret == 0 && d->compression != BOP_COMPRESSION_NONE)
 		ret = add_made(p, bop_stage_decompress_new(&stage, d->compression), &stage);
 	if (ret == 0)
-		ret = add_expect(p, d->plain_sha256, d->plain_bytes);
+		ret = add_expect(p, e->plain_sha256, e->plain_bytes);
 	/* The target must not see the end of the stream before every check above passed. */
 	if (ret == 0)
 		ret = add_made(p, bop__stage_holdback_new(&stage, DECODE_HOLDBACK), &stage);
@@ -438,18 +439,16 @@ static int check_restore(const bop_manifest_t *m, const bop_restore_options_t *o
 }
 
 /* What the stored object of single-stream backup `m` must decode to. */
-static void decode_spec_of(bop__decode_spec_t *d, const bop_manifest_t *m,
-	const bop_keys_t *keys, char *what, size_t what_size)
+static void decode_spec_of(bop__decode_spec_t *d, bop__file_entry_t *expect,
+	const bop_manifest_t *m, const bop_keys_t *keys, char *what, size_t what_size)
 {
 	snprintf(what, what_size, "backup %s", bop_manifest_id(m));
-	d->what = what;
-	d->compression = bop_manifest_compression(m);
-	d->encrypted = strcmp(bop_manifest_encryption(m), "none") != 0;
-	d->keys = keys;
-	d->stored_bytes = bop_manifest_stored_bytes(m);
-	d->stored_sha256 = bop_manifest_stored_sha256(m);
-	d->plain_bytes = bop_manifest_plain_bytes(m);
-	d->plain_sha256 = bop_manifest_plain_sha256(m);
+	expect->stored_bytes = bop_manifest_stored_bytes(m);
+	snprintf(expect->stored_sha256, BOP_SHA256_HEX_SIZE, "%s", bop_manifest_stored_sha256(m));
+	expect->plain_bytes = bop_manifest_plain_bytes(m);
+	snprintf(expect->plain_sha256, BOP_SHA256_HEX_SIZE, "%s", bop_manifest_plain_sha256(m));
+	*d = (bop__decode_spec_t){ what, bop_manifest_compression(m),
+		strcmp(bop_manifest_encryption(m), "none") != 0, keys, expect };
 }
 
 /* Takes ownership of `sink`, even on failure. */
@@ -457,6 +456,7 @@ static int build_restore(bop_catalog_t *c, const bop_manifest_t *m,
 	const bop_restore_options_t *opts, bop_sink_t *sink, bop_pipeline_t **out)
 {
 	bop_pipeline_options_t popts = BOP_PIPELINE_OPTIONS_INIT;
+	bop__file_entry_t expect = { 0 };
 	bop__decode_spec_t spec;
 	bop_source_t *source = NULL;
 	bop_pipeline_t *p = NULL;
@@ -481,7 +481,7 @@ static int build_restore(bop_catalog_t *c, const bop_manifest_t *m,
 	if (ret == 0)
 		ret = bop_pipeline_set_source(p, source);
 	if (ret == 0) {
-		decode_spec_of(&spec, m, opts->keys, what, sizeof(what));
+		decode_spec_of(&spec, &expect, m, opts->keys, what, sizeof(what));
 		ret = bop__catalog_add_decode(p, &spec);
 	}
 	if (ret < 0) {

@@ -771,14 +771,7 @@ static void decode_spec_of(bop__decode_spec_t *d, const file_reader_t *r, char *
 	size_t what_size)
 {
 	snprintf(what, what_size, "file \"%s\"", r->entry.name);
-	d->what = what;
-	d->compression = r->compression;
-	d->encrypted = r->encrypted;
-	d->keys = r->keys;
-	d->stored_bytes = r->entry.stored_bytes;
-	d->stored_sha256 = r->entry.stored_sha256;
-	d->plain_bytes = r->entry.plain_bytes;
-	d->plain_sha256 = r->entry.plain_sha256;
+	*d = (bop__decode_spec_t){ what, r->compression, r->encrypted, r->keys, &r->entry };
 }
 
 static int build_reader(file_reader_t *r)

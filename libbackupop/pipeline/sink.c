@@ -259,11 +259,8 @@ static file_sink_t *file_sink_alloc(const char *path, bool exclusive)
 		free(s);
 		return NULL;
 	}
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = file_sink_write;
-	s->base.commit = file_sink_commit;
-	s->base.abort = file_sink_abort;
-	s->base.free = file_sink_free;
+	s->base = (bop_sink_t){ BOP_SINK_VERSION, file_sink_write, file_sink_commit,
+		file_sink_abort, file_sink_free };
 	return s;
 }
 

@@ -53,6 +53,23 @@ static int plant_bomb(const char *key)
 	return ret;
 }
 
+/* The decoding of a bomb (`ret`, `got` bytes out) stopped as it should, and so does its
+ * verification. */
+static void expect_stopped(bop_catalog_t *cat, const bop_manifest_t *m, int ret, uint64_t got,
+	const char *what)
+{
+	is_int(ret, BOP_EINTEGRITY, "finding 12: decoding the bomb fails with BOP_EINTEGRITY");
+	ok(strstr(bop_error_last(), "more than the 65536 bytes") != NULL,
+		"finding 12: the message says the %s is larger than declared: %s", what,
+		bop_error_last());
+	ok(got <= DECLARED + 1, "finding 12: the consumer got at most declared + 1 bytes (%llu)",
+		(unsigned long long)got);
+	is_int(bop_catalog_verify(cat, m, NULL), BOP_EINTEGRITY,
+		"finding 12: verifying the bomb fails with BOP_EINTEGRITY");
+	ok(strstr(bop_error_last(), "more than") != NULL, "finding 12: and says why: %s",
+		bop_error_last());
+}
+
 static void random_bytes(unsigned char *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -78,15 +95,7 @@ static void test_single_stream(bop_catalog_t *cat)
 	is_int(plant_bomb(bop_manifest_object_key(m)), 0, "its object replaced by a 50 MiB zstd bomb");
 	bop_sink_callback_new(&sink, count_bytes, &got);
 	ret = bop_catalog_restore(cat, m, sink, NULL);
-	is_int(ret, BOP_EINTEGRITY, "finding 12: restoring the bomb fails with BOP_EINTEGRITY");
-	ok(strstr(bop_error_last(), "more than the 65536 bytes") != NULL,
-		"finding 12: the message says the data is larger than declared: %s", bop_error_last());
-	ok(got <= DECLARED + 1, "finding 12: the sink got at most declared + 1 bytes (%llu)",
-		(unsigned long long)got);
-	is_int(bop_catalog_verify(cat, m, NULL), BOP_EINTEGRITY,
-		"finding 12: verifying the bomb fails with BOP_EINTEGRITY");
-	ok(strstr(bop_error_last(), "more than") != NULL, "finding 12: and says why: %s",
-		bop_error_last());
+	expect_stopped(cat, m, ret, got, "restored stream");
 	bop_manifest_free(m);
 }
 
@@ -131,13 +140,7 @@ static void test_multi_file(bop_catalog_t *cat)
 		got += n;
 	}
 	bop_source_free(src);
-	is_int(ret, BOP_EINTEGRITY, "finding 12: reading the bombed file fails with BOP_EINTEGRITY");
-	ok(strstr(bop_error_last(), "more than the 65536 bytes") != NULL,
-		"finding 12: the message says the file is larger than declared: %s", bop_error_last());
-	ok(got <= DECLARED + 1, "finding 12: the reader got at most declared + 1 bytes (%llu)",
-		(unsigned long long)got);
-	is_int(bop_catalog_verify(cat, m, NULL), BOP_EINTEGRITY,
-		"finding 12: verifying the multi-file backup fails with BOP_EINTEGRITY");
+	expect_stopped(cat, m, ret, got, "file read");
 	bop_manifest_free(m);
 }
 
@@ -160,13 +163,7 @@ int main(void)
 {
 	bop_catalog_t *cat = NULL;
 
-	root = make_tmpdir();
-	if (bop_storage_open(&storage, root, NULL) < 0) {
-		printf("# cannot open storage %s: %s\n", root, bop_error_last());
-		remove_tree(root);
-		return 1;
-	}
-	bop_log_set_level(BOP_LOG_ERROR);
+	storage = open_tmp_storage(&root);
 	srand(9);
 	is_int(bop_catalog_open(&cat, storage, "bounds"), 0, "open catalog");
 	if (cat) {

@@ -82,25 +82,21 @@ ok "finding 9: and it is stored there" test -d "$T/cwd/a:b/default"
 # ---- finding 11: FIFOs in the storage do not block verify or restore ----
 
 cp -r "$store" "$T/store2"
-mdir="$T/store2/default/$id"
-data=$(data_file "$T/store2" default "$id")
-mv "$data" "$T/data.saved"
-mkfifo "$data"
-expect_exit 1 "finding 11: verify with a FIFO as the data object fails, not hangs" \
-	timeout 20 "$BOP" -q verify --storage "file://$T/store2" "$id"
-err_says "finding 11: the error says it is not a regular file" "not a regular file"
-expect_exit 1 "finding 11: restore with a FIFO as the data object fails, not hangs" \
-	timeout 20 "$BOP" -q restore --storage "file://$T/store2" "$id" -o "$T/out-fifo"
-ok "finding 11: and created no output" test ! -e "$T/out-fifo"
-rm "$data"
-mv "$T/data.saved" "$data"
-mv "$mdir/manifest.json" "$T/manifest.saved"
-mkfifo "$mdir/manifest.json"
-expect_exit 1 "finding 11: verify with a FIFO as manifest.json fails, not hangs" \
-	timeout 20 "$BOP" -q verify --storage "file://$T/store2" "$id"
-err_says "finding 11: the error says it is not a regular file" "not a regular file"
-expect_exit 1 "finding 11: restore with a FIFO as manifest.json fails, not hangs" \
-	timeout 20 "$BOP" -q restore --storage "file://$T/store2" "$id" -o "$T/out-fifo"
+# fifo_in_place WHAT PATH: PATH (of the copy's backup) becomes a FIFO while it is checked.
+fifo_in_place() {
+	mv "$2" "$T/saved"
+	mkfifo "$2"
+	expect_exit 1 "finding 11: verify with a FIFO as $1 fails, not hangs" \
+		timeout 20 "$BOP" -q verify --storage "file://$T/store2" "$id"
+	err_says "finding 11: the error says $1 is not a regular file" "not a regular file"
+	expect_exit 1 "finding 11: restore with a FIFO as $1 fails, not hangs" \
+		timeout 20 "$BOP" -q restore --storage "file://$T/store2" "$id" -o "$T/out-fifo"
+	ok "finding 11: and created no output" test ! -e "$T/out-fifo"
+	rm "$2"
+	mv "$T/saved" "$2"
+}
+fifo_in_place "the data object" "$(data_file "$T/store2" default "$id")"
+fifo_in_place manifest.json "$T/store2/default/$id/manifest.json"
 
 # ---- finding 12: decoding stops one byte past the declared size ----
 
