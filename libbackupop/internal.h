@@ -206,6 +206,40 @@ int bop__catalog_check_backup_options(const bop_backup_options_t *opts);
 int bop__catalog_effective_level(bop_compression_t c, int level);
 int bop__catalog_write_manifest(bop_catalog_t *catalog, const char *id, const bop_manifest_t *m);
 
+/* catalog/backup.c: the one encode chain and the one decode chain of stored data, for
+ * single-stream backups and the files of multi-file backups. */
+typedef struct bop__encode_taps {
+	bop_stage_t *plain;             /* owned by the pipeline */
+	bop_stage_t *stored;            /* NULL when the stored bytes are the plaintext */
+} bop__encode_taps_t;
+
+/* Adds sha256 (plain) -> compress -> age encrypt -> sha256 (stored) as `o` asks. */
+int bop__catalog_add_encode(bop_pipeline_t *p, const bop_backup_options_t *o,
+	bop__encode_taps_t *taps);
+
+/* After the pipeline ran: SHA-256 (hex) and size of the plaintext and of what was stored. */
+int bop__catalog_encode_result(const bop__encode_taps_t *taps, char *plain_sha256,
+	uint64_t *plain_bytes, char *stored_sha256, uint64_t *stored_bytes);
+
+/* What a stored object must decode to. */
+typedef struct bop__decode_spec {
+	const char *what;               /* for messages: "backup <id>", "file \"x\"" */
+	bop_compression_t compression;
+	bool encrypted;
+	const bop_keys_t *keys;
+	const bop__file_entry_t *expect; /* sizes and SHA-256s, stored and plain */
+} bop__decode_spec_t;
+
+/* Adds sha256 (stored, expected) -> age decrypt -> decompress -> sha256 (plain, expected)
+ * -> holdback. The expected taps stop a stream one byte past its declared size
+ * (BOP_EINTEGRITY), and the holdback keeps the end from the sink until all checks passed. */
+int bop__catalog_add_decode(bop_pipeline_t *p, const bop__decode_spec_t *d);
+
+/* The error of a decode pipeline that failed with `ret`: data that does not decode or
+ * does not match is BOP_EINTEGRITY ("<what>: the data does not match its manifest:
+ * <why>"); other errors keep their code ("<what>: <why>"). */
+int bop__catalog_decode_failed(int ret, const char *what);
+
 /* catalog/files.c: bop_catalog_verify() of a multi-file backup. */
 int bop__catalog_verify_files(bop_catalog_t *catalog, const bop_manifest_t *m,
 	const bop_restore_options_t *opts);

@@ -14,7 +14,8 @@ BOP_EXTERN(int) bop_stage_sha256_new(bop_stage_t **out);
 
 /* Makes the stage check, at BOP_STREAM_END, that the stream had exactly `bytes` bytes and
  * the SHA-256 `hex` (64 hex digits); otherwise END fails with BOP_EINTEGRITY, before the
- * pipeline commits its sink. */
+ * pipeline commits its sink. Input past `bytes` fails at once with BOP_EINTEGRITY and
+ * is not passed on. */
 BOP_EXTERN(int) bop_stage_sha256_expect(bop_stage_t *stage, const char *hex, uint64_t bytes);
 
 /* After BOP_STREAM_END: the digest as lowercase hex and the byte count. `hex` must have

@@ -79,7 +79,9 @@ BOP_EXTERN(void) bop_source_free(bop_source_t *src);
 BOP_EXTERN(int) bop_sink_fd_new(bop_sink_t **out, int fd, int close_fd);
 
 /* Writes to a temporary file beside `path` (mode 0600); commit fsyncs and renames it to
- * `path`, abort removes it. An existing `path` is replaced only on commit. */
+ * `path`, abort removes it. An existing `path` is replaced only on commit, and only when
+ * it is a regular file: a device or FIFO is written in place, a symbolic link is followed
+ * (its target is written by these rules), anything else is refused with BOP_EINVAL. */
 BOP_EXTERN(int) bop_sink_file_new(bop_sink_t **out, const char *path);
 
 /* Starts the command and writes to its stdin. Commit closes stdin and fails with

@@ -46,7 +46,8 @@ typedef struct bop_put_options {
 #define BOP_PUT_OPTIONS_INIT { BOP_PUT_OPTIONS_VERSION, 0, 0 }
 
 /* Opens the storage at `url`; `opts` may be NULL. BOP_ENOTSUPPORTED for an unknown
- * scheme. A URL without a scheme is a local path. */
+ * scheme. A URL without a scheme is a local path; BOP_EINVAL for a ':' in the first
+ * segment of one that has no "scheme://" ("s3:/bucket" is a typo, not a directory). */
 BOP_EXTERN(int) bop_storage_open(bop_storage_t **out, const char *url,
 	const bop_storage_options_t *opts);
 

@@ -4,10 +4,15 @@
  * backup:  source -> sha256 (plain) -> compress -> age encrypt -> sha256 (stored) -> put
  *          then the manifest, last, so a backup exists only once all of it is stored.
  * restore: get -> sha256 (stored, expected) -> age decrypt -> decompress
- *          -> sha256 (plain, expected) -> sink
+ *          -> sha256 (plain, expected) -> holdback -> sink
  * The stored hash is only known at the end; data released downstream before then has
  * been authenticated chunk by chunk by age (when encrypted), and the sink is committed
- * only after every check passed.
+ * only after every check passed. Each expected tap also bounds its stream: a stored
+ * object that decodes to more than its manifest declares (a decompression bomb) fails
+ * one byte past the declared size.
+ *
+ * These two chains are built here only, for single-stream backups and for the files of
+ * multi-file backups (catalog/files.c) alike.
  */
 #include "internal.h"
 
@@ -20,7 +25,7 @@
 
 #define ID_SUFFIX_LEN 4
 #define SAVED_ERROR_MAX 2048
-#define RESTORE_HOLDBACK (256u << 10)
+#define DECODE_HOLDBACK (256u << 10)
 
 /* One backup being taken. */
 typedef struct backup_run {
@@ -30,8 +35,7 @@ typedef struct backup_run {
 	int64_t start_ms;
 	char id[32];
 	char *object;
-	bop_stage_t *plain_tap;         /* owned by the pipeline */
-	bop_stage_t *stored_tap;
+	bop__encode_taps_t taps;        /* owned by the pipeline */
 	char plain_sha256[BOP_SHA256_HEX_SIZE];
 	char stored_sha256[BOP_SHA256_HEX_SIZE];
 	uint64_t plain_bytes;
@@ -144,42 +148,103 @@ int bop__catalog_effective_level(bop_compression_t c, int level)
 	return c == BOP_COMPRESSION_ZSTD ? 3 : 6;
 }
 
-static int add_tap(bop_pipeline_t *p, bop_stage_t **tap)
-{
-	int ret = bop_stage_sha256_new(tap);
+/* ---- the encode and decode chains ---- */
 
-	if (ret < 0)
-		return ret;
-	return bop_pipeline_add_stage(p, *tap);
+/* `made` is the result of creating *stage (evaluated before *stage is read). */
+static int add_made(bop_pipeline_t *p, int made, bop_stage_t **stage)
+{
+	return made < 0 ? made : bop_pipeline_add_stage(p, *stage);
 }
 
-static int add_backup_stages(backup_run_t *run, bop_pipeline_t *p)
+int bop__catalog_add_encode(bop_pipeline_t *p, const bop_backup_options_t *o,
+	bop__encode_taps_t *taps)
 {
 	bop_compress_options_t copts = BOP_COMPRESS_OPTIONS_INIT;
 	bop_stage_t *stage = NULL;
 	int ret;
 
-	ret = add_tap(p, &run->plain_tap);
-	if (ret < 0)
-		return ret;
-	if (run->opts.compression != BOP_COMPRESSION_NONE) {
-		copts.algorithm = run->opts.compression;
-		copts.level = run->opts.level;
-		copts.threads = run->opts.threads;
-		if ((ret = bop_stage_compress_new(&stage, &copts)) < 0 ||
-		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
-			return ret;
+	taps->plain = taps->stored = NULL;
+	ret = add_made(p, bop_stage_sha256_new(&taps->plain), &taps->plain);
+	if (ret == 0 && o->compression != BOP_COMPRESSION_NONE) {
+		copts.algorithm = o->compression;
+		copts.level = o->level;
+		copts.threads = o->threads;
+		ret = add_made(p, bop_stage_compress_new(&stage, &copts), &stage);
 	}
-	if (run->opts.keys) {
-		if ((ret = bop_stage_age_encrypt_new(&stage, run->opts.keys)) < 0 ||
-		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
-			return ret;
-	}
+	if (ret == 0 && o->keys)
+		ret = add_made(p, bop_stage_age_encrypt_new(&stage, o->keys), &stage);
 	/* Stored bytes that are the plaintext need no second hash: it costs as much as zstd. */
-	if (run->opts.compression == BOP_COMPRESSION_NONE && !run->opts.keys)
-		return 0;
-	return add_tap(p, &run->stored_tap);
+	if (ret == 0 && (o->compression != BOP_COMPRESSION_NONE || o->keys))
+		ret = add_made(p, bop_stage_sha256_new(&taps->stored), &taps->stored);
+	return ret;
 }
+
+int bop__catalog_encode_result(const bop__encode_taps_t *taps, char *plain_sha256,
+	uint64_t *plain_bytes, char *stored_sha256, uint64_t *stored_bytes)
+{
+	int ret = bop_stage_sha256_result(taps->plain, plain_sha256, plain_bytes);
+
+	if (ret < 0 || taps->stored)
+		return ret < 0 ? ret : bop_stage_sha256_result(taps->stored, stored_sha256,
+			stored_bytes);
+	memcpy(stored_sha256, plain_sha256, BOP_SHA256_HEX_SIZE);
+	*stored_bytes = *plain_bytes;
+	return 0;
+}
+
+/* A tap that fails unless its stream has exactly `bytes` bytes hashing to `hex`, and
+ * fails as soon as it has more. */
+static int add_expect(bop_pipeline_t *p, const char *hex, uint64_t bytes)
+{
+	bop_stage_t *tap = NULL;
+	int ret = bop_stage_sha256_new(&tap);
+
+	if (ret == 0 && (ret = bop_stage_sha256_expect(tap, hex, bytes)) < 0) {
+		bop_stage_free(tap);
+		return ret;
+	}
+	return add_made(p, ret, &tap);
+}
+
+int bop__catalog_add_decode(bop_pipeline_t *p, const bop__decode_spec_t *d)
+{
+	bool identity = !d->encrypted && d->compression == BOP_COMPRESSION_NONE;
+	const bop__file_entry_t *e = d->expect;
+	bop_stage_t *stage = NULL;
+	int ret = 0;
+
+	/* Stored as plaintext: one hash checks both, if the manifest agrees with itself. */
+	if (identity && (e->stored_bytes != e->plain_bytes ||
+	    strcmp(e->stored_sha256, e->plain_sha256) != 0))
+		return bop__error(BOP_EINTEGRITY, "the manifest of %s is inconsistent: it is neither "
+			"compressed nor encrypted, yet its stored and plain sizes or hashes differ",
+			d->what);
+	if (!identity)
+		ret = add_expect(p, e->stored_sha256, e->stored_bytes);
+	if (ret == 0 && d->encrypted)
+		ret = add_made(p, bop_stage_age_decrypt_new(&stage, d->keys), &stage);
+	if (ret == 0 && d->compression != BOP_COMPRESSION_NONE)
+		ret = add_made(p, bop_stage_decompress_new(&stage, d->compression), &stage);
+	if (ret == 0)
+		ret = add_expect(p, e->plain_sha256, e->plain_bytes);
+	/* The target must not see the end of the stream before every check above passed. */
+	if (ret == 0)
+		ret = add_made(p, bop__stage_holdback_new(&stage, DECODE_HOLDBACK), &stage);
+	return ret;
+}
+
+int bop__catalog_decode_failed(int ret, const char *what)
+{
+	/* A stored object that does not decode is as damaged as one with a wrong hash. */
+	if (ret == BOP_EFORMAT)
+		bop__error_wrap("the stored data is damaged");
+	if (ret == BOP_EFORMAT || ret == BOP_EINTEGRITY)
+		return bop__error(BOP_EINTEGRITY, "%s: the data does not match its manifest: %s",
+			what, bop_error_last());
+	return bop__error_wrap("%s", what);
+}
+
+/* ---- backup ---- */
 
 /* The pipeline owns `source` from here on, even on failure. */
 static int build_backup(backup_run_t *run, bop_source_t *source, bop_pipeline_t **out)
@@ -199,7 +264,7 @@ static int build_backup(backup_run_t *run, bop_source_t *source, bop_pipeline_t 
 	}
 	bop__pipeline_watch(p, bop__catalog_cancel_flag(run->catalog));
 	if ((ret = bop_pipeline_set_source(p, source)) < 0 ||
-	    (ret = add_backup_stages(run, p)) < 0 ||
+	    (ret = bop__catalog_add_encode(p, &run->opts, &run->taps)) < 0 ||
 	    (ret = bop_storage_put(storage, &sink, run->object, NULL)) < 0 ||
 	    (ret = bop_pipeline_set_sink(p, sink)) < 0) {
 		bop_pipeline_free(p);
@@ -215,15 +280,9 @@ static int collect_results(backup_run_t *run, bop_pipeline_t *p)
 	bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
 	int ret;
 
-	if ((ret = bop_stage_sha256_result(run->plain_tap, run->plain_sha256, &run->plain_bytes)) < 0)
+	if ((ret = bop__catalog_encode_result(&run->taps, run->plain_sha256, &run->plain_bytes,
+			run->stored_sha256, &run->stored_bytes)) < 0)
 		return ret;
-	if (!run->stored_tap) {
-		memcpy(run->stored_sha256, run->plain_sha256, sizeof(run->stored_sha256));
-		run->stored_bytes = run->plain_bytes;
-	} else if ((ret = bop_stage_sha256_result(run->stored_tap, run->stored_sha256,
-			&run->stored_bytes)) < 0) {
-		return ret;
-	}
 	if (run->plain_bytes != bop_pipeline_bytes_in(p) || run->stored_bytes != bop_pipeline_bytes_out(p))
 		return bop__error(BOP_EINTEGRITY, "byte counts disagree: read %llu, hashed %llu; "
 			"wrote %llu, hashed %llu",
@@ -379,59 +438,17 @@ static int check_restore(const bop_manifest_t *m, const bop_restore_options_t *o
 	return 0;
 }
 
-static int add_expect_tap(bop_pipeline_t *p, const char *hex, uint64_t bytes)
+/* What the stored object of single-stream backup `m` must decode to. */
+static void decode_spec_of(bop__decode_spec_t *d, bop__file_entry_t *expect,
+	const bop_manifest_t *m, const bop_keys_t *keys, char *what, size_t what_size)
 {
-	bop_stage_t *tap = NULL;
-	int ret;
-
-	ret = bop_stage_sha256_new(&tap);
-	if (ret < 0)
-		return ret;
-	ret = bop_stage_sha256_expect(tap, hex, bytes);
-	if (ret < 0) {
-		bop_stage_free(tap);
-		return ret;
-	}
-	return bop_pipeline_add_stage(p, tap);
-}
-
-static int add_restore_stages(bop_pipeline_t *p, const bop_manifest_t *m, const bop_keys_t *keys)
-{
-	bop_stage_t *stage = NULL;
-	int ret;
-
-	bool identity = !strcmp(bop_manifest_encryption(m), "none") &&
-		bop_manifest_compression(m) == BOP_COMPRESSION_NONE;
-
-	/* Stored as plaintext: one hash checks both, if the manifest agrees with itself. */
-	if (identity && (bop_manifest_stored_bytes(m) != bop_manifest_plain_bytes(m) ||
-	    strcmp(bop_manifest_stored_sha256(m), bop_manifest_plain_sha256(m)) != 0))
-		return bop__error(BOP_EINTEGRITY, "the manifest of backup %s is inconsistent: it is "
-			"neither compressed nor encrypted, yet its stored and plain sizes or hashes differ",
-			bop_manifest_id(m));
-	if (!identity) {
-		ret = add_expect_tap(p, bop_manifest_stored_sha256(m), bop_manifest_stored_bytes(m));
-		if (ret < 0)
-			return ret;
-	}
-	if (strcmp(bop_manifest_encryption(m), "none") != 0) {
-		if ((ret = bop_stage_age_decrypt_new(&stage, keys)) < 0 ||
-		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
-			return ret;
-	}
-	if (bop_manifest_compression(m) != BOP_COMPRESSION_NONE) {
-		if ((ret = bop_stage_decompress_new(&stage, bop_manifest_compression(m))) < 0 ||
-		    (ret = bop_pipeline_add_stage(p, stage)) < 0)
-			return ret;
-	}
-	ret = add_expect_tap(p, bop_manifest_plain_sha256(m), bop_manifest_plain_bytes(m));
-	if (ret < 0)
-		return ret;
-	/* The target must not see the end of the stream before every check above passed. */
-	if ((ret = bop__stage_holdback_new(&stage, RESTORE_HOLDBACK)) < 0 ||
-	    (ret = bop_pipeline_add_stage(p, stage)) < 0)
-		return ret;
-	return 0;
+	snprintf(what, what_size, "backup %s", bop_manifest_id(m));
+	expect->stored_bytes = bop_manifest_stored_bytes(m);
+	snprintf(expect->stored_sha256, BOP_SHA256_HEX_SIZE, "%s", bop_manifest_stored_sha256(m));
+	expect->plain_bytes = bop_manifest_plain_bytes(m);
+	snprintf(expect->plain_sha256, BOP_SHA256_HEX_SIZE, "%s", bop_manifest_plain_sha256(m));
+	*d = (bop__decode_spec_t){ what, bop_manifest_compression(m),
+		strcmp(bop_manifest_encryption(m), "none") != 0, keys, expect };
 }
 
 /* Takes ownership of `sink`, even on failure. */
@@ -439,8 +456,11 @@ static int build_restore(bop_catalog_t *c, const bop_manifest_t *m,
 	const bop_restore_options_t *opts, bop_sink_t *sink, bop_pipeline_t **out)
 {
 	bop_pipeline_options_t popts = BOP_PIPELINE_OPTIONS_INIT;
+	bop__file_entry_t expect = { 0 };
+	bop__decode_spec_t spec;
 	bop_source_t *source = NULL;
 	bop_pipeline_t *p = NULL;
+	char what[64];
 	int ret;
 
 	popts.progress = opts->progress;
@@ -460,8 +480,10 @@ static int build_restore(bop_catalog_t *c, const bop_manifest_t *m,
 	}
 	if (ret == 0)
 		ret = bop_pipeline_set_source(p, source);
-	if (ret == 0)
-		ret = add_restore_stages(p, m, opts->keys);
+	if (ret == 0) {
+		decode_spec_of(&spec, &expect, m, opts->keys, what, sizeof(what));
+		ret = bop__catalog_add_decode(p, &spec);
+	}
 	if (ret < 0) {
 		bop_pipeline_free(p);
 		return ret;
@@ -488,14 +510,12 @@ static int run_restore(bop_catalog_t *c, const bop_manifest_t *m, bop_sink_t *si
 	if (ret == 0)
 		ret = bop_pipeline_run(p);
 	bop_pipeline_free(p);
-	/* A stored object that does not decode is as damaged as one with a wrong hash. */
-	if (ret == BOP_EFORMAT)
-		bop__error_wrap("the stored data is damaged");
-	if (ret == BOP_EFORMAT || ret == BOP_EINTEGRITY)
-		return bop__error(BOP_EINTEGRITY, "%s of backup %s failed: %s", what,
-			bop_manifest_id(m), bop_error_last());
-	if (ret < 0)
-		return bop__error_wrap("%s of backup %s failed", what, bop_manifest_id(m));
+	if (ret < 0) {
+		char failed[96];
+
+		snprintf(failed, sizeof(failed), "%s of backup %s failed", what, bop_manifest_id(m));
+		return bop__catalog_decode_failed(ret, failed);
+	}
 	return 0;
 }
 

@@ -4,10 +4,11 @@
  * manifest's "files" array.
  *
  * Writing a file: the caller writes to a sink that feeds one end of a socket pair; a
- * thread runs the usual backup pipeline (sha256 -> compress -> age -> sha256 -> storage)
- * reading the other end. Memory is bounded by the pipeline's buffers and the socket's.
- * Reading a file: a thread runs the restore pipeline (storage -> sha256 -> age -> zstd ->
- * sha256 -> holdback) into a socket pair, dropping the bytes before the offset; the
+ * thread runs the encode chain of catalog/backup.c (sha256 -> compress -> age -> sha256)
+ * into the storage, reading the other end. Memory is bounded by the pipeline's buffers
+ * and the socket's.
+ * Reading a file: a thread runs the decode chain of catalog/backup.c (sha256 -> age ->
+ * zstd -> sha256 -> holdback) into a socket pair, dropping the bytes before the offset; the
  * source reads the other end and reports the pipeline's result at the end. Seeking is
  * done by decoding from the start: the formats have no index.
  */
@@ -25,7 +26,6 @@
 #include <openssl/evp.h>
 
 #define PIPE_BUFFER (256u << 10)
-#define READ_HOLDBACK (256u << 10)
 #define NAME_MAX_LEN 1024
 #define KEY_NAME_MAX 80
 #define ERROR_MAX 2048
@@ -300,8 +300,7 @@ typedef struct file_writer {
 	bool finished;                  /* committed or aborted */
 	pthread_mutex_t mu;
 	bop_pipeline_t *p;              /* while the thread runs, under mu */
-	bop_stage_t *plain_tap;
-	bop_stage_t *stored_tap;
+	bop__encode_taps_t taps;
 	int result;
 	carried_error_t error;
 	uint64_t last_in;
@@ -321,33 +320,6 @@ static void writer_progress(uint64_t in, uint64_t out, void *payload)
 	if (s->opts.progress)
 		s->opts.progress(s->total_in, s->total_out, s->opts.payload);
 	pthread_mutex_unlock(&s->progress_mu);
-}
-
-/* `made` is the result of creating *stage (evaluated before *stage is read). */
-static int add_stage(bop_pipeline_t *p, int made, bop_stage_t **stage)
-{
-	return made < 0 ? made : bop_pipeline_add_stage(p, *stage);
-}
-
-static int add_encode_stages(file_writer_t *w, bop_pipeline_t *p)
-{
-	const bop_backup_options_t *o = &w->s->opts;
-	bop_compress_options_t copts = BOP_COMPRESS_OPTIONS_INIT;
-	bop_stage_t *stage = NULL;
-	int ret;
-
-	ret = add_stage(p, bop_stage_sha256_new(&w->plain_tap), &w->plain_tap);
-	if (ret == 0 && o->compression != BOP_COMPRESSION_NONE) {
-		copts.algorithm = o->compression;
-		copts.level = o->level;
-		copts.threads = o->threads;
-		ret = add_stage(p, bop_stage_compress_new(&stage, &copts), &stage);
-	}
-	if (ret == 0 && o->keys)
-		ret = add_stage(p, bop_stage_age_encrypt_new(&stage, o->keys), &stage);
-	if (ret == 0)
-		ret = add_stage(p, bop_stage_sha256_new(&w->stored_tap), &w->stored_tap);
-	return ret;
 }
 
 /* Takes `fd` (the pipeline's end of the socket pair). */
@@ -375,7 +347,7 @@ static int build_writer(file_writer_t *w, int fd)
 	if (ret == 0)
 		ret = bop_pipeline_set_source(p, src);
 	if (ret == 0)
-		ret = add_encode_stages(w, p);
+		ret = bop__catalog_add_encode(p, &w->s->opts, &w->taps);
 	if (ret == 0)
 		ret = bop_storage_put(storage, &sink, w->entry.object, NULL);
 	if (ret == 0)
@@ -396,10 +368,8 @@ static void *writer_thread(void *arg)
 
 	ret = bop_pipeline_run(p);
 	if (ret == 0)
-		ret = bop_stage_sha256_result(w->plain_tap, w->entry.plain_sha256, &w->entry.plain_bytes);
-	if (ret == 0)
-		ret = bop_stage_sha256_result(w->stored_tap, w->entry.stored_sha256,
-			&w->entry.stored_bytes);
+		ret = bop__catalog_encode_result(&w->taps, w->entry.plain_sha256,
+			&w->entry.plain_bytes, w->entry.stored_sha256, &w->entry.stored_bytes);
 	if (ret < 0)
 		carry(&w->error, ret);
 	pthread_mutex_lock(&w->mu);
@@ -796,38 +766,19 @@ static int reader_emit(const void *buf, size_t len, void *payload)
 	return 0;
 }
 
-static int add_expect(bop_pipeline_t *p, const char *hex, uint64_t bytes)
+/* What the stored object of the reader's file must decode to. */
+static void decode_spec_of(bop__decode_spec_t *d, const file_reader_t *r, char *what,
+	size_t what_size)
 {
-	bop_stage_t *tap = NULL;
-	int ret = bop_stage_sha256_new(&tap);
-
-	if (ret == 0 && (ret = bop_stage_sha256_expect(tap, hex, bytes)) < 0) {
-		bop_stage_free(tap);
-		return ret;
-	}
-	return add_stage(p, ret, &tap);
-}
-
-static int add_decode_stages(file_reader_t *r, bop_pipeline_t *p)
-{
-	bop_stage_t *stage = NULL;
-	int ret;
-
-	ret = add_expect(p, r->entry.stored_sha256, r->entry.stored_bytes);
-	if (ret == 0 && r->encrypted)
-		ret = add_stage(p, bop_stage_age_decrypt_new(&stage, r->keys), &stage);
-	if (ret == 0 && r->compression != BOP_COMPRESSION_NONE)
-		ret = add_stage(p, bop_stage_decompress_new(&stage, r->compression), &stage);
-	if (ret == 0)
-		ret = add_expect(p, r->entry.plain_sha256, r->entry.plain_bytes);
-	if (ret == 0)
-		ret = add_stage(p, bop__stage_holdback_new(&stage, READ_HOLDBACK), &stage);
-	return ret;
+	snprintf(what, what_size, "file \"%s\"", r->entry.name);
+	*d = (bop__decode_spec_t){ what, r->compression, r->encrypted, r->keys, &r->entry };
 }
 
 static int build_reader(file_reader_t *r)
 {
 	bop_pipeline_options_t popts = BOP_PIPELINE_OPTIONS_INIT;
+	char what[NAME_MAX_LEN + 16];
+	bop__decode_spec_t spec;
 	bop_source_t *src = NULL;
 	bop_sink_t *sink = NULL;
 	bop_pipeline_t *p = NULL;
@@ -845,8 +796,10 @@ static int build_reader(file_reader_t *r)
 			r->entry.object, r->entry.name);
 	if (ret == 0)
 		ret = bop_pipeline_set_source(p, src);
-	if (ret == 0)
-		ret = add_decode_stages(r, p);
+	if (ret == 0) {
+		decode_spec_of(&spec, r, what, sizeof(what));
+		ret = bop__catalog_add_decode(p, &spec);
+	}
 	if (ret == 0)
 		ret = bop_sink_callback_new(&sink, reader_emit, r);
 	if (ret == 0)
@@ -863,15 +816,12 @@ static void *reader_thread(void *arg)
 {
 	file_reader_t *r = arg;
 	bop_pipeline_t *p = r->p;
+	char what[NAME_MAX_LEN + 32];
 	int ret = bop_pipeline_run(p);
 
-	if (ret == BOP_EFORMAT)
-		bop__error_wrap("the stored data is damaged");
-	if (ret == BOP_EFORMAT || ret == BOP_EINTEGRITY)
-		ret = bop__error(BOP_EINTEGRITY, "file \"%s\" does not match its manifest: %s",
-			r->entry.name, bop_error_last());
+	snprintf(what, sizeof(what), "reading file \"%s\" failed", r->entry.name);
 	if (ret < 0)
-		carry(&r->error, ret);
+		carry(&r->error, bop__catalog_decode_failed(ret, what));
 	pthread_mutex_lock(&r->mu);
 	r->p = NULL;
 	r->result = ret;

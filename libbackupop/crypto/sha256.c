@@ -194,6 +194,12 @@ static int sha256_process(bop_stage_t *base, bop_outbuf_t *out, bop_inbuf_t *in,
 	}
 	if (n > out->size - out->pos)
 		n = out->size - out->pos;
+	/* A stream longer than expected fails before its excess goes on: a decompression
+	 * bomb stops one byte past the declared size, not at its end. */
+	if (s->expect && n > s->expect_bytes - s->bytes)
+		return bop__error(BOP_EINTEGRITY,
+			"the stream has more than the %" PRIu64 " bytes that were expected: the data was changed",
+			s->expect_bytes);
 	if (n) {
 		if (s->ring)
 			ring_push(s->ring, src, n);

@@ -102,6 +102,9 @@ BOP_EXTERN(int) bop_sink_fd_new(bop_sink_t **out, int fd, int close_fd)
 
 	if (!out || fd < 0)
 		return bop__error(BOP_EINVAL, "bop_sink_fd_new: invalid arguments");
+	if (fcntl(fd, F_GETFD) < 0)
+		return bop__error_errno(BOP_EINVAL, errno, "cannot write file descriptor %d%s", fd,
+			fd == STDOUT_FILENO ? " (standard output)" : "");
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;
@@ -122,7 +125,7 @@ typedef struct file_sink {
 	bop_sink_t base;
 	int fd;
 	char *path;
-	char *tmp;
+	char *tmp;              /* NULL when writing in place */
 	bool exclusive;
 	bool done;
 } file_sink_t;
@@ -163,7 +166,34 @@ static void file_sink_abort(bop_sink_t *base)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
-	unlink(s->tmp);
+	if (s->tmp)
+		unlink(s->tmp);
+}
+
+/* A device or FIFO written in place: what was written stays, nothing is renamed. */
+static int in_place_commit(file_sink_t *s)
+{
+	struct stat st;
+	int ret = 0;
+
+	if (fstat(s->fd, &st) == 0 && S_ISBLK(st.st_mode) && fsync(s->fd) < 0)
+		ret = bop__error_errno(BOP_EIO, errno, "syncing %s", s->path);
+	if (close(s->fd) < 0 && ret == 0)
+		ret = bop__error_errno(BOP_EIO, errno, "closing %s", s->path);
+	s->fd = -1;
+	s->done = true;
+	return ret;
+}
+
+/* Only a regular file is replaced: something else put there while we wrote is not. */
+static int check_still_replaceable(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || S_ISREG(st.st_mode))
+		return 0;
+	return bop__error(BOP_ECONFLICT, "%s is no longer a regular file (something else was put "
+		"there meanwhile): not replacing it", path);
 }
 
 static int file_sink_commit(bop_sink_t *base)
@@ -173,6 +203,8 @@ static int file_sink_commit(bop_sink_t *base)
 
 	if (s->done)
 		return bop__error(BOP_EINVAL, "%s was already finished", s->path);
+	if (!s->tmp)
+		return in_place_commit(s);
 	if (fsync(s->fd) < 0) {
 		ret = bop__error_errno(BOP_EIO, errno, "syncing %s", s->path);
 		goto fail;
@@ -191,6 +223,8 @@ static int file_sink_commit(bop_sink_t *base)
 			goto fail;
 		}
 		unlink(s->tmp);
+	} else if ((ret = check_still_replaceable(s->path)) < 0) {
+		goto fail;
 	} else if (rename(s->tmp, s->path) < 0) {
 		ret = bop__error_errno(BOP_EIO, errno, "renaming into %s", s->path);
 		goto fail;
@@ -212,21 +246,36 @@ static void file_sink_free(bop_sink_t *base)
 	free(s);
 }
 
-int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive)
+static file_sink_t *file_sink_alloc(const char *path, bool exclusive)
 {
-	file_sink_t *s;
-	int ret = 0;
+	file_sink_t *s = bop__calloc(1, sizeof(*s));
 
-	if (!out || !path || !*path)
-		return bop__error(BOP_EINVAL, "bop_sink_file_new: invalid arguments");
-	s = bop__calloc(1, sizeof(*s));
 	if (!s)
-		return BOP_ENOMEM;
+		return NULL;
 	s->fd = -1;
 	s->exclusive = exclusive;
 	s->path = bop__strdup(path);
+	if (!s->path) {
+		free(s);
+		return NULL;
+	}
+	s->base = (bop_sink_t){ BOP_SINK_VERSION, file_sink_write, file_sink_commit,
+		file_sink_abort, file_sink_free };
+	return s;
+}
+
+int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive)
+{
+	file_sink_t *s;
+	int ret;
+
+	if (!out || !path || !*path)
+		return bop__error(BOP_EINVAL, "bop_sink_file_new: invalid arguments");
+	s = file_sink_alloc(path, exclusive);
+	if (!s)
+		return BOP_ENOMEM;
 	s->tmp = bop__sprintf("%s.tmp-%ld-XXXXXX", path, (long)getpid());
-	if (!s->path || !s->tmp) {
+	if (!s->tmp) {
 		ret = BOP_ENOMEM;
 		goto fail;
 	}
@@ -235,11 +284,6 @@ int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive)
 		ret = bop__error_errno(BOP_EIO, errno, "cannot create a temporary file beside %s", path);
 		goto fail;
 	}
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = file_sink_write;
-	s->base.commit = file_sink_commit;
-	s->base.abort = file_sink_abort;
-	s->base.free = file_sink_free;
 	*out = &s->base;
 	return 0;
 fail:
@@ -250,9 +294,83 @@ fail:
 	return ret;
 }
 
+/* Opens a character or block device or a FIFO to write into it as it is. */
+static int open_in_place(bop_sink_t **out, const char *path)
+{
+	file_sink_t *s;
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return bop__error_errno(BOP_EIO, errno, "cannot open %s", path);
+	if (fstat(fd, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ||
+	    S_ISFIFO(st.st_mode))) {
+		close(fd);
+		return bop__error(BOP_ECONFLICT, "%s changed while it was being opened", path);
+	}
+	s = file_sink_alloc(path, false);
+	if (!s) {
+		close(fd);
+		return BOP_ENOMEM;
+	}
+	s->fd = fd;
+	*out = &s->base;
+	return 0;
+}
+
+/* The type of what symbolic link `path` points to (in *st); it must exist. */
+static int stat_link_target(const char *path, struct stat *st)
+{
+	if (stat(path, st) == 0)
+		return 0;
+	if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+		return bop__error(BOP_EINVAL, "%s is a symbolic link to nothing that exists: not "
+			"replacing the link (give the path of its target)", path);
+	return bop__error_errno(BOP_EIO, errno, "cannot follow the symbolic link %s", path);
+}
+
+/* The path of the regular file that symbolic link `path` points to, to replace it. */
+static int follow_link(const char *path, char **real)
+{
+	*real = realpath(path, NULL);
+	if (*real)
+		return 0;
+	return bop__error_errno(BOP_EINVAL, errno, "cannot resolve the symbolic link %s", path);
+}
+
+/*
+ * A target never gets replaced by what it was not: a regular file (or no file) is replaced
+ * through a temporary file and rename; a device or FIFO is written in place; a symbolic
+ * link is followed, its target treated the same way; anything else is refused.
+ */
 BOP_EXTERN(int) bop_sink_file_new(bop_sink_t **out, const char *path)
 {
-	return bop__sink_file_new(out, path, false);
+	char *real = NULL;
+	struct stat st;
+	int ret;
+
+	if (!out || !path || !*path)
+		return bop__error(BOP_EINVAL, "bop_sink_file_new: invalid arguments");
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return bop__sink_file_new(out, path, false);
+		return bop__error_errno(BOP_EIO, errno, "cannot write %s", path);
+	}
+	/* open() follows a link to a device or FIFO (even /dev/stdout onto a pipe); a
+	 * regular file is replaced at the path the link resolves to. */
+	if (S_ISLNK(st.st_mode) && ((ret = stat_link_target(path, &st)) < 0 ||
+	    (S_ISREG(st.st_mode) && (ret = follow_link(path, &real)) < 0)))
+		return ret;
+	if (S_ISREG(st.st_mode))
+		ret = bop__sink_file_new(out, real ? real : path, false);
+	else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode))
+		ret = open_in_place(out, path);
+	else
+		ret = bop__error(BOP_EINVAL, "cannot write %s: it is %s", path, S_ISDIR(st.st_mode) ?
+			"a directory" : "neither a regular file, a device nor a FIFO");
+	free(real);
+	return ret;
 }
 
 /* ---- callback ---- */

@@ -100,6 +100,10 @@ BOP_EXTERN(int) bop_source_fd_new(bop_source_t **out, int fd, int close_fd)
 {
 	if (!out || fd < 0)
 		return bop__error(BOP_EINVAL, "bop_source_fd_new: invalid arguments");
+	/* A closed fd would be read once something else is opened on it. */
+	if (fcntl(fd, F_GETFD) < 0)
+		return bop__error_errno(BOP_EINVAL, errno, "cannot read file descriptor %d%s", fd,
+			fd == STDIN_FILENO ? " (standard input)" : "");
 	return fd_source_make(out, fd, close_fd != 0, NULL);
 }
 

@@ -162,12 +162,30 @@ static int backend_failed(int ret, const char *what, const char *key)
 	return ret;
 }
 
+/*
+ * The backend of `url`: the registered scheme before "://", or the file backend for a
+ * plain path. "/data/a://b" and "./x:y" are paths, but a ':' in the first segment of
+ * anything else is a mistyped URL ("s3:/bucket", "s3:bucket", "::::"), never a local
+ * directory of that name: a typo must not put backups on the local disk.
+ */
+static int find_backend(const char *url, bop_storage_open_fn *open, void **payload)
+{
+	const char *sep = strstr(url, "://"), *colon = strchr(url, ':'), *slash = strchr(url, '/');
+
+	if (sep && scheme_name_valid(url, (size_t)(sep - url)))
+		return lookup(url, (size_t)(sep - url), open, payload);
+	if (colon && (!slash || colon < slash))
+		return bop__error(BOP_EINVAL, "storage URL \"%s\" is malformed: a URL is "
+			"scheme://... (s3://bucket/prefix, file:///absolute/path); a local directory "
+			"whose name has a ':' is written ./%s", url, url);
+	return 0;
+}
+
 BOP_EXTERN(int) bop_storage_open(bop_storage_t **out, const char *url,
 	const bop_storage_options_t *opts)
 {
 	bop_storage_open_fn open = bop__storage_file_open;
 	void *payload = NULL;
-	const char *sep;
 	int ret;
 
 	if (!out || !url || !*url)
@@ -176,13 +194,9 @@ BOP_EXTERN(int) bop_storage_open(bop_storage_t **out, const char *url,
 	if (opts && opts->version != BOP_STORAGE_OPTIONS_VERSION)
 		return bop__error(BOP_EVERSION, "unknown bop_storage_options_t version %u", opts->version);
 	ensure_builtins();
-	/* "/data/a://b" is a path: only a valid scheme before "://" makes a URL. */
-	sep = strstr(url, "://");
-	if (sep && scheme_name_valid(url, (size_t)(sep - url))) {
-		ret = lookup(url, (size_t)(sep - url), &open, &payload);
-		if (ret < 0)
-			return ret;
-	}
+	ret = find_backend(url, &open, &payload);
+	if (ret < 0)
+		return ret;
 	bop_error_clear();
 	ret = open(out, url, opts, payload);
 	if (ret < 0) {

@@ -106,6 +106,9 @@ typedef struct cli {
 /* Set by the SIGINT/SIGTERM handler during backup and restore. */
 extern volatile sig_atomic_t cli_interrupted;
 
+/* Standard input was closed when backupop started (main.c put /dev/null there). */
+extern bool cli_stdin_closed;
+
 /* settings.c */
 void cli_settings_init(cli_settings_t *s);
 void cli_settings_clear(cli_settings_t *s);

@@ -96,6 +96,16 @@ static int open_source(cli_t *cli, bop_source_t **out, const char **engine)
 	return ret < 0 ? cli_fail(ret, false) : 0;
 }
 
+/* Whether the backup is of standard input (open_source's last case). */
+static bool reads_stdin(const cli_t *cli)
+{
+	if (cli->exec_argv)
+		return false;
+	if (cli->input)
+		return !strcmp(cli->input, "-");
+	return !cli->settings.engine_name;
+}
+
 static int check_args(cli_t *cli, bop_compression_t *compression)
 {
 	if (cli->nargs > 0)
@@ -103,6 +113,9 @@ static int check_args(cli_t *cli, bop_compression_t *compression)
 			"after '--')", cli->args[0]);
 	if (cli->input && cli->exec_argv)
 		return cli_usage(cli, "give either -i FILE or -- COMMAND, not both");
+	if (reads_stdin(cli) && cli_stdin_closed)
+		return cli_usage(cli, "standard input is closed: pipe data in, or use -i FILE or "
+			"-- COMMAND");
 	*compression = BOP_COMPRESSION_ZSTD;
 	if (cli->settings.compression &&
 	    bop_compression_parse(compression, cli->settings.compression) < 0)

@@ -1,9 +1,38 @@
 /* backupop: the command line tool. See backupop(1). */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+bool cli_stdin_closed;
+
+/*
+ * Puts /dev/null on whichever of fds 0, 1 and 2 is closed, so that no file opened later
+ * lands there (a backup's temporary data file read back as "stdin", an error message
+ * written into an object). Returns false when that is impossible.
+ */
+static bool ensure_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (fd == STDIN_FILENO)
+			cli_stdin_closed = true;
+		/* The lowest free descriptor: this one, as those below it are open. */
+		got = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+		if (got != fd) {
+			if (got >= 0)
+				close(got);
+			return false;
+		}
+	}
+	return true;
+}
 
 int cli_open_catalog(const cli_t *cli, bop_storage_t **storage, bop_catalog_t **catalog)
 {
@@ -60,6 +89,8 @@ int main(int argc, char **argv)
 	cli_t cli;
 	int ret;
 
+	if (!ensure_std_fds())
+		return CLI_EXIT_FAILED;
 	memset(&cli, 0, sizeof(cli));
 	cli.older_than = -1;
 	cli_settings_init(&cli.settings);

@@ -42,6 +42,22 @@ static void remove_tree(char *dir)
 	free(dir);
 }
 
+/* A file storage in a new temporary directory (*root); exits when it cannot open. */
+__attribute__((unused))
+static bop_storage_t *open_tmp_storage(char **root)
+{
+	bop_storage_t *storage = NULL;
+
+	*root = make_tmpdir();
+	if (bop_storage_open(&storage, *root, NULL) < 0) {
+		printf("# cannot open storage %s: %s\n", *root, bop_error_last());
+		remove_tree(*root);
+		exit(1);
+	}
+	bop_log_set_level(BOP_LOG_ERROR);
+	return storage;
+}
+
 /* Regular files below `dir`, counted (temporary files included). */
 static int count_files_found;
 

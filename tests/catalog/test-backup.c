@@ -556,13 +556,7 @@ int main(void)
 {
 	bop_catalog_t *cat = NULL;
 
-	root = make_tmpdir();
-	if (bop_storage_open(&storage, root, NULL) < 0) {
-		printf("# cannot open storage %s: %s\n", root, bop_error_last());
-		remove_tree(root);
-		return 1;
-	}
-	bop_log_set_level(BOP_LOG_ERROR);
+	storage = open_tmp_storage(&root);
 	make_keys();
 	is_int(bop_catalog_open(&cat, storage, "shop/orders-db"), 0, "open catalog");
 	test_round_trips(cat);

@@ -266,6 +266,27 @@ static void test_offsets(bop_storage_t *st)
 	free(data);
 }
 
+/* A FIFO where an object should be would block a reader forever. */
+static void test_fifo(bop_storage_t *st, const char *root)
+{
+	char path[PATH_MAX + 32];
+	bop_source_t *src = NULL;
+
+	PATHF(path, "%s/fifo-obj", root);
+	if (mkfifo(path, 0600) < 0) {
+		skip(3, "cannot create a FIFO: %s", strerror(errno));
+		return;
+	}
+	alarm(30);      /* a hang fails the test instead of stalling it */
+	is_int(bop_storage_get(st, &src, "fifo-obj", 0), BOP_ERROR,
+		"finding 11: get of a FIFO fails at once instead of blocking");
+	alarm(0);
+	ok(contains(bop_error_last(), "not a regular file"), "finding 11: the message says it "
+		"is not a regular file: %s", bop_error_last());
+	ok(src == NULL, "finding 11: no source is returned");
+	unlink(path);
+}
+
 static void test_stat(bop_storage_t *st)
 {
 	bop_storage_stat_t info = { BOP_STORAGE_STAT_VERSION };
@@ -449,10 +470,11 @@ static void test_url_forms(void)
 	bop_storage_t *st = NULL;
 	bop_storage_options_t opts;
 	const char *settings[] = { "region", "x", NULL };
+	const char *typos[] = { "s3:/bucket/x", "s3:bucket", "::::", "1x://y" };
 	FILE *f;
 
 	if (!getcwd(cwd, sizeof(cwd)) || chdir(tmpdir) < 0) {
-		skip(8, "cannot change into the test directory");
+		skip(26, "cannot change into the test directory");
 		return;
 	}
 	ok(open_put_check("file://./rel1", "rel1/k"), "file://./rel1 is relative to the cwd");
@@ -464,7 +486,18 @@ static void test_url_forms(void)
 	PATHF(url, "%s/abs2", tmpdir);
 	PATHF(path, "%s/abs2/k", tmpdir);
 	ok(open_put_check(url, path), "a bare absolute path");
-	ok(open_put_check("1x://y", "1x:/y/k"), "\"://\" after something that is no scheme is a path");
+	PATHF(url, "%s/abs3/a://b", tmpdir);
+	PATHF(path, "%s/abs3/a:/b/k", tmpdir);
+	ok(open_put_check(url, path), "\"://\" after a '/' is part of a path");
+	ok(open_put_check("./c:d", "c:d/k"), "a ':' after a '/' is part of a relative path");
+	for (size_t i = 0; i < sizeof(typos) / sizeof(typos[0]); i++) {
+		ok(bop_storage_open(&st, typos[i], NULL) == BOP_EINVAL,
+			"finding 9: storage URL typo \"%s\" is refused", typos[i]);
+		ok(contains(bop_error_last(), "malformed"), "finding 9: the message says the URL "
+			"is malformed: %s", bop_error_last());
+		ok(!exists(typos[i]) && !exists("s3:") && !exists("1x:"),
+			"finding 9: nothing was created for \"%s\"", typos[i]);
+	}
 
 	is_int(bop_storage_open(&st, "file://", NULL), BOP_EINVAL, "file:// without a path");
 	f = fopen("plainfile", "w");
@@ -566,6 +599,7 @@ int main(void)
 	test_put_commit_abort(st, root);
 	test_exclusive(st, root);
 	test_offsets(st);
+	test_fifo(st, root);
 	test_stat(st);
 	test_list(st, root);
 	test_remove(st, root);

@@ -251,7 +251,8 @@ static int file_get(bop_storage_t *base, bop_source_t **out, const char *key, ui
 
 	if (!path)
 		return BOP_ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking, so that a FIFO in the storage fails below instead of hanging. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		ret = errno == ENOENT || errno == ENOTDIR ? not_found(fs, key)
 			: bop__error_errno(BOP_EIO, errno, "cannot open %s", path);
@@ -263,7 +264,12 @@ static int file_get(bop_storage_t *base, bop_source_t **out, const char *key, ui
 	}
 	if (!S_ISREG(st.st_mode)) {
 		ret = S_ISDIR(st.st_mode) ? not_found(fs, key)
-			: bop__error(BOP_ERROR, "%s is not a regular file", path);
+			: bop__error(BOP_ERROR, "%s is not a regular file: only regular files are "
+				"read as objects", path);
+		goto out;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		ret = bop__error_errno(BOP_EIO, errno, "cannot read %s", path);
 		goto out;
 	}
 	if (offset > (uint64_t)st.st_size) {
