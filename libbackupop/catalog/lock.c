@@ -329,10 +329,10 @@ static int claim(bop_lock_t *lock, const char *key)
 			continue;
 		}
 		if (ret == 0)
-			return bop__error(BOP_ECONFLICT, "%s is locked: %s is taking over its expired "
-				"lock", bop__catalog_name(lock->catalog), st.owner);
-		return bop__error(BOP_ECONFLICT, "%s is locked: someone else is taking over its "
-			"expired lock", bop__catalog_name(lock->catalog));
+			return bop__error(BOP_ECONFLICT, "%s is locked by %s, which is taking over "
+				"its stale lock", bop__catalog_name(lock->catalog), st.owner);
+		return bop__error(BOP_ECONFLICT, "%s is locked by another taker of its stale lock",
+			bop__catalog_name(lock->catalog));
 	}
 	if (ret < 0)
 		return ret;
@@ -340,8 +340,8 @@ static int claim(bop_lock_t *lock, const char *key)
 	ret = read_state(lock->catalog, key, &st);
 	if (ret == 0 && strcmp(st.token, lock->token) == 0)
 		return 0;
-	return bop__error(BOP_ECONFLICT, "%s is locked: someone else is taking over its expired "
-		"lock", bop__catalog_name(lock->catalog));
+	return bop__error(BOP_ECONFLICT, "%s is locked by another taker of its stale lock",
+		bop__catalog_name(lock->catalog));
 }
 
 /* Removes our claim (not one that replaced it). */
@@ -384,7 +384,16 @@ static int take_over(bop_lock_t *lock, const char *stale_token, bool remove_only
 	}
 	if (ret == 0 && !remove_only)
 		ret = create_lock(lock);
-	unclaim(lock, key);
+	if (ret < 0) {
+		/* Removing the claim must not lose the error being reported. */
+		char message[1024];
+
+		snprintf(message, sizeof(message), "%s", bop_error_last());
+		unclaim(lock, key);
+		ret = bop__error(ret, "%s", message);
+	} else {
+		unclaim(lock, key);
+	}
 out:
 	free(key);
 	return ret;
