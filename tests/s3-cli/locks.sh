@@ -66,6 +66,55 @@ expect_exit 0 "the app/db backup verifies" bop verify --storage "$S" --name app/
 expect_exit 0 "the app2 backup verifies" bop verify --storage "$S" --name app2 latest
 is "app/x.tmp still has its backup" "$(ids app/x.tmp | wc -l)" 1
 
+# ---- finding 4: the runner's start-up recovery for app during a backup of app/db ------
+RUNNER="$BOP_BUILD_ROOT/runner/daemon/backupop-runner"
+runner_recovery() {
+	local token=tok-$RANDOM$RANDOM$RANDOM port="" rid="" p db
+	cat >"$T/app.yaml" <<YAML
+name: app
+storage: '$S'
+engine:
+  exec:
+    backupCommand: [sh, -c, 'head -c 9000000 /dev/urandom; sleep 30']
+api: {listen: '127.0.0.1:0', token: '$token'}
+YAML
+	start_runner() {
+		rm -f "$T/app.state/api-port"
+		"$RUNNER" --config "$T/app.yaml" --state-dir "$T/app.state" --log-format text \
+			>>"$T/app.log" 2>&1 &
+		p=$!; BG+=("$p")
+		for _ in $(seq 100); do [ -s "$T/app.state/api-port" ] && break; sleep 0.1; done
+		port=$(cat "$T/app.state/api-port" 2>/dev/null)
+	}
+	start_runner
+	rid=$(curl -s -H "Authorization: Bearer $token" -X POST "http://127.0.0.1:$port/v1/backups" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null)
+	sleep 2
+	kill -9 "$p"; wait "$p" 2>/dev/null
+	( head -c 20M /dev/urandom; sleep 4 ) |
+		"$BOP" -q backup --storage "$S" --name app/db >"$T/db.out" 2>"$T/db.err" &
+	db=$!; BG+=("$db")
+	sleep 2
+	start_runner
+	sleep 1
+	grep -q "run $rid was interrupted" "$T/app.log"
+	is "the restarted runner of app recovers its interrupted run" $? 0
+	if [ "$MODE" = file ]; then
+		is "... and removes its leftover" \
+			"$(find "$T/store/app" -maxdepth 2 -name '*.tmp-*' | wc -l)" 0
+	fi
+	wait "$db"; st=$?
+	is "finding 4: an app/db backup running while the runner of app recovers completes" "$st" 0
+	[ "$st" = 0 ] || { sed 's/^/# app\/db: /' "$T/db.err"; grep removing "$T/app.log" | sed 's/^/# /'; }
+	kill "$p"; wait "$p" 2>/dev/null
+	expect_exit 0 "... and verifies" bop verify --storage "$S" --name app/db latest
+}
+if [ -x "$RUNNER" ] && command -v curl >/dev/null; then
+	runner_recovery
+else
+	diag "backupop-runner or curl is missing: the runner's recovery is not tested"
+fi
+
 # ---- finding 7: data without a manifest ----------------------------------------------
 old=20260101T000000Z-orph
 young=$(date -u +%Y%m%dT%H%M%SZ)-yung
