@@ -74,13 +74,9 @@ static int64_t id_time(const char *s, size_t n, bool prefix_only)
 }
 
 /* Why the part `s` (`n` characters) of a catalog name is one storage or the catalog would
- * read as its own, or NULL. */
+ * read as its own, or NULL. (Empty, "." and ".." parts are bop__catalog_path_valid()'s.) */
 static const char *reserved_part(const char *s, size_t n)
 {
-	if (n == 0)
-		return "it has an empty part";
-	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-		return "\".\" and \"..\" parts are not allowed";
 	if (memmem(s, n, ".tmp-", 5))
 		return "a part containing \".tmp-\" would be taken for a temporary file";
 	if (n >= 9 && !strncmp(s, "lock.json", 9))
