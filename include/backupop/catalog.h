@@ -227,9 +227,25 @@ BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out
 /* Removes backup `id`: its manifest first (so it stops existing at once), then its data. */
 BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id);
 
+/*
+ * Finds and removes (unless `dry_run`) what interrupted writers left in the catalog, and
+ * only in it: nested catalogs ("<name>/db") and names that share a prefix ("<name>2") are
+ * not touched. That is: a lock that expired or whose holder is provably dead (same host,
+ * boot and pid namespace, no such process), the storage's leftovers (S3: multipart
+ * uploads; file: temporary files) older than `older_than_seconds` (file: or whose writer
+ * has exited), and the objects of backups that have no manifest and started more than
+ * `older_than_seconds` ago. What the holder of a live lock may be writing (backups started
+ * since it took the lock) is left alone. Calls `cb` (may be NULL) with each key first;
+ * a non-zero return stops.
+ */
+BOP_EXTERN(int) bop_catalog_gc(bop_catalog_t *catalog, int64_t older_than_seconds,
+	int dry_run, bop_storage_list_cb cb, void *payload);
+
 /* Takes the catalog's lock for `ttl_seconds` on behalf of `owner` (free text, e.g.
  * host:pid). BOP_ECONFLICT, naming the holder and expiry, if someone else holds it and it
- * has not expired; an expired lock is taken over. */
+ * has not expired; an expired lock, or one whose holder is provably dead (it ran on this
+ * host, boot and pid namespace, and its process is gone), is taken over, by one taker
+ * only. */
 BOP_EXTERN(int) bop_catalog_lock(bop_catalog_t *catalog, bop_lock_t **out, const char *owner,
 	unsigned int ttl_seconds);
 

@@ -1,11 +1,18 @@
 /*
  * The catalog: the backups of one name in a storage. A backup is "<name>/<id>/" with a
- * data object and a manifest.json; it exists exactly when its manifest does.
+ * data object and a manifest.json; it exists exactly when its manifest does. Directly
+ * under "<name>/" are the lock and its takeover claims; any other directory there is
+ * another catalog's ("<name>/db" is a catalog of its own) or the runner's run records
+ * ("<name>/runs/"), and the catalog's cleanup never touches it. That is why a catalog
+ * name cannot have a part that storage or the catalog would read as its own (see
+ * check_name()).
  */
-#include "internal.h"
+#include "lock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MANIFEST_LEAF "manifest.json"
 #define MANIFEST_MAX_SIZE (64u << 20)
@@ -35,6 +42,76 @@ const char *bop__catalog_name(const bop_catalog_t *catalog)
 	return catalog->name;
 }
 
+/* The start time of a backup id as bop__catalog_new_id() makes them
+ * ("20261121T020000Z-k3f9"), from its first `n` characters; -1 if it is not one. With
+ * `prefix_only`, only the time part must be there. */
+static int64_t id_time(const char *s, size_t n, bool prefix_only)
+{
+	static const char pattern[] = "DDDDDDDDTDDDDDDZ-";
+	struct tm tm = { 0 };
+	size_t plen = sizeof(pattern) - 1;
+
+	if (n < plen - 1)
+		return -1;
+	for (size_t i = 0; i < plen - 1; i++) {
+		if (pattern[i] == 'D' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != pattern[i])
+			return -1;
+	}
+	if (!prefix_only) {
+		if (n <= plen || s[plen - 1] != '-')
+			return -1;
+		for (size_t i = plen; i < n; i++) {
+			if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+				return -1;
+		}
+	}
+	if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	    &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm);
+}
+
+/* Why the part `s` (`n` characters) of a catalog name is one storage or the catalog would
+ * read as its own, or NULL. (Empty, "." and ".." parts are bop__catalog_path_valid()'s.) */
+static const char *reserved_part(const char *s, size_t n)
+{
+	if (memmem(s, n, ".tmp-", 5))
+		return "a part containing \".tmp-\" would be taken for a temporary file";
+	if (n >= 9 && !strncmp(s, "lock.json", 9))
+		return "\"lock.json\" is the catalog's lock";
+	if (n == 13 && !strncmp(s, "manifest.json", 13))
+		return "\"manifest.json\" is a backup's manifest";
+	if (id_time(s, n, true) >= 0)
+		return "a part that starts like a backup id (\"20261121T020000Z\") would be taken "
+			"for a backup of the catalog above";
+	return NULL;
+}
+
+/* The one check of catalog names, for the command line tool and the runner alike. */
+static int check_name(const char *name)
+{
+	const char *p = name, *why = NULL;
+
+	if (!bop__catalog_path_valid(name))
+		return bop__error(BOP_EINVAL, "invalid catalog name \"%s\": use '/'-separated "
+			"names of printable characters without empty, \".\" or \"..\" parts and "
+			"without a leading '/'", name);
+	while (!why) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		why = reserved_part(p, n);
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (why)
+		return bop__error(BOP_EINVAL, "invalid catalog name \"%s\": %s", name, why);
+	return 0;
+}
+
 BOP_EXTERN(int) bop_catalog_open(bop_catalog_t **out, bop_storage_t *storage, const char *name)
 {
 	bop_catalog_t *c;
@@ -42,9 +119,8 @@ BOP_EXTERN(int) bop_catalog_open(bop_catalog_t **out, bop_storage_t *storage, co
 	if (!out || !storage || !name)
 		return bop__error(BOP_EINVAL, "bop_catalog_open: invalid arguments");
 	*out = NULL;
-	if (!bop__catalog_path_valid(name))
-		return bop__error(BOP_EINVAL, "invalid catalog name \"%s\": use '/'-separated "
-			"names without empty, \".\" or \"..\" parts and without a leading '/'", name);
+	if (check_name(name) < 0)
+		return BOP_EINVAL;
 	c = bop__calloc(1, sizeof(*c));
 	if (!c)
 		return BOP_ENOMEM;
@@ -301,5 +377,208 @@ BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id)
 	if (ret < 0)
 		return bop__error_wrap("backup %s of %s is removed, but its data may remain", id,
 			catalog->name);
+	return 0;
+}
+
+/* ---- garbage collection ---- */
+
+/* A backup starts after its writer took the lock; its id has a whole-second time. */
+#define GC_LOCK_SLACK 2
+
+typedef struct gc {
+	bop_catalog_t *c;
+	int64_t cutoff;                 /* ids started after this are too young */
+	int dry_run;
+	bop__lock_view_t lock;
+	key_list_t prefixes;            /* where the storage's leftovers were found */
+	bop_storage_list_cb cb;
+	void *payload;
+	size_t found;
+} gc_t;
+
+/*
+ * Whether `key` is the catalog's to clean up, and the prefix that holds it: "<name>/<id>/"
+ * for what is below a backup id made by bop__catalog_new_id(), or the key itself for
+ * what is directly under "<name>/". Anything else (a nested catalog, the runner's records)
+ * is not the catalog's: 0. `*t` is the id's start time, or -1.
+ */
+static size_t owned_prefix(const bop_catalog_t *c, const char *key, int64_t *t)
+{
+	size_t plen = strlen(c->prefix);
+	const char *rest, *slash;
+
+	*t = -1;
+	if (strncmp(key, c->prefix, plen) != 0)
+		return 0;
+	rest = key + plen;
+	slash = strchr(rest, '/');
+	if (!slash)
+		return *rest ? strlen(key) : 0;
+	*t = id_time(rest, (size_t)(slash - rest), false);
+	if (*t < 0)
+		return 0;
+	return (size_t)(slash + 1 - key);
+}
+
+/* Whether a backup started at `t` may be the one the live lock's holder is writing. */
+static bool gc_covered(const gc_t *g, int64_t t)
+{
+	return g->lock.live && (t < 0 || t + GC_LOCK_SLACK >= g->lock.since);
+}
+
+static int gc_report(gc_t *g, const char *key, const bop_storage_stat_t *st)
+{
+	int ret = 0;
+
+	g->found++;
+	if (g->cb)
+		ret = g->cb(key, st, g->payload);
+	return ret;
+}
+
+static int add_prefix(key_list_t *kl, const char *key, size_t n)
+{
+	char *p = bop__strndup(key, n);
+	int ret;
+
+	if (!p) {
+		kl->error = BOP_ENOMEM;
+		return 1;
+	}
+	for (size_t i = 0; i < kl->count; i++) {
+		if (!strcmp(kl->keys[i], p)) {
+			free(p);
+			return 0;
+		}
+	}
+	ret = collect_key(p, NULL, kl);
+	free(p);
+	return ret;
+}
+
+/* bop_storage_cleanup() callback, first pass: finds where the catalog's leftovers are. */
+static int gc_find(const char *key, const bop_storage_stat_t *st, void *payload)
+{
+	gc_t *g = payload;
+	int64_t t;
+	size_t n = owned_prefix(g->c, key, &t);
+
+	if (n == 0 || gc_covered(g, t))
+		return 0;
+	if (g->dry_run)
+		return gc_report(g, key, st);
+	return add_prefix(&g->prefixes, key, n);
+}
+
+/* Second pass, under one of the prefixes found: everything there is the catalog's. */
+static int gc_take(const char *key, const bop_storage_stat_t *st, void *payload)
+{
+	return gc_report(payload, key, st);
+}
+
+static int gc_leftovers(gc_t *g, int64_t older_than)
+{
+	bop_storage_t *s = g->c->storage;
+	int ret;
+
+	ret = bop_storage_cleanup(s, g->c->prefix, older_than, 1, gc_find, g);
+	if (ret == BOP_ENOTSUPPORTED) {
+		bop_error_clear();
+		return 0;
+	}
+	if (ret == 0 && g->prefixes.error < 0)
+		ret = g->prefixes.error;
+	if (ret < 0 || g->dry_run || g->prefixes.count == 0)
+		return ret;
+	/* A writer may have taken the lock since: look again before removing. */
+	if ((ret = bop__lock_view(g->c, &g->lock)) < 0)
+		return ret;
+	for (size_t i = 0; ret == 0 && i < g->prefixes.count; i++) {
+		const char *p = g->prefixes.keys[i];
+		int64_t t;
+
+		if (owned_prefix(g->c, p, &t) && gc_covered(g, t))
+			continue;
+		ret = bop_storage_cleanup(s, p, older_than, 0, gc_take, g);
+	}
+	return ret;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The objects of ids without a manifest: data whose backup never committed. */
+static int gc_orphans(gc_t *g)
+{
+	bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
+	key_list_t kl;
+	size_t i = 0;
+	int ret;
+
+	ret = list_keys(g->c, g->c->prefix, &kl);
+	if (ret < 0)
+		return ret;
+	if (kl.count > 1)
+		qsort(kl.keys, kl.count, sizeof(*kl.keys), compare_keys);
+	if (!g->dry_run && (ret = bop__lock_view(g->c, &g->lock)) < 0)
+		goto out;
+	while (ret == 0 && i < kl.count) {
+		int64_t t;
+		size_t n = owned_prefix(g->c, kl.keys[i], &t), end = i + 1;
+		bool has_manifest = false;
+
+		if (n == 0 || t < 0) {
+			i++;
+			continue;
+		}
+		while (end < kl.count && !strncmp(kl.keys[end], kl.keys[i], n))
+				end++;
+		for (size_t k = i; k < end; k++)
+			has_manifest |= !strcmp(kl.keys[k] + n, MANIFEST_LEAF);
+		if (t >= 0 && t <= g->cutoff && !has_manifest && !gc_covered(g, t)) {
+			for (size_t k = i; ret == 0 && k < end; k++)
+				ret = gc_report(g, kl.keys[k], &st);
+			if (ret == 0 && !g->dry_run)
+				ret = bop_storage_remove_many(g->c->storage,
+					(const char *const *)kl.keys + i, end - i);
+		}
+		i = end;
+	}
+out:
+	key_list_clear(&kl);
+	return ret;
+}
+
+static int gc_lock_report(const char *key, const bop_storage_stat_t *st, void *payload)
+{
+	return gc_report(payload, key, st);
+}
+
+BOP_EXTERN(int) bop_catalog_gc(bop_catalog_t *catalog, int64_t older_than_seconds,
+	int dry_run, bop_storage_list_cb cb, void *payload)
+{
+	gc_t g;
+	int ret;
+
+	if (!catalog || older_than_seconds < 0)
+		return bop__error(BOP_EINVAL, "bop_catalog_gc: invalid arguments");
+	memset(&g, 0, sizeof(g));
+	g.c = catalog;
+	g.cutoff = bop__now() - older_than_seconds;
+	g.dry_run = dry_run;
+	g.cb = cb;
+	g.payload = payload;
+	ret = bop__lock_collect(catalog, dry_run, gc_lock_report, &g, &g.lock);
+	if (ret == 0)
+		ret = gc_leftovers(&g, older_than_seconds);
+	if (ret == 0)
+		ret = gc_orphans(&g);
+	key_list_clear(&g.prefixes);
+	if (ret > 0)
+		ret = 0;
+	if (ret < 0)
+		return bop__error_wrap("cleaning up %s", catalog->name);
 	return 0;
 }

@@ -1,8 +1,7 @@
-/* backupop gc: find and remove what interrupted writes left behind under the catalog. */
+/* backupop gc: find and remove what interrupted writes left behind in the catalog (and only
+ * in it: never in a nested catalog's keys). */
 #include "cli.h"
 
-#include <stdlib.h>
-#include <string.h>
 
 #define CLI_GC_DEFAULT_AGE (24 * 3600)
 
@@ -27,19 +26,14 @@ static void report(const cli_t *cli, size_t found)
 		fprintf(stderr, "removed %zu leftover(s)\n", found);
 }
 
-static int clean_up(const cli_t *cli, bop_storage_t *storage, const char *prefix)
+static int clean_up(const cli_t *cli, bop_catalog_t *catalog)
 {
 	int64_t age = cli->older_than >= 0 ? cli->older_than : CLI_GC_DEFAULT_AGE;
 	size_t found = 0;
 	int ret;
 
-	ret = bop_storage_cleanup(storage, prefix, age, cli->dry_run, print_leftover, &found);
+	ret = bop_catalog_gc(catalog, age, cli->dry_run, print_leftover, &found);
 	fflush(stdout);
-	if (ret == BOP_ENOTSUPPORTED) {
-		if (!cli->quiet)
-			fputs("nothing to clean up for this storage\n", stderr);
-		return CLI_EXIT_OK;
-	}
 	if (ret < 0) {
 		fprintf(stderr, "backupop: %zu leftover(s) handled before the error\n", found);
 		return cli_fail(ret, false);
@@ -52,27 +46,16 @@ int cli_cmd_gc(cli_t *cli)
 {
 	bop_storage_t *storage = NULL;
 	bop_catalog_t *catalog = NULL;
-	char *prefix = NULL;
 	int ret;
 
 	if (cli->nargs > 0)
 		return cli_usage(cli, "unexpected argument '%s'", cli->args[0]);
-	/* Opening the catalog checks the name. Its lock is not taken: a backup that died with
-	 * its storage cannot release it, and that is when gc is wanted. The age is what keeps
-	 * a running backup's upload safe. */
+	/* The lock is not taken: a backup that died cannot release it, and that is when gc is
+	 * wanted. A live lock keeps what its holder may be writing safe; the age keeps safe
+	 * the uploads of writers that hold none. */
 	ret = cli_open_catalog(cli, &storage, &catalog);
-	if (ret)
-		goto out;
-	prefix = malloc(strlen(cli->settings.name) + 2);
-	if (!prefix) {
-		ret = cli_error(CLI_EXIT_FAILED, "out of memory");
-		goto out;
-	}
-	strcpy(prefix, cli->settings.name);
-	strcat(prefix, "/");
-	ret = clean_up(cli, storage, prefix);
-out:
-	free(prefix);
+	if (ret == 0)
+		ret = clean_up(cli, catalog);
 	bop_catalog_free(catalog);
 	bop_storage_free(storage);
 	return ret;

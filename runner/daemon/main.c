@@ -330,9 +330,10 @@ int main(int argc, char **argv)
 	if ((ret = load_config(&rn, args.config)) || (ret = open_keys(&rn)) ||
 	    (ret = check_engine(&rn)) || (ret = open_storage(&rn)))
 		goto out;
+	/* An earlier life's lock goes first, so that the recovery can clean up after it. */
+	locks_init(&rn);
 	if (runs_recover(&rn) < 0)
 		rlog(BOP_LOG_WARN, "cannot read earlier runs: %s", bop_error_last());
-	locks_init(&rn);
 	ret = setup_loop(&rn);
 	if (ret)
 		goto out;

@@ -291,60 +291,27 @@ static int by_id(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-/* Backup ids start with their UTC start time, "20261121T020000Z-...". */
-static int64_t id_time(const char *id)
+/* bop_storage_list_cb for bop_catalog_gc(): logs each leftover removed. */
+static int log_leftover(const char *key, const bop_storage_stat_t *st, void *payload)
 {
-	struct tm tm;
-	const char *end;
-
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(id, "%Y%m%dT%H%M%SZ", &tm);
-	return end ? (int64_t)timegm(&tm) : 0;
+	(void)st;
+	rlog(BOP_LOG_INFO, "removing %s: left by an interrupted run", key);
+	(void)payload;
+	return 0;
 }
 
-/* Data of a backup that started at or after `since` and has no manifest: removed. */
-static void remove_orphan_data(runner_t *rn, const key_list_t *all, int64_t since)
+/* What the interrupted backups left in the catalog, and only in it (never a nested
+ * catalog's keys): the library's gc with no age, which spares what a live lock's holder
+ * (another backupop on this catalog) may be writing. */
+static void cleanup_interrupted(runner_t *rn)
 {
-	size_t plen = strlen(rn->cfg.name) + 1;
+	bop_catalog_t *catalog = NULL;
 
-	for (size_t i = 0; i < all->count; i++) {
-		const char *rel = all->keys[i] + plen, *slash = strchr(rel, '/');
-		char *manifest = NULL;
-		bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
-
-		if (!slash || strncmp(slash + 1, "data", 4) || !strncmp(rel, "runs/", 5) ||
-		    id_time(rel) < since)
-			continue;
-		if (asprintf(&manifest, "%s/%.*s/manifest.json", rn->cfg.name, (int)(slash - rel),
-			    rel) < 0)
-			continue;
-		if (bop_storage_stat(rn->storage, manifest, &st) == BOP_ENOTFOUND) {
-			rlog(BOP_LOG_INFO, "removing %s: the data of an interrupted backup",
-				all->keys[i]);
-			if (bop_storage_remove(rn->storage, all->keys[i]) < 0)
-				rlog(BOP_LOG_WARN, "cannot remove %s: %s", all->keys[i],
-					bop_error_last());
-		}
-		free(manifest);
-	}
-}
-
-static void cleanup_interrupted(runner_t *rn, int64_t since)
-{
-	key_list_t all = { NULL, 0 };
-	char *prefix = NULL;
-	int ret;
-
-	if (asprintf(&prefix, "%s/", rn->cfg.name) < 0)
-		return;
-	ret = bop_storage_cleanup(rn->storage, prefix, 0, 0, NULL, NULL);
-	if (ret < 0 && ret != BOP_ENOTSUPPORTED)
+	if (bop_catalog_open(&catalog, rn->storage, rn->cfg.name) < 0 ||
+	    bop_catalog_gc(catalog, 0, 0, log_leftover, NULL) < 0)
 		rlog(BOP_LOG_WARN, "cannot clean up what the interrupted run left in %s: %s",
-			prefix, bop_error_last());
-	if (bop_storage_list(rn->storage, prefix, collect_key, &all) == 0)
-		remove_orphan_data(rn, &all, since);
-	key_list_clear(&all);
-	free(prefix);
+			rn->cfg.name, bop_error_last());
+	bop_catalog_free(catalog);
 }
 
 static void apply_history_limits(runner_t *rn, bop_storage_t *storage);
@@ -353,7 +320,7 @@ int runs_recover(runner_t *rn)
 {
 	key_list_t keys = { NULL, 0 };
 	char *prefix = NULL;
-	int64_t oldest_interrupted = 0;
+	bool interrupted = false;
 	int ret;
 
 	if (asprintf(&prefix, "%s/runs/", rn->cfg.name) < 0)
@@ -384,16 +351,15 @@ int runs_recover(runner_t *rn)
 			free(r->error);
 			r->error = strdup(interrupted_error);
 			run_save(rn, rn->storage, r);
-			if (r->kind == RUN_BACKUP && (!oldest_interrupted ||
-			    (r->start && r->start < oldest_interrupted)))
-				oldest_interrupted = r->start ? r->start : 1;
+			if (r->kind == RUN_BACKUP)
+				interrupted = true;
 		}
 		pthread_mutex_lock(&rn->mu);
 		runs_remember(rn, r, NULL);
 		pthread_mutex_unlock(&rn->mu);
 	}
-	if (oldest_interrupted)
-		cleanup_interrupted(rn, oldest_interrupted - 1);
+	if (interrupted)
+		cleanup_interrupted(rn);
 	key_list_clear(&keys);
 	free(prefix);
 	if (rn->nhistory > 1)

@@ -1,6 +1,8 @@
 /* The catalog lock on file:// storage: conflict, refresh, release, expiry and takeover. */
 #include "catalog-test.h"
 
+#include <sys/wait.h>
+
 static char *root;
 static bop_storage_t *storage;
 
@@ -85,6 +87,156 @@ static void test_takeover(bop_catalog_t *cat)
 	is_int(bop_lock_release(other), 0, "released");
 }
 
+/* This process's start time (field 22 of /proc/<pid>/stat), or -1. */
+static long long start_time(long long pid)
+{
+	char path[64], buf[1024];
+	const char *p;
+	long long start = -1;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%lld", &start) != 1)
+		return -1;
+	return start;
+}
+
+static void read_first_line(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "r");
+
+	out[0] = '\0';
+	if (f && fgets(out, (int)size, f))
+		out[strcspn(out, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* A live (not expired) lock of the holder `pid` with `start`, on host `host` (NULL: ours). */
+static void put_holder_lock(const char *name, const char *host, long long pid, long long start,
+	const char *token)
+{
+	char json[1024], me[256] = "", boot[64], ns[64] = "";
+	ssize_t n;
+
+	gethostname(me, sizeof(me) - 1);
+	read_first_line("/proc/sys/kernel/random/boot_id", boot, sizeof(boot));
+	n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	ns[n > 0 ? n : 0] = '\0';
+	snprintf(json, sizeof(json), "{\"owner\":\"backupop backup (pid %lld)\",\"expires\":%lld,"
+		"\"token\":\"%s\",\"since\":%lld,\"host\":\"%s\",\"boot\":\"%s\","
+		"\"pidns\":\"%s\",\"pid\":%lld,\"start\":%lld}", pid,
+		(long long)(bop__now() + 600), token, (long long)bop__now(), host ? host : me, boot,
+		ns, pid, start);
+	put_lock(name, json);
+}
+
+/* finding 6: a lock whose holder is provably dead is taken over at once. */
+static void test_dead_holder(bop_catalog_t *cat)
+{
+	long long self = (long long)getpid(), self_start = start_time(self);
+	bop_lock_t *lock = NULL;
+	pid_t child = fork();
+	int ret;
+
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);        /* its pid is now free */
+	if (self_start < 0) {
+		skip(5, "no /proc/<pid>/stat here");
+		return;
+	}
+	put_holder_lock("db", NULL, (long long)child, self_start, "aa01");
+	ret = bop_catalog_lock(cat, &lock, "next", 60);
+	is_int(ret, 0, "finding 6: a live lock of a dead process on this host is taken over at once");
+	if (ret < 0)
+		diag("%s", bop_error_last());
+	bop_lock_release(lock);
+	lock = NULL;
+
+	put_holder_lock("db", NULL, self, self_start + 1, "aa02");
+	ret = bop_catalog_lock(cat, &lock, "next", 60);
+	is_int(ret, 0, "... and one whose pid now belongs to a process started at another time");
+	bop_lock_release(lock);
+	lock = NULL;
+
+	put_holder_lock("db", NULL, self, self_start, "aa03");
+	ret = bop_catalog_lock(cat, &lock, "next", 60);
+	is_int(ret, BOP_ECONFLICT, "a lock of a live process (this one) is kept");
+	ok(strstr(bop_error_last(), "locked by backupop backup") != NULL, "naming its holder");
+
+	put_holder_lock("db", "another-host.example", (long long)child, self_start, "aa04");
+	ret = bop_catalog_lock(cat, &lock, "next", 60);
+	is_int(ret, BOP_ECONFLICT, "a lock of another host is kept until it expires");
+	put_lock("db", "{\"owner\":\"old\",\"expires\":1,\"token\":\"x\"}");
+}
+
+/* finding 5: a takeover goes through an exclusive claim on the stale lock. */
+static void test_claims(bop_catalog_t *cat)
+{
+	bop_lock_t *lock = NULL;
+	char json[512];
+	int ret;
+
+	put_lock("db", "{\"owner\":\"old\",\"expires\":1,\"token\":\"5ea1\"}");
+	snprintf(json, sizeof(json), "{\"owner\":\"taker-a\",\"expires\":%lld,\"token\":\"t1\"}",
+		(long long)(bop__now() + 60));
+	if (bop__storage_put_bytes(storage, "db/lock.json.takeover-5ea1", json, strlen(json), true) < 0)
+		exit(2);
+	ret = bop_catalog_lock(cat, &lock, "taker-b", 60);
+	is_int(ret, BOP_ECONFLICT, "finding 5: while another taker claims the expired lock, a "
+		"second taker fails");
+	ok(strstr(bop_error_last(), "db is locked by taker-a") != NULL, "saying who holds it");
+	diag("%s", bop_error_last());
+
+	snprintf(json, sizeof(json), "{\"owner\":\"taker-a\",\"expires\":%lld,\"token\":\"t1\"}",
+		(long long)(bop__now() - 1));
+	if (bop__storage_put_bytes(storage, "db/lock.json.takeover-5ea1", json, strlen(json), false) < 0)
+		exit(2);
+	ret = bop_catalog_lock(cat, &lock, "taker-b", 60);
+	is_int(ret, 0, "a claim of a taker that died (expired) is removed and the takeover goes on");
+	if (ret < 0)
+		diag("%s", bop_error_last());
+	ok(bop_storage_stat(storage, "db/lock.json.takeover-5ea1",
+		&(bop_storage_stat_t){ BOP_STORAGE_STAT_VERSION, 0, 0 }) == BOP_ENOTFOUND,
+		"and no claim is left");
+	bop_lock_release(lock);
+}
+
+/* finding 10: names storage would read as its own are refused when opening. */
+static void test_names(void)
+{
+	static const char *const bad[] = {
+		"parent/x.tmp-1-ABCDEF", "a/lock.json", "lock.json.takeover-1", "a/manifest.json",
+		"a/20261121T020000Z-abcd", "20261121T020000Z", "a//b", "a/./b", "a/../b", "a/",
+	};
+	bop_catalog_t *c = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char what[96];
+		int ret = bop_catalog_open(&c, storage, bad[i]);
+
+		snprintf(what, sizeof(what), "finding 10: catalog name \"%s\" is refused", bad[i]);
+		is_int(ret, BOP_EINVAL, what);
+		ok(strstr(bop_error_last(), "invalid catalog name") != NULL, "... saying so: %s",
+			bop_error_last());
+		bop_catalog_free(c);
+		c = NULL;
+	}
+	is_int(bop_catalog_open(&c, storage, "app/x.tmp/2026-backups"), 0,
+		"a name that only looks similar is accepted");
+	bop_catalog_free(c);
+}
+
 static void test_separate_catalogs(bop_catalog_t *cat)
 {
 	bop_catalog_t *other_cat = NULL;
@@ -116,6 +268,9 @@ int main(void)
 		"a catalog name with .. is refused");
 	test_conflict_and_release(cat);
 	test_takeover(cat);
+	test_dead_holder(cat);
+	test_claims(cat);
+	test_names();
 	test_separate_catalogs(cat);
 	bop_catalog_free(cat);
 	bop_storage_free(storage);

@@ -42,21 +42,25 @@ echo "some data" >"$T/in"
 expect_exit 0 "a backup to file storage" "$BOP" -q backup --storage "$S" --name db -i "$T/in"
 id=$(cat "$T/out")
 cat_dir="$T/store/db"
-mkdir -p "$cat_dir/20261121T000000Z-aaaa" "$cat_dir/deep/er" "$T/store/other"
+mkdir -p "$cat_dir/20261121T000000Z-aaaa" "$cat_dir/20261120T000000Z-bbbb" "$cat_dir/deep/er/20261120T000000Z-cccc" \
+	"$T/store/db2/20261120T000000Z-dddd" "$T/store/other"
 dead_tmp="$cat_dir/20261121T000000Z-aaaa/data.zst.tmp-$dead-Ab12Cd"
 live_tmp="$cat_dir/$id/manifest.json.tmp-$sleeper-xYz789"
-old_live_tmp="$cat_dir/deep/er/data.tmp-$sleeper-OLDold"
+old_live_tmp="$cat_dir/20261120T000000Z-bbbb/data.tmp-$sleeper-OLDold"
+# finding 4: a nested catalog's and a prefix-sharing sibling's leftovers are theirs.
+nested_tmp="$cat_dir/deep/er/20261120T000000Z-cccc/data.tmp-$dead-NeSt01"
+sibling_tmp="$T/store/db2/20261120T000000Z-dddd/data.tmp-$dead-SiBl01"
 other_tmp="$T/store/other/data.tmp-$dead-Zz99zz"
 lookalike="$cat_dir/deep/notes.tmp-12-short"
-for f in "$dead_tmp" "$live_tmp" "$old_live_tmp" "$other_tmp" "$lookalike"; do
+for f in "$dead_tmp" "$live_tmp" "$old_live_tmp" "$other_tmp" "$lookalike" "$nested_tmp" "$sibling_tmp"; do
 	echo partial >"$f"
 done
-touch -d '3 days ago' "$old_live_tmp"
+touch -d '3 days ago' "$old_live_tmp" "$nested_tmp" "$sibling_tmp"
 
 expect_exit 0 "gc --dry-run succeeds" "$BOP" gc --storage "$S" --name db --dry-run
 sort "$T/out" >"$T/found"
 is "it lists the dead writer's file and the one older than 24h" "$(tr '\n' '|' <"$T/found")" \
-	"db/20261121T000000Z-aaaa/data.zst.tmp-$dead-Ab12Cd|db/deep/er/data.tmp-$sleeper-OLDold|"
+	"db/20261120T000000Z-bbbb/data.tmp-$sleeper-OLDold|db/20261121T000000Z-aaaa/data.zst.tmp-$dead-Ab12Cd|"
 grep -q "nothing was removed" "$T/err"
 is "it says it removed nothing" $? 0
 is "and they are still there" "$(ls "$dead_tmp" "$old_live_tmp" 2>/dev/null | wc -l)" 2
@@ -72,7 +76,7 @@ is "the file is gone, and so is the directory it left empty" $? 0
 is "the 3-day-old file of a running writer is kept" $? 0
 
 expect_exit 0 "gc (default 24h) succeeds" "$BOP" -q gc --storage "$S" --name db
-is "it removes the file older than 24h" "$(cat "$T/out")" "db/deep/er/data.tmp-$sleeper-OLDold"
+is "it removes the file older than 24h" "$(cat "$T/out")" "db/20261120T000000Z-bbbb/data.tmp-$sleeper-OLDold"
 [ -e "$live_tmp" ] && [ -e "$other_tmp" ] && [ -e "$lookalike" ]
 is "a running writer's fresh file, another catalog's and a look-alike name are kept" $? 0
 
@@ -82,6 +86,10 @@ is "it takes every temporary file, even a running writer's" "$(cat "$T/out")" \
 expect_exit 0 "the backup still verifies" "$BOP" -q verify --storage "$S" --name db latest
 expect_exit 0 "gc of the other catalog" "$BOP" -q gc --storage "$S" --name other --older-than 0
 is "takes its file" "$(cat "$T/out")" "other/data.tmp-$dead-Zz99zz"
+[ -e "$nested_tmp" ] && [ -e "$sibling_tmp" ]
+is "finding 4: gc --older-than 0 of db leaves db/deep/er's and db2's old leftovers alone" $? 0
+expect_exit 0 "gc of the nested catalog" "$BOP" -q gc --storage "$S" --name db/deep/er --older-than 0
+is "takes its own leftover" "$(cat "$T/out")" "db/deep/er/20261120T000000Z-cccc/data.tmp-$dead-NeSt01"
 expect_exit 0 "gc with nothing to do" "$BOP" gc --storage "$S" --name db
 grep -q "removed 0 leftover" "$T/err"
 is "says it removed none" $? 0
