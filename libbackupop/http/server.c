@@ -1,6 +1,8 @@
 /*
- * The embedded HTTP server, on libmicrohttpd: a thread per connection (so handlers may
- * block on storage), routes matched by method and path pattern, optional bearer token,
+ * The embedded HTTP server, on libmicrohttpd: a pool of threads polling with epoll (an
+ * idle or slow connection costs a socket, not a thread; a handler that blocks on storage
+ * holds one thread of the pool), routes matched by method and path pattern, optional
+ * bearer token,
  * buffered bodies up to a limit or bodies streamed into a sink, responses from memory or
  * streamed from a source.
  */
@@ -17,11 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_BODY (1u << 20)
-#define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_TIMEOUT 60
+#define HEADER_TIMEOUT 10       /* seconds a connection may stay idle before its headers end */
+#define POOL_THREADS 8
 #define BLOCK (64u * 1024)
 
 typedef struct route {
@@ -812,6 +817,33 @@ static enum MHD_Result queue(bop_http_request_t *req)
 	return r;
 }
 
+/*
+ * A body without a declared length (chunked) went past the limit. libmicrohttpd queues
+ * a response only before the body or after all of it, and reading the rest is what a
+ * client flooding the server wants: the 413 is written to the socket directly, the
+ * sending side is shut, and the connection is dropped without reading further.
+ */
+static enum MHD_Result refuse_rest(bop_http_request_t *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn,
+		MHD_CONNECTION_INFO_CONNECTION_FD);
+	char body[128], head[256];
+	int blen, hlen;
+
+	blen = snprintf(body, sizeof(body), "{\"error\":\"the request body is larger than %zu bytes\"}",
+		req->server->max_body);
+	hlen = snprintf(head, sizeof(head), "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", blen);
+	req->status = 413;
+	req->queued = true;
+	if (ci && ci->connect_fd != MHD_INVALID_SOCKET) {
+		(void)!send(ci->connect_fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)!send(ci->connect_fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		shutdown(ci->connect_fd, SHUT_WR);
+	}
+	return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
 	void **con_cls)
@@ -824,6 +856,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!req)
 			return MHD_NO;
 		*con_cls = req;
+		/* The headers are in: the body and the response get the longer idle timeout. */
+		if (req->server->timeout > HEADER_TIMEOUT)
+			MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, req->server->timeout);
 		on_headers(req);
 		return req->response ? queue(req) : MHD_YES;
 	}
@@ -834,6 +869,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		else if (!req->queued)
 			buffer_chunk(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
+		if (req->too_large && !req->queued)
+			return refuse_rest(req);
 		return MHD_YES;
 	}
 	if (req->queued)
@@ -929,8 +966,8 @@ BOP_EXTERN(int) bop_http_server_port(const bop_http_server_t *server)
 
 BOP_EXTERN(int) bop_http_server_start(bop_http_server_t *s)
 {
-	unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-		MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned int per_ip = s ? s->max_connections / 4 : 0;
 
 	if (!s)
 		return bop__error(BOP_EINVAL, "bop_http_server_start: NULL server");
@@ -940,8 +977,10 @@ BOP_EXTERN(int) bop_http_server_start(bop_http_server_t *s)
 		return bop__error(BOP_EINVAL, "the server on %s was stopped; create a new one", s->listen);
 	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)POOL_THREADS,
 		MHD_OPTION_CONNECTION_LIMIT, s->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, s->timeout,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip ? per_ip : 1u,
+		MHD_OPTION_CONNECTION_TIMEOUT, s->timeout < HEADER_TIMEOUT ? s->timeout : HEADER_TIMEOUT,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		MHD_OPTION_END);

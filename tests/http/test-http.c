@@ -2,17 +2,23 @@
  * The HTTP server: routes and path parameters, 404/405/400, bearer authentication (401
  * without or with a wrong token, public routes), the body limit (413), a 50 MiB upload
  * streamed to a sink and a 50 MiB download streamed from a source with equal SHA-256,
- * concurrent requests, /metrics in the Prometheus text format, and a stop while a
- * download is in flight.
+ * concurrent requests, /metrics in the Prometheus text format, a stop while a
+ * download is in flight, a chunked body past the limit (413 at once), and /healthz
+ * answering while 70 slow clients hold connections open (slowloris).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -646,6 +652,157 @@ static void *slow_download(void *arg)
 	return NULL;
 }
 
+
+/* ---- raw connections (for what libcurl will not do) ---- */
+
+static int connect_local(void)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Finding 13: a chunked body past the limit gets 413 as soon as it crosses the limit,
+ * without the rest being read, and the connection is closed. The client sends 2 MiB of
+ * chunks but never the final empty chunk: only an early answer can arrive. */
+static void test_chunked_limit(void)
+{
+	static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN
+		"\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n";
+	char chunk[16 + 65536 + 2], answer[4096];
+	size_t chunk_len, sent = 0, got = 0, want = 2u << 20, pos = 0;
+	int fd = connect_local(), eof = 0;
+	int64_t start = bop__now_ms(), answered = -1;
+
+	ok(fd >= 0, "finding 13: connected for a chunked upload");
+	if (fd < 0)
+		return;
+	chunk_len = (size_t)snprintf(chunk, sizeof(chunk), "%x\r\n", 65536u);
+	memset(chunk + chunk_len, 'a', 65536);
+	chunk_len += 65536;
+	memcpy(chunk + chunk_len, "\r\n", 2);
+	chunk_len += 2;
+	send(fd, head, strlen(head), MSG_NOSIGNAL);
+	answer[0] = '\0';
+	while (bop__now_ms() - start < 10000 && !eof) {
+		struct pollfd p = { fd, POLLIN | (sent < want ? POLLOUT : 0), 0 };
+
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(fd, answer + got, sizeof(answer) - 1 - got, 0);
+
+			if (n <= 0) {
+				eof = 1;
+				break;
+			}
+			got += (size_t)n;
+			answer[got] = '\0';
+			if (answered < 0 && strstr(answer, "\r\n\r\n"))
+				answered = bop__now_ms() - start;
+			if (got + 1 >= sizeof(answer))
+				break;
+		} else if (p.revents & POLLOUT) {
+			ssize_t n = send(fd, chunk + pos, chunk_len - pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n < 0 && errno != EAGAIN) {
+				/* The server closed: read what it answered. */
+				sent = want;
+				continue;
+			}
+			if (n > 0 && (pos += (size_t)n) == chunk_len) {
+				pos = 0;
+				sent += 65536;
+			}
+		}
+	}
+	close(fd);
+	ok(!strncmp(answer, "HTTP/1.1 413", 12), "finding 13: a 2 MiB chunked body gets 413 before "
+		"the body ends (answer: %.12s)", answer);
+	ok(answered >= 0 && answered < 5000, "finding 13: ... promptly (%lld ms)", (long long)answered);
+	ok(eof, "finding 13: ... and the server closes the connection instead of reading the rest");
+	ok(strstr(answer, "larger than 1048576 bytes") != NULL, "finding 13: ... saying the limit");
+}
+
+/* Finding 3: 70 clients each sending one header line every 2 s (slowloris) must not take
+ * /healthz down. Loopback only, bounded: about 15 s, the sockets are closed at the end. */
+#define SLOW_CLIENTS 70
+
+typedef struct slowloris {
+	int fds[SLOW_CLIENTS];
+	atomic_bool stop;
+	int opened;
+} slowloris_t;
+
+static void *slowloris_run(void *arg)
+{
+	slowloris_t *sl = arg;
+
+	for (int i = 0; i < SLOW_CLIENTS; i++) {
+		sl->fds[i] = connect_local();
+		if (sl->fds[i] >= 0) {
+			sl->opened++;
+			send(sl->fds[i], "GET /v1/runs/x HTTP/1.1\r\nHost: x\r\n", 34, MSG_NOSIGNAL);
+		}
+	}
+	while (!atomic_load(&sl->stop)) {
+		for (int i = 0; i < 20 && !atomic_load(&sl->stop); i++)
+			usleep(100000);
+		for (int i = 0; i < SLOW_CLIENTS; i++)
+			if (sl->fds[i] >= 0)
+				send(sl->fds[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	return NULL;
+}
+
+static void test_slowloris(void)
+{
+	slowloris_t sl;
+	pthread_t t;
+	int answered = 0;
+
+	memset(&sl, 0, sizeof(sl));
+	atomic_init(&sl.stop, false);
+	pthread_create(&t, NULL, slowloris_run, &sl);
+	usleep(1500000);
+	for (int i = 0; i < 20; i++) {
+		response_t r = { 0 };
+		char url[128];
+		CURL *c = curl_easy_init();
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+		if (curl_easy_perform(c) == CURLE_OK) {
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+			answered += r.status == 200;
+		}
+		curl_easy_cleanup(c);
+		free(r.body);
+		usleep(500000);
+	}
+	atomic_store(&sl.stop, true);
+	pthread_join(t, NULL);
+	for (int i = 0; i < SLOW_CLIENTS; i++)
+		if (sl.fds[i] >= 0)
+			close(sl.fds[i]);
+	ok(sl.opened == SLOW_CLIENTS, "finding 3: %d of %d slow clients connected", sl.opened,
+		SLOW_CLIENTS);
+	ok(answered >= 19, "finding 3: /healthz answers %d of 20 times while %d slow clients hold "
+		"connections (at least 19)", answered, SLOW_CLIENTS);
+}
+
 static void test_stop_in_flight(bop_http_server_t *s)
 {
 	slow_client_t c;
@@ -721,6 +878,8 @@ int main(void)
 	test_streaming();
 	test_concurrent();
 	test_metrics(m);
+	test_chunked_limit();
+	test_slowloris();
 	test_stop_in_flight(s);
 	bop_http_server_free(s);
 	bop_metrics_free(m);
