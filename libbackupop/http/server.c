@@ -81,6 +81,9 @@ struct bop_http_request {
 	void *done_payload;
 	int stream_ret;
 	uint64_t bytes_in;
+	/* Without a connection (bop__http_server_dispatch): the headers and arguments. */
+	header_t *in_headers;
+	header_t *in_args;
 	/* The response. */
 	header_t *headers;
 	struct MHD_Response *response;
@@ -107,6 +110,26 @@ BOP_EXTERN(int) bop_http_server_options_init(bop_http_server_options_t *opts, un
 
 /* ---- requests: getters ---- */
 
+static const char *header_find(const header_t *h, const char *name, bool nocase)
+{
+	for (; h; h = h->next)
+		if (nocase ? !strcasecmp(h->name, name) : !strcmp(h->name, name))
+			return h->value;
+	return NULL;
+}
+
+static void headers_free(header_t *h)
+{
+	header_t *next;
+
+	for (; h; h = next) {
+		next = h->next;
+		free(h->name);
+		free(h->value);
+		free(h);
+	}
+}
+
 BOP_EXTERN(const char *) bop_http_request_method(const bop_http_request_t *req)
 {
 	return req ? req->method : NULL;
@@ -132,6 +155,8 @@ BOP_EXTERN(const char *) bop_http_request_query(const bop_http_request_t *req, c
 
 	if (!req || !name)
 		return NULL;
+	if (!req->conn)
+		return header_find(req->in_args, name, false);
 	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
 			&value, &value_len) != MHD_YES)
 		return NULL;
@@ -142,6 +167,8 @@ BOP_EXTERN(const char *) bop_http_request_header(const bop_http_request_t *req, 
 {
 	if (!req || !name)
 		return NULL;
+	if (!req->conn)
+		return header_find(req->in_headers, name, true);
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
@@ -728,17 +755,12 @@ static bop_http_request_t *request_new(bop_http_server_t *s, struct MHD_Connecti
 
 static void request_free(bop_http_request_t *req)
 {
-	header_t *next;
-
 	bop_sink_free(req->sink);
 	if (req->response)
 		MHD_destroy_response(req->response);
-	for (header_t *h = req->headers; h; h = next) {
-		next = h->next;
-		free(h->name);
-		free(h->value);
-		free(h);
-	}
+	headers_free(req->headers);
+	headers_free(req->in_headers);
+	headers_free(req->in_args);
 	params_clear(req);
 	free(req->body);
 	free(req->path);
@@ -916,6 +938,122 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
 	bop__log(BOP_LOG_DEBUG, "http", "%s", line);
+}
+
+/* ---- requests without a connection (tests, fuzzing) ---- */
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+		c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes n bytes of `in` as libmicrohttpd does (and '+' as a space in arguments);
+ * the result ends at a decoded NUL, as it does there. */
+static char *unescape(const char *in, size_t n, bool plus)
+{
+	char *out = bop__calloc(1, n + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; out && i < n; i++) {
+		if (in[i] == '%' && i + 2 < n && hex_digit(in[i + 1]) >= 0 &&
+		    hex_digit(in[i + 2]) >= 0) {
+			out[o++] = (char)(hex_digit(in[i + 1]) * 16 + hex_digit(in[i + 2]));
+			i += 2;
+		} else {
+			out[o++] = plus && in[i] == '+' ? ' ' : in[i];
+		}
+	}
+	return out;
+}
+
+static int add_pair(header_t **list, char *name, char *value)
+{
+	header_t *h = bop__calloc(1, sizeof(*h));
+
+	if (!h || !name || !value) {
+		free(h);
+		free(name);
+		free(value);
+		return BOP_ENOMEM;
+	}
+	h->name = name;
+	h->value = value;
+	h->next = *list;
+	*list = h;
+	return 0;
+}
+
+/* "a=1&b&c=%41" into arguments. */
+static int parse_query(bop_http_request_t *req, const char *q)
+{
+	while (*q) {
+		size_t len = strcspn(q, "&"), klen = strcspn(q, "=");
+		int ret;
+
+		if (klen > len)
+			klen = len;
+		if (len > 0 && (ret = add_pair(&req->in_args, unescape(q, klen, true),
+			    klen < len ? unescape(q + klen + 1, len - klen - 1, true) : bop__strdup(""))) < 0)
+			return ret;
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	return 0;
+}
+
+int bop__http_server_dispatch(bop_http_server_t *s, const char *method, const char *target,
+	const char *authorization, const void *body, size_t len, unsigned int *status)
+{
+	bop_http_request_t *req;
+	size_t plen;
+	char *path;
+	int ret = 0;
+
+	*status = 0;
+	if (!s || !method || !target)
+		return bop__error(BOP_EINVAL, "bop__http_server_dispatch: invalid arguments");
+	plen = strcspn(target, "?");
+	path = unescape(target, plen, false);
+	if (!path)
+		return BOP_ENOMEM;
+	req = request_new(s, NULL, path, method);
+	free(path);
+	if (!req)
+		return BOP_ENOMEM;
+	if (target[plen] == '?')
+		ret = parse_query(req, target + plen + 1);
+	if (ret == 0 && authorization)
+		ret = add_pair(&req->in_headers, bop__strdup(MHD_HTTP_HEADER_AUTHORIZATION),
+			bop__strdup(authorization));
+	if (ret == 0 && body)
+		ret = add_pair(&req->in_headers, bop__strdup(MHD_HTTP_HEADER_CONTENT_LENGTH),
+			bop__sprintf("%zu", len));
+	if (ret < 0)
+		goto out;
+	on_headers(req);
+	/* The body in uneven pieces, as it arrives from a socket. */
+	for (size_t pos = 0, piece = 1; !req->response && body && pos < len; piece = piece * 3 + 1) {
+		size_t n = len - pos < piece ? len - pos : piece;
+
+		req->bytes_in += n;
+		if (req->sink)
+			stream_chunk(req, (const char *)body + pos, n);
+		else
+			buffer_chunk(req, (const char *)body + pos, n);
+		pos += n;
+		if (req->too_large && !req->sink) {
+			too_large(req);
+			break;
+		}
+	}
+	if (!req->response)
+		on_complete(req);
+	*status = req->status;
+out:
+	request_free(req);
+	return ret;
 }
 
 /* ---- the server ---- */
