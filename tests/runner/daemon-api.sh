@@ -3,6 +3,7 @@
 #   finding 2: without api.token or api.tokenFile the runner generates a token, writes it
 #     0600 where backupop runs/status find it, and requires it (also on 0.0.0.0); it
 #     refuses to start when the file cannot be written;
+#   finding 3: 70 slow clients do not stop /healthz from answering;
 #   finding 17: an over-long or malformed backup id or body field gets 400 up front.
 . "$BOP_SOURCE_ROOT/tests/runner/lib.sh"
 
@@ -84,6 +85,47 @@ ok "finding 17: no run was queued by the bad requests ($runs_before, $runs_after
 c=$(code -X DELETE -H "Authorization: Bearer $GEN" "$URL/v1/backups/$bid")
 ok "finding 2: DELETE /v1/backups/<id> with the generated token: 204 (got $c)" test "$c" = 204
 fails "... the backup is gone" test -e "$T/store/app/$bid/manifest.json"
+
+# ---- finding 3: slow clients do not take the API down ----------------------------------
+# 70 connections each sending one header line every 2 s, for about 12 s; meanwhile 20
+# probes of /healthz with a 2 s deadline. Loopback only; every socket is closed at the end.
+ok "finding 3: /healthz answers at least 19 of 20 probes while 70 slow clients hold connections" \
+	python3 - "$PORT" <<'PY'
+import socket, sys, threading, time, urllib.request
+port = int(sys.argv[1])
+socks = []
+for _ in range(70):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+    socks.append(s)
+stop = threading.Event()
+def drip():
+    while not stop.wait(2):
+        for s in socks:
+            try:
+                s.send(b"X-Slow: 1\r\n")
+            except OSError:
+                pass
+t = threading.Thread(target=drip)
+t.start()
+answered = 0
+try:
+    time.sleep(1)
+    for _ in range(20):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=2) as r:
+                answered += r.status == 200
+        except OSError:
+            pass
+        time.sleep(0.5)
+finally:
+    stop.set()
+    t.join()
+    for s in socks:
+        s.close()
+print("answered %d of 20" % answered)
+assert answered >= 19, answered
+PY
 
 kill -TERM "$PID"
 wait "$PID"
