@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,6 +179,35 @@ int rapi_url_port(const char *url)
 	return (int)port;
 }
 
+/* Whether the URL's host is this host by its loopback or wildcard address: only there is
+ * a runner on this host surely the one asked, so only there goes its generated token. */
+static bool url_is_local(const char *url)
+{
+	static const char *const local[] = { "", "localhost", "[::1]", "[::]", "0.0.0.0", NULL };
+	const char *p = strstr(url, "://");
+	size_t len;
+
+	if (!p)
+		return false;
+	p += 3;
+	len = strcspn(p, "/?#");
+	if (memchr(p, '@', len))
+		return false;
+	if (*p != '[') {
+		const char *colon = memchr(p, ':', len);
+
+		if (colon)
+			len = (size_t)(colon - p);
+	} else {
+		len = strcspn(p, "]/?#");
+		len += p[len] == ']';
+	}
+	for (size_t i = 0; local[i]; i++)
+		if (strlen(local[i]) == len && !strncasecmp(p, local[i], len))
+			return true;
+	return len > 4 && !strncmp(p, "127.", 4) && strspn(p, "0123456789.") == len;
+}
+
 int rapi_generated_token(const char *url, char **token, char *err, size_t errlen)
 {
 	char path[1200], line[4096];
@@ -186,7 +216,8 @@ int rapi_generated_token(const char *url, char **token, char *err, size_t errlen
 	int fd, port = rapi_url_port(url);
 
 	*token = NULL;
-	if (port < 0 || rapi_token_path(port, 0, path, sizeof(path), err, errlen) < 0)
+	if (port < 0 || !url_is_local(url) ||
+	    rapi_token_path(port, 0, path, sizeof(path), err, errlen) < 0)
 		return 1;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {

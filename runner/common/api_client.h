@@ -38,7 +38,9 @@ int rapi_token_path(int port, int create, char *out, size_t outlen, char *err, s
 /* The port of an http:// or https:// URL (80 or 443 when it names none); -1 if unclear. */
 int rapi_url_port(const char *url);
 
-/* The token a runner generated for the port of `url`: 0 with *token (free it after
+/* The token a runner generated for the port of `url`, when the URL names this host by a
+ * loopback or wildcard address (localhost, 127.x.y.z, [::1], 0.0.0.0, [::] or no host;
+ * never a token for another host): 0 with *token (free it after
  * explicit_bzero), 1 when there is none to use (no file, or a directory or file that is
  * not private to the user), -1 when the file exists but cannot be read (reason in `err`). */
 int rapi_generated_token(const char *url, char **token, char *err, size_t errlen);

@@ -129,6 +129,8 @@ PY
 
 kill -TERM "$PID"
 wait "$PID"
+st=$?
+ok "the runner stops cleanly on SIGTERM (exit $st)" test "$st" -eq 0
 fails "finding 2: a runner that stops removes its generated token" test -e "$TF"
 
 # ---- finding 2: every address, and a place that cannot be written -----------------------
