@@ -3,8 +3,9 @@
  * without or with a wrong token, public routes), the body limit (413), a 50 MiB upload
  * streamed to a sink and a 50 MiB download streamed from a source with equal SHA-256,
  * concurrent requests, /metrics in the Prometheus text format, a stop while a
- * download is in flight, a chunked body past the limit (413 at once), and /healthz
- * answering while 70 slow clients hold connections open (slowloris).
+ * download is in flight, a chunked body past the limit (413 at once), /healthz
+ * answering while 70 slow clients hold connections open (slowloris), and the same
+ * request cycle without a connection (bop__http_server_dispatch, for the fuzz target).
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "internal.h"
 #include "tap.h"
 
@@ -653,6 +655,34 @@ static void *slow_download(void *arg)
 }
 
 
+/* The same request cycle without a connection (what the fuzz target drives). */
+static void test_dispatch(bop_http_server_t *s)
+{
+	static const char big[2u << 20];
+	unsigned int status = 0;
+	int ret;
+
+	ret = bop__http_server_dispatch(s, "GET", "/v1/runs/a%20b?x=1", "Bearer " TOKEN, NULL, 0,
+		&status);
+	ok(ret == 0 && status == 200, "dispatch: a routed request: 200 (%u)", status);
+	bop__http_server_dispatch(s, "GET", "/v1/runs/abc", NULL, NULL, 0, &status);
+	is_int(status, 401, "dispatch: no token: 401");
+	bop__http_server_dispatch(s, "GET", "/healthz", NULL, NULL, 0, &status);
+	is_int(status, 200, "dispatch: a public route: 200");
+	bop__http_server_dispatch(s, "GET", "/v1/%2e%2e/x", "Bearer " TOKEN, NULL, 0, &status);
+	is_int(status, 400, "dispatch: an encoded \"..\" segment: 400");
+	bop__http_server_dispatch(s, "GET", "/nowhere", "Bearer " TOKEN, NULL, 0, &status);
+	is_int(status, 404, "dispatch: an unknown path: 404");
+	bop__http_server_dispatch(s, "PUT", "/echo", "Bearer " TOKEN, NULL, 0, &status);
+	is_int(status, 405, "dispatch: another method: 405");
+	bop__http_server_dispatch(s, "POST", "/echo", "Bearer " TOKEN, "hi", 2, &status);
+	is_int(status, 200, "dispatch: a small body: 200");
+	bop__http_server_dispatch(s, "POST", "/echo", "Bearer " TOKEN, big, 5000, &status);
+	is_int(status, 200, "dispatch: a body under the limit: 200");
+	bop__http_server_dispatch(s, "POST", "/echo", "Bearer " TOKEN, big, sizeof(big), &status);
+	is_int(status, 413, "dispatch: a 2 MiB body: 413");
+}
+
 /* ---- raw connections (for what libcurl will not do) ---- */
 
 static int connect_local(void)
@@ -879,6 +909,7 @@ int main(void)
 	ok(bop_http_server_route(s, "GET", "/late", 0, h_health, NULL) == BOP_EINVAL,
 		"routes cannot be added once started");
 	port = bop_http_server_port(s);
+	test_dispatch(s);
 	test_routes();
 	test_auth();
 	test_bodies();
