@@ -224,6 +224,11 @@ BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out
 	const bop_manifest_t *m, const char *name, uint64_t offset,
 	const bop_restore_options_t *opts);
 
+/* 1 when `id` is a well-formed backup id, else 0: 1 to 128 letters, digits, '.', '_' or '-',
+ * starting with a letter or digit. The catalog refuses any other (BOP_EINVAL); callers
+ * taking ids from outside check them with this before doing work. */
+BOP_EXTERN(int) bop_catalog_id_valid(const char *id);
+
 /* Removes backup `id`: its manifest first (so it stops existing at once), then its data. */
 BOP_EXTERN(int) bop_catalog_remove(bop_catalog_t *catalog, const char *id);
 

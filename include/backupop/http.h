@@ -13,9 +13,15 @@
  * "Authorization: Bearer <token>" (compared in constant time); otherwise 401 with
  * "WWW-Authenticate: Bearer".
  *
- * Threading: each connection is served by its own thread (at most `max_connections`);
- * handlers run on those threads, possibly several at once, and may block (e.g. writing a
- * body to storage). Handlers must not call bop_http_server_stop() or _free().
+ * Threading: connections are served by a pool of 8 threads polling with epoll, so idle or
+ * slow clients cost a socket each, not a thread; handlers run on the pool's threads,
+ * possibly several at once, and may block (e.g. writing a body to storage), which holds
+ * that thread. Handlers must not call bop_http_server_stop() or _free().
+ *
+ * Limits: a connection idle for 10 s before its headers end is closed (`timeout_seconds`
+ * afterwards); one client address holds at most a quarter of `max_connections`. A
+ * buffered body over the limit gets 413, sent as soon as the limit is crossed when the
+ * body is chunked (the connection is then closed without reading the rest).
  *
  * Requests are logged at DEBUG (method, path, status, bytes, time); headers, the query
  * string and bodies are never logged.
@@ -44,7 +50,8 @@ typedef struct bop_http_server_options {
 	/* Largest body of a buffered (non-streaming) request; larger ones get 413.
 	 * 0: 1 MiB. */
 	size_t max_body_bytes;
-	/* Connections served at once; more wait in the listen queue. 0: 64. */
+	/* Connections open at once (more are refused); a quarter of it per client address.
+	 * 0: 1024. */
 	unsigned int max_connections;
 	/* A connection idle for this long is closed. 0: 60 seconds. */
 	unsigned int timeout_seconds;

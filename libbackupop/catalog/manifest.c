@@ -116,6 +116,11 @@ bool bop__catalog_id_valid(const char *id)
 	return true;
 }
 
+BOP_EXTERN(int) bop_catalog_id_valid(const char *id)
+{
+	return bop__catalog_id_valid(id);
+}
+
 void bop__catalog_format_time(char *out, size_t size, int64_t t)
 {
 	time_t tt = (time_t)t;

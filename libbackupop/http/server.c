@@ -1,6 +1,8 @@
 /*
- * The embedded HTTP server, on libmicrohttpd: a thread per connection (so handlers may
- * block on storage), routes matched by method and path pattern, optional bearer token,
+ * The embedded HTTP server, on libmicrohttpd: a pool of threads polling with epoll (an
+ * idle or slow connection costs a socket, not a thread; a handler that blocks on storage
+ * holds one thread of the pool), routes matched by method and path pattern, optional
+ * bearer token,
  * buffered bodies up to a limit or bodies streamed into a sink, responses from memory or
  * streamed from a source.
  */
@@ -17,11 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_BODY (1u << 20)
-#define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_TIMEOUT 60
+#define HEADER_TIMEOUT 10       /* seconds a connection may stay idle before its headers end */
+#define POOL_THREADS 8
 #define BLOCK (64u * 1024)
 
 typedef struct route {
@@ -76,6 +81,9 @@ struct bop_http_request {
 	void *done_payload;
 	int stream_ret;
 	uint64_t bytes_in;
+	/* Without a connection (bop__http_server_dispatch): the headers and arguments. */
+	header_t *in_headers;
+	header_t *in_args;
 	/* The response. */
 	header_t *headers;
 	struct MHD_Response *response;
@@ -102,6 +110,26 @@ BOP_EXTERN(int) bop_http_server_options_init(bop_http_server_options_t *opts, un
 
 /* ---- requests: getters ---- */
 
+static const char *header_find(const header_t *h, const char *name, bool nocase)
+{
+	for (; h; h = h->next)
+		if (nocase ? !strcasecmp(h->name, name) : !strcmp(h->name, name))
+			return h->value;
+	return NULL;
+}
+
+static void headers_free(header_t *h)
+{
+	header_t *next;
+
+	for (; h; h = next) {
+		next = h->next;
+		free(h->name);
+		free(h->value);
+		free(h);
+	}
+}
+
 BOP_EXTERN(const char *) bop_http_request_method(const bop_http_request_t *req)
 {
 	return req ? req->method : NULL;
@@ -127,6 +155,8 @@ BOP_EXTERN(const char *) bop_http_request_query(const bop_http_request_t *req, c
 
 	if (!req || !name)
 		return NULL;
+	if (!req->conn)
+		return header_find(req->in_args, name, false);
 	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
 			&value, &value_len) != MHD_YES)
 		return NULL;
@@ -137,6 +167,8 @@ BOP_EXTERN(const char *) bop_http_request_header(const bop_http_request_t *req, 
 {
 	if (!req || !name)
 		return NULL;
+	if (!req->conn)
+		return header_find(req->in_headers, name, true);
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
@@ -723,17 +755,12 @@ static bop_http_request_t *request_new(bop_http_server_t *s, struct MHD_Connecti
 
 static void request_free(bop_http_request_t *req)
 {
-	header_t *next;
-
 	bop_sink_free(req->sink);
 	if (req->response)
 		MHD_destroy_response(req->response);
-	for (header_t *h = req->headers; h; h = next) {
-		next = h->next;
-		free(h->name);
-		free(h->value);
-		free(h);
-	}
+	headers_free(req->headers);
+	headers_free(req->in_headers);
+	headers_free(req->in_args);
 	params_clear(req);
 	free(req->body);
 	free(req->path);
@@ -812,6 +839,33 @@ static enum MHD_Result queue(bop_http_request_t *req)
 	return r;
 }
 
+/*
+ * A body without a declared length (chunked) went past the limit. libmicrohttpd queues
+ * a response only before the body or after all of it, and reading the rest is what a
+ * client flooding the server wants: the 413 is written to the socket directly, the
+ * sending side is shut, and the connection is dropped without reading further.
+ */
+static enum MHD_Result refuse_rest(bop_http_request_t *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn,
+		MHD_CONNECTION_INFO_CONNECTION_FD);
+	char body[128], head[256];
+	int blen, hlen;
+
+	blen = snprintf(body, sizeof(body), "{\"error\":\"the request body is larger than %zu bytes\"}",
+		req->server->max_body);
+	hlen = snprintf(head, sizeof(head), "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", blen);
+	req->status = 413;
+	req->queued = true;
+	if (ci && ci->connect_fd != MHD_INVALID_SOCKET) {
+		(void)!send(ci->connect_fd, head, (size_t)hlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)!send(ci->connect_fd, body, (size_t)blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		shutdown(ci->connect_fd, SHUT_WR);
+	}
+	return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
 	void **con_cls)
@@ -824,6 +878,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!req)
 			return MHD_NO;
 		*con_cls = req;
+		/* The headers are in: the body and the response get the longer idle timeout. */
+		if (req->server->timeout > HEADER_TIMEOUT)
+			MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, req->server->timeout);
 		on_headers(req);
 		return req->response ? queue(req) : MHD_YES;
 	}
@@ -834,6 +891,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		else if (!req->queued)
 			buffer_chunk(req, upload_data, *upload_data_size);
 		*upload_data_size = 0;
+		if (req->too_large && !req->queued)
+			return refuse_rest(req);
 		return MHD_YES;
 	}
 	if (req->queued)
@@ -879,6 +938,122 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
 	bop__log(BOP_LOG_DEBUG, "http", "%s", line);
+}
+
+/* ---- requests without a connection (tests, fuzzing) ---- */
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+		c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes n bytes of `in` as libmicrohttpd does (and '+' as a space in arguments);
+ * the result ends at a decoded NUL, as it does there. */
+static char *unescape(const char *in, size_t n, bool plus)
+{
+	char *out = bop__calloc(1, n + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; out && i < n; i++) {
+		if (in[i] == '%' && i + 2 < n && hex_digit(in[i + 1]) >= 0 &&
+		    hex_digit(in[i + 2]) >= 0) {
+			out[o++] = (char)(hex_digit(in[i + 1]) * 16 + hex_digit(in[i + 2]));
+			i += 2;
+		} else {
+			out[o++] = plus && in[i] == '+' ? ' ' : in[i];
+		}
+	}
+	return out;
+}
+
+static int add_pair(header_t **list, char *name, char *value)
+{
+	header_t *h = bop__calloc(1, sizeof(*h));
+
+	if (!h || !name || !value) {
+		free(h);
+		free(name);
+		free(value);
+		return BOP_ENOMEM;
+	}
+	h->name = name;
+	h->value = value;
+	h->next = *list;
+	*list = h;
+	return 0;
+}
+
+/* "a=1&b&c=%41" into arguments. */
+static int parse_query(bop_http_request_t *req, const char *q)
+{
+	while (*q) {
+		size_t len = strcspn(q, "&"), klen = strcspn(q, "=");
+		int ret;
+
+		if (klen > len)
+			klen = len;
+		if (len > 0 && (ret = add_pair(&req->in_args, unescape(q, klen, true),
+			    klen < len ? unescape(q + klen + 1, len - klen - 1, true) : bop__strdup(""))) < 0)
+			return ret;
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	return 0;
+}
+
+int bop__http_server_dispatch(bop_http_server_t *s, const char *method, const char *target,
+	const char *authorization, const void *body, size_t len, unsigned int *status)
+{
+	bop_http_request_t *req;
+	size_t plen;
+	char *path;
+	int ret = 0;
+
+	*status = 0;
+	if (!s || !method || !target)
+		return bop__error(BOP_EINVAL, "bop__http_server_dispatch: invalid arguments");
+	plen = strcspn(target, "?");
+	path = unescape(target, plen, false);
+	if (!path)
+		return BOP_ENOMEM;
+	req = request_new(s, NULL, path, method);
+	free(path);
+	if (!req)
+		return BOP_ENOMEM;
+	if (target[plen] == '?')
+		ret = parse_query(req, target + plen + 1);
+	if (ret == 0 && authorization)
+		ret = add_pair(&req->in_headers, bop__strdup(MHD_HTTP_HEADER_AUTHORIZATION),
+			bop__strdup(authorization));
+	if (ret == 0 && body)
+		ret = add_pair(&req->in_headers, bop__strdup(MHD_HTTP_HEADER_CONTENT_LENGTH),
+			bop__sprintf("%zu", len));
+	if (ret < 0)
+		goto out;
+	on_headers(req);
+	/* The body in uneven pieces, as it arrives from a socket. */
+	for (size_t pos = 0, piece = 1; !req->response && body && pos < len; piece = piece * 3 + 1) {
+		size_t n = len - pos < piece ? len - pos : piece;
+
+		req->bytes_in += n;
+		if (req->sink)
+			stream_chunk(req, (const char *)body + pos, n);
+		else
+			buffer_chunk(req, (const char *)body + pos, n);
+		pos += n;
+		if (req->too_large && !req->sink) {
+			too_large(req);
+			break;
+		}
+	}
+	if (!req->response)
+		on_complete(req);
+	*status = req->status;
+out:
+	request_free(req);
+	return ret;
 }
 
 /* ---- the server ---- */
@@ -929,8 +1104,8 @@ BOP_EXTERN(int) bop_http_server_port(const bop_http_server_t *server)
 
 BOP_EXTERN(int) bop_http_server_start(bop_http_server_t *s)
 {
-	unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-		MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned int per_ip = s ? s->max_connections / 4 : 0;
 
 	if (!s)
 		return bop__error(BOP_EINVAL, "bop_http_server_start: NULL server");
@@ -940,8 +1115,10 @@ BOP_EXTERN(int) bop_http_server_start(bop_http_server_t *s)
 		return bop__error(BOP_EINVAL, "the server on %s was stopped; create a new one", s->listen);
 	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)POOL_THREADS,
 		MHD_OPTION_CONNECTION_LIMIT, s->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, s->timeout,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip ? per_ip : 1u,
+		MHD_OPTION_CONNECTION_TIMEOUT, s->timeout < HEADER_TIMEOUT ? s->timeout : HEADER_TIMEOUT,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		MHD_OPTION_END);

@@ -46,6 +46,15 @@ static int api_base(const cli_t *cli, char **url, char **token)
 			return ret;
 	} else if (cli->settings.api_token) {
 		*token = strdup(cli->settings.api_token);
+	} else {
+		/* A runner without a configured token generated one for its port. */
+		char err[512];
+
+		ret = rapi_generated_token(*url, token, err, sizeof(err));
+		if (ret < 0)
+			return cli_error(CLI_EXIT_FAILED, "%s", err);
+		if (ret == 0 && strlen(*token) >= 4)
+			bop_log_add_secret(*token);
 	}
 	return 0;
 }

@@ -5,12 +5,19 @@
  * storage for catalog listings.
  */
 #include "runner.h"
+#include "api_request.h"
 
+#include <api_client.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static const double duration_buckets[] = { 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600,
 	7200, 21600 };
@@ -77,42 +84,21 @@ static json_object *run_json(const run_t *r)
 	return o;
 }
 
-/* {"backup": "latest"|id} or an empty body. NULL backup: latest. */
-static int parse_body(bop_http_request_t *req, char **backup)
-{
-	size_t len = 0;
-	const char *body = bop_http_request_body(req, &len);
-	json_object *o, *v;
-
-	*backup = NULL;
-	if (!body || !len)
-		return 0;
-	o = json_tokener_parse(body);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return -1;
-	}
-	if (json_object_object_get_ex(o, "backup", &v)) {
-		if (!json_object_is_type(v, json_type_string) || !*json_object_get_string(v) ||
-		    strchr(json_object_get_string(v), '/')) {
-			json_object_put(o);
-			return -1;
-		}
-		*backup = strdup(json_object_get_string(v));
-	}
-	json_object_put(o);
-	return 0;
-}
-
 static int post_run(bop_http_request_t *req, runner_t *rn, run_kind_t kind)
 {
-	char *backup = NULL, location[128];
+	char *backup = NULL, location[128], why[512];
+	size_t len = 0;
+	const char *body = bop_http_request_body(req, &len);
 	run_t *r, **p;
+	int ret;
 
-	if (parse_body(req, &backup) < 0)
-		return bop_http_respond_error(req, 400, "the body must be a JSON object such as "
-			"{\"backup\": \"latest\"} (a backup id or \"latest\")");
-	r = run_new(kind, RUN_API, backup && strcmp(backup, "latest") ? backup : NULL);
+	/* Everything is checked here: a bad request gets 400, never a run that fails later. */
+	ret = api_parse_run_body(body, len, kind != RUN_BACKUP, &backup, why, sizeof(why));
+	if (ret == -1)
+		return bop_http_respond_error(req, 400, why);
+	if (ret < 0)
+		return bop_http_respond_error(req, 500, "out of memory");
+	r = run_new(kind, RUN_API, backup);
 	free(backup);
 	if (!r)
 		return bop_http_respond_error(req, 500, "out of memory");
@@ -191,8 +177,11 @@ static int h_backup_delete(bop_http_request_t *req, void *payload)
 	const char *id = bop_http_request_param(req, "id");
 	bop_storage_t *storage = NULL;
 	bop_catalog_t *catalog = NULL;
+	char why[512];
 	int ret;
 
+	if (!api_backup_id_ok(id, why, sizeof(why)))
+		return bop_http_respond_error(req, 400, why);
 	if (rn->cfg.mode == RCFG_MODE_SINGLE)
 		return bop_http_respond_error(req, 404, "mode single keeps no catalog");
 	ret = open_catalog(rn, &storage, &catalog);
@@ -344,21 +333,102 @@ static const route_t routes[] = {
 	{ "GET", "/readyz", BOP_HTTP_ROUTE_PUBLIC, h_readyz },
 };
 
+/* ---- a token when none is configured ---- */
+
+static int token_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int token_error(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return bop_error_set(BOP_EIO, msg);
+}
+
+/* 32 random bytes in hex. */
+static int random_token(char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[32];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return token_error("cannot generate an API token: getrandom: %s",
+				strerror(errno));
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[64] = '\0';
+	explicit_bzero(raw, sizeof(raw));
+	return 0;
+}
+
+/* Writes the generated token where backupop runs/status look for it (api_client.h):
+ * 0600, through a temporary file renamed into place. */
+static int write_token(runner_t *rn, int port, const char *token)
+{
+	char path[1200], tmp[1300], err[1400];
+	size_t len = strlen(token);
+	int fd, ok;
+
+	if (rapi_token_path(port, 1, path, sizeof(path), err, sizeof(err)) < 0)
+		return token_error("api.token and api.tokenFile are not set, and the "
+			"generated token cannot be written: %s", err);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return token_error("api.token and api.tokenFile are not set, and the "
+			"generated token cannot be written to %s: %s", tmp, strerror(errno));
+	ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		return token_error("api.token and api.tokenFile are not set, and the "
+			"generated token cannot be written to %s: %s", path, strerror(e));
+	}
+	rn->api_token_path = strdup(path);
+	rlog(BOP_LOG_INFO, "api.token and api.tokenFile are not set: the API requires a token "
+		"generated at start, written to %s (backupop runs and status on this host read it "
+		"from there)", path);
+	return 0;
+}
+
 int api_start(runner_t *rn)
 {
 	bop_http_server_options_t opts;
 	bop_http_server_t *server = NULL;
+	char generated[65];
 	int ret;
 
 	if (!rn->cfg.api_listen)
 		return 0;
-	if (!rn->cfg.api_token)
-		rlog(BOP_LOG_WARN, "the API at %s has no token: anyone who can reach it can "
-			"start runs (set api.token or api.tokenFile)", rn->cfg.api_listen);
 	bop_http_server_options_init(&opts, BOP_HTTP_SERVER_OPTIONS_VERSION);
 	opts.listen = rn->cfg.api_listen;
 	opts.token = rn->cfg.api_token;
+	/* The API is never open: without a configured token it gets a random one. */
+	if (!opts.token || !*opts.token) {
+		if ((ret = random_token(generated)) < 0)
+			return ret;
+		opts.token = generated;
+	}
 	ret = bop_http_server_new(&server, &opts);
+	if (ret == 0 && opts.token == generated)
+		ret = write_token(rn, bop_http_server_port(server), generated);
+	explicit_bzero(generated, sizeof(generated));
 	for (size_t i = 0; ret == 0 && i < sizeof(routes) / sizeof(routes[0]); i++)
 		ret = bop_http_server_route(server, routes[i].method, routes[i].pattern,
 			routes[i].flags, routes[i].handler, rn);
@@ -381,4 +451,9 @@ int api_start(runner_t *rn)
 void api_stop(runner_t *rn)
 {
 	bop_http_server_stop(rn->api);
+	if (rn->api_token_path) {
+		unlink(rn->api_token_path);
+		free(rn->api_token_path);
+		rn->api_token_path = NULL;
+	}
 }

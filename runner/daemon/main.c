@@ -288,6 +288,7 @@ static void runner_free(runner_t *rn)
 		uv_run(rn->loop, UV_RUN_DEFAULT);
 		uv_loop_close(rn->loop);
 	}
+	api_stop(rn);           /* also removes a generated token's file */
 	bop_http_server_free(rn->api);
 	bop_metrics_free(rn->metrics);
 	for (int i = 0; i < 2; i++)

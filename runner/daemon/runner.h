@@ -75,6 +75,7 @@ typedef struct runner {
 	bool ready;
 	char lock_owner[512];           /* "backupop-runner:<name>:<host>:<pid>" */
 	void *api;                      /* the HTTP server, when built with one */
+	char *api_token_path;           /* the token generated without api.token, or NULL */
 	crdb_endpoint_t *crdb;          /* the cockroach endpoint of the running run, under mu */
 
 	pthread_mutex_t mu;

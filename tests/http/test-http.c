@@ -2,20 +2,28 @@
  * The HTTP server: routes and path parameters, 404/405/400, bearer authentication (401
  * without or with a wrong token, public routes), the body limit (413), a 50 MiB upload
  * streamed to a sink and a 50 MiB download streamed from a source with equal SHA-256,
- * concurrent requests, /metrics in the Prometheus text format, and a stop while a
- * download is in flight.
+ * concurrent requests, /metrics in the Prometheus text format, a stop while a
+ * download is in flight, a chunked body past the limit (413 at once), /healthz
+ * answering while 70 slow clients hold connections open (slowloris), and the same
+ * request cycle without a connection (bop__http_server_dispatch, for the fuzz target).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "internal.h"
 #include "tap.h"
 
@@ -646,6 +654,185 @@ static void *slow_download(void *arg)
 	return NULL;
 }
 
+
+/* The same request cycle without a connection (what the fuzz target drives). */
+static void test_dispatch(bop_http_server_t *s)
+{
+	static const char big[2u << 20];
+	unsigned int status = 0;
+	int ret;
+
+	ret = bop__http_server_dispatch(s, "GET", "/v1/runs/a%20b?x=1", "Bearer " TOKEN, NULL, 0,
+		&status);
+	ok(ret == 0 && status == 200, "dispatch: a routed request: 200 (%u)", status);
+	bop__http_server_dispatch(s, "GET", "/v1/runs/abc", NULL, NULL, 0, &status);
+	is_int(status, 401, "dispatch: no token: 401");
+	bop__http_server_dispatch(s, "GET", "/healthz", NULL, NULL, 0, &status);
+	is_int(status, 200, "dispatch: a public route: 200");
+	bop__http_server_dispatch(s, "GET", "/v1/%2e%2e/x", "Bearer " TOKEN, NULL, 0, &status);
+	is_int(status, 400, "dispatch: an encoded \"..\" segment: 400");
+	bop__http_server_dispatch(s, "GET", "/nowhere", "Bearer " TOKEN, NULL, 0, &status);
+	is_int(status, 404, "dispatch: an unknown path: 404");
+	bop__http_server_dispatch(s, "PUT", "/echo", "Bearer " TOKEN, NULL, 0, &status);
+	is_int(status, 405, "dispatch: another method: 405");
+	bop__http_server_dispatch(s, "POST", "/echo", "Bearer " TOKEN, "hi", 2, &status);
+	is_int(status, 200, "dispatch: a small body: 200");
+	bop__http_server_dispatch(s, "POST", "/echo", "Bearer " TOKEN, big, 5000, &status);
+	is_int(status, 200, "dispatch: a body under the limit: 200");
+	bop__http_server_dispatch(s, "POST", "/echo", "Bearer " TOKEN, big, sizeof(big), &status);
+	is_int(status, 413, "dispatch: a 2 MiB body: 413");
+}
+
+/* ---- raw connections (for what libcurl will not do) ---- */
+
+static int connect_local(void)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Finding 13: a chunked body past the limit gets 413 as soon as it crosses the limit,
+ * without the rest being read, and the connection is closed. The client sends 2 MiB of
+ * chunks but never the final empty chunk: only an early answer can arrive. */
+static void test_chunked_limit(void)
+{
+	static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN
+		"\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n";
+	char chunk[16 + 65536 + 2], answer[4096];
+	size_t chunk_len, sent = 0, got = 0, want = 2u << 20, pos = 0;
+	int fd = connect_local(), eof = 0;
+	int64_t start = bop__now_ms(), answered = -1;
+
+	ok(fd >= 0, "finding 13: connected for a chunked upload");
+	if (fd < 0)
+		return;
+	chunk_len = (size_t)snprintf(chunk, sizeof(chunk), "%x\r\n", 65536u);
+	memset(chunk + chunk_len, 'a', 65536);
+	chunk_len += 65536;
+	memcpy(chunk + chunk_len, "\r\n", 2);
+	chunk_len += 2;
+	send(fd, head, strlen(head), MSG_NOSIGNAL);
+	answer[0] = '\0';
+	while (bop__now_ms() - start < 10000 && !eof) {
+		struct pollfd p = { fd, POLLIN | (sent < want ? POLLOUT : 0), 0 };
+
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(fd, answer + got, sizeof(answer) - 1 - got, 0);
+
+			if (n <= 0) {
+				eof = 1;
+				break;
+			}
+			got += (size_t)n;
+			answer[got] = '\0';
+			if (answered < 0 && strstr(answer, "\r\n\r\n"))
+				answered = bop__now_ms() - start;
+			if (got + 1 >= sizeof(answer))
+				break;
+		} else if (p.revents & POLLOUT) {
+			ssize_t n = send(fd, chunk + pos, chunk_len - pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n < 0 && errno != EAGAIN) {
+				/* The server closed: read what it answered. */
+				sent = want;
+				continue;
+			}
+			if (n > 0 && (pos += (size_t)n) == chunk_len) {
+				pos = 0;
+				sent += 65536;
+			}
+		}
+	}
+	close(fd);
+	ok(!strncmp(answer, "HTTP/1.1 413", 12), "finding 13: a 2 MiB chunked body gets 413 before "
+		"the body ends (answer: %.12s)", answer);
+	ok(answered >= 0 && answered < 5000, "finding 13: ... promptly (%lld ms)", (long long)answered);
+	ok(eof, "finding 13: ... and the server closes the connection instead of reading the rest");
+	ok(strstr(answer, "larger than 1048576 bytes") != NULL, "finding 13: ... saying the limit");
+}
+
+/* Finding 3: 70 clients each sending one header line every 2 s (slowloris) must not take
+ * /healthz down. Loopback only, bounded: about 15 s, the sockets are closed at the end. */
+#define SLOW_CLIENTS 70
+
+typedef struct slowloris {
+	int fds[SLOW_CLIENTS];
+	atomic_bool stop;
+	int opened;
+} slowloris_t;
+
+static void *slowloris_run(void *arg)
+{
+	slowloris_t *sl = arg;
+
+	for (int i = 0; i < SLOW_CLIENTS; i++) {
+		sl->fds[i] = connect_local();
+		if (sl->fds[i] >= 0) {
+			sl->opened++;
+			send(sl->fds[i], "GET /v1/runs/x HTTP/1.1\r\nHost: x\r\n", 34, MSG_NOSIGNAL);
+		}
+	}
+	while (!atomic_load(&sl->stop)) {
+		for (int i = 0; i < 20 && !atomic_load(&sl->stop); i++)
+			usleep(100000);
+		for (int i = 0; i < SLOW_CLIENTS; i++)
+			if (sl->fds[i] >= 0)
+				send(sl->fds[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	return NULL;
+}
+
+static void test_slowloris(void)
+{
+	slowloris_t sl;
+	pthread_t t;
+	int answered = 0;
+
+	memset(&sl, 0, sizeof(sl));
+	atomic_init(&sl.stop, false);
+	pthread_create(&t, NULL, slowloris_run, &sl);
+	usleep(1500000);
+	for (int i = 0; i < 20; i++) {
+		response_t r = { 0 };
+		char url[128];
+		CURL *c = curl_easy_init();
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+		if (curl_easy_perform(c) == CURLE_OK) {
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+			answered += r.status == 200;
+		}
+		curl_easy_cleanup(c);
+		free(r.body);
+		usleep(500000);
+	}
+	atomic_store(&sl.stop, true);
+	pthread_join(t, NULL);
+	for (int i = 0; i < SLOW_CLIENTS; i++)
+		if (sl.fds[i] >= 0)
+			close(sl.fds[i]);
+	ok(sl.opened == SLOW_CLIENTS, "finding 3: %d of %d slow clients connected", sl.opened,
+		SLOW_CLIENTS);
+	ok(answered >= 19, "finding 3: /healthz answers %d of 20 times while %d slow clients hold "
+		"connections (at least 19)", answered, SLOW_CLIENTS);
+}
+
 static void test_stop_in_flight(bop_http_server_t *s)
 {
 	slow_client_t c;
@@ -666,7 +853,14 @@ static void test_stop_in_flight(bop_http_server_t *s)
 	ok(c.code != CURLE_OK, "the client sees the download cut short: %s", curl_easy_strerror(c.code));
 	is_int(atomic_load(&sources_freed) > 0, 1, "the response's source was freed");
 	bop_http_server_stop(s);
-	ok(1, "stop twice is harmless");
+	{
+		response_t r = { 0 };
+		CURLcode code = request("GET", "/healthz", NULL, NULL, 0, NULL, &r);
+
+		ok(code == CURLE_COULDNT_CONNECT, "after a second stop the port is closed: %s",
+			curl_easy_strerror(code));
+		free(r.body);
+	}
 }
 
 int main(void)
@@ -715,12 +909,15 @@ int main(void)
 	ok(bop_http_server_route(s, "GET", "/late", 0, h_health, NULL) == BOP_EINVAL,
 		"routes cannot be added once started");
 	port = bop_http_server_port(s);
+	test_dispatch(s);
 	test_routes();
 	test_auth();
 	test_bodies();
 	test_streaming();
 	test_concurrent();
 	test_metrics(m);
+	test_chunked_limit();
+	test_slowloris();
 	test_stop_in_flight(s);
 	bop_http_server_free(s);
 	bop_metrics_free(m);

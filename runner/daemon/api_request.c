@@ -1,0 +1,115 @@
+/* Checks of what arrives through the runner's API. See api_request.h. */
+#include "api_request.h"
+
+#include <backupop.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUOTED_MAX 64
+#define JSON_DEPTH 8
+
+/* Up to QUOTED_MAX characters of `s`, printable ASCII only, "..." when cut. */
+static void quote(char *out, size_t size, const char *s)
+{
+	size_t i = 0, n = 0;
+
+	for (; s[i] && i < QUOTED_MAX && n + 2 < size; i++)
+		out[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	out[n] = '\0';
+	if (s[i] && n + 4 < size)
+		strcat(out, "...");
+}
+
+bool api_backup_id_ok(const char *id, char *why, size_t whylen)
+{
+	char shown[QUOTED_MAX + 4];
+
+	if (id && bop_catalog_id_valid(id))
+		return true;
+	quote(shown, sizeof(shown), id ? id : "");
+	snprintf(why, whylen, "invalid backup id \"%s\" (%zu bytes): a backup id is 1 to 128 "
+		"letters, digits, '.', '_' or '-', starting with a letter or digit", shown,
+		id ? strlen(id) : (size_t)0);
+	return false;
+}
+
+int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **backup,
+	char *why, size_t whylen)
+{
+	json_tokener *tok;
+	json_object *o;
+	int ret = 0;
+
+	*backup = NULL;
+	if (!body || !len)
+		return 0;
+	tok = json_tokener_new_ex(JSON_DEPTH);
+	if (!tok)
+		return -2;
+	o = json_tokener_parse_ex(tok, body, (int)(len > 0x7fffffff ? 0x7fffffff : len));
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) < len) {
+		/* Trailing white space after the object is fine, anything else is not. */
+		size_t end = json_tokener_get_parse_end(tok);
+
+		while (o && end < len && strchr(" \t\r\n", body[end]))
+			end++;
+		if (!o || end < len) {
+			snprintf(why, whylen, "the body is not valid JSON%s", o ? " (it goes on after "
+				"the object)" : "");
+			ret = -1;
+		}
+	}
+	json_tokener_free(tok);
+	if (ret == 0 && !json_object_is_type(o, json_type_object)) {
+		snprintf(why, whylen, "the body must be a JSON object");
+		ret = -1;
+	}
+	if (ret < 0) {
+		json_object_put(o);
+		return ret;
+	}
+	json_object_object_foreach(o, key, v) {
+		char shown[QUOTED_MAX + 4];
+		const char *id;
+
+		if (!takes_backup || strcmp(key, "backup")) {
+			quote(shown, sizeof(shown), key);
+			snprintf(why, whylen, "unknown field \"%s\"%s", shown, takes_backup ?
+				" (the body is {\"backup\": \"latest\"} or {\"backup\": \"<id>\"})" :
+				" (a backup takes no fields)");
+			ret = -1;
+			break;
+		}
+		if (!json_object_is_type(v, json_type_string)) {
+			snprintf(why, whylen, "backup: must be a string, \"latest\" or a backup id");
+			ret = -1;
+			break;
+		}
+		id = json_object_get_string(v);
+		if (strlen(id) != (size_t)json_object_get_string_len(v)) {
+			snprintf(why, whylen, "backup: contains a NUL character");
+			ret = -1;
+			break;
+		}
+		if (!strcmp(id, "latest"))
+			continue;
+		if (!api_backup_id_ok(id, why, whylen)) {
+			ret = -1;
+			break;
+		}
+		free(*backup);
+		if (!(*backup = strdup(id))) {
+			ret = -2;
+			break;
+		}
+	}
+	json_object_put(o);
+	if (ret < 0) {
+		free(*backup);
+		*backup = NULL;
+	}
+	return ret;
+}

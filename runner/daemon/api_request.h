@@ -1,0 +1,25 @@
+/*
+ * What the runner's API accepts from a request, checked before any work is queued: the
+ * backup id of a path or a body, and the JSON body of the POST routes. Pure functions
+ * (public libbackupop API and json-c only), so the fuzz target calls them directly.
+ */
+#ifndef BACKUPOP_RUNNER_API_REQUEST_H
+#define BACKUPOP_RUNNER_API_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Whether `id` is a backup id the catalog accepts; false with the reason in `why`. The
+ * reason quotes at most the first 64 characters of `id`, with control characters
+ * replaced. */
+bool api_backup_id_ok(const char *id, char *why, size_t whylen);
+
+/* The body of POST /v1/backups (`takes_backup` false: no fields), /v1/restores and
+ * /v1/verifications (`takes_backup` true: {"backup": "latest" | id}, all optional). An
+ * empty body is an empty object. 0 with *backup set to the id (malloc'd), or NULL for
+ * the latest; -1 with the reason in `why` (an invalid body, an unknown field, a backup
+ * that is not a string, "latest" or a valid id); -2 when out of memory. */
+int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **backup,
+	char *why, size_t whylen);
+
+#endif
