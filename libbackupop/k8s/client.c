@@ -6,9 +6,9 @@
  * wiped after use; it is registered as a log secret besides.
  */
 #include "k8s/k8s.h"
+#include "util/backoff.h"
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,14 +414,14 @@ static void parse_body(bop__k8s_response_t *resp, const body_buf_t *buf)
 	json_tokener_free(tok);
 }
 
-/* Seconds of a Retry-After header, or -1. */
-static long retry_after(CURL *curl)
+/* A Retry-After header's wait in milliseconds, or 0. */
+static int64_t retry_after(CURL *curl)
 {
 	struct curl_header *h;
 
 	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
-		return -1;
-	return strtol(h->value, NULL, 10);
+		return 0;
+	return bop__retry_after_ms(h->value, time(NULL));
 }
 
 typedef struct attempt {
@@ -429,7 +429,7 @@ typedef struct attempt {
 	const char *url;
 	const char *body;
 	bool retry;
-	long retry_after_s;
+	int64_t retry_after_ms;
 } attempt_t;
 
 static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, attempt_t *a,
@@ -443,7 +443,7 @@ static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, att
 
 	bop__k8s_response_clear(resp);
 	a->retry = false;
-	a->retry_after_s = -1;
+	a->retry_after_ms = 0;
 	ret = make_headers(c, req->method, req->body || req->body_text, &headers);
 	if (ret < 0)
 		return bop__error_wrap("%s", a->what);
@@ -466,7 +466,7 @@ static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, att
 	ret = status_error(c, a->what, resp, resp->text ? resp->text : buf.data);
 	a->retry = status_retryable(resp->status);
 	if (a->retry)
-		a->retry_after_s = retry_after(c->curl);
+		a->retry_after_ms = retry_after(c->curl);
 out:
 	/* the handle keeps a pointer to the list: drop it before freeing */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
@@ -476,33 +476,12 @@ out:
 }
 
 /* Sleeps before try `attempt` + 1; false when the budget is spent. */
-static bool backoff(bop__k8s_client_t *c, int attempt, int64_t start_ms, long retry_after_s)
+static bool backoff(bop__k8s_client_t *c, int attempt, int64_t start_ms, int64_t retry_after_ms)
 {
-	int64_t cap = c->base_ms, delay;
-	uint32_t r = 0;
-	struct timespec ts;
+	const bop__backoff_t b = { .base_ms = c->base_ms, .cap_ms = RETRY_SLEEP_CAP_MS,
+		.jitter = 1.0, .max_tries = c->max_tries, .max_ms = c->max_ms };
 
-	if (attempt >= c->max_tries)
-		return false;
-	for (int i = 1; i < attempt && cap < RETRY_SLEEP_CAP_MS; i++)
-		cap *= 2;
-	if (cap > RETRY_SLEEP_CAP_MS)
-		cap = RETRY_SLEEP_CAP_MS;
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)bop__now_ms();
-	delay = (int64_t)(r % (uint64_t)(cap + 1));
-	if (retry_after_s > 0)
-		delay = retry_after_s * 1000 < RETRY_SLEEP_CAP_MS ? retry_after_s * 1000 :
-			RETRY_SLEEP_CAP_MS;
-	if (bop__now_ms() + delay - start_ms > c->max_ms)
-		return false;
-	bop__log(BOP_LOG_WARN, "k8s", "%s; retrying in %.1f s (try %d of %d)", bop_error_last(),
-		(double)delay / 1000.0, attempt + 1, c->max_tries);
-	ts.tv_sec = delay / 1000;
-	ts.tv_nsec = (delay % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) < 0)
-		;
-	return true;
+	return bop__backoff_wait(&b, attempt, start_ms, retry_after_ms, "k8s");
 }
 
 static int check_request(const bop__k8s_request_t *req)
@@ -532,7 +511,7 @@ static int perform(bop__k8s_client_t *c, const bop__k8s_request_t *req, attempt_
 		tries++;
 		if (ret == 0 || !a->retry)
 			return ret;
-		if (!backoff(c, tries, start, a->retry_after_s))
+		if (!backoff(c, tries, start, a->retry_after_ms))
 			break;
 	}
 	if (tries > 1)

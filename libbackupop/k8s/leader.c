@@ -9,6 +9,7 @@
  * takes over at its next try instead of waiting for the lease to run out.
  */
 #include "k8s/k8s.h"
+#include "util/backoff.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -43,7 +44,6 @@ struct bop_k8s_leader {
 	char *seen_holder;
 	char *seen_renew;
 	int64_t seen_ms;
-	uint64_t rng;
 };
 
 static int64_t mono_ms(void)
@@ -77,15 +77,14 @@ static void sleep_ms(bop_k8s_leader_t *le, int64_t ms)
 	pthread_mutex_unlock(&le->lock);
 }
 
-/* The retry period with up to 20% jitter, so candidates do not collide forever. */
+/* The retry period with up to 20% jitter, so candidates do not collide forever: a fixed
+ * step of 1.2 periods of which the last sixth is drawn. */
 static int64_t retry_ms(bop_k8s_leader_t *le)
 {
-	int64_t base = (int64_t)le->retry_s * 1000;
+	int64_t step = (int64_t)le->retry_s * 1200;
+	const bop__backoff_t b = { .base_ms = step, .cap_ms = step, .jitter = 1.0 / 6 };
 
-	le->rng ^= le->rng << 13;
-	le->rng ^= le->rng >> 7;
-	le->rng ^= le->rng << 17;
-	return base + (int64_t)((le->rng >> 33) % (uint64_t)(base / 5 + 1));
+	return bop__backoff_delay(&b, 1, 0);
 }
 
 static void remember(char **dst, const char *src)
@@ -387,9 +386,6 @@ BOP_EXTERN(int) bop_k8s_leader_new(bop_k8s_leader_t **out, bop_k8s_client_t *cli
 	le->on_started = opts->on_started;
 	le->on_stopped = opts->on_stopped;
 	le->ud = opts->ud;
-	le->rng = (uint64_t)bop__now_ms() * 0x9E3779B97F4A7C15ull ^ (uintptr_t)le;
-	if (!le->rng)
-		le->rng = 1;
 	pthread_mutex_init(&le->lock, NULL);
 	{
 		pthread_condattr_t attr;

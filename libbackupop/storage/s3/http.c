@@ -4,8 +4,8 @@
  * Bodies are sent from memory with their length (no chunked encoding, no trailers).
  */
 #include "storage/s3/s3.h"
+#include "util/backoff.h"
 
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -311,30 +311,17 @@ int bop__s3_curl_error(s3_storage_t *s3, const s3_request_t *req, CURL *curl, CU
 	return bop__error(BOP_EIO, "%s: %s", what, detail);
 }
 
+static bool backoff(s3_storage_t *s3, int attempt, int64_t start_ms, int64_t retry_after_ms)
+{
+	const bop__backoff_t b = { .base_ms = s3->retry_base_ms, .cap_ms = RETRY_SLEEP_CAP_MS,
+		.jitter = 1.0, .max_tries = s3->max_tries, .max_ms = s3->retry_max_ms };
+
+	return bop__backoff_wait(&b, attempt, start_ms, retry_after_ms, "s3");
+}
+
 bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms)
 {
-	int64_t cap = s3->retry_base_ms, delay;
-	uint32_t r = 0;
-	struct timespec ts;
-
-	if (attempt >= s3->max_tries)
-		return false;
-	for (int i = 1; i < attempt && cap < RETRY_SLEEP_CAP_MS; i++)
-		cap *= 2;
-	if (cap > RETRY_SLEEP_CAP_MS)
-		cap = RETRY_SLEEP_CAP_MS;
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)bop__now_ms();
-	delay = (int64_t)(r % (uint64_t)(cap + 1));
-	if (bop__now_ms() + delay - start_ms > s3->retry_max_ms)
-		return false;
-	bop__log(BOP_LOG_WARN, "s3", "%s; retrying in %.1f s (try %d of %d)", bop_error_last(),
-		(double)delay / 1000.0, attempt + 1, s3->max_tries);
-	ts.tv_sec = delay / 1000;
-	ts.tv_nsec = (delay % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) < 0)
-		;
-	return true;
+	return backoff(s3, attempt, start_ms, 0);
 }
 
 /* ---- performing ---- */
@@ -430,8 +417,9 @@ static bool response_retryable(const s3_request_t *req)
 	return retry;
 }
 
-/* One try; *retry says whether another may succeed. */
-static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry)
+/* One try; *retry says whether another may succeed, *retry_after_ms after how long the
+ * server asked for it (0: it did not). */
+static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry, int64_t *retry_after_ms)
 {
 	body_reader_t body = { req->body, req->body_len, 0, 0 };
 	struct curl_slist *headers = NULL;
@@ -442,6 +430,7 @@ static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry)
 	int ret;
 
 	*retry = false;
+	*retry_after_ms = 0;
 	if (!curl)
 		return bop__error_oom();
 	free(req->response.data);
@@ -469,6 +458,12 @@ static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry)
 		goto out;
 	request_id = header_value(curl, "x-amz-request-id");
 	*retry = response_retryable(req);
+	if (*retry) {
+		char *after = header_value(curl, "Retry-After");
+
+		*retry_after_ms = bop__retry_after_ms(after, time(NULL));
+		free(after);
+	}
 	ret = bop__s3_http_error(s3, req, req->status, req->response.data, req->response.len,
 		request_id);
 out:
@@ -493,15 +488,16 @@ int bop__s3_gave_up(int code, int tries, int64_t start_ms)
 int bop__s3_perform(s3_storage_t *s3, s3_request_t *req)
 {
 	int64_t start = bop__now_ms();
+	int64_t retry_after_ms;
 	bool retry;
 	int ret;
 
 	req->sends = 0;
 	for (int attempt = 1;; attempt++) {
-		ret = perform_once(s3, req, &retry);
+		ret = perform_once(s3, req, &retry, &retry_after_ms);
 		if (ret == 0 || !retry)
 			return ret;
-		if (!bop__s3_backoff(s3, attempt, start))
+		if (!backoff(s3, attempt, start, retry_after_ms))
 			return bop__s3_gave_up(ret, attempt, start);
 	}
 }
