@@ -58,6 +58,10 @@ void *bop__calloc(size_t n, size_t size);
 /* Overwrites memory in a way the compiler keeps (for key material). */
 void bop__wipe(void *p, size_t n);
 
+/* Wipes a string holding a secret (password, token, an env entry with one) and frees it;
+ * accepts NULL. */
+void bop__free_wiped(char *s);
+
 /* Number of online cores, at least 1. */
 int bop__ncpu(void);
 

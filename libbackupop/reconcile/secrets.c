@@ -31,13 +31,6 @@ int bop__rec_check_ref(bop_reconcile_t *r, json_object *ref, const char *field, 
 	return 0;
 }
 
-static void free_wiped(char *s)
-{
-	if (s)
-		bop__wipe(s, strlen(s));
-	free(s);
-}
-
 /* The key's value from data (base64) or, as written by hand, stringData. */
 static int key_value(json_object *secret, const char *key, char **value, size_t *len)
 {
@@ -90,7 +83,7 @@ out:
 		/* the parsed copy holds the values too */
 		json_object_put(secret);
 	}
-	free_wiped(text);
+	bop__free_wiped(text);
 	return ret;
 }
 

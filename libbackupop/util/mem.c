@@ -66,6 +66,13 @@ void bop__wipe(void *p, size_t n)
 		OPENSSL_cleanse(p, n);
 }
 
+void bop__free_wiped(char *s)
+{
+	if (s)
+		bop__wipe(s, strlen(s));
+	free(s);
+}
+
 int bop__ncpu(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
