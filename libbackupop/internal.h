@@ -62,6 +62,11 @@ void bop__wipe(void *p, size_t n);
  * accepts NULL. */
 void bop__free_wiped(char *s);
 
+/* Grows the array at *(void **)pdata, *cap elements of `size` bytes, to hold at least
+ * `need`: the capacity doubles from `first` (or from *cap) until it does. The new room is
+ * not initialised. 0, or BOP_ENOMEM (error set) with the array and *cap unchanged. */
+int bop__reserve(void *pdata, size_t *cap, size_t need, size_t size, size_t first);
+
 /* Number of online cores, at least 1. */
 int bop__ncpu(void);
 

@@ -241,18 +241,8 @@ void bop__age_header_clear(bop_age_header_t *h)
 
 int bop__age_buf_append(bop_age_buf_t *b, const void *data, size_t len)
 {
-	if (b->cap - b->len < len) {
-		size_t ncap = b->cap ? b->cap : 512;
-		char *grown;
-
-		while (ncap - b->len < len)
-			ncap *= 2;
-		grown = realloc(b->data, ncap);
-		if (!grown)
-			return bop__error_oom();
-		b->data = grown;
-		b->cap = ncap;
-	}
+	if (bop__reserve(&b->data, &b->cap, b->len + len, 1, 512) < 0)
+		return BOP_ENOMEM;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	return 0;

@@ -160,18 +160,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 		b->too_large = true;
 		return 0;
 	}
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 16384;
-		char *nd;
-
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		nd = realloc(b->data, ncap);
-		if (!nd)
-			return 0;
-		b->data = nd;
-		b->cap = ncap;
-	}
+	if (bop__reserve(&b->data, &b->cap, b->len + n + 1, 1, 16384) < 0)
+		return 0;
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	b->data[b->len] = '\0';

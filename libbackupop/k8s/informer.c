@@ -157,20 +157,7 @@ static entry_t *entry_new(const char *key, const char *obj)
 
 static int entries_reserve(entries_t *es, size_t n)
 {
-	entry_t **v;
-	size_t cap;
-
-	if (n <= es->cap)
-		return 0;
-	cap = es->cap ? es->cap : 64;
-	while (cap < n)
-		cap *= 2;
-	v = realloc(es->v, cap * sizeof(*v));
-	if (!v)
-		return bop__error_oom();
-	es->v = v;
-	es->cap = cap;
-	return 0;
+	return bop__reserve(&es->v, &es->cap, n, sizeof(*es->v), 64);
 }
 
 static void entries_clear(entries_t *es)
@@ -301,18 +288,8 @@ static int on_page_data(void *ud, const char *data, size_t len)
 	if (b->len + len > LIST_PAGE_MAX)
 		return bop__error(BOP_EIO, "a LIST page is larger than %u MiB; use a smaller page size",
 			LIST_PAGE_MAX >> 20);
-	if (b->len + len + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 65536;
-		char *nd;
-
-		while (ncap < b->len + len + 1)
-			ncap *= 2;
-		nd = realloc(b->data, ncap);
-		if (!nd)
-			return bop__error_oom();
-		b->data = nd;
-		b->cap = ncap;
-	}
+	if (bop__reserve(&b->data, &b->cap, b->len + len + 1, 1, 65536) < 0)
+		return BOP_ENOMEM;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';

@@ -329,21 +329,10 @@ bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms)
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *payload)
 {
 	s3_buf_t *b = payload;
-	size_t n = size * nmemb, cap;
-	char *grown;
+	size_t n = size * nmemb;
 
-	if (b->len + n > b->max)
+	if (b->len + n > b->max || bop__reserve(&b->data, &b->cap, b->len + n + 1, 1, 4096) < 0)
 		return 0;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		grown = realloc(b->data, cap);
-		if (!grown)
-			return 0;
-		b->data = grown;
-		b->cap = cap;
-	}
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	b->data[b->len] = '\0';
