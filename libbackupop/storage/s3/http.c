@@ -311,17 +311,14 @@ int bop__s3_curl_error(s3_storage_t *s3, const s3_request_t *req, CURL *curl, CU
 	return bop__error(BOP_EIO, "%s: %s", what, detail);
 }
 
-static bool backoff(s3_storage_t *s3, int attempt, int64_t start_ms, int64_t retry_after_ms)
+/* S3 servers' Retry-After is not taken (AWS sends none; the tries keep their own
+ * exponential pace), so the delay is the drawn one. */
+bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms)
 {
 	const bop__backoff_t b = { .base_ms = s3->retry_base_ms, .cap_ms = RETRY_SLEEP_CAP_MS,
 		.jitter = 1.0, .max_tries = s3->max_tries, .max_ms = s3->retry_max_ms };
 
-	return bop__backoff_wait(&b, attempt, start_ms, retry_after_ms, "s3");
-}
-
-bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms)
-{
-	return backoff(s3, attempt, start_ms, 0);
+	return bop__backoff_wait(&b, attempt, start_ms, 0, "s3");
 }
 
 /* ---- performing ---- */
@@ -406,9 +403,8 @@ static bool response_retryable(const s3_request_t *req)
 	return retry;
 }
 
-/* One try; *retry says whether another may succeed, *retry_after_ms after how long the
- * server asked for it (0: it did not). */
-static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry, int64_t *retry_after_ms)
+/* One try; *retry says whether another may succeed. */
+static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry)
 {
 	body_reader_t body = { req->body, req->body_len, 0, 0 };
 	struct curl_slist *headers = NULL;
@@ -419,7 +415,6 @@ static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry, int64_
 	int ret;
 
 	*retry = false;
-	*retry_after_ms = 0;
 	if (!curl)
 		return bop__error_oom();
 	free(req->response.data);
@@ -447,12 +442,6 @@ static int perform_once(s3_storage_t *s3, s3_request_t *req, bool *retry, int64_
 		goto out;
 	request_id = header_value(curl, "x-amz-request-id");
 	*retry = response_retryable(req);
-	if (*retry) {
-		char *after = header_value(curl, "Retry-After");
-
-		*retry_after_ms = bop__retry_after_ms(after, time(NULL));
-		free(after);
-	}
 	ret = bop__s3_http_error(s3, req, req->status, req->response.data, req->response.len,
 		request_id);
 out:
@@ -477,16 +466,15 @@ int bop__s3_gave_up(int code, int tries, int64_t start_ms)
 int bop__s3_perform(s3_storage_t *s3, s3_request_t *req)
 {
 	int64_t start = bop__now_ms();
-	int64_t retry_after_ms;
 	bool retry;
 	int ret;
 
 	req->sends = 0;
 	for (int attempt = 1;; attempt++) {
-		ret = perform_once(s3, req, &retry, &retry_after_ms);
+		ret = perform_once(s3, req, &retry);
 		if (ret == 0 || !retry)
 			return ret;
-		if (!backoff(s3, attempt, start, retry_after_ms))
+		if (!bop__s3_backoff(s3, attempt, start))
 			return bop__s3_gave_up(ret, attempt, start);
 	}
 }
