@@ -124,6 +124,20 @@ static json_object *lease_spec(bop_k8s_leader_t *le, const char *holder, int dur
 	return spec;
 }
 
+/* What writing the lease as ours at `now` came to: held, lost to another writer (409), or
+ * failed (logged). */
+static attempt_t written(bop_k8s_leader_t *le, int ret, const char *now)
+{
+	if (ret == 0) {
+		observe(le, le->identity, now);
+		return HELD;
+	}
+	if (ret == BOP_ECONFLICT)
+		return HELD_BY_OTHER;
+	bop__log(BOP_LOG_WARN, "k8s", "leader election: %s", bop_error_last());
+	return FAILED;
+}
+
 static attempt_t create_lease(bop_k8s_leader_t *le)
 {
 	json_object *lease = json_object_new_object(), *md = json_object_new_object(), *spec;
@@ -146,14 +160,7 @@ static attempt_t create_lease(bop_k8s_leader_t *le)
 	json_object_object_add(lease, "spec", spec);
 	ret = bop__k8s_do(le->client, BOP__K8S_POST, le->collection, lease, NULL, NULL);
 	json_object_put(lease);
-	if (ret == 0) {
-		observe(le, le->identity, now);
-		return HELD;
-	}
-	if (ret == BOP_ECONFLICT)
-		return HELD_BY_OTHER;
-	bop__log(BOP_LOG_WARN, "k8s", "leader election: %s", bop_error_last());
-	return FAILED;
+	return written(le, ret, now);
 }
 
 static int spec_int(json_object *spec, const char *key, int dflt)
@@ -185,14 +192,7 @@ static attempt_t take_lease(bop_k8s_leader_t *le, json_object *lease, json_objec
 		return FAILED;
 	json_object_object_add(lease, "spec", nspec);
 	ret = bop__k8s_do(le->client, BOP__K8S_PUT, le->path, lease, NULL, NULL);
-	if (ret == 0) {
-		observe(le, le->identity, now);
-		return HELD;
-	}
-	if (ret == BOP_ECONFLICT)
-		return HELD_BY_OTHER;
-	bop__log(BOP_LOG_WARN, "k8s", "leader election: %s", bop_error_last());
-	return FAILED;
+	return written(le, ret, now);
 }
 
 static attempt_t try_acquire_or_renew(bop_k8s_leader_t *le)
