@@ -7,6 +7,7 @@
  */
 #include "k8s/k8s.h"
 #include "util/backoff.h"
+#include "util/curl.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -293,12 +294,7 @@ static void set_options(bop__k8s_client_t *c, const bop__k8s_request_t *req, con
 	} else if (req->method == BOP__K8S_GET) {
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	}
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, c->timeout < 10 ? c->timeout : 10L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, c->timeout);
+	bop__curl_defaults(curl, c->timeout < 10 ? c->timeout : 10L, c->timeout);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->timeout * 4);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -671,14 +667,7 @@ static void set_stream_options(bop__k8s_conn_t *conn, const char *url,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, connect);
-	if (o->idle_seconds > 0) {
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, o->idle_seconds);
-	}
+	bop__curl_defaults(curl, connect, o->idle_seconds);
 	if (o->max_seconds > 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, o->max_seconds);
 	/* a peer that vanished without closing is noticed by TCP keepalive */

@@ -5,6 +5,7 @@
  */
 #include "storage/s3/s3.h"
 #include "util/backoff.h"
+#include "util/curl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -114,14 +115,9 @@ static void set_transport(s3_storage_t *s3, CURL *curl, const s3_request_t *req)
 {
 	const s3_config_t *cfg = &s3->cfg;
 
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, cfg->timeout < 30 ? cfg->timeout : 30L);
 	/* A stalled transfer fails after `timeout`; a long healthy one does not. */
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, cfg->timeout);
+	bop__curl_defaults(curl, cfg->timeout < 30 ? cfg->timeout : 30L, cfg->timeout);
+	curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
 	if (req->body_len < S3_MIB && strcmp(req->method, "GET") != 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, cfg->timeout);
 	curl_easy_setopt(curl, CURLOPT_FILETIME, 1L);
