@@ -1,4 +1,8 @@
-/* backupop-controller: keeps one runner per BackupSchedule. See backupop-controller(8). */
+/*
+ * backupop-controller: keeps one runner per BackupSchedule. See backupop-controller(8).
+ * This file parses the arguments and wires the parts together: informers that queue keys
+ * (state.c), leader election that starts the workers, the health and metrics endpoints.
+ */
 #include "ctl.h"
 
 #include <errno.h>
@@ -7,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static int wake_pipe[2] = { -1, -1 };
