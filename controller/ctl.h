@@ -63,12 +63,24 @@ typedef struct ctl {
 	atomic_bool swept;
 } ctl_t;
 
-/* main.c */
+/* state.c: the shared state's life, logging, time, the work queue and its workers */
+int ctl_state_init(ctl_t *c);            /* lock, index, caches, metrics, queue */
+void ctl_state_free(ctl_t *c);
 void clog_(bop_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int64_t ctl_now(void);
 void ctl_format_time(int64_t t, char buf[32]);
 int64_t ctl_parse_time(const char *s);
 void ctl_count_write(ctl_t *c, const char *kind);
+/* The informers (some may still be NULL) and whether all have synced. */
+#define CTL_INFORMERS 8
+void ctl_informer_list(ctl_t *c, bop_k8s_informer_t *all[CTL_INFORMERS]);
+bool ctl_synced(ctl_t *c);
+/* Once the caches have synced, CTL_WORKERS threads reconcile the keys of the queue. */
+void ctl_start_workers(ctl_t *c);
+void ctl_stop_workers(ctl_t *c);        /* shuts the queue down and joins them */
+
+/* key.c: the controller's secret key (c->key), read from or made in its Secret */
+int ctl_load_key(ctl_t *c);
 
 /* json helpers (util.c) */
 const char *js(json_object *o, const char *path);            /* "a.b.c" -> string or NULL */
@@ -82,7 +94,7 @@ bool ctl_has_finalizer(json_object *o);
 int ctl_set_finalizer(ctl_t *c, int w, json_object *o, const char *path, bool add);
 void ctl_secret_forget(ctl_t *c, const char *key);
 
-/* index.c */
+/* util.c: the reference index */
 ctl_index_t *ctl_index_new(void);
 void ctl_index_free(ctl_index_t *ix);
 /* Replaces the references of `key` with `refs` (NULL-terminated). */
@@ -106,7 +118,9 @@ int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedu
 int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
 	const char *uid, json_object *runs);
 
-/* Queue keys: "s/<ns>/<name>" schedules, "r/<ns>/<name>" runs. */
+/* state.c: queue keys are "s/<ns>/<name>" schedules, "r/<ns>/<name>" runs. */
 void ctl_enqueue(ctl_t *c, char kind, const char *ns_name, unsigned int delay_ms);
+/* Queues every schedule that refers to `ref` ("secret:ns/name", "storage:name"). */
+void ctl_enqueue_refs(ctl_t *c, const char *ref);
 
 #endif

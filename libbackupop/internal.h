@@ -58,6 +58,15 @@ void *bop__calloc(size_t n, size_t size);
 /* Overwrites memory in a way the compiler keeps (for key material). */
 void bop__wipe(void *p, size_t n);
 
+/* Wipes a string holding a secret (password, token, an env entry with one) and frees it;
+ * accepts NULL. */
+void bop__free_wiped(char *s);
+
+/* Grows the array at *(void **)pdata, *cap elements of `size` bytes, to hold at least
+ * `need`: the capacity doubles from `first` (or from *cap) until it does. The new room is
+ * not initialised. 0, or BOP_ENOMEM (error set) with the array and *cap unchanged. */
+int bop__reserve(void *pdata, size_t *cap, size_t need, size_t size, size_t first);
+
 /* Number of online cores, at least 1. */
 int bop__ncpu(void);
 

@@ -114,6 +114,14 @@ BOP_EXTERN(const char *) bop_reconcile_config_hash(const bop_reconcile_t *r);
  * one appears). */
 BOP_EXTERN(const char *) bop_reconcile_secret_ref(const bop_reconcile_t *r, size_t i);
 
+/* The value of `key` in a Secret (`secret`: the object's JSON text as the API server
+ * returns it): from data, base64-decoded, or else from stringData. *value is malloc'd and
+ * NUL-terminated after *len bytes (which may hold NULs); free it with bop_free(). Returns
+ * BOP_ENOTFOUND when the Secret has no such key, BOP_EFORMAT when `secret` is no JSON
+ * object or the value is not valid base64, BOP_ENOMEM. */
+BOP_EXTERN(int) bop_reconcile_secret_value(char **value, size_t *len, const char *secret,
+	const char *key);
+
 /* The BackupStorage name the schedule refers to (NULL when the spec has none). */
 BOP_EXTERN(const char *) bop_reconcile_storage_name(const bop_reconcile_t *r);
 

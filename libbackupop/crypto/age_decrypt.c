@@ -270,22 +270,10 @@ static int check_magic(const age_decrypt_t *d)
 
 static int grow_header(age_decrypt_t *d, size_t need)
 {
-	size_t ncap = d->hdr_cap ? d->hdr_cap : 1024;
-	char *grown;
-
 	if (need > BOP_AGE_MAX_HEADER)
 		return bop__error(BOP_EFORMAT, "the age header is longer than %u bytes (not an age file?)",
 			BOP_AGE_MAX_HEADER);
-	while (ncap < need)
-		ncap *= 2;
-	if (ncap == d->hdr_cap)
-		return 0;
-	grown = realloc(d->hdr, ncap);
-	if (!grown)
-		return bop__error_oom();
-	d->hdr = grown;
-	d->hdr_cap = ncap;
-	return 0;
+	return bop__reserve(&d->hdr, &d->hdr_cap, need, 1, 1024);
 }
 
 /* Takes input up to the next line end; the header ends with the "---" line. */

@@ -1,80 +1,32 @@
 /*
- * The textual parts of age-encryption.org/v1: unpadded canonical base64 (on OpenSSL's
- * EVP_EncodeBlock/EVP_DecodeBlock) and the header (version line, recipient stanzas
+ * The textual parts of age-encryption.org/v1: unpadded canonical base64 (util/base64.c,
+ * on OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock) and the header (version line, recipient stanzas
  * with bodies wrapped at 64 columns, "--- MAC" line), after the ABNF of c2sp.org/age.
  */
 #include "age_internal.h"
+#include "util/base64.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
-/* ---- base64 ---- */
+/* ---- base64 (util/base64.c) ---- */
 
 size_t bop__age_b64_len(size_t n)
 {
-	return (n / 3) * 4 + (n % 3 ? n % 3 + 1 : 0);
+	return bop__base64_len(n, false);
 }
 
 void bop__age_b64_encode(char *out, const unsigned char *in, size_t n)
 {
-	/* EVP_EncodeBlock pads to a multiple of 4; age never writes the padding. */
-	unsigned char tail[5];
-	size_t whole = n - n % 3;
-
-	EVP_EncodeBlock((unsigned char *)out, in, (int)whole);
-	if (n % 3) {
-		EVP_EncodeBlock(tail, in + whole, (int)(n % 3));
-		memcpy(out + whole / 3 * 4, tail, n % 3 + 1);
-	}
-	out[bop__age_b64_len(n)] = '\0';
-}
-
-static bool is_b64_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		c == '+' || c == '/';
+	bop__base64_encode(out, in, n, false);
 }
 
 bool bop__age_b64_decode(unsigned char *out, size_t cap, size_t *outlen, const char *in,
 	size_t inlen)
 {
-	size_t n = inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0);
-	unsigned char quad[4], dec[3];
-	size_t whole = inlen - inlen % 4;
-	char check[5];
-	bool ok = false;
-
-	*outlen = 0;
-	if (inlen % 4 == 1 || n > cap)
-		return false;
-	for (size_t i = 0; i < inlen; i++)
-		if (!is_b64_char(in[i]))
-			return false;
-	if (whole && EVP_DecodeBlock(out, (const unsigned char *)in, (int)whole) != (int)(whole / 4 * 3))
-		goto out;
-	if (inlen % 4) {
-		/* Complete the last group with 'A' (zero bits) instead of padding, decode it, and
-		 * keep only the bytes that were really there. */
-		memset(quad, 'A', sizeof(quad));
-		memcpy(quad, in + whole, inlen % 4);
-		if (EVP_DecodeBlock(dec, quad, 4) != 3)
-			goto out;
-		memcpy(out + whole / 4 * 3, dec, inlen % 4 - 1);
-		/* Canonical: the unused bits of the last character are zero, i.e. re-encoding
-		 * gives the same characters. */
-		bop__age_b64_encode(check, out + whole / 4 * 3, inlen % 4 - 1);
-		if (memcmp(check, in + whole, inlen % 4) != 0)
-			goto out;
-		OPENSSL_cleanse(dec, sizeof(dec));
-	}
-	*outlen = n;
-	ok = true;
-out:
-	if (!ok)
-		OPENSSL_cleanse(out, n <= cap ? n : cap);
-	return ok;
+	return bop__base64_decode_unpadded(out, cap, outlen, in, inlen);
 }
 
 bool bop__age_b64_decode_exact(unsigned char *out, size_t want, const char *in)
@@ -165,7 +117,7 @@ static int parse_body(bop_age_stanza_t *st, cursor_t *c, unsigned int idx)
 			return bop__error(BOP_EFORMAT,
 				"recipient stanza %u does not end with a short body line", idx);
 		for (size_t i = 0; i < n; i++)
-			if (!is_b64_char(line[i]))
+			if (!bop__base64_char(line[i]))
 				return bop__error(BOP_EFORMAT,
 					"recipient stanza %u: body line is not unpadded base64", idx);
 		if (n > BOP_AGE_COLUMNS)
@@ -289,18 +241,8 @@ void bop__age_header_clear(bop_age_header_t *h)
 
 int bop__age_buf_append(bop_age_buf_t *b, const void *data, size_t len)
 {
-	if (b->cap - b->len < len) {
-		size_t ncap = b->cap ? b->cap : 512;
-		char *grown;
-
-		while (ncap - b->len < len)
-			ncap *= 2;
-		grown = realloc(b->data, ncap);
-		if (!grown)
-			return bop__error_oom();
-		b->data = grown;
-		b->cap = ncap;
-	}
+	if (bop__reserve(&b->data, &b->cap, b->len + len, 1, 512) < 0)
+		return BOP_ENOMEM;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	return 0;

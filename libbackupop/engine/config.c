@@ -44,3 +44,19 @@ int bop__engine_config_parse(const char *text, const char *example, json_object 
 	*out = obj;
 	return 0;
 }
+
+int bop__engine_config_read(const char *text, const char *example,
+	int (*field)(void *ud, const char *key, json_object *val), void *ud)
+{
+	json_object *config = NULL;
+	int ret = bop__engine_config_parse(text, example, &config);
+
+	if (ret < 0)
+		return ret;
+	json_object_object_foreach(config, key, val) {
+		if ((ret = field(ud, key, val)) < 0)
+			break;
+	}
+	json_object_put(config);
+	return ret < 0 ? ret : 0;
+}

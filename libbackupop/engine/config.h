@@ -11,4 +11,9 @@
  * engine's smallest valid configuration. *out is a new reference. */
 int bop__engine_config_parse(const char *text, const char *example, json_object **out);
 
+/* bop__engine_config_parse() and then field(ud, key, value) for each member in order,
+ * stopping at the first that fails (its return value). */
+int bop__engine_config_read(const char *text, const char *example,
+	int (*field)(void *ud, const char *key, json_object *val), void *ud);
+
 #endif

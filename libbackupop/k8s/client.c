@@ -6,9 +6,10 @@
  * wiped after use; it is registered as a log secret besides.
  */
 #include "k8s/k8s.h"
+#include "util/backoff.h"
+#include "util/curl.h"
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,18 +161,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 		b->too_large = true;
 		return 0;
 	}
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 16384;
-		char *nd;
-
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		nd = realloc(b->data, ncap);
-		if (!nd)
-			return 0;
-		b->data = nd;
-		b->cap = ncap;
-	}
+	if (bop__reserve(&b->data, &b->cap, b->len + n + 1, 1, 16384) < 0)
+		return 0;
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	b->data[b->len] = '\0';
@@ -303,12 +294,7 @@ static void set_options(bop__k8s_client_t *c, const bop__k8s_request_t *req, con
 	} else if (req->method == BOP__K8S_GET) {
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
 	}
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, c->timeout < 10 ? c->timeout : 10L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, c->timeout);
+	bop__curl_defaults(curl, c->timeout < 10 ? c->timeout : 10L, c->timeout);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, c->timeout * 4);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -414,14 +400,14 @@ static void parse_body(bop__k8s_response_t *resp, const body_buf_t *buf)
 	json_tokener_free(tok);
 }
 
-/* Seconds of a Retry-After header, or -1. */
-static long retry_after(CURL *curl)
+/* A Retry-After header's wait in milliseconds, or 0. */
+static int64_t retry_after(CURL *curl)
 {
 	struct curl_header *h;
 
 	if (curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
-		return -1;
-	return strtol(h->value, NULL, 10);
+		return 0;
+	return bop__retry_after_ms(h->value, time(NULL));
 }
 
 typedef struct attempt {
@@ -429,7 +415,7 @@ typedef struct attempt {
 	const char *url;
 	const char *body;
 	bool retry;
-	long retry_after_s;
+	int64_t retry_after_ms;
 } attempt_t;
 
 static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, attempt_t *a,
@@ -443,7 +429,7 @@ static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, att
 
 	bop__k8s_response_clear(resp);
 	a->retry = false;
-	a->retry_after_s = -1;
+	a->retry_after_ms = 0;
 	ret = make_headers(c, req->method, req->body || req->body_text, &headers);
 	if (ret < 0)
 		return bop__error_wrap("%s", a->what);
@@ -466,7 +452,7 @@ static int perform_once(bop__k8s_client_t *c, const bop__k8s_request_t *req, att
 	ret = status_error(c, a->what, resp, resp->text ? resp->text : buf.data);
 	a->retry = status_retryable(resp->status);
 	if (a->retry)
-		a->retry_after_s = retry_after(c->curl);
+		a->retry_after_ms = retry_after(c->curl);
 out:
 	/* the handle keeps a pointer to the list: drop it before freeing */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
@@ -476,33 +462,12 @@ out:
 }
 
 /* Sleeps before try `attempt` + 1; false when the budget is spent. */
-static bool backoff(bop__k8s_client_t *c, int attempt, int64_t start_ms, long retry_after_s)
+static bool backoff(bop__k8s_client_t *c, int attempt, int64_t start_ms, int64_t retry_after_ms)
 {
-	int64_t cap = c->base_ms, delay;
-	uint32_t r = 0;
-	struct timespec ts;
+	const bop__backoff_t b = { .base_ms = c->base_ms, .cap_ms = RETRY_SLEEP_CAP_MS,
+		.jitter = 1.0, .max_tries = c->max_tries, .max_ms = c->max_ms };
 
-	if (attempt >= c->max_tries)
-		return false;
-	for (int i = 1; i < attempt && cap < RETRY_SLEEP_CAP_MS; i++)
-		cap *= 2;
-	if (cap > RETRY_SLEEP_CAP_MS)
-		cap = RETRY_SLEEP_CAP_MS;
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)bop__now_ms();
-	delay = (int64_t)(r % (uint64_t)(cap + 1));
-	if (retry_after_s > 0)
-		delay = retry_after_s * 1000 < RETRY_SLEEP_CAP_MS ? retry_after_s * 1000 :
-			RETRY_SLEEP_CAP_MS;
-	if (bop__now_ms() + delay - start_ms > c->max_ms)
-		return false;
-	bop__log(BOP_LOG_WARN, "k8s", "%s; retrying in %.1f s (try %d of %d)", bop_error_last(),
-		(double)delay / 1000.0, attempt + 1, c->max_tries);
-	ts.tv_sec = delay / 1000;
-	ts.tv_nsec = (delay % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) < 0)
-		;
-	return true;
+	return bop__backoff_wait(&b, attempt, start_ms, retry_after_ms, "k8s");
 }
 
 static int check_request(const bop__k8s_request_t *req)
@@ -532,7 +497,7 @@ static int perform(bop__k8s_client_t *c, const bop__k8s_request_t *req, attempt_
 		tries++;
 		if (ret == 0 || !a->retry)
 			return ret;
-		if (!backoff(c, tries, start, a->retry_after_s))
+		if (!backoff(c, tries, start, a->retry_after_ms))
 			break;
 	}
 	if (tries > 1)
@@ -702,14 +667,7 @@ static void set_stream_options(bop__k8s_conn_t *conn, const char *url,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, connect);
-	if (o->idle_seconds > 0) {
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, o->idle_seconds);
-	}
+	bop__curl_defaults(curl, connect, o->idle_seconds);
 	if (o->max_seconds > 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, o->max_seconds);
 	/* a peer that vanished without closing is noticed by TCP keepalive */

@@ -5,6 +5,7 @@
  * a vague TLS failure on the first request.
  */
 #include "k8s/k8s.h"
+#include "util/base64.h"
 
 #include <errno.h>
 #include <openssl/bio.h>
@@ -165,34 +166,6 @@ static int read_ref_file(const kc_t *k, const char *what, const char *path, size
 	return ret;
 }
 
-static int decode_base64(const char *text, char **out, size_t *len)
-{
-	size_t n = strlen(text);
-	unsigned char *buf = bop__calloc(n / 4 * 3 + 4, 1);
-	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-	int a = 0, b = 0, ret = BOP_EFORMAT;
-
-	if (!buf || !ctx) {
-		ret = bop__error_oom();
-		goto out;
-	}
-	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, buf, &a, (const unsigned char *)text, (int)n) < 0 ||
-	    EVP_DecodeFinal(ctx, buf + a, &b) < 0)
-		goto out;
-	*len = (size_t)(a + b);
-	buf[*len] = '\0';
-	*out = (char *)buf;
-	buf = NULL;
-	ret = 0;
-out:
-	EVP_ENCODE_CTX_free(ctx);
-	if (buf)
-		bop__wipe(buf, n / 4 * 3 + 4);
-	free(buf);
-	return ret;
-}
-
 /* `key`-data (base64) wins over `key` (a file), as with kubectl. */
 static int get_blob(kc_t *k, const yaml_node_t *map, const char *where, const char *key,
 	size_t max, char **out, size_t *len)
@@ -210,10 +183,11 @@ static int get_blob(kc_t *k, const yaml_node_t *map, const char *where, const ch
 	if (ret < 0)
 		return ret;
 	if (data) {
-		if (decode_base64(data, out, len) < 0)
+		ret = bop__base64_decode((unsigned char **)out, len, data, strlen(data));
+		if (ret == BOP_EFORMAT)
 			return kc_error(k, BOP_EFORMAT, map_get(k, map, data_key),
 				"%s.%s is not valid base64", where, data_key);
-		return 0;
+		return ret;
 	}
 	if (file)
 		return read_ref_file(k, key, file, max, out, len);

@@ -14,6 +14,7 @@
  * deleted meanwhile as DELETED. Failures are retried with exponential backoff up to 30 s.
  */
 #include "k8s/k8s.h"
+#include "util/backoff.h"
 
 #include <curl/curl.h>
 #include <malloc.h>
@@ -24,8 +25,6 @@
 
 #define EVENT_MAX (16u << 20)           /* one watch event */
 #define LIST_PAGE_MAX (256u << 20)      /* one LIST page */
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 #define WATCH_TIMEOUT_S 270             /* + up to 60 s of jitter */
 #define TOKENER_DEPTH 128
 
@@ -78,8 +77,7 @@ struct bop_k8s_informer {
 	bool gone;                      /* an ERROR event with code 410 came */
 	unsigned int events;            /* in the current watch */
 	int64_t next_resync_ms;
-	int backoff_ms;
-	uint64_t rng;
+	int failures;                   /* lists and watches failed in a row */
 };
 
 /* ---- small helpers ---- */
@@ -97,14 +95,6 @@ static bool stopping(bop_k8s_informer_t *inf)
 	return __atomic_load_n(&inf->stop, __ATOMIC_ACQUIRE) != 0;
 }
 
-static uint32_t next_random(bop_k8s_informer_t *inf)
-{
-	inf->rng ^= inf->rng << 13;
-	inf->rng ^= inf->rng >> 7;
-	inf->rng ^= inf->rng << 17;
-	return (uint32_t)(inf->rng >> 32);
-}
-
 /* Sleeps `ms` unless the informer is stopped meanwhile. */
 static void sleep_ms(bop_k8s_informer_t *inf, int ms)
 {
@@ -118,18 +108,18 @@ static void sleep_ms(bop_k8s_informer_t *inf, int ms)
 	pthread_mutex_unlock(&inf->lock);
 }
 
+/* 0.5 s doubling up to 30 s, each delay 75-100% of its step so that many informers do
+ * not come back in lockstep. */
+static const bop__backoff_t informer_backoff = { .base_ms = 500, .cap_ms = 30000,
+	.jitter = 0.25 };
+
 static void backoff(bop_k8s_informer_t *inf)
 {
-	int ms;
+	int64_t ms = bop__backoff_delay(&informer_backoff, ++inf->failures, 0);
 
-	inf->backoff_ms = inf->backoff_ms ? inf->backoff_ms * 2 : BACKOFF_MIN_MS;
-	if (inf->backoff_ms > BACKOFF_MAX_MS)
-		inf->backoff_ms = BACKOFF_MAX_MS;
-	/* jitter: 75-100% of the step, so many informers do not come back in lockstep */
-	ms = inf->backoff_ms - (int)(next_random(inf) % (uint32_t)(inf->backoff_ms / 4 + 1));
 	bop__log(BOP_LOG_DEBUG, "k8s", "informer %s: retrying in %.1f s", inf->path,
 		(double)ms / 1000.0);
-	sleep_ms(inf, ms);
+	sleep_ms(inf, (int)ms);
 }
 
 static void set_str(char **dst, const char *src)
@@ -167,20 +157,7 @@ static entry_t *entry_new(const char *key, const char *obj)
 
 static int entries_reserve(entries_t *es, size_t n)
 {
-	entry_t **v;
-	size_t cap;
-
-	if (n <= es->cap)
-		return 0;
-	cap = es->cap ? es->cap : 64;
-	while (cap < n)
-		cap *= 2;
-	v = realloc(es->v, cap * sizeof(*v));
-	if (!v)
-		return bop__error_oom();
-	es->v = v;
-	es->cap = cap;
-	return 0;
+	return bop__reserve(&es->v, &es->cap, n, sizeof(*es->v), 64);
 }
 
 static void entries_clear(entries_t *es)
@@ -311,18 +288,8 @@ static int on_page_data(void *ud, const char *data, size_t len)
 	if (b->len + len > LIST_PAGE_MAX)
 		return bop__error(BOP_EIO, "a LIST page is larger than %u MiB; use a smaller page size",
 			LIST_PAGE_MAX >> 20);
-	if (b->len + len + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 65536;
-		char *nd;
-
-		while (ncap < b->len + len + 1)
-			ncap *= 2;
-		nd = realloc(b->data, ncap);
-		if (!nd)
-			return bop__error_oom();
-		b->data = nd;
-		b->cap = ncap;
-	}
+	if (bop__reserve(&b->data, &b->cap, b->len + len + 1, 1, 65536) < 0)
+		return BOP_ENOMEM;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
@@ -760,7 +727,7 @@ static char *watch_url(bop_k8s_informer_t *inf, unsigned int timeout)
 
 static watch_end_t watch_once(bop_k8s_informer_t *inf)
 {
-	unsigned int timeout = WATCH_TIMEOUT_S + next_random(inf) % 61;
+	unsigned int timeout = WATCH_TIMEOUT_S + bop__random_u32() % 61;
 	bop__k8s_response_t resp;
 	int64_t start = mono_ms();
 	char *url = watch_url(inf, timeout);
@@ -787,7 +754,7 @@ static watch_end_t watch_once(bop_k8s_informer_t *inf)
 		return WATCH_GONE;
 	}
 	if (inf->events)
-		inf->backoff_ms = 0;
+		inf->failures = 0;
 	if (ret == 0 && (inf->events || mono_ms() - start > 1000))
 		return WATCH_ENDED;
 	if (ret == 0)
@@ -811,7 +778,7 @@ static void *informer_main(void *arg)
 			backoff(inf);
 			continue;
 		}
-		inf->backoff_ms = 0;
+		inf->failures = 0;
 		for (;;) {
 			watch_end_t end = watch_once(inf);
 
@@ -889,9 +856,6 @@ BOP_EXTERN(int) bop_k8s_informer_new(bop_k8s_informer_t **out, bop_k8s_client_t 
 	inf->page_size = opts->page_size ? opts->page_size : 500;
 	inf->callback = opts->callback;
 	inf->ud = opts->ud;
-	inf->rng = (uint64_t)bop__now_ms() * 0x9E3779B97F4A7C15ull ^ (uintptr_t)inf;
-	if (!inf->rng)
-		inf->rng = 1;
 	pthread_mutex_init(&inf->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -9,6 +9,7 @@
  * takes over at its next try instead of waiting for the lease to run out.
  */
 #include "k8s/k8s.h"
+#include "util/backoff.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -43,7 +44,6 @@ struct bop_k8s_leader {
 	char *seen_holder;
 	char *seen_renew;
 	int64_t seen_ms;
-	uint64_t rng;
 };
 
 static int64_t mono_ms(void)
@@ -77,15 +77,14 @@ static void sleep_ms(bop_k8s_leader_t *le, int64_t ms)
 	pthread_mutex_unlock(&le->lock);
 }
 
-/* The retry period with up to 20% jitter, so candidates do not collide forever. */
+/* The retry period with up to 20% jitter, so candidates do not collide forever: a fixed
+ * step of 1.2 periods of which the last sixth is drawn. */
 static int64_t retry_ms(bop_k8s_leader_t *le)
 {
-	int64_t base = (int64_t)le->retry_s * 1000;
+	int64_t step = (int64_t)le->retry_s * 1200;
+	const bop__backoff_t b = { .base_ms = step, .cap_ms = step, .jitter = 1.0 / 6 };
 
-	le->rng ^= le->rng << 13;
-	le->rng ^= le->rng >> 7;
-	le->rng ^= le->rng << 17;
-	return base + (int64_t)((le->rng >> 33) % (uint64_t)(base / 5 + 1));
+	return bop__backoff_delay(&b, 1, 0);
 }
 
 static void remember(char **dst, const char *src)
@@ -125,6 +124,20 @@ static json_object *lease_spec(bop_k8s_leader_t *le, const char *holder, int dur
 	return spec;
 }
 
+/* What writing the lease as ours at `now` came to: held, lost to another writer (409), or
+ * failed (logged). */
+static attempt_t written(bop_k8s_leader_t *le, int ret, const char *now)
+{
+	if (ret == 0) {
+		observe(le, le->identity, now);
+		return HELD;
+	}
+	if (ret == BOP_ECONFLICT)
+		return HELD_BY_OTHER;
+	bop__log(BOP_LOG_WARN, "k8s", "leader election: %s", bop_error_last());
+	return FAILED;
+}
+
 static attempt_t create_lease(bop_k8s_leader_t *le)
 {
 	json_object *lease = json_object_new_object(), *md = json_object_new_object(), *spec;
@@ -147,14 +160,7 @@ static attempt_t create_lease(bop_k8s_leader_t *le)
 	json_object_object_add(lease, "spec", spec);
 	ret = bop__k8s_do(le->client, BOP__K8S_POST, le->collection, lease, NULL, NULL);
 	json_object_put(lease);
-	if (ret == 0) {
-		observe(le, le->identity, now);
-		return HELD;
-	}
-	if (ret == BOP_ECONFLICT)
-		return HELD_BY_OTHER;
-	bop__log(BOP_LOG_WARN, "k8s", "leader election: %s", bop_error_last());
-	return FAILED;
+	return written(le, ret, now);
 }
 
 static int spec_int(json_object *spec, const char *key, int dflt)
@@ -186,14 +192,7 @@ static attempt_t take_lease(bop_k8s_leader_t *le, json_object *lease, json_objec
 		return FAILED;
 	json_object_object_add(lease, "spec", nspec);
 	ret = bop__k8s_do(le->client, BOP__K8S_PUT, le->path, lease, NULL, NULL);
-	if (ret == 0) {
-		observe(le, le->identity, now);
-		return HELD;
-	}
-	if (ret == BOP_ECONFLICT)
-		return HELD_BY_OTHER;
-	bop__log(BOP_LOG_WARN, "k8s", "leader election: %s", bop_error_last());
-	return FAILED;
+	return written(le, ret, now);
 }
 
 static attempt_t try_acquire_or_renew(bop_k8s_leader_t *le)
@@ -387,9 +386,6 @@ BOP_EXTERN(int) bop_k8s_leader_new(bop_k8s_leader_t **out, bop_k8s_client_t *cli
 	le->on_started = opts->on_started;
 	le->on_stopped = opts->on_stopped;
 	le->ud = opts->ud;
-	le->rng = (uint64_t)bop__now_ms() * 0x9E3779B97F4A7C15ull ^ (uintptr_t)le;
-	if (!le->rng)
-		le->rng = 1;
 	pthread_mutex_init(&le->lock, NULL);
 	{
 		pthread_condattr_t attr;

@@ -7,6 +7,7 @@
  * due ones into the queue and get() sleeps at most until the earliest one is due.
  */
 #include "k8s/k8s.h"
+#include "util/backoff.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -371,17 +372,13 @@ BOP_EXTERN(int) bop_workqueue_add_after(bop_workqueue_t *q, const char *key, uns
 	return ret;
 }
 
-/* The per-key backoff for the next rate-limited add (and counts the failure). */
+/* The per-key backoff for the next rate-limited add (and counts the failure): base doubled
+ * for each failure before, at most max, without jitter (as client-go's per-item limiter). */
 static int64_t key_backoff(bop_workqueue_t *q, wq_item_t *it)
 {
-	int64_t d = q->base_delay_ms;
+	const bop__backoff_t b = { .base_ms = q->base_delay_ms, .cap_ms = q->max_delay_ms };
 
-	for (unsigned int i = 0; i < it->failures && d < q->max_delay_ms; i++)
-		d *= 2;
-	if (d > q->max_delay_ms)
-		d = q->max_delay_ms;
-	it->failures++;
-	return d;
+	return bop__backoff_delay_r(&b, (int)++it->failures, 0, 0);
 }
 
 /* Takes a token from the bucket; the wait until it is there (0 when there was one). */

@@ -1,4 +1,4 @@
-/* JSON, hash and base64 helpers of the reconcile module (json-c and OpenSSL). */
+/* JSON and hash helpers of the reconcile module (json-c and OpenSSL). */
 #include "rec.h"
 
 #include <stdlib.h>
@@ -199,57 +199,4 @@ void bop__rec_sha256_hex(char out[65], const void *data, size_t len)
 	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != sizeof(md))
 		memset(md, 0, sizeof(md));
 	bop__hex(out, md, sizeof(md));
-}
-
-char *bop__rec_base64_encode(const void *data, size_t len)
-{
-	char *out;
-
-	if (len > (size_t)INT32_MAX / 2) {
-		bop__error(BOP_EINVAL, "too much data to encode");
-		return NULL;
-	}
-	out = bop__calloc(4 * ((len + 2) / 3) + 1, 1);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-	return out;
-}
-
-int bop__rec_base64_decode(unsigned char **out, size_t *len, const char *text)
-{
-	size_t n = 0, pad = 0, in_len = strlen(text);
-	char *clean = bop__calloc(in_len + 1, 1);
-	unsigned char *buf = NULL;
-	int got;
-
-	*out = NULL;
-	*len = 0;
-	if (!clean)
-		return BOP_ENOMEM;
-	for (const char *p = text; *p; p++)
-		if (!strchr(" \t\r\n", *p))
-			clean[n++] = *p;
-	if (n % 4 || n > (size_t)INT32_MAX)
-		goto bad;
-	if (n && clean[n - 1] == '=')
-		pad++;
-	if (n > 1 && clean[n - 2] == '=')
-		pad++;
-	buf = bop__calloc(n / 4 * 3 + 1, 1);
-	if (!buf) {
-		free(clean);
-		return BOP_ENOMEM;
-	}
-	got = n ? EVP_DecodeBlock(buf, (unsigned char *)clean, (int)n) : 0;
-	if (got < 0 || (size_t)got < pad)
-		goto bad;
-	free(clean);
-	buf[got - pad] = '\0';
-	*out = buf;
-	*len = (size_t)got - pad;
-	return 0;
-bad:
-	free(clean);
-	free(buf);
-	return bop__error(BOP_EFORMAT, "not valid base64");
 }

@@ -10,6 +10,7 @@
  * (lists, e.g. containers, are replaced whole).
  */
 #include "rec.h"
+#include "util/base64.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -265,7 +266,7 @@ static int secret_data(bop_reconcile_t *r, json_object **out)
 {
 	json_object *data = json_object_new_object();
 	char *config = bop__rec_to_string(r->config);
-	char *b64 = config ? bop__rec_base64_encode(config, strlen(config)) : NULL;
+	char *b64 = config ? bop__base64_encode_alloc(config, strlen(config)) : NULL;
 	int ret = data && b64 ? bop__rec_add(data, BOP__REC_CONFIG_KEY, json_object_new_string(b64))
 		: bop__error_oom();
 
@@ -275,7 +276,7 @@ static int secret_data(bop_reconcile_t *r, json_object **out)
 
 		if (ret)
 			break;
-		enc = bop__rec_base64_encode(v, strlen(v));
+		enc = bop__base64_encode_alloc(v, strlen(v));
 		ret = enc ? bop__rec_add(data, key, json_object_new_string(enc)) : BOP_ENOMEM;
 		free(enc);
 	}

@@ -104,12 +104,6 @@ json_object *bop__rec_string(const char *s);
 
 void bop__rec_sha256_hex(char out[65], const void *data, size_t len);
 
-char *bop__rec_base64_encode(const void *data, size_t len);
-
-/* Decodes standard base64 (with padding; blanks ignored) into *out (NUL-terminated,
- * malloc'd). BOP_EFORMAT when it is not base64. */
-int bop__rec_base64_decode(unsigned char **out, size_t *len, const char *text);
-
 /* ---- names.c ---- */
 
 /* A label value for `value`: itself when at most 63 characters, else cut and ended with

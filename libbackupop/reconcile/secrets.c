@@ -1,5 +1,6 @@
 /* Secret references: {name, key} (and namespace where the referrer is cluster-scoped). */
 #include "rec.h"
+#include "util/base64.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,6 @@ int bop__rec_check_ref(bop_reconcile_t *r, json_object *ref, const char *field, 
 	return 0;
 }
 
-static void free_wiped(char *s)
-{
-	if (s)
-		bop__wipe(s, strlen(s));
-	free(s);
-}
-
 /* The key's value from data (base64) or, as written by hand, stringData. */
 static int key_value(json_object *secret, const char *key, char **value, size_t *len)
 {
@@ -44,7 +38,7 @@ static int key_value(json_object *secret, const char *key, char **value, size_t 
 	const char *plain = bop__rec_str(bop__rec_get(secret, "stringData"), key);
 
 	if (b64)
-		return bop__rec_base64_decode((unsigned char **)value, len, b64);
+		return bop__base64_decode((unsigned char **)value, len, b64, strlen(b64));
 	if (!plain)
 		return BOP_ENOTFOUND;
 	*len = strlen(plain);
@@ -89,6 +83,29 @@ out:
 		/* the parsed copy holds the values too */
 		json_object_put(secret);
 	}
-	free_wiped(text);
+	bop__free_wiped(text);
+	return ret;
+}
+
+BOP_EXTERN(int) bop_reconcile_secret_value(char **value, size_t *len, const char *secret,
+	const char *key)
+{
+	json_object *o = NULL;
+	int ret;
+
+	if (!value || !len || !key)
+		return bop__error(BOP_EINVAL, "bop_reconcile_secret_value: value, len and key are "
+			"required");
+	*value = NULL;
+	*len = 0;
+	if ((ret = bop__rec_parse(&o, secret, "Secret")) < 0)
+		return ret;
+	if (!json_object_is_type(o, json_type_object))
+		ret = bop__error(BOP_EFORMAT, "Secret: not a JSON object");
+	else if ((ret = key_value(o, key, value, len)) == BOP_ENOTFOUND)
+		ret = bop__error(BOP_ENOTFOUND, "the Secret has no key \"%s\"", key);
+	else if (ret == BOP_EFORMAT)
+		bop__error_wrap("the Secret's key \"%s\"", key);
+	json_object_put(o);
 	return ret;
 }

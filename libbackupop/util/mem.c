@@ -66,6 +66,33 @@ void bop__wipe(void *p, size_t n)
 		OPENSSL_cleanse(p, n);
 }
 
+void bop__free_wiped(char *s)
+{
+	if (s)
+		bop__wipe(s, strlen(s));
+	free(s);
+}
+
+int bop__reserve(void *pdata, size_t *cap, size_t need, size_t size, size_t first)
+{
+	size_t ncap = *cap ? *cap : first ? first : 1;
+	void *data, *grown;
+
+	if (need <= *cap)
+		return 0;
+	if (size == 0 || need > SIZE_MAX / 2 / size)
+		return bop__error_oom();
+	while (ncap < need)
+		ncap *= 2;
+	memcpy(&data, pdata, sizeof(data));
+	grown = realloc(data, ncap * size);
+	if (!grown)
+		return bop__error_oom();
+	memcpy(pdata, &grown, sizeof(grown));
+	*cap = ncap;
+	return 0;
+}
+
 int bop__ncpu(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -150,8 +150,10 @@ static int parse_client(crdb_engine_t *e, json_object *val)
 	return ret;
 }
 
-static int parse_field(crdb_engine_t *e, const char *key, json_object *val)
+static int parse_field(void *ud, const char *key, json_object *val)
 {
+	crdb_engine_t *e = ud;
+
 	if (!strcmp(key, "host"))
 		return bop__db_get_string(val, key, &e->host);
 	if (!strcmp(key, "port"))
@@ -586,13 +588,6 @@ static int crdb_validate(bop_engine_t *base)
 	return ret;
 }
 
-static void free_wiped(char *s)
-{
-	if (s)
-		bop__wipe(s, strlen(s));
-	free(s);
-}
-
 static void crdb_free(bop_engine_t *base)
 {
 	crdb_engine_t *e = (crdb_engine_t *)base;
@@ -600,7 +595,7 @@ static void crdb_free(bop_engine_t *base)
 	free(e->host);
 	free(e->user);
 	free(e->database);
-	free_wiped(e->password);
+	bop__free_wiped(e->password);
 	free(e->password_file);
 	free(e->ssl_mode);
 	free(e->ssl_root_cert);
@@ -611,14 +606,13 @@ static void crdb_free(bop_engine_t *base)
 	bop__strv_free(e->restore.options);
 	free(e->endpoint);
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(e->env); i++)
-		free_wiped(e->env[i]);
+		bop__free_wiped(e->env[i]);
 	free(e->server);
 	free(e);
 }
 
 int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload)
 {
-	json_object *config = NULL;
 	crdb_engine_t *e;
 	int ret;
 
@@ -632,13 +626,9 @@ int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void
 	e->base.restore = crdb_restore;
 	e->base.free = crdb_free;
 	e->port = DEFAULT_PORT;
-	if ((ret = bop__engine_config_parse(config_json, "{\"host\": \"cockroachdb-public\"}",
-			&config)) < 0)
+	if ((ret = bop__engine_config_read(config_json, "{\"host\": \"cockroachdb-public\"}",
+			parse_field, e)) < 0)
 		goto fail;
-	json_object_object_foreach(config, key, val) {
-		if ((ret = parse_field(e, key, val)) < 0)
-			goto fail;
-	}
 	if (!e->user && !(e->user = bop__strdup(DEFAULT_USER))) {
 		ret = BOP_ENOMEM;
 		goto fail;
@@ -650,11 +640,9 @@ int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void
 		ret = BOP_ENOMEM;
 		goto fail;
 	}
-	json_object_put(config);
 	*out = &e->base;
 	return 0;
 fail:
-	json_object_put(config);
 	crdb_free(&e->base);
 	return ret;
 }

@@ -35,10 +35,8 @@ static void strv_free_wiped(char **v)
 {
 	if (!v)
 		return;
-	for (char **p = v; *p; p++) {
-		bop__wipe(*p, strlen(*p));
-		free(*p);
-	}
+	for (char **p = v; *p; p++)
+		bop__free_wiped(*p);
 	free(v);
 }
 
@@ -154,8 +152,9 @@ static int parse_timeout(exec_engine_t *e, json_object *val)
 	return 0;
 }
 
-static int parse_field(exec_engine_t *e, const char *key, json_object *val)
+static int parse_field(void *ud, const char *key, json_object *val)
 {
+	exec_engine_t *e = ud;
 	const char *s = NULL;
 	int ret;
 
@@ -297,13 +296,6 @@ static int exec_restore(bop_engine_t *base, bop_sink_t **out)
 	return bop_sink_command_new(out, &opts);
 }
 
-static int exec_pod_customize(bop_engine_t *base, char **patch_json)
-{
-	BOP_UNUSED(base);
-	*patch_json = bop__strdup("{}");
-	return *patch_json ? 0 : BOP_ENOMEM;
-}
-
 static void exec_free(bop_engine_t *base)
 {
 	exec_engine_t *e = (exec_engine_t *)base;
@@ -317,7 +309,6 @@ static void exec_free(bop_engine_t *base)
 
 int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload)
 {
-	json_object *config = NULL;
 	exec_engine_t *e;
 	int ret;
 
@@ -329,19 +320,13 @@ int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *pay
 	e->base.validate = exec_validate;
 	e->base.backup = exec_backup;
 	e->base.restore = exec_restore;
-	e->base.pod_customize = exec_pod_customize;
 	e->base.free = exec_free;
-	if ((ret = bop__engine_config_parse(config_json, "{\"backupCommand\": [\"pg_dump\"]}", &config)) < 0)
+	if ((ret = bop__engine_config_read(config_json, "{\"backupCommand\": [\"pg_dump\"]}",
+			parse_field, e)) < 0)
 		goto fail;
-	json_object_object_foreach(config, key, val) {
-		if ((ret = parse_field(e, key, val)) < 0)
-			goto fail;
-	}
-	json_object_put(config);
 	*out = &e->base;
 	return 0;
 fail:
-	json_object_put(config);
 	exec_free(&e->base);
 	return ret;
 }

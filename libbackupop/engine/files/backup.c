@@ -45,20 +45,10 @@ typedef struct files_source {
 static la_ssize_t tar_write(struct archive *a, void *payload, const void *buf, size_t len)
 {
 	files_source_t *s = payload;
-	size_t cap;
-	unsigned char *p;
 
-	if (s->out_len + len > s->out_cap) {
-		cap = s->out_cap ? s->out_cap : 2 * CHUNK;
-		while (cap < s->out_len + len)
-			cap *= 2;
-		p = realloc(s->out, cap);
-		if (!p) {
-			archive_set_error(a, ENOMEM, "out of memory");
-			return -1;
-		}
-		s->out = p;
-		s->out_cap = cap;
+	if (bop__reserve(&s->out, &s->out_cap, s->out_len + len, 1, 2 * CHUNK) < 0) {
+		archive_set_error(a, ENOMEM, "out of memory");
+		return -1;
 	}
 	memcpy(s->out + s->out_len, buf, len);
 	s->out_len += len;

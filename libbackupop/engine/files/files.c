@@ -177,8 +177,10 @@ static int parse_restore(bop__files_config_t *cfg, json_object *val)
 	return 0;
 }
 
-static int parse_field(bop__files_config_t *cfg, const char *key, json_object *val)
+static int parse_field(void *ud, const char *key, json_object *val)
 {
+	bop__files_config_t *cfg = ud;
+
 	if (!strcmp(key, "path"))
 		return parse_path(val, "\"path\"", &cfg->path);
 	if (!strcmp(key, "exclude"))
@@ -192,35 +194,22 @@ static int parse_field(bop__files_config_t *cfg, const char *key, json_object *v
 
 static int parse_config(bop__files_config_t *cfg, const char *text)
 {
-	json_object *config = NULL;
 	int ret;
 
-	if ((ret = bop__engine_config_parse(text, "{\"path\": \"/data\"}", &config)) < 0)
-		return ret;
 	cfg->exclude = bop__calloc(1, sizeof(char *));
-	if (!cfg->exclude) {
-		ret = BOP_ENOMEM;
-		goto out;
-	}
-	json_object_object_foreach(config, key, val) {
-		if ((ret = parse_field(cfg, key, val)) < 0)
-			goto out;
-	}
-	if (!cfg->path) {
-		ret = bop__error(BOP_EINVAL, "\"path\", the directory to back up, is required, e.g. {\"path\": \"/data\"}");
-		goto out;
-	}
+	if (!cfg->exclude)
+		return BOP_ENOMEM;
+	if ((ret = bop__engine_config_read(text, "{\"path\": \"/data\"}", parse_field, cfg)) < 0)
+		return ret;
+	if (!cfg->path)
+		return bop__error(BOP_EINVAL, "\"path\", the directory to back up, is required, e.g. {\"path\": \"/data\"}");
 	if (!cfg->restore_path) {
-		if (!strcmp(cfg->path, "/")) {
-			ret = bop__error(BOP_EINVAL, "\"path\" is \"/\": give \"restore.path\", a directory to restore into");
-			goto out;
-		}
+		if (!strcmp(cfg->path, "/"))
+			return bop__error(BOP_EINVAL, "\"path\" is \"/\": give \"restore.path\", a directory to restore into");
 		if (!(cfg->restore_path = bop__strdup(cfg->path)))
-			ret = BOP_ENOMEM;
+			return BOP_ENOMEM;
 	}
-out:
-	json_object_put(config);
-	return ret;
+	return 0;
 }
 
 /* ---- the vtable ---- */
@@ -247,13 +236,6 @@ static int files_restore(bop_engine_t *base, bop_sink_t **out)
 	return bop__files_sink_new(out, &((files_engine_t *)base)->cfg);
 }
 
-static int files_pod_customize(bop_engine_t *base, char **patch_json)
-{
-	BOP_UNUSED(base);
-	*patch_json = bop__strdup("{}");
-	return *patch_json ? 0 : BOP_ENOMEM;
-}
-
 static void files_free(bop_engine_t *base)
 {
 	files_engine_t *e = (files_engine_t *)base;
@@ -275,7 +257,6 @@ int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *pa
 	e->base.validate = files_validate;
 	e->base.backup = files_backup;
 	e->base.restore = files_restore;
-	e->base.pod_customize = files_pod_customize;
 	e->base.free = files_free;
 	if ((ret = parse_config(&e->cfg, config_json)) < 0) {
 		files_free(&e->base);

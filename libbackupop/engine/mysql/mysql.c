@@ -87,8 +87,10 @@ static int parse_restore(my_engine_t *e, json_object *val)
 	return 0;
 }
 
-static int parse_field(my_engine_t *e, const char *key, json_object *val)
+static int parse_field(void *ud, const char *key, json_object *val)
 {
+	my_engine_t *e = ud;
+
 	if (!strcmp(key, "host"))
 		return bop__db_get_string(val, key, &e->host);
 	if (!strcmp(key, "port")) {
@@ -375,13 +377,6 @@ static int my_restore(bop_engine_t *base, bop_sink_t **out)
 	return ret;
 }
 
-static int my_pod_customize(bop_engine_t *base, char **patch_json)
-{
-	BOP_UNUSED(base);
-	*patch_json = bop__strdup("{}");
-	return *patch_json ? 0 : BOP_ENOMEM;
-}
-
 static void my_free(bop_engine_t *base)
 {
 	my_engine_t *e = (my_engine_t *)base;
@@ -404,7 +399,6 @@ static void my_free(bop_engine_t *base)
 
 int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload)
 {
-	json_object *config = NULL;
 	my_engine_t *e;
 	int ret;
 
@@ -416,15 +410,11 @@ int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *pa
 	e->base.validate = my_validate;
 	e->base.backup = my_backup;
 	e->base.restore = my_restore;
-	e->base.pod_customize = my_pod_customize;
 	e->base.free = my_free;
 	e->port = DEFAULT_PORT;
-	if ((ret = bop__engine_config_parse(config_json, "{\"database\": \"app\"}", &config)) < 0)
+	if ((ret = bop__engine_config_read(config_json, "{\"database\": \"app\"}", parse_field,
+			e)) < 0)
 		goto fail;
-	json_object_object_foreach(config, key, val) {
-		if ((ret = parse_field(e, key, val)) < 0)
-			goto fail;
-	}
 	if ((ret = check_config(e)) < 0)
 		goto fail;
 	e->server = e->socket ? bop__strdup(e->socket)
@@ -433,11 +423,9 @@ int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *pa
 		ret = BOP_ENOMEM;
 		goto fail;
 	}
-	json_object_put(config);
 	*out = &e->base;
 	return 0;
 fail:
-	json_object_put(config);
 	my_free(&e->base);
 	return ret;
 }

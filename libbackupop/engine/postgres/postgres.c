@@ -146,8 +146,10 @@ static int parse_restore(pg_restore_conf_t *r, json_object *val)
 	return 0;
 }
 
-static int parse_field(pg_engine_t *e, const char *key, json_object *val)
+static int parse_field(void *ud, const char *key, json_object *val)
 {
+	pg_engine_t *e = ud;
+
 	if (!strcmp(key, "host"))
 		return bop__db_get_string(val, key, &e->host);
 	if (!strcmp(key, "port"))
@@ -476,20 +478,6 @@ static int pg_restore(bop_engine_t *base, bop_sink_t **out)
 	return ret;
 }
 
-static int pg_pod_customize(bop_engine_t *base, char **patch_json)
-{
-	BOP_UNUSED(base);
-	*patch_json = bop__strdup("{}");
-	return *patch_json ? 0 : BOP_ENOMEM;
-}
-
-static void free_wiped(char *s)
-{
-	if (s)
-		bop__wipe(s, strlen(s));
-	free(s);
-}
-
 static void pg_free(bop_engine_t *base)
 {
 	pg_engine_t *e = (pg_engine_t *)base;
@@ -497,7 +485,7 @@ static void pg_free(bop_engine_t *base)
 	free(e->host);
 	free(e->database);
 	free(e->user);
-	free_wiped(e->password);
+	bop__free_wiped(e->password);
 	free(e->password_file);
 	free(e->ssl_mode);
 	bop__strv_free(e->extra_args);
@@ -506,13 +494,12 @@ static void pg_free(bop_engine_t *base)
 	free(e->bin_dir);
 	free(e->server);
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(e->env); i++)
-		free_wiped(e->env[i]);
+		bop__free_wiped(e->env[i]);
 	free(e);
 }
 
 int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload)
 {
-	json_object *config = NULL;
 	pg_engine_t *e;
 	int ret;
 
@@ -524,16 +511,12 @@ int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void 
 	e->base.validate = pg_validate;
 	e->base.backup = pg_backup;
 	e->base.restore = pg_restore;
-	e->base.pod_customize = pg_pod_customize;
 	e->base.free = pg_free;
 	e->port = DEFAULT_PORT;
 	e->restore.single_transaction = true;
-	if ((ret = bop__engine_config_parse(config_json, "{\"database\": \"app\"}", &config)) < 0)
+	if ((ret = bop__engine_config_read(config_json, "{\"database\": \"app\"}", parse_field,
+			e)) < 0)
 		goto fail;
-	json_object_object_foreach(config, key, val) {
-		if ((ret = parse_field(e, key, val)) < 0)
-			goto fail;
-	}
 	if ((ret = check_mode(e)) < 0 || (ret = check_restore(e)) < 0 || (ret = set_env(e)) < 0)
 		goto fail;
 	e->server = e->host ? bop__sprintf("%s:%d", e->host, e->port)
@@ -542,11 +525,9 @@ int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void 
 		ret = BOP_ENOMEM;
 		goto fail;
 	}
-	json_object_put(config);
 	*out = &e->base;
 	return 0;
 fail:
-	json_object_put(config);
 	pg_free(&e->base);
 	return ret;
 }

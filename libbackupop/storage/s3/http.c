@@ -4,8 +4,9 @@
  * Bodies are sent from memory with their length (no chunked encoding, no trailers).
  */
 #include "storage/s3/s3.h"
+#include "util/backoff.h"
+#include "util/curl.h"
 
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -114,14 +115,9 @@ static void set_transport(s3_storage_t *s3, CURL *curl, const s3_request_t *req)
 {
 	const s3_config_t *cfg = &s3->cfg;
 
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "backupop/" BOP_VERSION_STRING);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, cfg->timeout < 30 ? cfg->timeout : 30L);
 	/* A stalled transfer fails after `timeout`; a long healthy one does not. */
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, cfg->timeout);
+	bop__curl_defaults(curl, cfg->timeout < 30 ? cfg->timeout : 30L, cfg->timeout);
+	curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
 	if (req->body_len < S3_MIB && strcmp(req->method, "GET") != 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT, cfg->timeout);
 	curl_easy_setopt(curl, CURLOPT_FILETIME, 1L);
@@ -311,30 +307,14 @@ int bop__s3_curl_error(s3_storage_t *s3, const s3_request_t *req, CURL *curl, CU
 	return bop__error(BOP_EIO, "%s: %s", what, detail);
 }
 
+/* S3 servers' Retry-After is not taken (AWS sends none; the tries keep their own
+ * exponential pace), so the delay is the drawn one. */
 bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms)
 {
-	int64_t cap = s3->retry_base_ms, delay;
-	uint32_t r = 0;
-	struct timespec ts;
+	const bop__backoff_t b = { .base_ms = s3->retry_base_ms, .cap_ms = RETRY_SLEEP_CAP_MS,
+		.jitter = 1.0, .max_tries = s3->max_tries, .max_ms = s3->retry_max_ms };
 
-	if (attempt >= s3->max_tries)
-		return false;
-	for (int i = 1; i < attempt && cap < RETRY_SLEEP_CAP_MS; i++)
-		cap *= 2;
-	if (cap > RETRY_SLEEP_CAP_MS)
-		cap = RETRY_SLEEP_CAP_MS;
-	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (uint32_t)bop__now_ms();
-	delay = (int64_t)(r % (uint64_t)(cap + 1));
-	if (bop__now_ms() + delay - start_ms > s3->retry_max_ms)
-		return false;
-	bop__log(BOP_LOG_WARN, "s3", "%s; retrying in %.1f s (try %d of %d)", bop_error_last(),
-		(double)delay / 1000.0, attempt + 1, s3->max_tries);
-	ts.tv_sec = delay / 1000;
-	ts.tv_nsec = (delay % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) < 0)
-		;
-	return true;
+	return bop__backoff_wait(&b, attempt, start_ms, 0, "s3");
 }
 
 /* ---- performing ---- */
@@ -342,21 +322,10 @@ bool bop__s3_backoff(s3_storage_t *s3, int attempt, int64_t start_ms)
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *payload)
 {
 	s3_buf_t *b = payload;
-	size_t n = size * nmemb, cap;
-	char *grown;
+	size_t n = size * nmemb;
 
-	if (b->len + n > b->max)
+	if (b->len + n > b->max || bop__reserve(&b->data, &b->cap, b->len + n + 1, 1, 4096) < 0)
 		return 0;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		grown = realloc(b->data, cap);
-		if (!grown)
-			return 0;
-		b->data = grown;
-		b->cap = cap;
-	}
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	b->data[b->len] = '\0';

@@ -309,6 +309,23 @@ static int list_entry(const s3_xml_node_t *c, bool url, s3_list_entry_cb cb, voi
 	return ret;
 }
 
+/* Parses a listing page whose root must be `name`: *root, whether keys are URL-encoded,
+ * and page->truncated. The page is cleared first. */
+static int list_root(s3_xml_node_t **root, const char *data, size_t len, size_t max,
+	const char *name, s3_list_page_t *page, bool *url)
+{
+	int ret;
+
+	memset(page, 0, sizeof(*page));
+	if ((ret = bop__s3_xml_parse(root, data, len, max)) < 0)
+		return ret;
+	if (strcmp((*root)->name, name) != 0)
+		return wrong_root(*root, name);
+	*url = url_encoded(*root);
+	page->truncated = is_true(bop__s3_xml_text(*root, "IsTruncated"));
+	return 0;
+}
+
 int bop__s3_xml_list_objects(const char *data, size_t len, size_t max, s3_list_page_t *page,
 	s3_list_entry_cb cb, void *payload)
 {
@@ -316,16 +333,8 @@ int bop__s3_xml_list_objects(const char *data, size_t len, size_t max, s3_list_p
 	bool url;
 	int ret;
 
-	memset(page, 0, sizeof(*page));
-	if ((ret = bop__s3_xml_parse(&root, data, len, max)) < 0)
-		return ret;
-	if (strcmp(root->name, "ListBucketResult") != 0) {
-		ret = wrong_root(root, "ListBucketResult");
-		goto out;
-	}
-	url = url_encoded(root);
-	page->truncated = is_true(bop__s3_xml_text(root, "IsTruncated"));
-	if ((ret = copy_opt(&page->next_token, bop__s3_xml_text(root, "NextContinuationToken"))) < 0)
+	if ((ret = list_root(&root, data, len, max, "ListBucketResult", page, &url)) < 0 ||
+			(ret = copy_opt(&page->next_token, bop__s3_xml_text(root, "NextContinuationToken"))) < 0)
 		goto out;
 	if (page->truncated && !page->next_token) {
 		ret = bop__error(BOP_EFORMAT, "malformed S3 listing: truncated without <NextContinuationToken>");
@@ -364,16 +373,8 @@ int bop__s3_xml_list_uploads(const char *data, size_t len, size_t max, s3_list_p
 	bool url;
 	int ret;
 
-	memset(page, 0, sizeof(*page));
-	if ((ret = bop__s3_xml_parse(&root, data, len, max)) < 0)
-		return ret;
-	if (strcmp(root->name, "ListMultipartUploadsResult") != 0) {
-		ret = wrong_root(root, "ListMultipartUploadsResult");
-		goto out;
-	}
-	url = url_encoded(root);
-	page->truncated = is_true(bop__s3_xml_text(root, "IsTruncated"));
-	if ((ret = copy_opt(&page->next_key_marker, bop__s3_xml_text(root, "NextKeyMarker"))) < 0 ||
+	if ((ret = list_root(&root, data, len, max, "ListMultipartUploadsResult", page, &url)) < 0 ||
+			(ret = copy_opt(&page->next_key_marker, bop__s3_xml_text(root, "NextKeyMarker"))) < 0 ||
 			(ret = copy_opt(&page->next_upload_id_marker,
 				bop__s3_xml_text(root, "NextUploadIdMarker"))) < 0)
 		goto out;
