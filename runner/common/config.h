@@ -77,6 +77,9 @@ void rcfg_clear(rcfg_t *c);
 /* Loads `path` into `c` (rcfg_init() first). Returns 0, RCFG_EINVALID (a bad document,
  * a missing file) or RCFG_EIO; *error then receives the message (free()). */
 int rcfg_load(rcfg_t *c, const char *path, char **error);
+/* The same for a document in memory; `name` stands for the file in messages and relative
+ * paths. */
+int rcfg_load_buffer(rcfg_t *c, const char *name, const char *buf, size_t len, char **error);
 /* Applies defaults that depend on several fields (name). */
 int rcfg_finish(rcfg_t *c, char **error);
 
