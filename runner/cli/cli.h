@@ -24,6 +24,8 @@ enum {
 	CLI_EXIT_KEY = 5,
 	CLI_EXIT_LOCKED = 6,
 	CLI_EXIT_CHILD = 7,
+	CLI_EXIT_AUTH = 8,              /* a database or storage refused the credentials */
+	CLI_EXIT_CONNECT = 9,           /* a database or storage server could not be reached */
 	CLI_EXIT_INTERRUPTED = 130,
 };
 
@@ -134,6 +136,8 @@ int cli_fail(int code, bool stored_data);
 int cli_error(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage(const cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_exit_code(int code, bool stored_data);
+/* Writes text with control characters escaped as \xNN (newlines and tabs stay). */
+void cli_put_escaped(FILE *out, const char *text);
 /* Like cli_fail() for a command that could not be started: exit status 7. */
 int cli_fail_command(int code);
 

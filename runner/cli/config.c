@@ -68,7 +68,7 @@ int cli_config_load(cli_settings_t *s, const char *path)
 	if (!ret)
 		ret = rcfg_finish(&c, &error);
 	if (ret) {
-		fprintf(stderr, "backupop: error: %s\n", error ? error : "out of memory");
+		cli_error(0, "%s", error ? error : "out of memory");
 		free(error);
 		rcfg_clear(&c);
 		return ret == RCFG_EINVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
