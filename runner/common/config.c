@@ -481,7 +481,7 @@ static int check_engine(cfg_t *c, const char *key, const yaml_node_t *node, cons
 	int ret = bop_engine_open(&engine, name, json);
 
 	bop_engine_free(engine);
-	if (ret == BOP_ENOTFOUND)
+	if (ret == BOP_ENOTFOUND && !strncmp(bop_error_last(), "unknown engine", 14))
 		return cfg_error(c, key, node, "the %s engine is not available in this build", name);
 	if (ret < 0)
 		return cfg_error(c, key, node, "%s", bop_error_last());
