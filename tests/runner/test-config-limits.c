@@ -160,8 +160,36 @@ static void test_not_secrets(void)
 	rcfg_clear(&c);
 }
 
+/* Item 5 of issue 9: one settings model; the CLI merges its flags over the config. */
+static void test_merge(void)
+{
+	static const char doc[] = "name: from-config\nstorage: {url: file:///c, region: r1}\n"
+		"tags: [a, b]\ncompression: {level: 5}\nretention: {keepLast: 3}\n";
+	rcfg_t c, flags;
+	char *error = load(&c, doc, strlen(doc));
+
+	rcfg_init(&flags);
+	flags.name = strdup("from-flags");
+	rcfg_strlist_add(&flags.tags, "x");
+	flags.keep[RCFG_KEEP_DAILY] = 7;
+	flags.scrypt_work_factor = 12;
+	rcfg_merge(&c, &flags);
+	ok(!error && !strcmp(c.name, "from-flags") && !strcmp(c.storage_url, "file:///c"),
+		"a flag overrides the config's name, the config's storage stays");
+	ok(c.tags.count == 1 && !strcmp(c.tags.items[0], "x"), "a list flag replaces the list");
+	ok(c.level == 5 && c.keep[RCFG_KEEP_LAST] == 3 && c.keep[RCFG_KEEP_DAILY] == 7 &&
+		c.scrypt_work_factor == 12, "numbers merge setting by setting");
+	ok(c.storage_settings.count == 2 && !strcmp(c.storage_settings.items[1], "r1"),
+		"storage settings from the config stay");
+	ok(!flags.name && !flags.tags.items, "what was merged has left the flags");
+	free(error);
+	rcfg_clear(&flags);
+	rcfg_clear(&c);
+}
+
 int main(void)
 {
+	test_merge();
 	test_nesting();
 	test_documents();
 	test_not_secrets();
