@@ -120,6 +120,17 @@ BOP_EXTERN(int) bop_log_add_secret(const char *secret)
 	return ret == BOP_ENOMEM ? bop__error_oom() : ret;
 }
 
+void bop__log_clear_secrets(void)
+{
+	pthread_mutex_lock(&log_lock);
+	for (size_t i = 0; i < nsecrets; i++)
+		free(secrets[i]);
+	free(secrets);
+	secrets = NULL;
+	nsecrets = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
 size_t bop__secret_partial_tail(const char *text, size_t len)
 {
 	size_t longest = 0;
@@ -219,12 +230,28 @@ static void emit_json(bop_log_level_t level, const char *component, const char *
 	json_object_put(obj);
 }
 
+/* `msg` with control characters as \xNN, so that no log line (a child's stderr, a name
+ * a user gave) can move the cursor or reprogram the terminal, and a record is one line. */
+static void escape_controls(char *out, size_t cap, const char *msg)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)msg; *p && n + 5 < cap; p++) {
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+		else
+			out[n++] = (char)*p;
+	}
+	out[n] = '\0';
+}
+
 static void emit_text(bop_log_level_t level, const char *component, const char *msg)
 {
-	char line[LOG_LINE_MAX];
+	char line[LOG_LINE_MAX], safe[LOG_LINE_MAX];
 	int n;
 
-	n = snprintf(line, sizeof(line), "backupop: %s: %s: %s\n", level_names[level], component, msg);
+	escape_controls(safe, sizeof(safe), msg);
+	n = snprintf(line, sizeof(line), "backupop: %s: %s: %s\n", level_names[level], component, safe);
 	if (n > 0)
 		write_all(log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

@@ -43,6 +43,11 @@ expect_exit 0 "an exec backup whose command prints its secrets to stderr" \
 ok "... its stderr lines are logged" grep -q "xxxxxxxx" "$T/err"
 leaks=$(cat "$T/out" "$T/err" | grep -oE "multiAAAA|lineBBBB|tokenCCCCDDDD|multiA|BBBB|CCCCDDDD" | sort -u | tr '\n' ' ')
 is "finding 14: neither line of a multi-line secret appears, nor a secret cut at the line buffer" "$leaks" ""
+printf 'storage: %s\nname: esc\nengine:\n  exec:\n    backupCommand: [sh, -c, "printf \x27a\\\\033[2Jb\\\\n\x27 >&2; echo data"]\n' "$S" >"$T/esc.yaml"
+expect_exit 0 "a backup whose command writes an escape sequence to stderr" \
+	"$BOP" --log-format text backup --config "$T/esc.yaml"
+ok "finding 17: the text log shows it escaped" grep -qF 'a\x1b[2Jb' "$T/err"
+ok "... and no raw escape reaches the terminal" sh -c "! grep -q \"\$(printf '\\033')\" '$T/err'"
 expect_exit 0 "... also with JSON logs" "$BOP" --log-format json backup --config "$T/secret.yaml"
 leaks=$(cat "$T/out" "$T/err" | grep -oE "multiAAAA|lineBBBB|tokenCCCCDDDD" | sort -u | tr '\n' ' ')
 is "finding 14: no line of the secret in JSON logs" "$leaks" ""
