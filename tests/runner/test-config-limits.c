@@ -91,6 +91,24 @@ static void test_nesting(void)
 	rcfg_clear(&c);
 	free(doc);
 
+	/* the engine's JSON, as a library user passes it */
+	{
+		size_t depth = 400000, h;
+		bop_engine_t *engine = NULL;
+		char *json = malloc(2 * depth + 64);
+		int ret;
+
+		h = (size_t)sprintf(json, "{\"backupCommand\": [\"cat\"], \"x\": ");
+		memset(json + h, '[', depth);
+		memset(json + h + depth, ']', depth);
+		strcpy(json + h + 2 * depth, "}");
+		ret = bop_engine_open(&engine, "exec", json);
+		ok(ret == BOP_EINVAL && strstr(bop_error_last(), "nesting deeper than 64 levels"),
+			"finding 11: engine JSON nested 400000 deep is refused: %s", bop_error_last());
+		bop_engine_free(engine);
+		free(json);
+	}
+
 	/* 64 levels are fine: the bound is not lower than documented */
 	doc = nested("tags: ", '[', ']', 63);
 	error = load(&c, doc, strlen(doc));
