@@ -51,6 +51,8 @@ static char *nested(const char *head, char open, char close, size_t depth)
 	size_t h = strlen(head);
 	char *doc = malloc(h + 2 * depth + 2);
 
+	if (!doc)
+		abort();
 	memcpy(doc, head, h);
 	memset(doc + h, open, depth);
 	memset(doc + h + depth, close, depth);
@@ -74,6 +76,8 @@ static void test_nesting(void)
 	free(doc);
 
 	doc = malloc(1000000);
+	if (!doc)
+		abort();
 	{
 		size_t n = (size_t)sprintf(doc, "engine:\n  exec:\n    backupCommand: [cat]\n"
 			"    x: ");
@@ -98,6 +102,8 @@ static void test_nesting(void)
 		char *json = malloc(2 * depth + 64);
 		int ret;
 
+		if (!json)
+			abort();
 		h = (size_t)sprintf(json, "{\"backupCommand\": [\"cat\"], \"x\": ");
 		memset(json + h, '[', depth);
 		memset(json + h + depth, ']', depth);
