@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 9 finding 15: a backupop-runner killed with SIGKILL during a backup takes the
-# engine's command and everything it started with it.
+# engine's command and everything it started with it. And finding 11 at runner start.
 . "$BOP_SOURCE_ROOT/tests/runner/lib.sh"
 
 marker="bop-runner-orphan-$$-$RANDOM"
@@ -37,4 +37,11 @@ else
 	TAP_FAILED=$((TAP_FAILED + 1))
 fi
 pkill -9 -f "$marker" 2>/dev/null; pkill -9 -f "sleep $nap" 2>/dev/null
+
+# Finding 11 at runner start: tags: [[[...]]] of 1 MB is refused at once (it took minutes).
+python3 -c 'import sys; sys.stdout.write("tags: " + "[" * 500000 + "]" * 500000 + "\n")' >"$T/deep.yaml"
+timeout 60 "$RUNNER" --config "$T/deep.yaml" --state-dir "$T/deep.state" >"$T/deep.log" 2>&1
+st=$?
+ok "finding 11: a runner with a 1 MB nested config exits 2 (got $st)" test "$st" -eq 2
+ok "... saying nesting deeper than 64 levels" grep -q "deep.yaml:1: nesting deeper than 64 levels" "$T/deep.log"
 done_testing
