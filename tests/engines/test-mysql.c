@@ -329,6 +329,9 @@ static void test_damaged_restore(const cat_env_t *c)
 	note_error();
 	ok(ret == BOP_EINTEGRITY && strstr(bop_error_last(), "corrupt"),
 		"damaged: the restore fails with an integrity error (%s)", bop_error_last());
+	ok(strstr(bop_error_last(), "the target database dst_damaged was modified and may be "
+		"partly restored") != NULL,
+		"damaged: the error says the target was modified (no transaction; issue 9 finding 8)");
 	out = sql("dst_damaged", "SELECT k FROM keep;\n"
 		"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'dst_damaged' AND TABLE_NAME = 'zz_last';");
 	ok(out && !strcmp(out, "precious 💎\n0"),
