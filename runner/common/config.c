@@ -394,19 +394,26 @@ static json_object *scalar_to_json(const yaml_node_t *node)
 	return json_object_new_string(v);
 }
 
-static bool ends_with(const char *s, const char *suffix)
+/* Whether `name`, without underscores and case, ends in `suffix` (lower case). */
+static bool ends_with(const char *name, const char *suffix)
 {
-	size_t n = strlen(s), m = strlen(suffix);
+	size_t m = strlen(suffix), n = 0;
+	char tail[32];
 
-	return n >= m && !strcasecmp(s + n - m, suffix);
+	for (size_t i = strlen(name); i > 0 && n < m; i--) {
+		if (name[i - 1] != '_')
+			tail[m - ++n] = (char)tolower((unsigned char)name[i - 1]);
+	}
+	return n == m && !memcmp(tail, suffix, m);
 }
 
-/* Whether the value of an engine field is a secret to redact. A file name (passwordFile)
- * and a key's id (accessKeyId) are not: users need to see them. */
+/* Whether the value of an engine field is a secret to redact. A file name (passwordFile,
+ * PASSWORD_FILE) and a key's id (accessKeyId, AWS_ACCESS_KEY_ID) are not: users need to
+ * see them. */
 static bool secret_name(const char *k)
 {
-	if (ends_with(k, "File") || ends_with(k, "Path") || ends_with(k, "Dir") ||
-	    ends_with(k, "KeyId") || ends_with(k, "KeyID"))
+	if (ends_with(k, "file") || ends_with(k, "path") || ends_with(k, "dir") ||
+	    ends_with(k, "keyid"))
 		return false;
 	return strcasestr(k, "password") || strcasestr(k, "secret") || strcasestr(k, "token") ||
 		strcasestr(k, "key");

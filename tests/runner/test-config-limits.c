@@ -168,7 +168,8 @@ static void test_not_secrets(void)
 		"storage:\n  url: s3://bucket/p\n  accessKeyId: AKIDNOTSECRET42\n"
 		"  secretAccessKey: wJalrSECRETKEY99\n"
 		"engine:\n  exec:\n    backupCommand: [cat]\n"
-		"    env: {PW_FILE: x, DB_PASSWORD: hunter2hunter2}\n";
+		"    env: {DB_PASSWORD_FILE: /run/pw-file-path, DB_PASSWORD: hunter2hunter2,\n"
+		"          AWS_ACCESS_KEY_ID: AKIDENVNOTSECRET7}\n";
 	rcfg_t c;
 	char *error;
 
@@ -177,10 +178,14 @@ static void test_not_secrets(void)
 	free(error);
 	bop_log_set_callback(capture, NULL);
 	bop_log(BOP_LOG_WARN, "test", "id AKIDNOTSECRET42 key wJalrSECRETKEY99 pw hunter2hunter2");
-	bop_log_set_callback(NULL, NULL);
 	ok(logged && strstr(logged, "id AKIDNOTSECRET42 key [REDACTED] pw [REDACTED]"),
 		"finding 17: the access key id is shown, the secret key and password are not: %s",
 		logged ? logged : "nothing logged");
+	bop_log(BOP_LOG_WARN, "test", "file /run/pw-file-path env id AKIDENVNOTSECRET7");
+	ok(logged && strstr(logged, "file /run/pw-file-path env id AKIDENVNOTSECRET7"),
+		"finding 17: an engine's *_FILE path and AWS_ACCESS_KEY_ID are shown: %s",
+		logged ? logged : "nothing logged");
+	bop_log_set_callback(NULL, NULL);
 	rcfg_clear(&c);
 }
 
