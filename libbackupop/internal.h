@@ -46,6 +46,11 @@ bool bop__log_enabled(bop_log_level_t level);
 
 /* A malloc'd copy of `text` with every registered secret replaced by "[REDACTED]". */
 char *bop__redact(const char *text);
+/* How many bytes at the end of text[0..len) could be the start of a registered secret
+ * (0 when none): a line cut there must not be logged before the rest arrives. */
+size_t bop__secret_partial_tail(const char *text, size_t len);
+/* Forgets every registered secret (for fuzz targets that register thousands). */
+void bop__log_clear_secrets(void);
 
 /* ---- util/mem.c ---- */
 

@@ -31,6 +31,7 @@ typedef enum bop_error {
 	BOP_ENOTSUPPORTED = -14,/* the backend or engine cannot do this */
 	BOP_EFORMAT = -15,      /* malformed input: age header, manifest, config, key */
 	BOP_ENOKEY = -16,       /* no identity or passphrase given matches the encrypted data */
+	BOP_ECONNECT = -17,     /* a server (database, storage) could not be reached */
 } bop_error_t;
 
 /* The message of the last error on this thread, in words a user can act on. Never NULL

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #define CONFIG_MAX (1u << 20)
+/* The same bound as the config file's (backupop-config(5)). */
+#define CONFIG_MAX_DEPTH 64
 
 int bop__engine_config_parse(const char *text, const char *example, json_object **out)
 {
@@ -20,7 +22,7 @@ int bop__engine_config_parse(const char *text, const char *example, json_object 
 			example);
 	if (len > CONFIG_MAX)
 		return bop__error(BOP_EINVAL, "the configuration is larger than %u bytes", CONFIG_MAX);
-	tok = json_tokener_new();
+	tok = json_tokener_new_ex(CONFIG_MAX_DEPTH);
 	if (!tok)
 		return bop__error_oom();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -31,7 +33,10 @@ int bop__engine_config_parse(const char *text, const char *example, json_object 
 	end = json_tokener_get_parse_end(tok);
 	if (jerr == json_tokener_success && text[end + strspn(text + end, " \t\r\n")])
 		jerr = json_tokener_error_parse_unexpected;
-	if (jerr != json_tokener_success)
+	if (jerr == json_tokener_error_depth)
+		ret = bop__error(BOP_EINVAL, "the configuration is not accepted: nesting deeper than "
+			"%d levels near byte %zu", CONFIG_MAX_DEPTH, end);
+	else if (jerr != json_tokener_success)
 		ret = bop__error(BOP_EINVAL, "the configuration is not valid JSON: %s near byte %zu",
 			json_tokener_error_desc(jerr), end);
 	else if (!json_object_is_type(obj, json_type_object))

@@ -288,7 +288,8 @@ static bool server_unreachable(const char *message)
 	return false;
 }
 
-/* Adds what the tool's last line means for the user: a refused login becomes BOP_EAUTH. */
+/* Adds what the tool's last line means for the user: a refused login becomes BOP_EAUTH, a
+ * server that cannot be reached BOP_ECONNECT (backupop(1) gives each its exit status). */
 static int map_failure(int ret, const char *server)
 {
 	bool auth, unreachable;
@@ -307,7 +308,7 @@ static int map_failure(int ret, const char *server)
 		ret = bop__error(BOP_EAUTH, "%s (the database refused the login: check the user and password)",
 			copy);
 	else
-		ret = bop__error(ret, "%s (cannot reach the database server %s: is it running, and are host and port right?)",
+		ret = bop__error(BOP_ECONNECT, "%s (cannot reach the database server %s: is it running, and are host and port right?)",
 			copy, server);
 	free(copy);
 	return ret;
@@ -420,25 +421,59 @@ typedef struct db_sink {
 	char *server;
 	bop__db_cleanup_fn cleanup;
 	void *payload;
+	char *failure_note;     /* added to the error of a failed restore, once */
+	bool started;           /* the tool was given data: the target may have changed */
 } db_sink_t;
+
+/* Adds the failure note to the error being reported (the first time only). */
+static int add_failure_note(db_sink_t *s, int ret)
+{
+	char *copy;
+
+	if (ret >= 0 || !s->failure_note || !s->started)
+		return ret;
+	copy = bop__strdup(bop_error_last());
+	if (copy)
+		ret = bop__error(ret, "%s; %s", copy, s->failure_note);
+	free(copy);
+	free(s->failure_note);
+	s->failure_note = NULL;
+	return ret;
+}
 
 static int db_sink_write(bop_sink_t *base, const void *buf, size_t len)
 {
 	db_sink_t *s = (db_sink_t *)base;
 
-	return map_failure(bop_sink_write(s->inner, buf, len), s->server);
+	s->started = true;
+	return add_failure_note(s, map_failure(bop_sink_write(s->inner, buf, len), s->server));
 }
 
 static int db_sink_commit(bop_sink_t *base)
 {
 	db_sink_t *s = (db_sink_t *)base;
 
-	return map_failure(bop_sink_commit(s->inner), s->server);
+	return add_failure_note(s, map_failure(bop_sink_commit(s->inner), s->server));
 }
 
+/* Aborted because of a failure elsewhere (corrupt data): that failure's message gets the
+ * note, since the tool may already have changed the target. */
 static void db_sink_abort(bop_sink_t *base)
 {
-	bop_sink_abort(((db_sink_t *)base)->inner);
+	db_sink_t *s = (db_sink_t *)base;
+	int code = bop_error_last_code();
+
+	bop_sink_abort(s->inner);
+	add_failure_note(s, code < 0 ? code : BOP_ERROR);
+}
+
+int bop__db_sink_set_failure_note(bop_sink_t *sink, const char *note)
+{
+	db_sink_t *s = (db_sink_t *)sink;
+
+	free(s->failure_note);
+	s->failure_note = bop__strdup(note);
+	return s->failure_note ? 0 : BOP_ENOMEM;
 }
 
 static void db_sink_free(bop_sink_t *base)
@@ -449,6 +484,7 @@ static void db_sink_free(bop_sink_t *base)
 		return;
 	bop_sink_free(s->inner);
 	free(s->server);
+	free(s->failure_note);
 	if (s->cleanup)
 		s->cleanup(s->payload);
 	free(s);

@@ -8,6 +8,14 @@
  * by line while the loop runs. The child leads its own process group, so killing it also
  * kills what it started (a shell's children), and it never sees a clean end of input on
  * abort.
+ *
+ * The child is a small supervisor (a forked copy of this process) that starts the command
+ * as the leader of a process group of its own and passes on its exit status. When this
+ * process (or the thread that started it) dies, PR_SET_PDEATHSIG tells the supervisor,
+ * which kills the command's whole group, so no producer or grandchild outlives a backupop
+ * killed with SIGKILL; killing a command is asking the supervisor to do the same, then to
+ * reap the command and die of SIGKILL. The command itself dies with the supervisor. The
+ * supervisor's exit is watched through a pidfd.
  */
 #include "internal.h"
 
@@ -19,7 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -34,6 +46,8 @@ extern char **environ;
 #define DRAIN_GRACE_MS 500
 /* After a failed write, how long to wait for the exit status that explains it. */
 #define EXIT_GRACE_MS 2000
+/* How often the exit is checked where there is no pidfd (Linux before 5.3). */
+#define EXIT_POLL_MS 20
 
 typedef struct command command_t;
 
@@ -43,6 +57,7 @@ typedef struct log_pipe {
 	bop_log_level_t level;
 	bool active;            /* the handle is initialized and not closed yet */
 	bool eof;
+	bool discard;           /* drop the rest of this line (it held a secret too long) */
 	size_t len;
 	char line[LOG_LINE_LEN + 1];
 	char buf[16384];
@@ -51,8 +66,12 @@ typedef struct log_pipe {
 struct command {
 	uv_loop_t loop;
 	bool loop_ready;
-	uv_process_t proc;
-	bool proc_active;
+	pid_t pid;              /* the supervisor, leader of the command's process group */
+	int pidfd;              /* readable when it has exited; -1 without pidfd support */
+	uv_poll_t exit_poll;    /* on pidfd */
+	bool exit_poll_active;
+	uv_timer_t exit_timer;  /* without a pidfd: waitpid() every EXIT_POLL_MS */
+	bool exit_timer_active;
 	bool spawned;
 	bool exited;
 	bool timed_out;         /* the deadline passed */
@@ -160,9 +179,9 @@ static void command_kill(command_t *c)
 {
 	if (!c->spawned || c->exited)
 		return;
-	/* Not reaped yet, so the pid (and with it the group id) cannot have been reused. */
-	kill(-c->proc.pid, SIGKILL);
-	uv_process_kill(&c->proc, SIGKILL);
+	/* Not reaped yet, so the pid cannot have been reused. The supervisor kills the
+	 * command's group, reaps the command and dies of SIGKILL. */
+	kill(c->pid, SIGTERM);
 }
 
 static void command_kill_and_reap(command_t *c)
@@ -172,15 +191,45 @@ static void command_kill_and_reap(command_t *c)
 		run_until(c, is_exited, 0);
 }
 
-static void on_child_exit(uv_process_t *proc, int64_t exit_status, int term_signal)
+/* Reaps the supervisor if it has exited. */
+static void check_exit(command_t *c)
 {
-	command_t *c = proc->data;
+	int status;
+	pid_t r;
 
+	if (c->exited)
+		return;
+	do
+		r = waitpid(c->pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return;
 	c->exited = true;
-	c->exit_status = exit_status;
-	c->term_signal = term_signal;
+	if (r < 0) {
+		c->exit_status = 127;   /* reaped elsewhere: no status to report */
+	} else if (WIFSIGNALED(status)) {
+		c->term_signal = WTERMSIG(status);
+	} else {
+		c->exit_status = WEXITSTATUS(status);
+	}
+	if (c->exit_poll_active)
+		uv_poll_stop(&c->exit_poll);
+	if (c->exit_timer_active)
+		uv_timer_stop(&c->exit_timer);
 	bop__log(BOP_LOG_DEBUG, "command", "'%s' (pid %d) ended: status %lld, signal %d",
-		c->name, proc->pid, (long long)exit_status, term_signal);
+		c->name, (int)c->pid, (long long)c->exit_status, c->term_signal);
+}
+
+static void on_exit_poll(uv_poll_t *poll, int status, int events)
+{
+	BOP_UNUSED(status);
+	BOP_UNUSED(events);
+	check_exit(poll->data);
+}
+
+static void on_exit_timer(uv_timer_t *timer)
+{
+	check_exit(timer->data);
 }
 
 static void on_deadline(uv_timer_t *timer)
@@ -251,6 +300,29 @@ static void log_line(log_pipe_t *lp)
 	}
 }
 
+/*
+ * A line longer than the buffer goes to the log in parts. A part must not end in the
+ * first bytes of a secret, which redaction cannot recognize without the rest: those bytes
+ * start the next part. A buffer that is all the start of a secret drops the line's rest.
+ */
+static void log_long_line(log_pipe_t *lp)
+{
+	size_t tail = bop__secret_partial_tail(lp->line, lp->len);
+	char carry[LOG_LINE_LEN];
+
+	if (tail >= lp->len) {
+		bop__log(lp->level, lp->cmd->component, "[a line too long to show]");
+		lp->len = 0;
+		lp->discard = true;
+		return;
+	}
+	memcpy(carry, lp->line + lp->len - tail, tail);
+	lp->len -= tail;
+	log_line(lp);
+	memcpy(lp->line, carry, tail);
+	lp->len = tail;
+}
+
 static void log_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
 	log_pipe_t *lp = handle->data;
@@ -271,12 +343,16 @@ static void log_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	for (ssize_t i = 0; i < nread; i++) {
 		if (buf->base[i] == '\n') {
-			log_line(lp);
+			if (!lp->discard)
+				log_line(lp);
+			lp->discard = false;
 			continue;
 		}
+		if (lp->discard)
+			continue;
 		lp->line[lp->len++] = buf->base[i];
 		if (lp->len == LOG_LINE_LEN)
-			log_line(lp);
+			log_long_line(lp);
 	}
 }
 
@@ -451,11 +527,197 @@ static int spawn_error(const command_t *c, const char *file, int r)
 	return bop__error(BOP_ERROR, "cannot start command '%s': %s", c->name, uv_strerror(r));
 }
 
+/* ---- the supervisor and the command, between fork() and exec(): async-signal-safe only ---- */
+
+static void child_fail(int errfd, int err)
+{
+	ssize_t w = write(errfd, &err, sizeof(err));
+
+	BOP_UNUSED(w);
+	_exit(127);
+}
+
+/* Moves `fd` to stdio number `to` (fds 0..2 that are still needed were moved up before). */
+static void child_stdio(int errfd, int fd, int to)
+{
+	if (fd == to) {
+		if (fcntl(fd, F_SETFD, 0) < 0)
+			child_fail(errfd, errno);
+	} else if (dup2(fd, to) < 0) {
+		child_fail(errfd, errno);
+	}
+}
+
+/* The command: stdio in place, exec. It dies with its supervisor. */
+static void run_command(pid_t supervisor, int fds[3], int errfd, char **args, char **env,
+	const char *cwd)
+{
+	sigset_t none;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != supervisor)
+		_exit(127);
+	setpgid(0, 0);
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i &&
+		    (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+			child_fail(errfd, errno);
+	}
+	if (fds[0] < 0 && (fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		child_fail(errfd, errno);
+	for (int i = 0; i < 3; i++)
+		child_stdio(errfd, fds[i], i);
+	if (cwd && chdir(cwd) < 0)
+		child_fail(errfd, errno);
+	if (env)
+		environ = env;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(args[0], args);
+	child_fail(errfd, errno);
+}
+
+/* Passes on how the command ended: the same exit status, or the same signal. */
+static void supervisor_exit(int status)
+{
+	struct sigaction dfl;
+	sigset_t one;
+	int sig;
+
+	if (!WIFSIGNALED(status))
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
+	sig = WTERMSIG(status);
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(sig, &dfl, NULL);
+	if (sig == SIGSEGV || sig == SIGABRT || sig == SIGBUS || sig == SIGQUIT ||
+	    sig == SIGILL || sig == SIGFPE || sig == SIGSYS || sig == SIGTRAP) {
+		struct rlimit none = { 0, 0 };
+
+		setrlimit(RLIMIT_CORE, &none);  /* the command's core is its own business */
+	}
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	sigprocmask(SIG_UNBLOCK, &one, NULL);
+	kill(getpid(), sig);
+	_exit(128 + sig);
+}
+
+/* Kills the command's process group, reaps the command, and dies of SIGKILL. */
+static void supervisor_kill(pid_t cmd)
+{
+	int status;
+
+	kill(-cmd, SIGKILL);
+	kill(cmd, SIGKILL);
+	while (waitpid(cmd, &status, 0) < 0 && errno == EINTR)
+		;
+	kill(getpid(), SIGKILL);
+	_exit(128 + SIGKILL);
+}
+
+/*
+ * The supervisor, in a new session: when this process or the thread that forked it dies,
+ * or when asked to (SIGTERM), it kills the command's group.
+ */
+static void supervise(pid_t parent, int fds[3], int errfd, char **args, char **env,
+	const char *cwd)
+{
+	struct sigaction dfl;
+	sigset_t all, wanted;
+	pid_t cmd, self;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	}
+	if (setsid() < 0)
+		child_fail(errfd, errno);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)        /* the parent died before prctl(): no signal comes */
+		_exit(127);
+	self = getpid();
+	cmd = fork();
+	if (cmd < 0)
+		child_fail(errfd, errno);
+	if (cmd == 0)
+		run_command(self, fds, errfd, args, env, cwd);
+	setpgid(cmd, cmd);      /* also here, so that the group exists before any kill */
+	/* Nothing of ours may hold the command's pipes (or the start error pipe) open. */
+	close(errfd);
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	for (int fd = 0; fd < 3; fd++)
+		close(fd);
+	syscall(SYS_close_range, 3U, ~0U, 0U);
+	sigemptyset(&wanted);
+	sigaddset(&wanted, SIGCHLD);
+	sigaddset(&wanted, SIGTERM);
+	sigaddset(&wanted, SIGHUP);
+	sigaddset(&wanted, SIGINT);
+	for (;;) {
+		int sig = sigwaitinfo(&wanted, NULL), status;
+
+		if (sig == SIGCHLD) {
+			if (waitpid(cmd, &status, WNOHANG) == cmd)
+				supervisor_exit(status);
+		} else if (sig > 0) {
+			supervisor_kill(cmd);
+		}
+	}
+}
+
+/* ---- starting ---- */
+
+/* Reads the error of a failed start: 0 when the command was started. */
+static int read_start_error(int fd)
+{
+	int err = 0;
+	ssize_t n;
+
+	do
+		n = read(fd, &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)sizeof(err) ? err : 0;
+}
+
+static int watch_exit(command_t *c)
+{
+	int r;
+
+	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	if (c->pidfd >= 0) {
+		fcntl(c->pidfd, F_SETFD, FD_CLOEXEC);
+		r = uv_poll_init(&c->loop, &c->exit_poll, c->pidfd);
+		if (r == 0) {
+			c->exit_poll.data = c;
+			c->exit_poll_active = true;
+			r = uv_poll_start(&c->exit_poll, UV_READABLE, on_exit_poll);
+		}
+	} else {
+		uv_timer_init(&c->loop, &c->exit_timer);
+		c->exit_timer.data = c;
+		c->exit_timer_active = true;
+		r = uv_timer_start(&c->exit_timer, on_exit_timer, EXIT_POLL_MS, EXIT_POLL_MS);
+	}
+	if (r < 0)
+		return bop__error(BOP_ERROR, "cannot watch command '%s': %s", c->name,
+			uv_strerror(r));
+	return 0;
+}
+
 static int spawn(command_t *c, const bop_command_options_t *opts, bool sink, const int child[3])
 {
-	uv_process_options_t po;
-	uv_stdio_container_t stdio[3];
 	char **args = NULL, **env = NULL;
+	int fds[3] = { sink ? child[0] : -1, child[1], child[2] };
+	int errpipe[2] = { -1, -1 }, err;
+	pid_t parent = getpid();
 	int ret;
 
 	ret = build_args(&args, opts);
@@ -464,32 +726,36 @@ static int spawn(command_t *c, const bop_command_options_t *opts, bool sink, con
 	ret = build_env(&env, c, opts);
 	if (ret < 0)
 		goto out;
-	memset(&po, 0, sizeof(po));
-	memset(stdio, 0, sizeof(stdio));
-	stdio[0].flags = sink ? UV_INHERIT_FD : UV_IGNORE;
-	stdio[0].data.fd = child[0];
-	stdio[1].flags = UV_INHERIT_FD;
-	stdio[1].data.fd = child[1];
-	stdio[2].flags = UV_INHERIT_FD;
-	stdio[2].data.fd = child[2];
-	po.exit_cb = on_child_exit;
-	po.file = args[0];
-	po.args = args;
-	po.env = env;
-	po.cwd = opts->cwd;
-	po.flags = UV_PROCESS_DETACHED;        /* its own process group, see command_kill() */
-	po.stdio_count = 3;
-	po.stdio = stdio;
-	c->proc.data = c;
-	ret = uv_spawn(&c->loop, &c->proc, &po);
-	c->proc_active = true;                 /* initialized even when the spawn failed */
-	if (ret < 0) {
-		ret = spawn_error(c, args[0], ret);
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		ret = bop__error_errno(BOP_ERROR, errno, "cannot start command '%s'", c->name);
+		goto out;
+	}
+	c->pid = fork();
+	if (c->pid == 0)
+		supervise(parent, fds, errpipe[1], args, env, opts->cwd);
+	if (c->pid < 0) {
+		ret = bop__error_errno(BOP_ERROR, errno, "cannot start command '%s'", c->name);
+		goto out;
+	}
+	close(errpipe[1]);
+	errpipe[1] = -1;
+	err = read_start_error(errpipe[0]);
+	if (err) {
+		int status;
+
+		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		ret = spawn_error(c, args[0], -err);
 		goto out;
 	}
 	c->spawned = true;
-	bop__log(BOP_LOG_DEBUG, "command", "started '%s' (pid %d)", c->name, c->proc.pid);
+	ret = watch_exit(c);
+	bop__log(BOP_LOG_DEBUG, "command", "started '%s' (pid %d)", c->name, (int)c->pid);
 out:
+	for (int i = 0; i < 2; i++) {
+		if (errpipe[i] >= 0)
+			close(errpipe[i]);
+	}
 	free(args);
 	free(env);
 	return ret;
@@ -540,6 +806,7 @@ static int command_start(command_t *c, const bop_command_options_t *opts, bool s
 	int ret;
 
 	c->timeout_ms = opts->timeout_ms;
+	c->pidfd = -1;
 	ret = set_names(c, opts);
 	if (ret == 0)
 		ret = check_cwd(c, opts->cwd);
@@ -574,13 +841,16 @@ static void command_destroy(command_t *c)
 {
 	if (c->loop_ready) {
 		command_kill_and_reap(c);
-		close_handle((uv_handle_t *)&c->proc, &c->proc_active);
+		close_handle((uv_handle_t *)&c->exit_poll, &c->exit_poll_active);
+		close_handle((uv_handle_t *)&c->exit_timer, &c->exit_timer_active);
 		close_handle((uv_handle_t *)&c->data, &c->data_active);
 		close_handle((uv_handle_t *)&c->err.pipe, &c->err.active);
 		close_handle((uv_handle_t *)&c->out.pipe, &c->out.active);
 		close_handle((uv_handle_t *)&c->deadline, &c->deadline_active);
 		close_handle((uv_handle_t *)&c->grace, &c->grace_active);
 		uv_run(&c->loop, UV_RUN_DEFAULT);
+		if (c->pidfd >= 0)
+			close(c->pidfd);
 		if (uv_loop_close(&c->loop) != 0)
 			bop__log(BOP_LOG_WARN, "command", "the event loop of '%s' did not close cleanly",
 				c->name);

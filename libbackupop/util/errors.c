@@ -125,6 +125,7 @@ static const char *describe(bop_error_t code)
 	case BOP_ENOTSUPPORTED: return "not supported";
 	case BOP_EFORMAT: return "malformed data";
 	case BOP_ENOKEY: return "no matching key";
+	case BOP_ECONNECT: return "cannot reach the server";
 	}
 	return NULL;
 }

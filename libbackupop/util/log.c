@@ -68,31 +68,87 @@ BOP_EXTERN(void) bop_log_set_callback(bop_log_cb cb, void *payload)
 	pthread_mutex_unlock(&log_lock);
 }
 
-BOP_EXTERN(int) bop_log_add_secret(const char *secret)
+/* Adds `len` bytes of `secret` unless known; the caller holds log_lock. */
+static int add_secret_locked(const char *secret, size_t len)
 {
 	char **grown;
 	char *copy;
-	int ret = 0;
+
+	for (size_t i = 0; i < nsecrets; i++) {
+		if (strlen(secrets[i]) == len && memcmp(secrets[i], secret, len) == 0)
+			return 0;
+	}
+	copy = strndup(secret, len);
+	grown = copy ? realloc(secrets, (nsecrets + 1) * sizeof(*secrets)) : NULL;
+	if (!grown) {
+		free(copy);
+		return BOP_ENOMEM;
+	}
+	secrets = grown;
+	secrets[nsecrets++] = copy;
+	return 0;
+}
+
+/*
+ * A secret of several lines is also registered line by line (each line of at least
+ * SECRET_LINE_MIN bytes, without its "\r"): a child's stderr is logged one line at a
+ * time, and a line never holds the whole secret.
+ */
+#define SECRET_LINE_MIN 4
+
+BOP_EXTERN(int) bop_log_add_secret(const char *secret)
+{
+	int ret;
 
 	if (!secret || strlen(secret) < 4)
 		return bop__error(BOP_EINVAL, "a secret to redact must be at least 4 bytes long");
 	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < nsecrets; i++) {
-		if (strcmp(secrets[i], secret) == 0)
-			goto out;
+	ret = add_secret_locked(secret, strlen(secret));
+	if (ret == 0 && strpbrk(secret, "\r\n")) {
+		const char *line = secret;
+
+		while (ret == 0 && *line) {
+			size_t len = strcspn(line, "\r\n");
+
+			if (len >= SECRET_LINE_MIN && len != strspn(line, " \t"))
+				ret = add_secret_locked(line, len);
+			line += len;
+			line += strspn(line, "\r\n");
+		}
 	}
-	copy = strdup(secret);
-	grown = copy ? realloc(secrets, (nsecrets + 1) * sizeof(*secrets)) : NULL;
-	if (!grown) {
-		free(copy);
-		ret = BOP_ENOMEM;
-		goto out;
-	}
-	secrets = grown;
-	secrets[nsecrets++] = copy;
-out:
 	pthread_mutex_unlock(&log_lock);
 	return ret == BOP_ENOMEM ? bop__error_oom() : ret;
+}
+
+void bop__log_clear_secrets(void)
+{
+	pthread_mutex_lock(&log_lock);
+	for (size_t i = 0; i < nsecrets; i++)
+		free(secrets[i]);
+	free(secrets);
+	secrets = NULL;
+	nsecrets = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+size_t bop__secret_partial_tail(const char *text, size_t len)
+{
+	size_t longest = 0;
+
+	pthread_mutex_lock(&log_lock);
+	for (size_t i = 0; i < nsecrets; i++) {
+		size_t slen = strlen(secrets[i]);
+
+		/* the longest end of `text` that is the start of this secret, shorter than it */
+		for (size_t n = slen - 1 < len ? slen - 1 : len; n > longest; n--) {
+			if (memcmp(text + len - n, secrets[i], n) == 0) {
+				longest = n;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&log_lock);
+	return longest;
 }
 
 /* Replaces every occurrence of every secret; the caller holds log_lock. */
@@ -174,12 +230,28 @@ static void emit_json(bop_log_level_t level, const char *component, const char *
 	json_object_put(obj);
 }
 
+/* `msg` with control characters as \xNN, so that no log line (a child's stderr, a name
+ * a user gave) can move the cursor or reprogram the terminal, and a record is one line. */
+static void escape_controls(char *out, size_t cap, const char *msg)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)msg; *p && n + 5 < cap; p++) {
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+		else
+			out[n++] = (char)*p;
+	}
+	out[n] = '\0';
+}
+
 static void emit_text(bop_log_level_t level, const char *component, const char *msg)
 {
-	char line[LOG_LINE_MAX];
+	char line[LOG_LINE_MAX], safe[LOG_LINE_MAX];
 	int n;
 
-	n = snprintf(line, sizeof(line), "backupop: %s: %s: %s\n", level_names[level], component, msg);
+	escape_controls(safe, sizeof(safe), msg);
+	n = snprintf(line, sizeof(line), "backupop: %s: %s: %s\n", level_names[level], component, safe);
 	if (n > 0)
 		write_all(log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

@@ -164,6 +164,8 @@ static const char exit_codes_text[] =
 	"  5    key error (no matching identity, wrong passphrase, encrypted without a key)\n"
 	"  6    lock conflict (another process holds the catalog's lock)\n"
 	"  7    the producer or consumer command failed\n"
+	"  8    authentication failed (the database or storage refused the credentials)\n"
+	"  9    cannot connect (the database or storage server cannot be reached)\n"
 	"  130  interrupted (SIGINT or SIGTERM); no backup is written\n";
 
 void cli_print_command_help(FILE *out, unsigned int command)
@@ -284,6 +286,15 @@ static int set_list(cli_strlist_t *list, const char *value)
 	return cli_strlist_add(list, value) < 0 ? cli_error(CLI_EXIT_FAILED, "out of memory") : 0;
 }
 
+static bool has_control_chars(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
 static int set_int(cli_t *cli, int *field, const char *name, const char *value, int max)
 {
 	long long n = rcfg_parse_count(value, max);
@@ -300,7 +311,11 @@ static int apply_option(cli_t *cli, cli_settings_t *s, int opt, const char *valu
 
 	switch (opt) {
 	case OPT_STORAGE: return set_string(&s->storage, value);
-	case OPT_NAME: return set_string(&s->name, value);
+	case OPT_NAME:
+		if (has_control_chars(value))
+			return cli_usage(cli, "--name: '%s' has control characters; a catalog name "
+				"is printable text", value);
+		return set_string(&s->name, value);
 	case OPT_CONFIG: cli->config_path = value; return 0;
 	case OPT_LOG_LEVEL:
 	case OPT_LOG_FORMAT: return set_log_option(cli, opt, value);
@@ -448,6 +463,11 @@ static int resolve_settings(cli_t *cli, cli_settings_t *flags)
 			return ret;
 	}
 	cli_settings_merge(s, flags);
+	env = getenv("BACKUPOP_STORAGE");
+	if (!s->storage && !(env && *env) && s->storage_settings.count > 0)
+		return cli_error(CLI_EXIT_USAGE, "%s: storage.url required: the storage settings "
+			"(%s, ...) need a storage URL (storage.url in the config, or --storage)",
+			cli->config_path ? cli->config_path : "config", s->storage_settings.items[0]);
 	env = getenv("BACKUPOP_STORAGE");
 	if (!s->storage && (ret = set_string(&s->storage, env && *env ? env : "file://./backups")))
 		return ret;

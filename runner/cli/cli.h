@@ -9,6 +9,8 @@
 
 #include <backupop.h>
 
+#include "config.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -24,6 +26,8 @@ enum {
 	CLI_EXIT_KEY = 5,
 	CLI_EXIT_LOCKED = 6,
 	CLI_EXIT_CHILD = 7,
+	CLI_EXIT_AUTH = 8,              /* a database or storage refused the credentials */
+	CLI_EXIT_CONNECT = 9,           /* a database or storage server could not be reached */
 	CLI_EXIT_INTERRUPTED = 130,
 };
 
@@ -41,48 +45,22 @@ enum {
 	CLI_CMD_STATUS = 1 << 9,
 };
 
-/* A NULL-terminated list of strings; `set` says whether it was given at all. */
-typedef struct cli_strlist {
-	char **items;
-	size_t count;
-	bool set;
-} cli_strlist_t;
+/* The settings are those of runner/common (config.h), one model for the CLI and the
+ * runner: a config file (--config) and the flags each fill an rcfg_t, the flags' is merged
+ * over the config's. NULL strings and negative numbers are "not set". */
+typedef rcfg_strlist_t cli_strlist_t;
+typedef rcfg_t cli_settings_t;
 
 /* Retention rules in the order of the --keep-* flags. */
 enum {
-	CLI_KEEP_LAST,
-	CLI_KEEP_HOURLY,
-	CLI_KEEP_DAILY,
-	CLI_KEEP_WEEKLY,
-	CLI_KEEP_MONTHLY,
-	CLI_KEEP_YEARLY,
-	CLI_KEEP_COUNT,
+	CLI_KEEP_LAST = RCFG_KEEP_LAST,
+	CLI_KEEP_HOURLY = RCFG_KEEP_HOURLY,
+	CLI_KEEP_DAILY = RCFG_KEEP_DAILY,
+	CLI_KEEP_WEEKLY = RCFG_KEEP_WEEKLY,
+	CLI_KEEP_MONTHLY = RCFG_KEEP_MONTHLY,
+	CLI_KEEP_YEARLY = RCFG_KEEP_YEARLY,
+	CLI_KEEP_COUNT = RCFG_KEEP_COUNT,
 };
-
-/* Everything a config file or the flags can set. NULL strings and negative numbers are
- * "not set". */
-typedef struct cli_settings {
-	char *storage;
-	char *name;
-	char *compression;
-	int level;
-	int threads;
-	cli_strlist_t recipients;
-	char *recipients_file;
-	char *identity_file;
-	char *passphrase_file;
-	int scrypt_work_factor;
-	long long keep[CLI_KEEP_COUNT];
-	int64_t keep_within;
-	cli_strlist_t keep_tags;
-	cli_strlist_t tags;
-	/* From the config file only (backupop-config(5)). */
-	char *engine_name;
-	char *engine_json;              /* the engine block as JSON; may hold secrets */
-	cli_strlist_t storage_settings; /* name, value, ... for bop_storage_options_t */
-	char *api_listen;
-	char *api_token;
-} cli_settings_t;
 
 /* One run of one command. */
 typedef struct cli {
@@ -109,16 +87,28 @@ extern volatile sig_atomic_t cli_interrupted;
 /* Standard input was closed when backupop started (main.c put /dev/null there). */
 extern bool cli_stdin_closed;
 
-/* settings.c */
-void cli_settings_init(cli_settings_t *s);
-void cli_settings_clear(cli_settings_t *s);
+/* The settings' lifecycle and helpers, those of runner/common. */
+static inline void cli_settings_init(cli_settings_t *s) { rcfg_init(s); }
+static inline void cli_settings_clear(cli_settings_t *s) { rcfg_clear(s); }
 /* Moves every setting that is set in `over` into `base`. */
-void cli_settings_merge(cli_settings_t *base, cli_settings_t *over);
-int cli_strlist_add(cli_strlist_t *list, const char *item);
-void cli_strlist_clear(cli_strlist_t *list);
-bool cli_settings_has_retention(const cli_settings_t *s);
+static inline void cli_settings_merge(cli_settings_t *base, cli_settings_t *over)
+{
+	rcfg_merge(base, over);
+}
+static inline int cli_strlist_add(cli_strlist_t *list, const char *item)
+{
+	return rcfg_strlist_add(list, item);
+}
+static inline void cli_strlist_clear(cli_strlist_t *list) { rcfg_strlist_clear(list); }
+static inline bool cli_settings_has_retention(const cli_settings_t *s)
+{
+	return rcfg_has_retention(s);
+}
 /* The retention policy of the settings; it borrows the keep-tags list. */
-void cli_retention_policy(const cli_settings_t *s, bop_retention_policy_t *policy);
+static inline void cli_retention_policy(const cli_settings_t *s, bop_retention_policy_t *policy)
+{
+	rcfg_retention_policy(s, policy);
+}
 
 /* config.c: loads a YAML config file into `s`. Prints the error; returns an exit code. */
 int cli_config_load(cli_settings_t *s, const char *path);
@@ -137,6 +127,8 @@ int cli_fail(int code, bool stored_data);
 int cli_error(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage(const cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_exit_code(int code, bool stored_data);
+/* Writes text with control characters escaped as \xNN (newlines and tabs stay). */
+void cli_put_escaped(FILE *out, const char *text);
 /* Like cli_fail() for a command that could not be started: exit status 7. */
 int cli_fail_command(int code);
 

@@ -16,6 +16,8 @@
 #include <yaml.h>
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
+/* Deeper nesting is refused while parsing (backupop-config(5)). */
+#define CONFIG_MAX_DEPTH 64
 
 typedef enum cfg_kind {
 	CFG_STRING,
@@ -66,7 +68,7 @@ static const cfg_field_t storage_fields[] = {
 	{ "endpoint", CFG_SETTING, 0, NULL, 0, "endpoint", 0 },
 	{ "region", CFG_SETTING, 0, NULL, 0, "region", 0 },
 	{ "forcePathStyle", CFG_SETTING, 0, NULL, 0, "path_style", 0 },
-	{ "accessKeyId", CFG_SETTING_SECRET, 0, NULL, 0, "access_key_id", 0 },
+	{ "accessKeyId", CFG_SETTING, 0, NULL, 0, "access_key_id", 0 },    /* not a secret */
 	{ "secretAccessKey", CFG_SETTING_SECRET, 0, NULL, 0, "secret_access_key", 0 },
 	{ "sessionToken", CFG_SETTING_SECRET, 0, NULL, 0, "session_token", 0 },
 	{ "accessKeyIdFile", CFG_SETTING_PATH, 0, NULL, 0, "access_key_file", 0 },
@@ -191,6 +193,25 @@ static const char *scalar(const yaml_node_t *node)
 	return node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
 }
 
+static bool has_control_chars(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* A plain ~, null or nothing: YAML's null, which is not a string. */
+static bool is_null(const yaml_node_t *node)
+{
+	const char *v = scalar(node);
+
+	return v && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		(!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+		 !strcmp(v, "NULL"));
+}
+
 /* "a.b" into `out`, cut short when too long (only used in messages and as a label). */
 static void join(char *out, size_t len, const char *a, const char *b)
 {
@@ -223,8 +244,12 @@ static int set_string(cfg_t *c, const char *key, const yaml_node_t *node, char *
 	const char *v = scalar(node);
 	char *copy;
 
+	if (v && is_null(node))
+		return cfg_error(c, key, node, "must be a string, not null ('%s')", v);
 	if (!v || !*v)
 		return cfg_error(c, key, node, "expected a non-empty string");
+	if (kind != CFG_SECRET && has_control_chars(v))
+		return cfg_error(c, key, node, "has control characters (a newline, an escape)");
 	if (kind == CFG_SECRET && register_secret(c, key, node, v))
 		return RCFG_EINVALID;
 	copy = kind == CFG_PATH ? resolve_path(c, v) : strdup(v);
@@ -369,8 +394,27 @@ static json_object *scalar_to_json(const yaml_node_t *node)
 	return json_object_new_string(v);
 }
 
+/* Whether `name`, without underscores and case, ends in `suffix` (lower case). */
+static bool ends_with(const char *name, const char *suffix)
+{
+	size_t m = strlen(suffix), n = 0;
+	char tail[32];
+
+	for (size_t i = strlen(name); i > 0 && n < m; i--) {
+		if (name[i - 1] != '_')
+			tail[m - ++n] = (char)tolower((unsigned char)name[i - 1]);
+	}
+	return n == m && !memcmp(tail, suffix, m);
+}
+
+/* Whether the value of an engine field is a secret to redact. A file name (passwordFile,
+ * PASSWORD_FILE) and a key's id (accessKeyId, AWS_ACCESS_KEY_ID) are not: users need to
+ * see them. */
 static bool secret_name(const char *k)
 {
+	if (ends_with(k, "file") || ends_with(k, "path") || ends_with(k, "dir") ||
+	    ends_with(k, "keyid"))
+		return false;
 	return strcasestr(k, "password") || strcasestr(k, "secret") || strcasestr(k, "token") ||
 		strcasestr(k, "key");
 }
@@ -382,8 +426,8 @@ static int to_json(cfg_t *c, const char *key, yaml_node_t *node, json_object **o
 	int ret = 0;
 
 	*out = NULL;
-	if (depth > 32)
-		return cfg_error(c, key, node, "nested too deeply");
+	if (depth >= CONFIG_MAX_DEPTH)
+		return cfg_error(c, key, node, "nesting deeper than %d levels", CONFIG_MAX_DEPTH);
 	if (node->type == YAML_SCALAR_NODE) {
 		*out = scalar_to_json(node);
 		return 0;
@@ -415,6 +459,10 @@ static int to_json(cfg_t *c, const char *key, yaml_node_t *node, json_object **o
 				break;
 			}
 			join(sub, sizeof(sub), key, name);
+			if (json_object_object_get_ex(obj, name, NULL)) {
+				ret = cfg_error(c, sub, k, "duplicate key '%s'", name);
+				break;
+			}
 			if (secret_name(name) && scalar(v) && strlen(scalar(v)) >= 4)
 				bop_log_add_secret(scalar(v));
 			ret = to_json(c, sub, v, &child, depth + 1);
@@ -440,11 +488,35 @@ static int check_engine(cfg_t *c, const char *key, const yaml_node_t *node, cons
 	int ret = bop_engine_open(&engine, name, json);
 
 	bop_engine_free(engine);
-	if (ret == BOP_ENOTFOUND)
+	if (ret == BOP_ENOTFOUND && !strncmp(bop_error_last(), "unknown engine", 14))
 		return cfg_error(c, key, node, "the %s engine is not available in this build", name);
 	if (ret < 0)
 		return cfg_error(c, key, node, "%s", bop_error_last());
 	return 0;
+}
+
+/* restore: {clean: true, singleTransaction: false} of the postgres engine drops the
+ * target's objects, then restores outside a transaction: a failure leaves it modified. */
+static void warn_restore_mode(cfg_t *c, const char *key, const yaml_node_t *node,
+	const char *name, json_object *obj)
+{
+	json_object *restore, *clean, *single;
+	char *msg;
+
+	if (strcmp(name, "postgres") || !json_object_object_get_ex(obj, "restore", &restore) ||
+	    !json_object_object_get_ex(restore, "clean", &clean) ||
+	    !json_object_object_get_ex(restore, "singleTransaction", &single) ||
+	    !json_object_is_type(clean, json_type_boolean) ||
+	    !json_object_is_type(single, json_type_boolean) ||
+	    !json_object_get_boolean(clean) || json_object_get_boolean(single))
+		return;
+	if (asprintf(&msg, "%s:%lu: %s.restore: clean: true with singleTransaction: false cannot "
+		    "roll back: a restore that fails (corrupt data, a full disk) leaves the target "
+		    "database partly restored or empty", c->path,
+		    (unsigned long)node->start_mark.line + 1, key) < 0)
+		return;
+	bop_log(BOP_LOG_WARN, "config", msg);
+	free(msg);
 }
 
 static int set_engine(cfg_t *c, const char *key, yaml_node_t *node, const cfg_field_t *f)
@@ -476,6 +548,7 @@ static int set_engine(cfg_t *c, const char *key, yaml_node_t *node, const cfg_fi
 	ret = to_json(c, sub, v, &obj, 0);
 	if (ret)
 		return ret;
+	warn_restore_mode(c, sub, v, name, obj);
 	free(*name_field);
 	free(*json_field);
 	*name_field = strdup(name);
@@ -519,6 +592,7 @@ static int set_field(cfg_t *c, const char *key, yaml_node_t *node, const cfg_fie
 static int walk_map(cfg_t *c, const char *prefix, yaml_node_t *node,
 	const cfg_field_t *fields)
 {
+	unsigned long first_line[64] = { 0 };      /* where each field was given, from 1 */
 	yaml_node_pair_t *pair;
 
 	if (node->type != YAML_MAPPING_NODE)
@@ -540,6 +614,14 @@ static int walk_map(cfg_t *c, const char *prefix, yaml_node_t *node,
 			;
 		if (!f->key)
 			return cfg_error(c, key, k, "unknown field");
+		if (f - fields < 64) {
+			unsigned long *first = &first_line[f - fields];
+
+			if (*first)
+				return cfg_error(c, key, k, "duplicate key '%s' (first given on line "
+					"%lu)", name, *first);
+			*first = (unsigned long)k->start_mark.line + 1;
+		}
 		if ((ret = set_field(c, key, v, f)))
 			return ret;
 	}
@@ -564,25 +646,139 @@ static int check_schedule(cfg_t *c, const char *key, const yaml_node_t *node,
 	return 0;
 }
 
-static int load_document(cfg_t *c, FILE *fp)
+static int load_error(cfg_t *c, const yaml_mark_t *mark, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int load_error(cfg_t *c, const yaml_mark_t *mark, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	free(c->error);
+	if (asprintf(&c->error, "%s:%lu: %s", c->path, (unsigned long)mark->line + 1, what) < 0)
+		c->error = NULL;
+	return RCFG_EINVALID;
+}
+
+/* Hangs a new node below the open collection on top of the stack. */
+static int attach(cfg_t *c, const int *stack, int *pending, int depth, int id,
+	const yaml_event_t *ev)
+{
+	yaml_node_t *parent, *node = yaml_document_get_node(&c->doc, id);
+
+	node->start_mark = ev->start_mark;     /* for the line numbers of messages */
+	node->end_mark = ev->end_mark;
+	if (depth == 0)
+		return 1;       /* the root: the document's first node */
+	parent = yaml_document_get_node(&c->doc, stack[depth - 1]);
+	if (parent->type == YAML_SEQUENCE_NODE)
+		return yaml_document_append_sequence_item(&c->doc, stack[depth - 1], id);
+	if (!pending[depth - 1]) {
+		pending[depth - 1] = id;
+		return 1;
+	}
+	id = yaml_document_append_mapping_pair(&c->doc, stack[depth - 1], pending[depth - 1], id);
+	pending[depth - 1] = 0;
+	return id;
+}
+
+/*
+ * Builds the document from the parser's events rather than with yaml_parser_load(), so that
+ * nesting is bounded while parsing (libyaml's own loader takes quadratic time on deep
+ * nesting), a second document is refused, and aliases, which could expand a small file
+ * into a huge tree, are refused.
+ */
+static int load_events(cfg_t *c, yaml_parser_t *parser)
+{
+	int stack[CONFIG_MAX_DEPTH], pending[CONFIG_MAX_DEPTH];
+	int depth = 0, documents = 0, ret = 0;
+	bool done = false;
+
+	while (!done && !ret) {
+		yaml_event_t ev;
+		int id = 0;
+
+		if (!yaml_parser_parse(parser, &ev)) {
+			if (asprintf(&c->error, "%s:%lu:%lu: %s", c->path,
+				    (unsigned long)parser->problem_mark.line + 1,
+				    (unsigned long)parser->problem_mark.column + 1,
+				    parser->problem ? parser->problem : "invalid YAML") < 0)
+				c->error = NULL;
+			return RCFG_EINVALID;
+		}
+		switch (ev.type) {
+		case YAML_DOCUMENT_START_EVENT:
+			if (documents++)
+				ret = load_error(c, &ev.start_mark, "a second YAML document ('---'); "
+					"a config file holds exactly one");
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		case YAML_ALIAS_EVENT:
+			ret = load_error(c, &ev.start_mark, "YAML aliases (*%s) are not supported",
+				(const char *)ev.data.alias.anchor);
+			break;
+		case YAML_SCALAR_EVENT:
+			id = yaml_document_add_scalar(&c->doc, NULL, ev.data.scalar.value,
+				(int)ev.data.scalar.length, ev.data.scalar.style);
+			if (!id || !attach(c, stack, pending, depth, id, &ev))
+				ret = load_error(c, &ev.start_mark, "out of memory");
+			break;
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			if (depth >= CONFIG_MAX_DEPTH) {
+				ret = load_error(c, &ev.start_mark, "nesting deeper than %d levels",
+					CONFIG_MAX_DEPTH);
+				break;
+			}
+			id = ev.type == YAML_SEQUENCE_START_EVENT ?
+				yaml_document_add_sequence(&c->doc, NULL,
+					ev.data.sequence_start.style) :
+				yaml_document_add_mapping(&c->doc, NULL, ev.data.mapping_start.style);
+			if (!id || !attach(c, stack, pending, depth, id, &ev)) {
+				ret = load_error(c, &ev.start_mark, "out of memory");
+				break;
+			}
+			pending[depth] = 0;
+			stack[depth++] = id;
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_NO_EVENT:
+		case YAML_STREAM_START_EVENT:
+		case YAML_DOCUMENT_END_EVENT:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	return ret;
+}
+
+static int load_document(cfg_t *c, const char *buf, size_t len)
 {
 	yaml_parser_t parser;
-	int ret = 0;
+	int ret;
 
+	if (!yaml_document_initialize(&c->doc, NULL, NULL, NULL, 1, 1)) {
+		c->error = strdup("out of memory");
+		return RCFG_EIO;
+	}
 	if (!yaml_parser_initialize(&parser)) {
+		yaml_document_delete(&c->doc);
 		c->error = strdup("cannot initialize the YAML parser");
 		return RCFG_EIO;
 	}
-	yaml_parser_set_input_file(&parser, fp);
-	if (!yaml_parser_load(&parser, &c->doc)) {
-		if (asprintf(&c->error, "%s:%lu:%lu: %s", c->path,
-			    (unsigned long)parser.problem_mark.line + 1,
-			    (unsigned long)parser.problem_mark.column + 1,
-			    parser.problem ? parser.problem : "invalid YAML") < 0)
-			c->error = NULL;
-		ret = RCFG_EINVALID;
-	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	ret = load_events(c, &parser);
 	yaml_parser_delete(&parser);
+	if (ret)
+		yaml_document_delete(&c->doc);
 	return ret;
 }
 
@@ -597,65 +793,109 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
-static int open_config(cfg_t *c, FILE **fp)
+/* Reads the whole file, at most CONFIG_MAX_BYTES. */
+static int read_config(cfg_t *c, char **buf, size_t *len)
 {
-	struct stat st;
+	FILE *fp = fopen(c->path, "re");
+	size_t n;
+	int err;
 
-	*fp = fopen(c->path, "re");
-	if (!*fp) {
-		int err = errno;
-
+	*buf = NULL;
+	if (!fp) {
+		err = errno;
 		if (asprintf(&c->error, "cannot open config file %s: %s", c->path,
 			    strerror(err)) < 0)
 			c->error = NULL;
 		return err == ENOENT ? RCFG_EINVALID : RCFG_EIO;
 	}
-	if (fstat(fileno(*fp), &st) == 0 && st.st_size > CONFIG_MAX_BYTES) {
-		fclose(*fp);
-		*fp = NULL;
+	*buf = malloc(CONFIG_MAX_BYTES + 1);
+	if (!*buf) {
+		fclose(fp);
+		return RCFG_EIO;
+	}
+	n = fread(*buf, 1, CONFIG_MAX_BYTES + 1, fp);
+	err = ferror(fp) ? errno : 0;
+	fclose(fp);
+	if (err) {
+		if (asprintf(&c->error, "cannot read config file %s: %s", c->path,
+			    strerror(err)) < 0)
+			c->error = NULL;
+		return RCFG_EIO;
+	}
+	if (n > CONFIG_MAX_BYTES) {
 		if (asprintf(&c->error, "%s: larger than %d bytes; not a config file", c->path,
 			    CONFIG_MAX_BYTES) < 0)
 			c->error = NULL;
 		return RCFG_EINVALID;
 	}
+	*len = n;
 	return 0;
+}
+
+static int load_buffer(cfg_t *c, rcfg_t *rc, const char *buf, size_t len)
+{
+	yaml_node_t *root;
+	int ret;
+
+	if (len > CONFIG_MAX_BYTES) {
+		if (asprintf(&c->error, "%s: larger than %d bytes; not a config file", c->path,
+			    CONFIG_MAX_BYTES) < 0)
+			c->error = NULL;
+		return RCFG_EINVALID;
+	}
+	ret = load_document(c, buf, len);
+	if (ret)
+		return ret;
+	root = yaml_document_get_root_node(&c->doc);
+	if (root && !(root->type == YAML_SCALAR_NODE && !*scalar(root)))
+		ret = walk_map(c, NULL, root, root_fields);
+	if (!ret)
+		ret = check_schedule(c, "schedule", c->schedule_node, rc->schedule);
+	if (!ret)
+		ret = check_schedule(c, "verification.schedule", c->verify_schedule_node,
+			rc->verify_schedule);
+	if (!ret && rc->verify_expect_rows >= 0 && (!rc->verify_engine_name ||
+	    (strcmp(rc->verify_engine_name, "postgres") && strcmp(rc->verify_engine_name, "mysql"))))
+		ret = cfg_error(c, c->expect_rows_key, c->expect_rows_node, "needs "
+			"verification.restore.engine with a postgres or mysql scratch database, "
+			"where the restored rows are counted");
+	yaml_document_delete(&c->doc);
+	if (!ret && !rc->path && !(rc->path = strdup(c->path)))
+		ret = RCFG_EIO;
+	return ret;
+}
+
+int rcfg_load_buffer(rcfg_t *rc, const char *name, const char *buf, size_t len, char **error)
+{
+	cfg_t c = { .path = name, .c = rc };
+	int ret;
+
+	*error = NULL;
+	c.dir = dir_of(name);
+	ret = c.dir ? load_buffer(&c, rc, buf, len) : RCFG_EIO;
+	free(c.dir);
+	if (ret && !c.error)
+		c.error = strdup("out of memory");
+	*error = c.error;
+	return ret;
 }
 
 int rcfg_load(rcfg_t *rc, const char *path, char **error)
 {
 	cfg_t c = { .path = path, .c = rc };
-	yaml_node_t *root;
-	FILE *fp = NULL;
+	char *buf = NULL;
+	size_t len = 0;
 	int ret;
 
 	*error = NULL;
-	ret = open_config(&c, &fp);
-	if (ret)
-		goto out;
-	c.dir = dir_of(path);
-	ret = c.dir ? load_document(&c, fp) : RCFG_EIO;
-	fclose(fp);
-	if (ret)
-		goto out;
-	root = yaml_document_get_root_node(&c.doc);
-	if (root && !(root->type == YAML_SCALAR_NODE && !*scalar(root)))
-		ret = walk_map(&c, NULL, root, root_fields);
-	if (!ret)
-		ret = check_schedule(&c, "schedule", c.schedule_node, rc->schedule);
-	if (!ret)
-		ret = check_schedule(&c, "verification.schedule", c.verify_schedule_node,
-			rc->verify_schedule);
-	if (!ret && rc->verify_expect_rows >= 0 && (!rc->verify_engine_name ||
-	    (strcmp(rc->verify_engine_name, "postgres") && strcmp(rc->verify_engine_name, "mysql"))))
-		ret = cfg_error(&c, c.expect_rows_key, c.expect_rows_node, "needs "
-			"verification.restore.engine with a postgres or mysql scratch database, "
-			"where the restored rows are counted");
-	yaml_document_delete(&c.doc);
-	if (!ret && !rc->path && !(rc->path = strdup(path)))
-		ret = RCFG_EIO;
-out:
-	free(c.dir);
-	if (ret && !c.error)
+	ret = read_config(&c, &buf, &len);
+	if (!ret) {
+		ret = rcfg_load_buffer(rc, path, buf, len, error);
+		free(buf);
+		return ret;
+	}
+	free(buf);
+	if (!c.error)
 		c.error = strdup("out of memory");
 	*error = c.error;
 	return ret;

@@ -1,4 +1,7 @@
 /*
+ * The settings of backupop-runner and of the backupop CLI, one model for both: the config
+ * file (rcfg_load()), the CLI's flags in a second rcfg_t, rcfg_merge() of the two.
+ *
  * The config file shared by backupop-runner and `backupop --config` (backupop-config(5)):
  * YAML or JSON whose fields follow the BackupSchedule spec. Loaded with libyaml's document
  * loader and checked against a table of known fields; an unknown field or a bad value is
@@ -44,11 +47,15 @@ typedef struct rcfg {
 	int mode;                       /* rcfg_mode_t; -1 when not given */
 	char *engine_name;
 	char *engine_json;
-	char *storage_url;
+	union {                         /* the storage URL: storage.url, or --storage */
+		char *storage_url;
+		char *storage;
+	};
 	rcfg_strlist_t storage_settings;        /* name, value, name, value, ... */
 	char *compression;
 	int level;
 	int threads;
+	int scrypt_work_factor;         /* CLI only (--scrypt-work-factor); -1 when not given */
 	rcfg_strlist_t recipients;
 	char *recipients_file;
 	char *identity_file;
@@ -77,8 +84,14 @@ void rcfg_clear(rcfg_t *c);
 /* Loads `path` into `c` (rcfg_init() first). Returns 0, RCFG_EINVALID (a bad document,
  * a missing file) or RCFG_EIO; *error then receives the message (free()). */
 int rcfg_load(rcfg_t *c, const char *path, char **error);
+/* The same for a document in memory; `name` stands for the file in messages and relative
+ * paths. */
+int rcfg_load_buffer(rcfg_t *c, const char *name, const char *buf, size_t len, char **error);
 /* Applies defaults that depend on several fields (name). */
 int rcfg_finish(rcfg_t *c, char **error);
+/* Moves every setting that is given in `over` into `base` (a list replaces the whole
+ * list); what is moved is no longer in `over`. For the CLI: config, then flags. */
+void rcfg_merge(rcfg_t *base, rcfg_t *over);
 
 int rcfg_strlist_add(rcfg_strlist_t *list, const char *item);
 void rcfg_strlist_clear(rcfg_strlist_t *list);

@@ -17,6 +17,7 @@ void rcfg_init(rcfg_t *c)
 	c->mode = -1;
 	c->level = -1;
 	c->threads = -1;
+	c->scrypt_work_factor = -1;
 	for (int i = 0; i < RCFG_KEEP_COUNT; i++)
 		c->keep[i] = -1;
 	c->keep_within = -1;
@@ -76,6 +77,91 @@ void rcfg_clear(rcfg_t *c)
 	rcfg_strlist_clear(&c->keep_tags);
 	rcfg_strlist_clear(&c->tags);
 	rcfg_init(c);
+}
+
+static void take_string(char **base, char **over)
+{
+	if (!*over)
+		return;
+	free_secret(*base);
+	*base = *over;
+	*over = NULL;
+}
+
+static void take_list(rcfg_strlist_t *base, rcfg_strlist_t *over)
+{
+	if (!over->set)
+		return;
+	rcfg_strlist_clear(base);
+	*base = *over;
+	memset(over, 0, sizeof(*over));
+}
+
+static void take_number(long long *base, long long over)
+{
+	if (over >= 0)
+		*base = over;
+}
+
+static void take_int(int *base, int over)
+{
+	if (over >= 0)
+		*base = over;
+}
+
+void rcfg_merge(rcfg_t *base, rcfg_t *over)
+{
+	char **strings[][2] = {
+		{ &base->name, &over->name }, { &base->namespace_, &over->namespace_ },
+		{ &base->schedule_name, &over->schedule_name },
+		{ &base->schedule, &over->schedule }, { &base->time_zone, &over->time_zone },
+		{ &base->engine_name, &over->engine_name },
+		{ &base->engine_json, &over->engine_json },
+		{ &base->storage_url, &over->storage_url },
+		{ &base->compression, &over->compression },
+		{ &base->recipients_file, &over->recipients_file },
+		{ &base->identity_file, &over->identity_file },
+		{ &base->passphrase_file, &over->passphrase_file },
+		{ &base->verify_schedule, &over->verify_schedule },
+		{ &base->verify_engine_name, &over->verify_engine_name },
+		{ &base->verify_engine_json, &over->verify_engine_json },
+		{ &base->api_listen, &over->api_listen }, { &base->api_token, &over->api_token },
+		{ &base->api_token_file, &over->api_token_file },
+		{ &base->api_advertise_url, &over->api_advertise_url },
+	};
+	rcfg_strlist_t *lists[][2] = {
+		{ &base->storage_settings, &over->storage_settings },
+		{ &base->recipients, &over->recipients }, { &base->keep_tags, &over->keep_tags },
+		{ &base->tags, &over->tags },
+	};
+	long long *numbers[][2] = {
+		{ &base->starting_deadline, &over->starting_deadline },
+		{ &base->history_successful, &over->history_successful },
+		{ &base->history_failed, &over->history_failed },
+		{ &base->deadline_backup, &over->deadline_backup },
+		{ &base->deadline_restore, &over->deadline_restore },
+		{ &base->deadline_verify, &over->deadline_verify },
+		{ &base->verify_expect_rows, &over->verify_expect_rows },
+	};
+	int *ints[][2] = {
+		{ &base->suspend, &over->suspend }, { &base->concurrency, &over->concurrency },
+		{ &base->mode, &over->mode }, { &base->level, &over->level },
+		{ &base->threads, &over->threads },
+		{ &base->scrypt_work_factor, &over->scrypt_work_factor },
+	};
+
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		take_string(strings[i][0], strings[i][1]);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		take_list(lists[i][0], lists[i][1]);
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		take_number(numbers[i][0], *numbers[i][1]);
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		take_int(ints[i][0], *ints[i][1]);
+	for (int i = 0; i < RCFG_KEEP_COUNT; i++)
+		take_number(&base->keep[i], over->keep[i]);
+	if (over->keep_within >= 0)
+		base->keep_within = over->keep_within;
 }
 
 static int read_token(rcfg_t *c, char **error)

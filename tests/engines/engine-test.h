@@ -406,7 +406,28 @@ static void bg_backup_start(bg_backup_t *b)
 
 /* ---- processes ---- */
 
-/* A descendant of this process whose command name starts with `comm`, 0 if none. */
+/* The parent of `pid` and the start of its command name (in comm), or -1. */
+static pid_t parent_of(pid_t pid, char *comm, size_t len)
+{
+	char path[64], buf[512], *p, *open;
+	pid_t ppid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+	    sscanf(p + 2, "%*c %d", &ppid) == 1 && (open = strchr(buf, '('))) {
+		*p = '\0';
+		snprintf(comm, len, "%s", open + 1);
+	}
+	fclose(f);
+	return ppid;
+}
+
+/* A child of this process, or a child of a child (a command runs under a supervisor that
+ * backupop forks), whose command name starts with `comm`; 0 if none. */
 __attribute__((unused))
 static pid_t find_child(const char *comm)
 {
@@ -415,31 +436,20 @@ static pid_t find_child(const char *comm)
 	pid_t found = 0, me = getpid();
 
 	while (d && !found && (de = readdir(d))) {
-		char path[300], buf[512], *p;
 		pid_t pid = (pid_t)atoi(de->d_name), ppid;
-		FILE *f;
+		char name[64] = "", pname[64];
 
-		if (pid <= 0)
+		if (pid <= 0 || (ppid = parent_of(pid, name, sizeof(name))) <= 0 ||
+		    strncmp(name, comm, strlen(comm)))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-				sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == me) {
-			char *open = strchr(buf, '(');
-
-			if (open && !strncmp(open + 1, comm, strlen(comm)))
-				found = pid;
-		}
-		fclose(f);
+		if (ppid == me || parent_of(ppid, pname, sizeof(pname)) == me)
+			found = pid;
 	}
 	if (d)
 		closedir(d);
 	return found;
 }
 
-/* Waits up to `ms` for such a child. */
 __attribute__((unused))
 static pid_t wait_child(const char *comm, int ms)
 {

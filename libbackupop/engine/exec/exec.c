@@ -8,6 +8,7 @@
  */
 #include "engine/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -89,9 +90,28 @@ fail:
 	return ret;
 }
 
+/* Whether `name`, without underscores and case, ends in `suffix` (lower case). */
+static bool name_ends_with(const char *name, const char *suffix)
+{
+	size_t m = strlen(suffix), n = 0;
+	char tail[32];
+
+	for (size_t i = strlen(name); i > 0 && n < m; i--) {
+		if (name[i - 1] != '_')
+			tail[m - ++n] = (char)tolower((unsigned char)name[i - 1]);
+	}
+	return n == m && !memcmp(tail, suffix, m);
+}
+
+/* A file name (PGPASSFILE, DB_PASSWORD_FILE) and a key's id (AWS_ACCESS_KEY_ID) are not
+ * secrets: users need to see them. */
 static bool name_is_secret(const char *name)
 {
 	static const char *const words[] = { "PASSWORD", "SECRET", "TOKEN", "KEY" };
+
+	if (name_ends_with(name, "file") || name_ends_with(name, "path") ||
+	    name_ends_with(name, "dir") || name_ends_with(name, "keyid"))
+		return false;
 
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(words); i++)
 		if (strcasestr(name, words[i]))

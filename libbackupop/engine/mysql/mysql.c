@@ -373,6 +373,22 @@ static int my_restore(bop_engine_t *base, bop_sink_t **out)
 		return ret;
 	command_options(e, &a, &opts);
 	ret = bop__db_sink_new(out, &opts, e->server, creds_free, creds);
+	if (ret == 0) {
+		/* A dump runs statement by statement (DROP TABLE, CREATE, INSERT): nothing
+		 * rolls a failure back. */
+		char *note = e->all_databases ? bop__strdup("the restore was not one transaction, "
+				"so the databases of the dump were modified and may be partly restored") :
+			bop__sprintf("the restore was not one transaction, so the target database %s "
+				"was modified and may be partly restored",
+				e->restore_database ? e->restore_database : e->database);
+
+		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
+		free(note);
+		if (ret < 0) {
+			bop_sink_free(*out);
+			*out = NULL;
+		}
+	}
 	bop__db_argv_free(&a);
 	return ret;
 }

@@ -314,10 +314,16 @@ static const char *restore_database(const pg_engine_t *e)
 	return e->restore.database ? e->restore.database : e->database;
 }
 
+/* Whether a failed restore leaves the target as it was: it ran in one transaction. */
+static bool restore_is_atomic(const pg_engine_t *e)
+{
+	return e->restore.single_transaction && e->mode == PG_MODE_DATABASE;
+}
+
 static int build_restore_argv(const pg_engine_t *e, bop__db_argv_t *a)
 {
 	const pg_restore_conf_t *r = &e->restore;
-	bool single = r->single_transaction && e->mode == PG_MODE_DATABASE;
+	bool single = restore_is_atomic(e);
 	char *tool = NULL;
 	int ret;
 
@@ -473,6 +479,19 @@ static int pg_restore(bop_engine_t *base, bop_sink_t **out)
 	if (ret == 0) {
 		command_options(e, &a, &opts);
 		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
+	}
+	if (ret == 0 && !restore_is_atomic(e)) {
+		char *note = bop__sprintf("the restore was not one transaction, so the target "
+			"database %s was modified and may be partly restored%s", restore_database(e),
+			e->restore.clean ? " or empty (restore.clean dropped its objects first)" :
+			"");
+
+		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
+		free(note);
+		if (ret < 0) {
+			bop_sink_free(*out);
+			*out = NULL;
+		}
 	}
 	bop__db_argv_free(&a);
 	return ret;
