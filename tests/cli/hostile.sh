@@ -142,4 +142,23 @@ expect_exit 0 "finding 16: a closed stdout or stderr does not break a restore" \
 	sh -c '"$@" 2>&-' sh "$BOP" -q restore --storage "$S" "$id" -o "$T/closed-err"
 ok "finding 16: and the data is restored" cmp "$T/closed-err" "$T/in"
 
+# ---- finding 17: a backup whose data is removed while it is written fails as a conflict ----
+
+vstore="$T/vanish"
+( gen_random 2000000 /dev/stdout; sleep 3; gen_random 1000 /dev/stdout ) |
+	"$BOP" -q backup --storage "file://$vstore" --name app/db >"$T/vanish.out" 2>"$T/vanish.err" &
+vpid=$!
+for _ in $(seq 100); do
+	vdir=$(find "$vstore/app/db" -mindepth 1 -maxdepth 1 -type d -name '2*' 2>/dev/null | head -1)
+	[ -n "$vdir" ] && [ -n "$(ls -A "$vdir" 2>/dev/null)" ] && break
+	sleep 0.05
+done
+ok "finding 17: the slow backup is writing ($vdir)" test -n "$vdir"
+rm -rf "$vdir"
+vrc=0
+wait "$vpid" || vrc=$?
+is "finding 17: a backup whose data was removed meanwhile exits 6 (conflict), not 3" "$vrc" "6"
+ok "finding 17: and says its data was removed while it was being written" \
+	grep -qi "removed by someone else.*while it was being written" "$T/vanish.err"
+
 done_testing

@@ -148,11 +148,27 @@ static void put_sink_abort(bop_sink_t *base)
 	prune_dirs(s->fs, s->path);
 }
 
+/* Whether the directory an object was being written into is gone: someone else (gc of
+ * another process, a user) removed the object while it was being written. */
+static bool parent_removed(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? bop__strndup(path, (size_t)(slash - path)) : NULL;
+	struct stat st;
+	bool gone = dir && stat(dir, &st) < 0 && errno == ENOENT;
+
+	free(dir);
+	return gone;
+}
+
 static int put_sink_commit(bop_sink_t *base)
 {
 	put_sink_t *s = (put_sink_t *)base;
 	int ret = bop_sink_commit(s->file);
 
+	if (ret < 0 && parent_removed(s->path))
+		ret = bop__error(BOP_ECONFLICT, "%s was removed by someone else (such as "
+			"`backupop gc`) while it was being written", s->path);
 	if (ret < 0)
 		put_sink_abort(base);
 	s->done = true;

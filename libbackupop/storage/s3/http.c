@@ -253,8 +253,10 @@ int bop__s3_http_error(s3_storage_t *s3, const s3_request_t *req, long status,
 	} else if (code && !strcmp(code, "NoSuchKey")) {
 		ret = bop__error(BOP_ENOTFOUND, "%s: no such object (NoSuchKey)", what);
 	} else if (code && !strcmp(code, "NoSuchUpload")) {
-		ret = bop__error(BOP_ENOTFOUND, "%s: the multipart upload no longer exists (NoSuchUpload)",
-			what);
+		/* An upload vanishes only when someone aborts it: a conflict, not a missing object. */
+		ret = bop__error(BOP_ECONFLICT, "%s: the multipart upload no longer exists "
+			"(NoSuchUpload): someone else (such as `backupop gc`) aborted it while it was "
+			"being written", what);
 	} else if (code && !strcmp(code, "PreconditionFailed") && has_header(req, "if-none-match")) {
 		ret = bop__error(BOP_EEXISTS, "%s: the object already exists", what);
 	} else if (code && !strcmp(code, "PreconditionFailed")) {

@@ -722,7 +722,7 @@ static int cleanup_one(const char *key, const char *upload_id, int64_t initiated
 	}
 	if (!ctx->dry_run) {
 		ret = bop__s3_abort_upload(ctx->s3, key, upload_id);
-		if (ret == BOP_ENOTFOUND)       /* finished or aborted meanwhile */
+		if (ret == BOP_ENOTFOUND || ret == BOP_ECONFLICT)  /* finished or aborted meanwhile */
 			ret = 0;
 		else if (ret == 0)
 			bop__log(BOP_LOG_INFO, "s3", "aborted the multipart upload of %s started at %lld",
