@@ -144,7 +144,7 @@ n = [r for r in d['items'] if r['metadata'].get('annotations', {}).get('backupop
 print(len(n))"
 }
 some_scheduled() { [ "$(scheduled_runs)" -ge 1 ]; }
-ok "scheduled runs of the runner appear as BackupRuns" wait_for 40 some_scheduled
+ok "scheduled runs of the runner appear as BackupRuns" wait_for 90 some_scheduled
 last_success() { k -n "$NS" get backupschedule app -o jsonpath='{.status.lastSuccessfulBackup}'; }
 has_last_success() { [ -n "$(last_success)" ]; }
 ok "the schedule's status shows the last successful backup and schedule time" wait_for 40 has_last_success
