@@ -49,7 +49,8 @@ ok "its data.key is 64 lowercase hex digits" sh -c "'$KUBECTL' --kubeconfig '$BO
 ok "the schedule's runner config is written" wait_for 30 sh -c "[ -n \"\$('$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $SYS get secret $RUNNER_SECRET -o jsonpath='{.data.config\\.json}')\" ]"
 first_key=$(key_hex)
 first_config=$(runner_config)
-kill "$PID_a"; wait "$PID_a" 2>/dev/null
+stop_ctl "$PID_a"
+check "the first controller stops on SIGTERM" $?
 
 start_ctl b
 check "a second controller starts with the key it finds" $?
@@ -61,7 +62,8 @@ check "the runner's config and API token are unchanged across controllers" $?
 grep -q "created Secret" "$T/b.log"
 [ $? -ne 0 ]
 check "the second controller did not create a key" $?
-kill "$PID_b"; wait "$PID_b" 2>/dev/null
+stop_ctl "$PID_b"
+check "the second controller stops on SIGTERM" $?
 
 k -n "$SYS" delete secret "$KEY" --wait=true >/dev/null
 k -n "$SYS" create secret generic "$KEY" --from-literal=other=x >/dev/null

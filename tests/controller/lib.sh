@@ -95,6 +95,22 @@ start_ctl() {
 	eval "MPORT_$name=$port"
 	wait_for 30 curl -sf "http://127.0.0.1:$port/readyz"
 }
+# stop_ctl PID: SIGTERM, then up to 30 s for the controller to exit. One that hangs gets
+# its threads' stacks printed (when gdb is there) and SIGKILL; the call then fails.
+stop_ctl() {
+	local pid=$1
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+		sleep 0.2
+	done
+	echo "# the controller (pid $pid) did not stop within 30 s of SIGTERM"
+	command -v gdb >/dev/null &&
+		gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' | sed 's/^/# /' | head -80
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 1
+}
 metric() { # PORT NAME: the sum of a metric's samples
 	curl -s "http://127.0.0.1:$1/metrics" | python3 -c "
 import sys
