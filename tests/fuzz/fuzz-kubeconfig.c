@@ -4,7 +4,12 @@
  * documented promises: an http(s) server without a trailing slash, a namespace, a client
  * certificate only with its key, no CA with insecure-skip-tls-verify, a token without
  * control characters or surrounding blanks, PEM blobs NUL-terminated; and a copy of it is
- * equal to it. */
+ * equal to it.
+ *
+ * Every token parsed is registered as a log secret for the life of the process, and
+ * each error message is redacted against all of them, so one process slows down as it
+ * goes (5,000 parses: 0.4 s at first, 1.3 s after 7,500 tokens). Run long campaigns with
+ * -fork=1, where each job is a fresh process. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
