@@ -20,6 +20,7 @@
 #define KUBECONFIG_MAX (4u << 20)
 #define PEM_MAX (1u << 20)
 #define TOKEN_MAX (64u << 10)
+#define NESTING_MAX 64                  /* a kubeconfig nests 4 levels deep */
 
 typedef struct kc {
 	yaml_document_t doc;
@@ -479,11 +480,44 @@ static int load_context(kc_t *k, const yaml_node_t *root, const char *context,
 	return cfg->namespace && cfg->source ? 0 : BOP_ENOMEM;
 }
 
+/* libyaml takes time quadratic in the nesting depth (a megabyte of "[" runs for minutes),
+ * so the event stream is read first and a document nested too deeply is refused before it
+ * is loaded; reading stops at that depth, after a bounded amount of work. A syntax error
+ * is left for the loader to report. */
+static int check_nesting(kc_t *k, const char *yaml, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int depth = 0, ret = 0;
+	bool end = false;
+
+	if (!yaml_parser_initialize(&parser))
+		return bop__error_oom();
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+	while (!end && ret == 0 && yaml_parser_parse(&parser, &ev)) {
+		if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+			depth++;
+		else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		end = ev.type == YAML_STREAM_END_EVENT;
+		if (depth > NESTING_MAX)
+			ret = bop__error(BOP_EFORMAT, "kubeconfig %s, line %lu: nested more than %d "
+				"levels deep", k->name, (unsigned long)ev.start_mark.line + 1,
+				NESTING_MAX);
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
 static int load_yaml(kc_t *k, const char *yaml, size_t len)
 {
 	yaml_parser_t parser;
-	int ret = 0;
+	int ret;
 
+	memset(&k->doc, 0, sizeof(k->doc));
+	if ((ret = check_nesting(k, yaml, len)) < 0)
+		return ret;
 	if (!yaml_parser_initialize(&parser))
 		return bop__error_oom();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);

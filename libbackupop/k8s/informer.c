@@ -671,11 +671,17 @@ static int handle_event(bop_k8s_informer_t *inf, json_object *ev)
 	return ret;
 }
 
-/* Feeds the stream to the tokener: one JSON object per event. */
-static int on_watch_data(void *ud, const char *data, size_t len)
+void bop__k8s_informer_watch_begin(bop_k8s_informer_t *inf)
 {
-	bop_k8s_informer_t *inf = ud;
+	json_tokener_reset(inf->tok);
+	inf->event_bytes = 0;
+	inf->gone = false;
+	inf->events = 0;
+}
 
+/* Feeds the stream to the tokener: one JSON object per event. */
+int bop__k8s_informer_watch_data(bop_k8s_informer_t *inf, const char *data, size_t len)
+{
 	while (len) {
 		int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
 		json_object *ev = json_tokener_parse_ex(inf->tok, data, chunk);
@@ -710,6 +716,11 @@ static int on_watch_data(void *ud, const char *data, size_t len)
 	return 0;
 }
 
+static int on_watch_data(void *ud, const char *data, size_t len)
+{
+	return bop__k8s_informer_watch_data(ud, data, len);
+}
+
 static char *watch_url(bop_k8s_informer_t *inf, unsigned int timeout)
 {
 	char sep = strchr(inf->path, '?') ? '&' : '?';
@@ -735,10 +746,7 @@ static watch_end_t watch_once(bop_k8s_informer_t *inf)
 
 	if (!url)
 		return WATCH_FAILED;
-	json_tokener_reset(inf->tok);
-	inf->event_bytes = 0;
-	inf->gone = false;
-	inf->events = 0;
+	bop__k8s_informer_watch_begin(inf);
 	ret = bop__k8s_stream(inf->conn, &(bop__k8s_stream_opts_t){ .path = url,
 		.on_data = on_watch_data, .should_stop = should_stop, .ud = inf,
 		.max_seconds = (long)timeout + 60 }, &resp);

@@ -157,6 +157,14 @@ void bop__k8s_time_now(char *out, size_t size, bool micro);
 /* Bytes the informer's cache takes on the heap (entries and index). */
 size_t bop__k8s_informer_bytes(bop_k8s_informer_t *inf);
 
+/* The informer thread's parsing of a WATCH response body, callable on bytes (tests and
+ * fuzzing; never while the informer's thread runs): _begin() starts a watch, _data() takes
+ * the body as it arrives, in pieces of any size, and applies each event to the cache and
+ * the callback. A negative code (the error set) ends the watch; after an ERROR event with
+ * code 410 the informer would list again. */
+void bop__k8s_informer_watch_begin(bop_k8s_informer_t *inf);
+int bop__k8s_informer_watch_data(bop_k8s_informer_t *inf, const char *data, size_t len);
+
 /* ---- streams (list pages and watches on a connection of their own) ---- */
 
 typedef struct bop__k8s_conn bop__k8s_conn_t;

@@ -143,6 +143,11 @@ int bop__rec_check_fields(bop_reconcile_t *r, json_object *obj, const char *path
 int bop__rec_check_spec(bop_reconcile_t *r);
 int bop__rec_build_config(bop_reconcile_t *r);
 
+/* spec.storage.path: the template over {{ .Namespace }}, {{ .Name }} and {{ .ID }} rendered
+ * with r->ns and r->name into the catalog name (*out, malloc'd), or BOP__REC_INVALID with
+ * `r` marked invalid (r->reason, r->message) when it makes no valid catalog name. */
+int bop__rec_render_path(bop_reconcile_t *r, const char *tmpl, char **out);
+
 /* ---- storage.c ---- */
 
 /* Checks the BackupStorage and whether the schedule's namespace may use it. */

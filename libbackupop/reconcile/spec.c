@@ -416,11 +416,14 @@ static int check_schedules(bop_reconcile_t *r)
 
 /* ---- spec.storage.path ---- */
 
-static int render_path(bop_reconcile_t *r, const char *tmpl, char **out)
+/* The longest catalog name bop__catalog_path_valid() accepts. */
+#define PATH_LEN_MAX 1024
+
+int bop__rec_render_path(bop_reconcile_t *r, const char *tmpl, char **out)
 {
-	size_t cap = strlen(tmpl) + strlen(r->ns) * 4 + strlen(r->name) * 4 + 1, n = 0;
-	char *s = bop__calloc(cap, 1);
+	char *s = bop__calloc(PATH_LEN_MAX + 2, 1); /* and the '/' before {{ .ID }} */
 	const char *p = tmpl;
+	size_t n = 0;
 
 	*out = NULL;
 	if (!s)
@@ -430,6 +433,8 @@ static int render_path(bop_reconcile_t *r, const char *tmpl, char **out)
 		size_t vlen;
 
 		if (strncmp(p, "{{", 2)) {
+			if (n > PATH_LEN_MAX)
+				goto too_long;
 			s[n++] = *p++;
 			continue;
 		}
@@ -458,20 +463,26 @@ static int render_path(bop_reconcile_t *r, const char *tmpl, char **out)
 			return bop__rec_invalid(r, "InvalidSpec", "spec.storage.path: unknown variable "
 				"\"%.*s\" (known: .Namespace, .Name, .ID)", (int)vlen, var);
 		}
-		if (n + strlen(value) >= cap)
-			goto bad;
+		if (strlen(value) > PATH_LEN_MAX + 1 - n)
+			goto too_long;
 		memcpy(s + n, value, strlen(value));
 		n += strlen(value);
 		p = end + 2;
 	}
 	s[n] = '\0';
+	if (n > PATH_LEN_MAX)
+		goto too_long;
 	if (!bop__catalog_path_valid(s))
 		goto bad;
 	*out = s;
 	return 0;
+too_long:
+	free(s);
+	return bop__rec_invalid(r, "InvalidSpec", "spec.storage.path: \"%.200s\" makes a catalog "
+		"name longer than %d characters", tmpl, PATH_LEN_MAX);
 bad:
 	free(s);
-	return bop__rec_invalid(r, "InvalidSpec", "spec.storage.path: \"%s\" does not make a "
+	return bop__rec_invalid(r, "InvalidSpec", "spec.storage.path: \"%.200s\" does not make a "
 		"relative path of non-empty segments (e.g. \"%s\")", tmpl, DEFAULT_PATH);
 }
 
@@ -655,7 +666,7 @@ int bop__rec_check_spec(bop_reconcile_t *r)
 	if ((ret = check_structure(r)) || (ret = check_schedules(r)))
 		return ret;
 	path = bop__rec_str(bop__rec_get(r->spec, "storage"), "path");
-	return render_path(r, path && *path ? path : DEFAULT_PATH, &r->catalog);
+	return bop__rec_render_path(r, path && *path ? path : DEFAULT_PATH, &r->catalog);
 }
 
 /* ---- the runner config ---- */

@@ -263,7 +263,10 @@ int main(void)
 		skip_all("cannot load BOP_TEST_KUBECONFIG: %s", bop_error_last());
 	if (bop__k8s_client_new(&client, cfg) < 0)
 		skip_all("cannot create the client: %s", bop_error_last());
-	ok(1, "loaded %s", bop__k8s_client_config(client)->source);
+	ok(strstr(bop__k8s_client_config(client)->source, kubeconfig) != NULL &&
+		!strncmp(bop__k8s_client_config(client)->server, "https://", 8),
+		"the client uses BOP_TEST_KUBECONFIG's https server: %s",
+		bop__k8s_client_config(client)->source);
 	test_version();
 	test_namespace();
 	snprintf(path, sizeof(path), "%s/cm1", cm_path);

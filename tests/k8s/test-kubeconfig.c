@@ -312,6 +312,29 @@ static void test_bad_documents(void)
 	ok(has(bop_error_last(), "nope.yaml"), "and names it: %s", bop_error_last());
 }
 
+/* libyaml's time grows with the square of the nesting depth: 300,000 "[" took tens of
+ * seconds, 4 MiB (the largest kubeconfig read) hours. Deep nesting is refused at once. */
+static void test_deep_nesting(void)
+{
+	size_t n = 300000;
+	char *text = malloc(n + 4);
+	bop__k8s_config_t *cfg = NULL;
+	int64_t start;
+	int ret;
+
+	memcpy(text, "a: ", 3);
+	memset(text + 3, '[', n);
+	text[n + 3] = '\0';
+	start = bop__now_ms();
+	ret = parse(&cfg, text, NULL);
+	ok(bop__now_ms() - start < 2000, "300,000 nested lists are refused at once (%lld ms)",
+		(long long)(bop__now_ms() - start));
+	ok(ret == BOP_EFORMAT && has(bop_error_last(), "nested more than 64 levels"),
+		"as BOP_EFORMAT that says why: %s", bop_error_last());
+	bop__k8s_config_free(cfg);
+	free(text);
+}
+
 static void test_in_cluster(void)
 {
 	bop__k8s_config_t *cfg = NULL;
@@ -377,6 +400,7 @@ int main(void)
 	test_files();
 	test_cert_data();
 	test_bad_documents();
+	test_deep_nesting();
 	test_in_cluster();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	(void)!system(cmd);

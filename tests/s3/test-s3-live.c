@@ -231,7 +231,11 @@ static void test_exclusive(bop_storage_t *st)
 	if (ret == 0)
 		ret = bop_sink_commit(sink);
 	bop_sink_free(sink);
-	ok(ret == 0 || ret == BOP_ENOTSUPPORTED, "exclusive put of a new key: %s", ret ? bop_error_last() : "stored");
+	if (ret == BOP_ENOTSUPPORTED) {
+		skip(2, "this S3 server has no conditional PUT: %s", bop_error_last());
+		return;
+	}
+	ok(ret == 0, "exclusive put of a new key: %s", ret ? bop_error_last() : "stored");
 	sink = NULL;
 	ret = bop_storage_put(st, &sink, "excl/x", &opts);
 	if (ret == 0)
@@ -239,8 +243,8 @@ static void test_exclusive(bop_storage_t *st)
 	if (ret == 0)
 		ret = bop_sink_commit(sink);
 	bop_sink_free(sink);
-	ok(ret == BOP_EEXISTS || ret == BOP_ENOTSUPPORTED, "exclusive put of an existing key → BOP_EEXISTS: %s",
-		bop_error_last());
+	is_int(ret, BOP_EEXISTS, "exclusive put of an existing key → BOP_EEXISTS");
+	diag("%s", bop_error_last());
 	bop_storage_remove(st, "excl/x");
 }
 

@@ -110,6 +110,18 @@ static void XMLCALL on_text(void *data, const XML_Char *s, int len)
 	n->text = grown;
 }
 
+/* S3 never sends a DTD; refusing one means no entity of the server's is ever expanded
+ * (no "billion laughs", nothing external). */
+static void XMLCALL on_doctype(void *data, const XML_Char *name, const XML_Char *sysid,
+	const XML_Char *pubid, int has_internal_subset)
+{
+	BOP_UNUSED(name);
+	BOP_UNUSED(sysid);
+	BOP_UNUSED(pubid);
+	BOP_UNUSED(has_internal_subset);
+	stop(data, BOP_EFORMAT, "a document type declaration (S3 sends none)");
+}
+
 int bop__s3_xml_parse(s3_xml_node_t **root, const char *data, size_t len, size_t max)
 {
 	builder_t b = { 0 };
@@ -125,6 +137,7 @@ int bop__s3_xml_parse(s3_xml_node_t **root, const char *data, size_t len, size_t
 	XML_SetUserData(b.parser, &b);
 	XML_SetElementHandler(b.parser, on_start, on_end);
 	XML_SetCharacterDataHandler(b.parser, on_text);
+	XML_SetStartDoctypeDeclHandler(b.parser, on_doctype);
 	if (XML_Parse(b.parser, data, (int)len, XML_TRUE) == XML_STATUS_ERROR || b.error) {
 		if (b.error == BOP_ENOMEM)
 			ret = bop__error_oom();
