@@ -43,6 +43,7 @@ void cli_put_escaped(FILE *out, const char *text)
 	}
 }
 
+__attribute__((format(printf, 1, 0)))
 static void print_error(const char *fmt, va_list ap)
 {
 	char *msg = NULL;
