@@ -26,7 +26,7 @@ typedef enum bop_error {
 	BOP_EINTEGRITY = -9,    /* data failed authentication or did not match its checksum */
 	BOP_ETIMEOUT = -10,     /* a deadline passed */
 	BOP_ECANCELED = -11,    /* the operation was canceled */
-	BOP_ECONFLICT = -12,    /* someone else holds the lock */
+	BOP_ECONFLICT = -12,    /* someone else holds the lock, or removed what was being written */
 	BOP_ECHILD = -13,       /* a child process failed: non-zero exit or killed by a signal */
 	BOP_ENOTSUPPORTED = -14,/* the backend or engine cannot do this */
 	BOP_EFORMAT = -15,      /* malformed input: age header, manifest, config, key */
