@@ -65,3 +65,24 @@ int bop__engine_config_read(const char *text, const char *example,
 	json_object_put(config);
 	return ret < 0 ? ret : 0;
 }
+
+int bop__engine_new(bop_engine_t **out, const bop__engine_kind_t *kind, const char *config_json)
+{
+	bop_engine_t *e = bop__calloc(1, kind->size);
+	int ret;
+
+	if (!e)
+		return BOP_ENOMEM;
+	*e = kind->ops;
+	ret = kind->defaults ? kind->defaults(e) : 0;
+	if (ret == 0)
+		ret = bop__engine_config_read(config_json, kind->example, kind->field, e);
+	if (ret == 0 && kind->check)
+		ret = kind->check(e);
+	if (ret < 0) {
+		kind->ops.free(e);
+		return ret;
+	}
+	*out = e;
+	return 0;
+}

@@ -119,6 +119,66 @@ int bop__db_read_password_file(const char *path, const char *field, char **out)
 	return 0;
 }
 
+int bop__db_get_ssl_mode(json_object *val, const char *field, char **out)
+{
+	static const char *const modes[] = {
+		"disable", "allow", "prefer", "require", "verify-ca", "verify-full",
+	};
+	int ret;
+
+	if ((ret = bop__db_get_string(val, field, out)) < 0)
+		return ret;
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
+		if (!strcmp(*out, modes[i]))
+			return 0;
+	return bop__error(BOP_EINVAL, "\"%s\" must be one of disable, allow, prefer, require, "
+		"verify-ca, verify-full, not \"%s\"", field, *out);
+}
+
+bool bop__db_conn_field(bop__db_conn_t *c, const char *key, json_object *val, int *ret)
+{
+	if (!strcmp(key, "host"))
+		*ret = bop__db_get_string(val, key, &c->host);
+	else if (!strcmp(key, "port")) {
+		c->port_set = true;
+		*ret = bop__db_get_port(val, key, &c->port);
+	} else if (!strcmp(key, "user"))
+		*ret = bop__db_get_string(val, key, &c->user);
+	else if (!strcmp(key, "password"))
+		*ret = bop__db_get_string(val, key, &c->password);
+	else if (!strcmp(key, "passwordFile"))
+		*ret = bop__db_get_string(val, key, &c->password_file);
+	else if (!strcmp(key, "database"))
+		*ret = bop__db_get_string(val, key, &c->database);
+	else
+		return false;
+	return true;
+}
+
+int bop__db_conn_load_password(bop__db_conn_t *c)
+{
+	int ret;
+
+	if (c->password && c->password_file)
+		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
+	if (c->password_file &&
+			(ret = bop__db_read_password_file(c->password_file, "passwordFile", &c->password)) < 0)
+		return ret;
+	if (c->password && strlen(c->password) >= 4 && (ret = bop_log_add_secret(c->password)) < 0)
+		return ret;
+	return 0;
+}
+
+void bop__db_conn_clear(bop__db_conn_t *c)
+{
+	free(c->host);
+	free(c->user);
+	bop__free_wiped(c->password);
+	free(c->password_file);
+	free(c->database);
+	memset(c, 0, sizeof(*c));
+}
+
 /* ---- argument vectors ---- */
 
 static void argv_push(bop__db_argv_t *a, char *arg)

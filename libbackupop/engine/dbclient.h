@@ -23,6 +23,29 @@ int bop__db_get_strv(json_object *val, const char *field, char ***out);
 /* The first line of `path` (without its line end), registered as a secret. */
 int bop__db_read_password_file(const char *path, const char *field, char **out);
 
+/* "sslMode": one of libpq's modes (disable, allow, prefer, require, verify-ca, verify-full). */
+int bop__db_get_ssl_mode(json_object *val, const char *field, char **out);
+
+/* Where, as whom and to which database an engine connects: the config fields "host",
+ * "port", "user", "password", "passwordFile" and "database", the same in every engine. */
+typedef struct bop__db_conn {
+	char *host;
+	int port;               /* the engine's default until "port" is read */
+	bool port_set;
+	char *user;
+	char *password;
+	char *password_file;
+	char *database;
+} bop__db_conn_t;
+
+/* Reads `key` if it is one of those fields: true, with *ret the result; false otherwise. */
+bool bop__db_conn_field(bop__db_conn_t *c, const char *key, json_object *val, int *ret);
+/* "password" and "passwordFile" exclude each other; reads the first line of passwordFile
+ * into password, and registers the password for redaction. */
+int bop__db_conn_load_password(bop__db_conn_t *c);
+/* Frees the fields, wiping the password. */
+void bop__db_conn_clear(bop__db_conn_t *c);
+
 /* A growing NULL-terminated argument vector; the first failure sticks in `err`. */
 typedef struct bop__db_argv {
 	char **v;

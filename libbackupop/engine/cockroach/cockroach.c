@@ -46,12 +46,7 @@ typedef struct crdb_restore_conf {
 
 typedef struct crdb_engine {
 	bop_engine_t base;
-	char *host;
-	int port;
-	char *user;
-	char *database;
-	char *password;
-	char *password_file;
+	bop__db_conn_t conn;
 	char *ssl_mode;
 	char *ssl_root_cert;
 	char **client;
@@ -125,21 +120,6 @@ static int parse_restore(crdb_restore_conf_t *r, json_object *val)
 	return 0;
 }
 
-static int parse_ssl_mode(crdb_engine_t *e, json_object *val)
-{
-	static const char *const modes[] = { "disable", "allow", "prefer", "require",
-		"verify-ca", "verify-full" };
-	int ret;
-
-	if ((ret = bop__db_get_string(val, "sslMode", &e->ssl_mode)) < 0)
-		return ret;
-	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
-		if (!strcmp(e->ssl_mode, modes[i]))
-			return 0;
-	return bop__error(BOP_EINVAL, "\"sslMode\" must be one of disable, allow, prefer, require, "
-		"verify-ca, verify-full, not \"%s\"", e->ssl_mode);
-}
-
 static int parse_client(crdb_engine_t *e, json_object *val)
 {
 	int ret = bop__db_get_strv(val, "client", &e->client);
@@ -153,21 +133,12 @@ static int parse_client(crdb_engine_t *e, json_object *val)
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	crdb_engine_t *e = ud;
+	int ret;
 
-	if (!strcmp(key, "host"))
-		return bop__db_get_string(val, key, &e->host);
-	if (!strcmp(key, "port"))
-		return bop__db_get_port(val, key, &e->port);
-	if (!strcmp(key, "user"))
-		return bop__db_get_string(val, key, &e->user);
-	if (!strcmp(key, "database"))
-		return bop__db_get_string(val, key, &e->database);
-	if (!strcmp(key, "password"))
-		return bop__db_get_string(val, key, &e->password);
-	if (!strcmp(key, "passwordFile"))
-		return bop__db_get_string(val, key, &e->password_file);
+	if (bop__db_conn_field(&e->conn, key, val, &ret))
+		return ret;
 	if (!strcmp(key, "sslMode"))
-		return parse_ssl_mode(e, val);
+		return bop__db_get_ssl_mode(val, key, &e->ssl_mode);
 	if (!strcmp(key, "sslRootCert"))
 		return bop__db_get_string(val, key, &e->ssl_root_cert);
 	if (!strcmp(key, "client"))
@@ -185,15 +156,17 @@ static int parse_field(void *ud, const char *key, json_object *val)
 
 static int check_config(crdb_engine_t *e)
 {
-	if (!e->host)
+	int ret;
+
+	if (!e->conn.host)
 		return bop__error(BOP_EINVAL, "\"host\" is required (the CockroachDB SQL address, "
 			"e.g. \"cockroachdb-public.db.svc\")");
-	if (e->password && e->password_file)
-		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (e->restore.database && !e->database)
+	if ((ret = bop__db_conn_load_password(&e->conn)) < 0)
+		return ret;
+	if (e->restore.database && !e->conn.database)
 		return bop__error(BOP_EINVAL, "\"restore.database\" needs \"database\": a cluster "
 			"backup is restored whole");
-	if (e->restore.new_name && !e->database)
+	if (e->restore.new_name && !e->conn.database)
 		return bop__error(BOP_EINVAL, "\"restore.newDatabaseName\" needs \"database\"");
 	if (e->endpoint && strncmp(e->endpoint, "http://", 7) && strncmp(e->endpoint, "https://", 8))
 		return bop__error(BOP_EINVAL, "\"endpointURL\" must be an http:// or https:// URL");
@@ -229,15 +202,15 @@ static int add_env(crdb_engine_t *e, size_t *n, const char *name, const char *va
 
 static int cockroach_url(const crdb_engine_t *e, char **out)
 {
-	char *user = url_escape(e->user), *pass = e->password ? url_escape(e->password) : NULL;
-	char *db = url_escape(e->database ? e->database : "defaultdb");
+	char *user = url_escape(e->conn.user), *pass = e->conn.password ? url_escape(e->conn.password) : NULL;
+	char *db = url_escape(e->conn.database ? e->conn.database : "defaultdb");
 	char *cert = e->ssl_root_cert ? url_escape(e->ssl_root_cert) : NULL;
 	int ret = 0;
 
-	if (!user || !db || (e->password && !pass) || (e->ssl_root_cert && !cert))
+	if (!user || !db || (e->conn.password && !pass) || (e->ssl_root_cert && !cert))
 		ret = BOP_ENOMEM;
 	else if (!(*out = bop__sprintf("postgresql://%s%s%s@%s:%d/%s?sslmode=%s%s%s", user,
-			pass ? ":" : "", pass ? pass : "", e->host, e->port, db,
+			pass ? ":" : "", pass ? pass : "", e->conn.host, e->conn.port, db,
 			e->ssl_mode ? e->ssl_mode : "verify-full", cert ? "&sslrootcert=" : "",
 			cert ? cert : "")))
 		ret = BOP_ENOMEM;
@@ -256,28 +229,23 @@ static int set_env(crdb_engine_t *e)
 	size_t n = 0;
 	int ret;
 
-	if (e->password_file &&
-	    (ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
-		return ret;
-	if (e->password && strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
-		return ret;
 	if ((ret = cockroach_url(e, &url)) < 0)
 		return ret;
-	snprintf(port, sizeof(port), "%d", e->port);
+	snprintf(port, sizeof(port), "%d", e->conn.port);
 	ret = add_env(e, &n, "COCKROACH_URL", url);
 	if (url)
 		bop__wipe(url, strlen(url));
 	free(url);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGHOST", e->host);
+		ret = add_env(e, &n, "PGHOST", e->conn.host);
 	if (ret == 0)
 		ret = add_env(e, &n, "PGPORT", port);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGUSER", e->user);
+		ret = add_env(e, &n, "PGUSER", e->conn.user);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGPASSWORD", e->password);
+		ret = add_env(e, &n, "PGPASSWORD", e->conn.password);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGDATABASE", e->database ? e->database : "defaultdb");
+		ret = add_env(e, &n, "PGDATABASE", e->conn.database ? e->conn.database : "defaultdb");
 	if (ret == 0)
 		ret = add_env(e, &n, "PGSSLMODE", e->ssl_mode);
 	if (ret == 0)
@@ -350,9 +318,9 @@ static int backup_statement(const crdb_engine_t *e, char **out)
 	sbuf_t b = { NULL, 0 };
 
 	sb_add(&b, "BACKUP ");
-	if (e->database) {
+	if (e->conn.database) {
 		sb_add(&b, "DATABASE ");
-		sb_quoted(&b, e->database, '"');
+		sb_quoted(&b, e->conn.database, '"');
 		sb_add(&b, " ");
 	}
 	sb_add(&b, "INTO ");
@@ -369,9 +337,9 @@ static int restore_statement(const crdb_engine_t *e, char **out)
 	sbuf_t b = { NULL, 0 };
 
 	sb_add(&b, "RESTORE ");
-	if (e->database) {
+	if (e->conn.database) {
 		sb_add(&b, "DATABASE ");
-		sb_quoted(&b, e->restore.database ? e->restore.database : e->database, '"');
+		sb_quoted(&b, e->restore.database ? e->restore.database : e->conn.database, '"');
 		sb_add(&b, " ");
 	}
 	sb_add(&b, "FROM LATEST IN ");
@@ -503,7 +471,7 @@ static int crdb_backup(bop_engine_t *base, bop_source_t **out)
 	s->base = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
 		statement_free };
 	bop__log(BOP_LOG_INFO, "cockroach", "running BACKUP%s%s INTO the runner's endpoint",
-		e->database ? " DATABASE " : "", e->database ? e->database : "");
+		e->conn.database ? " DATABASE " : "", e->conn.database ? e->conn.database : "");
 	ret = start_client(e, statement, &s->client);
 	free(statement);
 	if (ret < 0) {
@@ -567,7 +535,7 @@ static int crdb_restore(bop_engine_t *base, bop_sink_t **out)
 	s->base = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
 		statement_sink_abort, statement_sink_free };
 	bop__log(BOP_LOG_INFO, "cockroach", "running RESTORE%s%s FROM the runner's endpoint",
-		e->database ? " DATABASE " : "", e->database ? e->database : "");
+		e->conn.database ? " DATABASE " : "", e->conn.database ? e->conn.database : "");
 	ret = start_client(e, statement, &s->client);
 	free(statement);
 	if (ret < 0) {
@@ -592,11 +560,7 @@ static void crdb_free(bop_engine_t *base)
 {
 	crdb_engine_t *e = (crdb_engine_t *)base;
 
-	free(e->host);
-	free(e->user);
-	free(e->database);
-	bop__free_wiped(e->password);
-	free(e->password_file);
+	bop__db_conn_clear(&e->conn);
 	free(e->ssl_mode);
 	free(e->ssl_root_cert);
 	bop__strv_free(e->client);
@@ -611,38 +575,42 @@ static void crdb_free(bop_engine_t *base)
 	free(e);
 }
 
-int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload)
+static int crdb_defaults(bop_engine_t *base)
 {
-	crdb_engine_t *e;
+	((crdb_engine_t *)base)->conn.port = DEFAULT_PORT;
+	return 0;
+}
+
+static int crdb_check(bop_engine_t *base)
+{
+	crdb_engine_t *e = (crdb_engine_t *)base;
 	int ret;
 
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
+	if (!e->conn.user && !(e->conn.user = bop__strdup(DEFAULT_USER)))
 		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = crdb_validate;
-	e->base.backup = crdb_backup;
-	e->base.restore = crdb_restore;
-	e->base.free = crdb_free;
-	e->port = DEFAULT_PORT;
-	if ((ret = bop__engine_config_read(config_json, "{\"host\": \"cockroachdb-public\"}",
-			parse_field, e)) < 0)
-		goto fail;
-	if (!e->user && !(e->user = bop__strdup(DEFAULT_USER))) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
 	if ((ret = check_config(e)) < 0 || (ret = set_env(e)) < 0)
-		goto fail;
-	e->server = bop__sprintf("%s:%d", e->host, e->port);
-	if (!e->server) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
-	*out = &e->base;
-	return 0;
-fail:
-	crdb_free(&e->base);
-	return ret;
+		return ret;
+	e->server = bop__sprintf("%s:%d", e->conn.host, e->conn.port);
+	return e->server ? 0 : BOP_ENOMEM;
+}
+
+static const bop__engine_kind_t crdb_kind = {
+	.ops = {
+		.version = BOP_ENGINE_VERSION,
+		.validate = crdb_validate,
+		.backup = crdb_backup,
+		.restore = crdb_restore,
+		.free = crdb_free,
+	},
+	.size = sizeof(crdb_engine_t),
+	.example = "{\"host\": \"cockroachdb-public\"}",
+	.defaults = crdb_defaults,
+	.field = parse_field,
+	.check = crdb_check,
+};
+
+int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	BOP_UNUSED(payload);
+	return bop__engine_new(out, &crdb_kind, config_json);
 }

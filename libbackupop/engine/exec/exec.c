@@ -327,26 +327,21 @@ static void exec_free(bop_engine_t *base)
 	free(e);
 }
 
+static const bop__engine_kind_t exec_kind = {
+	.ops = {
+		.version = BOP_ENGINE_VERSION,
+		.validate = exec_validate,
+		.backup = exec_backup,
+		.restore = exec_restore,
+		.free = exec_free,
+	},
+	.size = sizeof(exec_engine_t),
+	.example = "{\"backupCommand\": [\"pg_dump\"]}",
+	.field = parse_field,
+};
+
 int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload)
 {
-	exec_engine_t *e;
-	int ret;
-
 	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = exec_validate;
-	e->base.backup = exec_backup;
-	e->base.restore = exec_restore;
-	e->base.free = exec_free;
-	if ((ret = bop__engine_config_read(config_json, "{\"backupCommand\": [\"pg_dump\"]}",
-			parse_field, e)) < 0)
-		goto fail;
-	*out = &e->base;
-	return 0;
-fail:
-	exec_free(&e->base);
-	return ret;
+	return bop__engine_new(out, &exec_kind, config_json);
 }

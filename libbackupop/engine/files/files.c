@@ -179,7 +179,7 @@ static int parse_restore(bop__files_config_t *cfg, json_object *val)
 
 static int parse_field(void *ud, const char *key, json_object *val)
 {
-	bop__files_config_t *cfg = ud;
+	bop__files_config_t *cfg = &((files_engine_t *)ud)->cfg;
 
 	if (!strcmp(key, "path"))
 		return parse_path(val, "\"path\"", &cfg->path);
@@ -192,15 +192,19 @@ static int parse_field(void *ud, const char *key, json_object *val)
 	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
 }
 
-static int parse_config(bop__files_config_t *cfg, const char *text)
+/* Before the fields: no exclusions. */
+static int files_defaults(bop_engine_t *base)
 {
-	int ret;
+	files_engine_t *e = (files_engine_t *)base;
 
-	cfg->exclude = bop__calloc(1, sizeof(char *));
-	if (!cfg->exclude)
-		return BOP_ENOMEM;
-	if ((ret = bop__engine_config_read(text, "{\"path\": \"/data\"}", parse_field, cfg)) < 0)
-		return ret;
+	e->cfg.exclude = bop__calloc(1, sizeof(char *));
+	return e->cfg.exclude ? 0 : BOP_ENOMEM;
+}
+
+static int files_check(bop_engine_t *base)
+{
+	bop__files_config_t *cfg = &((files_engine_t *)base)->cfg;
+
 	if (!cfg->path)
 		return bop__error(BOP_EINVAL, "\"path\", the directory to back up, is required, e.g. {\"path\": \"/data\"}");
 	if (!cfg->restore_path) {
@@ -244,24 +248,23 @@ static void files_free(bop_engine_t *base)
 	free(e);
 }
 
+static const bop__engine_kind_t files_kind = {
+	.ops = {
+		.version = BOP_ENGINE_VERSION,
+		.validate = files_validate,
+		.backup = files_backup,
+		.restore = files_restore,
+		.free = files_free,
+	},
+	.size = sizeof(files_engine_t),
+	.example = "{\"path\": \"/data\"}",
+	.defaults = files_defaults,
+	.field = parse_field,
+	.check = files_check,
+};
+
 int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload)
 {
-	files_engine_t *e;
-	int ret;
-
 	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = files_validate;
-	e->base.backup = files_backup;
-	e->base.restore = files_restore;
-	e->base.free = files_free;
-	if ((ret = parse_config(&e->cfg, config_json)) < 0) {
-		files_free(&e->base);
-		return ret;
-	}
-	*out = &e->base;
-	return 0;
+	return bop__engine_new(out, &files_kind, config_json);
 }

@@ -35,15 +35,9 @@
 
 typedef struct my_engine {
 	bop_engine_t base;
-	char *host;
-	int port;
-	bool port_set;
+	bop__db_conn_t conn;
 	char *socket;
-	char *database;
 	bool all_databases;
-	char *user;
-	char *password;
-	char *password_file;
 	char **extra_args;
 	char *restore_database;
 	char **restore_extra_args;
@@ -90,25 +84,14 @@ static int parse_restore(my_engine_t *e, json_object *val)
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	my_engine_t *e = ud;
+	int ret;
 
-	if (!strcmp(key, "host"))
-		return bop__db_get_string(val, key, &e->host);
-	if (!strcmp(key, "port")) {
-		e->port_set = true;
-		return bop__db_get_port(val, key, &e->port);
-	}
+	if (bop__db_conn_field(&e->conn, key, val, &ret))
+		return ret;
 	if (!strcmp(key, "socket"))
 		return bop__db_get_string(val, key, &e->socket);
-	if (!strcmp(key, "database"))
-		return bop__db_get_string(val, key, &e->database);
 	if (!strcmp(key, "allDatabases"))
 		return bop__db_get_bool(val, key, &e->all_databases);
-	if (!strcmp(key, "user"))
-		return bop__db_get_string(val, key, &e->user);
-	if (!strcmp(key, "password"))
-		return bop__db_get_string(val, key, &e->password);
-	if (!strcmp(key, "passwordFile"))
-		return bop__db_get_string(val, key, &e->password_file);
 	if (!strcmp(key, "extraArgs"))
 		return bop__db_get_strv(val, key, &e->extra_args);
 	if (!strcmp(key, "restore"))
@@ -122,24 +105,15 @@ static int parse_field(void *ud, const char *key, json_object *val)
 
 static int check_config(my_engine_t *e)
 {
-	int ret;
-
-	if (e->database && e->all_databases)
+	if (e->conn.database && e->all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
-	if (!e->database && !e->all_databases)
+	if (!e->conn.database && !e->all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" is required (or set \"allDatabases\": true)");
 	if (e->all_databases && e->restore_database)
 		return bop__error(BOP_EINVAL, "\"restore.database\" needs a single \"database\": a dump of all databases recreates each one under its own name");
-	if (e->socket && (e->host || e->port_set))
+	if (e->socket && (e->conn.host || e->conn.port_set))
 		return bop__error(BOP_EINVAL, "\"socket\" excludes \"host\" and \"port\"");
-	if (e->password && e->password_file)
-		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (e->password_file &&
-			(ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
-		return ret;
-	if (e->password && strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
-		return ret;
-	return 0;
+	return bop__db_conn_load_password(&e->conn);
 }
 
 /* ---- the option file ---- */
@@ -168,11 +142,11 @@ static char *option_value(const char *value)
 
 static char *option_file_text(const my_engine_t *e)
 {
-	char *user = e->user ? option_value(e->user) : NULL;
-	char *pass = e->password ? option_value(e->password) : NULL;
+	char *user = e->conn.user ? option_value(e->conn.user) : NULL;
+	char *pass = e->conn.password ? option_value(e->conn.password) : NULL;
 	char *text = NULL;
 
-	if ((!e->user || user) && (!e->password || pass))
+	if ((!e->conn.user || user) && (!e->conn.password || pass))
 		text = bop__sprintf("[client]\n%s%s%s%s%s%s", user ? "user=" : "", user ? user : "",
 			user ? "\n" : "", pass ? "password=" : "", pass ? pass : "", pass ? "\n" : "");
 	if (pass) {
@@ -237,9 +211,9 @@ static int start_argv(const my_engine_t *e, const char *const *tools, const my_c
 	if (e->socket) {
 		bop__db_argv_addf(a, "--socket=%s", e->socket);
 	} else {
-		if (e->host)
-			bop__db_argv_addf(a, "--host=%s", e->host);
-		bop__db_argv_addf(a, "--port=%d", e->port);
+		if (e->conn.host)
+			bop__db_argv_addf(a, "--host=%s", e->conn.host);
+		bop__db_argv_addf(a, "--port=%d", e->conn.port);
 	}
 	return a->err;
 }
@@ -259,7 +233,7 @@ static int build_backup_argv(const my_engine_t *e, const my_creds_t *c, bop__db_
 		bop__db_argv_add(a, "--all-databases");
 	} else {
 		bop__db_argv_add(a, "--");
-		bop__db_argv_add(a, e->database);
+		bop__db_argv_add(a, e->conn.database);
 	}
 	return a->err;
 }
@@ -274,7 +248,7 @@ static int build_restore_argv(const my_engine_t *e, const my_creds_t *c, bop__db
 	bop__db_argv_add_all(a, e->restore_extra_args);
 	if (!e->all_databases)
 		bop__db_argv_addf(a, "--database=%s", e->restore_database ? e->restore_database
-			: e->database);
+			: e->conn.database);
 	return a->err;
 }
 
@@ -380,7 +354,7 @@ static int my_restore(bop_engine_t *base, bop_sink_t **out)
 				"so the databases of the dump were modified and may be partly restored") :
 			bop__sprintf("the restore was not one transaction, so the target database %s "
 				"was modified and may be partly restored",
-				e->restore_database ? e->restore_database : e->database);
+				e->restore_database ? e->restore_database : e->conn.database);
 
 		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
 		free(note);
@@ -397,14 +371,8 @@ static void my_free(bop_engine_t *base)
 {
 	my_engine_t *e = (my_engine_t *)base;
 
-	free(e->host);
+	bop__db_conn_clear(&e->conn);
 	free(e->socket);
-	free(e->database);
-	free(e->user);
-	if (e->password)
-		bop__wipe(e->password, strlen(e->password));
-	free(e->password);
-	free(e->password_file);
 	bop__strv_free(e->extra_args);
 	free(e->restore_database);
 	bop__strv_free(e->restore_extra_args);
@@ -413,35 +381,41 @@ static void my_free(bop_engine_t *base)
 	free(e);
 }
 
-int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload)
+static int my_defaults(bop_engine_t *base)
 {
-	my_engine_t *e;
+	((my_engine_t *)base)->conn.port = DEFAULT_PORT;
+	return 0;
+}
+
+static int my_check(bop_engine_t *base)
+{
+	my_engine_t *e = (my_engine_t *)base;
 	int ret;
 
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = my_validate;
-	e->base.backup = my_backup;
-	e->base.restore = my_restore;
-	e->base.free = my_free;
-	e->port = DEFAULT_PORT;
-	if ((ret = bop__engine_config_read(config_json, "{\"database\": \"app\"}", parse_field,
-			e)) < 0)
-		goto fail;
 	if ((ret = check_config(e)) < 0)
-		goto fail;
+		return ret;
 	e->server = e->socket ? bop__strdup(e->socket)
-		: bop__sprintf("%s:%d", e->host ? e->host : "localhost", e->port);
-	if (!e->server) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
-	*out = &e->base;
-	return 0;
-fail:
-	my_free(&e->base);
-	return ret;
+		: bop__sprintf("%s:%d", e->conn.host ? e->conn.host : "localhost", e->conn.port);
+	return e->server ? 0 : BOP_ENOMEM;
+}
+
+static const bop__engine_kind_t my_kind = {
+	.ops = {
+		.version = BOP_ENGINE_VERSION,
+		.validate = my_validate,
+		.backup = my_backup,
+		.restore = my_restore,
+		.free = my_free,
+	},
+	.size = sizeof(my_engine_t),
+	.example = "{\"database\": \"app\"}",
+	.defaults = my_defaults,
+	.field = parse_field,
+	.check = my_check,
+};
+
+int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	BOP_UNUSED(payload);
+	return bop__engine_new(out, &my_kind, config_json);
 }

@@ -55,13 +55,8 @@ typedef struct pg_restore_conf {
 
 typedef struct pg_engine {
 	bop_engine_t base;
-	char *host;
-	int port;
-	char *database;
+	bop__db_conn_t conn;
 	bool all_databases;
-	char *user;
-	char *password;
-	char *password_file;
 	char *ssl_mode;
 	bool plain;
 	bool format_set;
@@ -95,22 +90,6 @@ static int parse_format(pg_engine_t *e, json_object *val)
 	e->plain = !strcmp(s, "plain");
 	e->format_set = true;
 	return 0;
-}
-
-static int parse_ssl_mode(pg_engine_t *e, json_object *val)
-{
-	static const char *const modes[] = {
-		"disable", "allow", "prefer", "require", "verify-ca", "verify-full",
-	};
-	int ret;
-
-	if ((ret = bop__db_get_string(val, "sslMode", &e->ssl_mode)) < 0)
-		return ret;
-	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
-		if (!strcmp(e->ssl_mode, modes[i]))
-			return 0;
-	return bop__error(BOP_EINVAL, "\"sslMode\" must be one of disable, allow, prefer, require, verify-ca, verify-full, not \"%s\"",
-		e->ssl_mode);
 }
 
 static int parse_restore_field(pg_restore_conf_t *r, const char *key, json_object *val)
@@ -149,23 +128,14 @@ static int parse_restore(pg_restore_conf_t *r, json_object *val)
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	pg_engine_t *e = ud;
+	int ret;
 
-	if (!strcmp(key, "host"))
-		return bop__db_get_string(val, key, &e->host);
-	if (!strcmp(key, "port"))
-		return bop__db_get_port(val, key, &e->port);
-	if (!strcmp(key, "database"))
-		return bop__db_get_string(val, key, &e->database);
+	if (bop__db_conn_field(&e->conn, key, val, &ret))
+		return ret;
 	if (!strcmp(key, "allDatabases"))
 		return bop__db_get_bool(val, key, &e->all_databases);
-	if (!strcmp(key, "user"))
-		return bop__db_get_string(val, key, &e->user);
-	if (!strcmp(key, "password"))
-		return bop__db_get_string(val, key, &e->password);
-	if (!strcmp(key, "passwordFile"))
-		return bop__db_get_string(val, key, &e->password_file);
 	if (!strcmp(key, "sslMode"))
-		return parse_ssl_mode(e, val);
+		return bop__db_get_ssl_mode(val, key, &e->ssl_mode);
 	if (!strcmp(key, "format"))
 		return parse_format(e, val);
 	if (!strcmp(key, "globals"))
@@ -183,11 +153,11 @@ static int parse_field(void *ud, const char *key, json_object *val)
 
 static int check_mode(pg_engine_t *e)
 {
-	if (e->database && e->all_databases)
+	if (e->conn.database && e->all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
-	if (e->globals && e->database)
+	if (e->globals && e->conn.database)
 		return bop__error(BOP_EINVAL, "\"globals\" cannot be combined with \"database\": back up roles and tablespaces with a second configuration ({\"globals\": true} without a database) or use \"allDatabases\", which includes them");
-	if (e->database)
+	if (e->conn.database)
 		e->mode = PG_MODE_DATABASE;
 	else if (e->all_databases)
 		e->mode = PG_MODE_ALL;
@@ -223,17 +193,10 @@ static int set_env(pg_engine_t *e)
 	size_t n = 0;
 	int ret;
 
-	if (e->password && e->password_file)
-		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (e->password_file &&
-			(ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
+	if ((ret = bop__db_conn_load_password(&e->conn)) < 0)
 		return ret;
-	if (e->password) {
-		if (strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
-			return ret;
-		if (!(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->password)))
-			return BOP_ENOMEM;
-	}
+	if (e->conn.password && !(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->conn.password)))
+		return BOP_ENOMEM;
 	if (e->ssl_mode && !(e->env[n++] = bop__sprintf("PGSSLMODE=%s", e->ssl_mode)))
 		return BOP_ENOMEM;
 	return 0;
@@ -243,14 +206,14 @@ static int set_env(pg_engine_t *e)
 
 static void add_connection(bop__db_argv_t *a, const pg_engine_t *e)
 {
-	if (e->host) {
+	if (e->conn.host) {
 		bop__db_argv_add(a, "-h");
-		bop__db_argv_add(a, e->host);
+		bop__db_argv_add(a, e->conn.host);
 	}
-	bop__db_argv_addf(a, "--port=%d", e->port);
-	if (e->user) {
+	bop__db_argv_addf(a, "--port=%d", e->conn.port);
+	if (e->conn.user) {
 		bop__db_argv_add(a, "-U");
-		bop__db_argv_add(a, e->user);
+		bop__db_argv_add(a, e->conn.user);
 	}
 	bop__db_argv_add(a, "--no-password");
 }
@@ -303,7 +266,7 @@ static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
 	add_connection(a, e);
 	bop__db_argv_add_all(a, e->extra_args);
 	if (e->mode == PG_MODE_DATABASE)
-		add_dbname(a, e->database);
+		add_dbname(a, e->conn.database);
 	return a->err;
 }
 
@@ -311,7 +274,7 @@ static const char *restore_database(const pg_engine_t *e)
 {
 	if (e->restore.create || e->mode != PG_MODE_DATABASE)
 		return e->restore.database ? e->restore.database : MAINTENANCE_DB;
-	return e->restore.database ? e->restore.database : e->database;
+	return e->restore.database ? e->restore.database : e->conn.database;
 }
 
 /* Whether a failed restore leaves the target as it was: it ran in one transaction. */
@@ -409,7 +372,7 @@ static int server_version(const pg_engine_t *e, long *num)
 	bop__db_argv_add(&a, tool);
 	bop__db_argv_add(&a, "-XAt");
 	add_connection(&a, e);
-	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->database : MAINTENANCE_DB);
+	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->conn.database : MAINTENANCE_DB);
 	bop__db_argv_add(&a, "-c");
 	bop__db_argv_add(&a, "SHOW server_version_num");
 	ret = a.err;
@@ -445,7 +408,7 @@ static int pg_validate(bop_engine_t *base)
 		backup_tool(e), client, server);
 	if (server_major > client)
 		return bop__error(BOP_ENOTSUPPORTED, "%s %ld cannot dump a PostgreSQL %ld server (%s:%d): install the PostgreSQL %ld client tools (Debian: postgresql-client-%ld) and set \"binDir\" to their directory if needed",
-			backup_tool(e), client, server_major, e->host ? e->host : "local socket", e->port,
+			backup_tool(e), client, server_major, e->conn.host ? e->conn.host : "local socket", e->conn.port,
 			server_major, server_major);
 	return 0;
 }
@@ -501,11 +464,7 @@ static void pg_free(bop_engine_t *base)
 {
 	pg_engine_t *e = (pg_engine_t *)base;
 
-	free(e->host);
-	free(e->database);
-	free(e->user);
-	bop__free_wiped(e->password);
-	free(e->password_file);
+	bop__db_conn_clear(&e->conn);
 	free(e->ssl_mode);
 	bop__strv_free(e->extra_args);
 	free(e->restore.database);
@@ -517,36 +476,44 @@ static void pg_free(bop_engine_t *base)
 	free(e);
 }
 
-int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload)
+static int pg_defaults(bop_engine_t *base)
 {
-	pg_engine_t *e;
+	pg_engine_t *e = (pg_engine_t *)base;
+
+	e->conn.port = DEFAULT_PORT;
+	e->restore.single_transaction = true;
+	return 0;
+}
+
+static int pg_check(bop_engine_t *base)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
 	int ret;
 
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = pg_validate;
-	e->base.backup = pg_backup;
-	e->base.restore = pg_restore;
-	e->base.free = pg_free;
-	e->port = DEFAULT_PORT;
-	e->restore.single_transaction = true;
-	if ((ret = bop__engine_config_read(config_json, "{\"database\": \"app\"}", parse_field,
-			e)) < 0)
-		goto fail;
 	if ((ret = check_mode(e)) < 0 || (ret = check_restore(e)) < 0 || (ret = set_env(e)) < 0)
-		goto fail;
-	e->server = e->host ? bop__sprintf("%s:%d", e->host, e->port)
-		: bop__sprintf("on the local socket, port %d", e->port);
-	if (!e->server) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
-	*out = &e->base;
-	return 0;
-fail:
-	pg_free(&e->base);
-	return ret;
+		return ret;
+	e->server = e->conn.host ? bop__sprintf("%s:%d", e->conn.host, e->conn.port)
+		: bop__sprintf("on the local socket, port %d", e->conn.port);
+	return e->server ? 0 : BOP_ENOMEM;
+}
+
+static const bop__engine_kind_t pg_kind = {
+	.ops = {
+		.version = BOP_ENGINE_VERSION,
+		.validate = pg_validate,
+		.backup = pg_backup,
+		.restore = pg_restore,
+		.free = pg_free,
+	},
+	.size = sizeof(pg_engine_t),
+	.example = "{\"database\": \"app\"}",
+	.defaults = pg_defaults,
+	.field = parse_field,
+	.check = pg_check,
+};
+
+int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	BOP_UNUSED(payload);
+	return bop__engine_new(out, &pg_kind, config_json);
 }
