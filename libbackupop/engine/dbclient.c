@@ -135,48 +135,65 @@ int bop__db_get_ssl_mode(json_object *val, const char *field, char **out)
 		"verify-ca, verify-full, not \"%s\"", field, *out);
 }
 
-bool bop__db_conn_field(bop__db_conn_t *c, const char *key, json_object *val, int *ret)
+bool bop__db_settings_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret)
 {
 	if (!strcmp(key, "host"))
-		*ret = bop__db_get_string(val, key, &c->host);
+		*ret = bop__db_get_string(val, key, &s->host);
 	else if (!strcmp(key, "port")) {
-		c->port_set = true;
-		*ret = bop__db_get_port(val, key, &c->port);
+		s->port_set = true;
+		*ret = bop__db_get_port(val, key, &s->port);
 	} else if (!strcmp(key, "user"))
-		*ret = bop__db_get_string(val, key, &c->user);
+		*ret = bop__db_get_string(val, key, &s->user);
 	else if (!strcmp(key, "password"))
-		*ret = bop__db_get_string(val, key, &c->password);
+		*ret = bop__db_get_string(val, key, &s->password);
 	else if (!strcmp(key, "passwordFile"))
-		*ret = bop__db_get_string(val, key, &c->password_file);
+		*ret = bop__db_get_string(val, key, &s->password_file);
 	else if (!strcmp(key, "database"))
-		*ret = bop__db_get_string(val, key, &c->database);
+		*ret = bop__db_get_string(val, key, &s->database);
+	else if (!strcmp(key, "timeoutSeconds"))
+		*ret = bop__db_get_timeout(val, key, &s->timeout_ms);
 	else
 		return false;
 	return true;
 }
 
-int bop__db_conn_load_password(bop__db_conn_t *c)
+bool bop__db_dump_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret)
+{
+	if (!strcmp(key, "allDatabases"))
+		*ret = bop__db_get_bool(val, key, &s->all_databases);
+	else if (!strcmp(key, "extraArgs"))
+		*ret = bop__db_get_strv(val, key, &s->extra_args);
+	else if (!strcmp(key, "binDir"))
+		*ret = bop__db_get_string(val, key, &s->bin_dir);
+	else
+		return false;
+	return true;
+}
+
+int bop__db_settings_load_password(bop__db_settings_t *s)
 {
 	int ret;
 
-	if (c->password && c->password_file)
+	if (s->password && s->password_file)
 		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (c->password_file &&
-			(ret = bop__db_read_password_file(c->password_file, "passwordFile", &c->password)) < 0)
+	if (s->password_file &&
+			(ret = bop__db_read_password_file(s->password_file, "passwordFile", &s->password)) < 0)
 		return ret;
-	if (c->password && strlen(c->password) >= 4 && (ret = bop_log_add_secret(c->password)) < 0)
+	if (s->password && strlen(s->password) >= 4 && (ret = bop_log_add_secret(s->password)) < 0)
 		return ret;
 	return 0;
 }
 
-void bop__db_conn_clear(bop__db_conn_t *c)
+void bop__db_settings_clear(bop__db_settings_t *s)
 {
-	free(c->host);
-	free(c->user);
-	bop__free_wiped(c->password);
-	free(c->password_file);
-	free(c->database);
-	memset(c, 0, sizeof(*c));
+	free(s->host);
+	free(s->user);
+	bop__free_wiped(s->password);
+	free(s->password_file);
+	free(s->database);
+	bop__strv_free(s->extra_args);
+	free(s->bin_dir);
+	memset(s, 0, sizeof(*s));
 }
 
 /* ---- argument vectors ---- */

@@ -26,9 +26,11 @@ int bop__db_read_password_file(const char *path, const char *field, char **out);
 /* "sslMode": one of libpq's modes (disable, allow, prefer, require, verify-ca, verify-full). */
 int bop__db_get_ssl_mode(json_object *val, const char *field, char **out);
 
-/* Where, as whom and to which database an engine connects: the config fields "host",
- * "port", "user", "password", "passwordFile" and "database", the same in every engine. */
-typedef struct bop__db_conn {
+/* The configuration fields the database engines share, read the same way by each. */
+typedef struct bop__db_settings {
+	/* Every database engine: where, as whom and to which database it connects, and how
+	 * long a tool may run ("host", "port", "user", "password", "passwordFile",
+	 * "database", "timeoutSeconds"). */
 	char *host;
 	int port;               /* the engine's default until "port" is read */
 	bool port_set;
@@ -36,15 +38,24 @@ typedef struct bop__db_conn {
 	char *password;
 	char *password_file;
 	char *database;
-} bop__db_conn_t;
+	int64_t timeout_ms;
+	/* Engines running dump tools (postgres, mysql): "allDatabases", "extraArgs" (for
+	 * the dump tool) and "binDir". */
+	bool all_databases;
+	char **extra_args;
+	char *bin_dir;
+} bop__db_settings_t;
 
-/* Reads `key` if it is one of those fields: true, with *ret the result; false otherwise. */
-bool bop__db_conn_field(bop__db_conn_t *c, const char *key, json_object *val, int *ret);
+/* Read `key` if it is one of the fields of every engine (bop__db_settings_field()) or of
+ * those running dump tools (bop__db_dump_field()): true, with *ret the result; false for
+ * another key. */
+bool bop__db_settings_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret);
+bool bop__db_dump_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret);
 /* "password" and "passwordFile" exclude each other; reads the first line of passwordFile
  * into password, and registers the password for redaction. */
-int bop__db_conn_load_password(bop__db_conn_t *c);
+int bop__db_settings_load_password(bop__db_settings_t *s);
 /* Frees the fields, wiping the password. */
-void bop__db_conn_clear(bop__db_conn_t *c);
+void bop__db_settings_clear(bop__db_settings_t *s);
 
 /* A growing NULL-terminated argument vector; the first failure sticks in `err`. */
 typedef struct bop__db_argv {

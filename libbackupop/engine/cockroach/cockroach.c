@@ -46,13 +46,12 @@ typedef struct crdb_restore_conf {
 
 typedef struct crdb_engine {
 	bop_engine_t base;
-	bop__db_conn_t conn;
+	bop__db_settings_t db;
 	char *ssl_mode;
 	char *ssl_root_cert;
 	char **client;
 	char **backup_options;
 	crdb_restore_conf_t restore;
-	int64_t timeout_ms;
 	char *endpoint;
 	char *env[9];                   /* COCKROACH_URL and PG*; NULL-terminated */
 	char *server;                   /* for messages: "host:port" */
@@ -97,27 +96,17 @@ static int get_options(json_object *val, const char *field, char ***out)
 	return ret;
 }
 
-static int parse_restore(crdb_restore_conf_t *r, json_object *val)
+static int parse_restore_field(void *ud, const char *key, json_object *val)
 {
-	int ret = 0;
+	crdb_restore_conf_t *r = ud;
 
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. "
-			"{\"newDatabaseName\": \"shop_restored\"}");
-	json_object_object_foreach(val, key, field) {
-		if (!strcmp(key, "database"))
-			ret = bop__db_get_string(field, "restore.database", &r->database);
-		else if (!strcmp(key, "newDatabaseName"))
-			ret = bop__db_get_string(field, "restore.newDatabaseName", &r->new_name);
-		else if (!strcmp(key, "options"))
-			ret = get_options(field, "restore.options", &r->options);
-		else
-			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of "
-				"\"restore\": %s)", key, known_restore_fields);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, "restore.database", &r->database);
+	if (!strcmp(key, "newDatabaseName"))
+		return bop__db_get_string(val, "restore.newDatabaseName", &r->new_name);
+	if (!strcmp(key, "options"))
+		return get_options(val, "restore.options", &r->options);
+	return bop__engine_unknown_field("restore", key, known_restore_fields);
 }
 
 static int parse_client(crdb_engine_t *e, json_object *val)
@@ -135,7 +124,7 @@ static int parse_field(void *ud, const char *key, json_object *val)
 	crdb_engine_t *e = ud;
 	int ret;
 
-	if (bop__db_conn_field(&e->conn, key, val, &ret))
+	if (bop__db_settings_field(&e->db, key, val, &ret))
 		return ret;
 	if (!strcmp(key, "sslMode"))
 		return bop__db_get_ssl_mode(val, key, &e->ssl_mode);
@@ -146,27 +135,26 @@ static int parse_field(void *ud, const char *key, json_object *val)
 	if (!strcmp(key, "backupOptions"))
 		return get_options(val, key, &e->backup_options);
 	if (!strcmp(key, "restore"))
-		return parse_restore(&e->restore, val);
-	if (!strcmp(key, "timeoutSeconds"))
-		return bop__db_get_timeout(val, key, &e->timeout_ms);
+		return bop__engine_config_object(val, key, "{\"newDatabaseName\": \"shop_restored\"}",
+			parse_restore_field, &e->restore);
 	if (!strcmp(key, "endpointURL"))
 		return bop__db_get_string(val, key, &e->endpoint);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 static int check_config(crdb_engine_t *e)
 {
 	int ret;
 
-	if (!e->conn.host)
+	if (!e->db.host)
 		return bop__error(BOP_EINVAL, "\"host\" is required (the CockroachDB SQL address, "
 			"e.g. \"cockroachdb-public.db.svc\")");
-	if ((ret = bop__db_conn_load_password(&e->conn)) < 0)
+	if ((ret = bop__db_settings_load_password(&e->db)) < 0)
 		return ret;
-	if (e->restore.database && !e->conn.database)
+	if (e->restore.database && !e->db.database)
 		return bop__error(BOP_EINVAL, "\"restore.database\" needs \"database\": a cluster "
 			"backup is restored whole");
-	if (e->restore.new_name && !e->conn.database)
+	if (e->restore.new_name && !e->db.database)
 		return bop__error(BOP_EINVAL, "\"restore.newDatabaseName\" needs \"database\"");
 	if (e->endpoint && strncmp(e->endpoint, "http://", 7) && strncmp(e->endpoint, "https://", 8))
 		return bop__error(BOP_EINVAL, "\"endpointURL\" must be an http:// or https:// URL");
@@ -202,15 +190,15 @@ static int add_env(crdb_engine_t *e, size_t *n, const char *name, const char *va
 
 static int cockroach_url(const crdb_engine_t *e, char **out)
 {
-	char *user = url_escape(e->conn.user), *pass = e->conn.password ? url_escape(e->conn.password) : NULL;
-	char *db = url_escape(e->conn.database ? e->conn.database : "defaultdb");
+	char *user = url_escape(e->db.user), *pass = e->db.password ? url_escape(e->db.password) : NULL;
+	char *db = url_escape(e->db.database ? e->db.database : "defaultdb");
 	char *cert = e->ssl_root_cert ? url_escape(e->ssl_root_cert) : NULL;
 	int ret = 0;
 
-	if (!user || !db || (e->conn.password && !pass) || (e->ssl_root_cert && !cert))
+	if (!user || !db || (e->db.password && !pass) || (e->ssl_root_cert && !cert))
 		ret = BOP_ENOMEM;
 	else if (!(*out = bop__sprintf("postgresql://%s%s%s@%s:%d/%s?sslmode=%s%s%s", user,
-			pass ? ":" : "", pass ? pass : "", e->conn.host, e->conn.port, db,
+			pass ? ":" : "", pass ? pass : "", e->db.host, e->db.port, db,
 			e->ssl_mode ? e->ssl_mode : "verify-full", cert ? "&sslrootcert=" : "",
 			cert ? cert : "")))
 		ret = BOP_ENOMEM;
@@ -231,21 +219,21 @@ static int set_env(crdb_engine_t *e)
 
 	if ((ret = cockroach_url(e, &url)) < 0)
 		return ret;
-	snprintf(port, sizeof(port), "%d", e->conn.port);
+	snprintf(port, sizeof(port), "%d", e->db.port);
 	ret = add_env(e, &n, "COCKROACH_URL", url);
 	if (url)
 		bop__wipe(url, strlen(url));
 	free(url);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGHOST", e->conn.host);
+		ret = add_env(e, &n, "PGHOST", e->db.host);
 	if (ret == 0)
 		ret = add_env(e, &n, "PGPORT", port);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGUSER", e->conn.user);
+		ret = add_env(e, &n, "PGUSER", e->db.user);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGPASSWORD", e->conn.password);
+		ret = add_env(e, &n, "PGPASSWORD", e->db.password);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGDATABASE", e->conn.database ? e->conn.database : "defaultdb");
+		ret = add_env(e, &n, "PGDATABASE", e->db.database ? e->db.database : "defaultdb");
 	if (ret == 0)
 		ret = add_env(e, &n, "PGSSLMODE", e->ssl_mode);
 	if (ret == 0)
@@ -318,9 +306,9 @@ static int backup_statement(const crdb_engine_t *e, char **out)
 	sbuf_t b = { NULL, 0 };
 
 	sb_add(&b, "BACKUP ");
-	if (e->conn.database) {
+	if (e->db.database) {
 		sb_add(&b, "DATABASE ");
-		sb_quoted(&b, e->conn.database, '"');
+		sb_quoted(&b, e->db.database, '"');
 		sb_add(&b, " ");
 	}
 	sb_add(&b, "INTO ");
@@ -337,9 +325,9 @@ static int restore_statement(const crdb_engine_t *e, char **out)
 	sbuf_t b = { NULL, 0 };
 
 	sb_add(&b, "RESTORE ");
-	if (e->conn.database) {
+	if (e->db.database) {
 		sb_add(&b, "DATABASE ");
-		sb_quoted(&b, e->restore.database ? e->restore.database : e->conn.database, '"');
+		sb_quoted(&b, e->restore.database ? e->restore.database : e->db.database, '"');
 		sb_add(&b, " ");
 	}
 	sb_add(&b, "FROM LATEST IN ");
@@ -400,7 +388,7 @@ static int start_client(const crdb_engine_t *e, const char *statement, bop_sink_
 		bop_command_options_init(&opts, BOP_COMMAND_OPTIONS_VERSION);
 		opts.argv = (const char *const *)a.v;
 		opts.env = (const char *const *)e->env;
-		opts.timeout_ms = e->timeout_ms;
+		opts.timeout_ms = e->db.timeout_ms;
 		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
 	}
 	if (ret == 0 && (ret = bop_sink_write(*out, statement, strlen(statement))) < 0) {
@@ -471,7 +459,7 @@ static int crdb_backup(bop_engine_t *base, bop_source_t **out)
 	s->base = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
 		statement_free };
 	bop__log(BOP_LOG_INFO, "cockroach", "running BACKUP%s%s INTO the runner's endpoint",
-		e->conn.database ? " DATABASE " : "", e->conn.database ? e->conn.database : "");
+		e->db.database ? " DATABASE " : "", e->db.database ? e->db.database : "");
 	ret = start_client(e, statement, &s->client);
 	free(statement);
 	if (ret < 0) {
@@ -535,7 +523,7 @@ static int crdb_restore(bop_engine_t *base, bop_sink_t **out)
 	s->base = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
 		statement_sink_abort, statement_sink_free };
 	bop__log(BOP_LOG_INFO, "cockroach", "running RESTORE%s%s FROM the runner's endpoint",
-		e->conn.database ? " DATABASE " : "", e->conn.database ? e->conn.database : "");
+		e->db.database ? " DATABASE " : "", e->db.database ? e->db.database : "");
 	ret = start_client(e, statement, &s->client);
 	free(statement);
 	if (ret < 0) {
@@ -560,7 +548,7 @@ static void crdb_free(bop_engine_t *base)
 {
 	crdb_engine_t *e = (crdb_engine_t *)base;
 
-	bop__db_conn_clear(&e->conn);
+	bop__db_settings_clear(&e->db);
 	free(e->ssl_mode);
 	free(e->ssl_root_cert);
 	bop__strv_free(e->client);
@@ -577,7 +565,7 @@ static void crdb_free(bop_engine_t *base)
 
 static int crdb_defaults(bop_engine_t *base)
 {
-	((crdb_engine_t *)base)->conn.port = DEFAULT_PORT;
+	((crdb_engine_t *)base)->db.port = DEFAULT_PORT;
 	return 0;
 }
 
@@ -586,31 +574,19 @@ static int crdb_check(bop_engine_t *base)
 	crdb_engine_t *e = (crdb_engine_t *)base;
 	int ret;
 
-	if (!e->conn.user && !(e->conn.user = bop__strdup(DEFAULT_USER)))
+	if (!e->db.user && !(e->db.user = bop__strdup(DEFAULT_USER)))
 		return BOP_ENOMEM;
 	if ((ret = check_config(e)) < 0 || (ret = set_env(e)) < 0)
 		return ret;
-	e->server = bop__sprintf("%s:%d", e->conn.host, e->conn.port);
+	e->server = bop__sprintf("%s:%d", e->db.host, e->db.port);
 	return e->server ? 0 : BOP_ENOMEM;
 }
 
-static const bop__engine_kind_t crdb_kind = {
-	.ops = {
-		.version = BOP_ENGINE_VERSION,
-		.validate = crdb_validate,
-		.backup = crdb_backup,
-		.restore = crdb_restore,
-		.free = crdb_free,
-	},
+const bop__engine_kind_t bop__engine_cockroach_kind = {
+	.ops = { BOP_ENGINE_VERSION, crdb_validate, crdb_backup, crdb_restore, NULL, crdb_free },
 	.size = sizeof(crdb_engine_t),
 	.example = "{\"host\": \"cockroachdb-public\"}",
 	.defaults = crdb_defaults,
 	.field = parse_field,
 	.check = crdb_check,
 };
-
-int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	BOP_UNUSED(payload);
-	return bop__engine_new(out, &crdb_kind, config_json);
-}

@@ -200,7 +200,7 @@ static int parse_field(void *ud, const char *key, json_object *val)
 		e->cwd = bop__strdup(s);
 		return e->cwd ? 0 : BOP_ENOMEM;
 	}
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 
@@ -327,21 +327,9 @@ static void exec_free(bop_engine_t *base)
 	free(e);
 }
 
-static const bop__engine_kind_t exec_kind = {
-	.ops = {
-		.version = BOP_ENGINE_VERSION,
-		.validate = exec_validate,
-		.backup = exec_backup,
-		.restore = exec_restore,
-		.free = exec_free,
-	},
+const bop__engine_kind_t bop__engine_exec_kind = {
+	.ops = { BOP_ENGINE_VERSION, exec_validate, exec_backup, exec_restore, NULL, exec_free },
 	.size = sizeof(exec_engine_t),
 	.example = "{\"backupCommand\": [\"pg_dump\"]}",
 	.field = parse_field,
 };
-
-int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	BOP_UNUSED(payload);
-	return bop__engine_new(out, &exec_kind, config_json);
-}

@@ -156,22 +156,24 @@ static int parse_exclude(bop__files_config_t *cfg, json_object *val)
 	return 0;
 }
 
+static int parse_restore_field(void *ud, const char *key, json_object *val)
+{
+	bop__files_config_t *cfg = ud;
+
+	if (!strcmp(key, "path"))
+		return parse_path(val, "\"restore.path\"", &cfg->restore_path);
+	if (!strcmp(key, "overwrite"))
+		return parse_bool(val, "\"restore.overwrite\"", &cfg->overwrite);
+	return bop__engine_unknown_field("restore", key, "path, overwrite");
+}
+
 static int parse_restore(bop__files_config_t *cfg, json_object *val)
 {
-	int ret;
+	int ret = bop__engine_config_object(val, "restore",
+		"{\"path\": \"/data\", \"overwrite\": false}", parse_restore_field, cfg);
 
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"path\": \"/data\", \"overwrite\": false}");
-	json_object_object_foreach(val, key, v) {
-		if (!strcmp(key, "path"))
-			ret = parse_path(v, "\"restore.path\"", &cfg->restore_path);
-		else if (!strcmp(key, "overwrite"))
-			ret = parse_bool(v, "\"restore.overwrite\"", &cfg->overwrite);
-		else
-			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields: path, overwrite)", key);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	if (cfg->restore_path && !strcmp(cfg->restore_path, "/"))
 		return bop__error(BOP_EINVAL, "\"restore.path\" cannot be \"/\"; restore into a directory below it");
 	return 0;
@@ -189,7 +191,7 @@ static int parse_field(void *ud, const char *key, json_object *val)
 		return parse_bool(val, "\"oneFileSystem\"", &cfg->one_file_system);
 	if (!strcmp(key, "restore"))
 		return parse_restore(cfg, val);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 /* Before the fields: no exclusions. */
@@ -248,23 +250,11 @@ static void files_free(bop_engine_t *base)
 	free(e);
 }
 
-static const bop__engine_kind_t files_kind = {
-	.ops = {
-		.version = BOP_ENGINE_VERSION,
-		.validate = files_validate,
-		.backup = files_backup,
-		.restore = files_restore,
-		.free = files_free,
-	},
+const bop__engine_kind_t bop__engine_files_kind = {
+	.ops = { BOP_ENGINE_VERSION, files_validate, files_backup, files_restore, NULL, files_free },
 	.size = sizeof(files_engine_t),
 	.example = "{\"path\": \"/data\"}",
 	.defaults = files_defaults,
 	.field = parse_field,
 	.check = files_check,
 };
-
-int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	BOP_UNUSED(payload);
-	return bop__engine_new(out, &files_kind, config_json);
-}

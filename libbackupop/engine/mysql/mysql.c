@@ -35,14 +35,10 @@
 
 typedef struct my_engine {
 	bop_engine_t base;
-	bop__db_conn_t conn;
+	bop__db_settings_t db;
 	char *socket;
-	bool all_databases;
-	char **extra_args;
 	char *restore_database;
 	char **restore_extra_args;
-	int64_t timeout_ms;
-	char *bin_dir;
 	char *server;           /* for messages: "db:3306" or the socket */
 } my_engine_t;
 
@@ -61,24 +57,15 @@ static const char *const client_tools[] = { "mariadb", "mysql", NULL };
 
 /* ---- config ---- */
 
-static int parse_restore(my_engine_t *e, json_object *val)
+static int parse_restore_field(void *ud, const char *key, json_object *val)
 {
-	int ret = 0;
+	my_engine_t *e = ud;
 
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"database\": \"shop_restored\"}");
-	json_object_object_foreach(val, key, field) {
-		if (!strcmp(key, "database"))
-			ret = bop__db_get_string(field, "restore.database", &e->restore_database);
-		else if (!strcmp(key, "extraArgs"))
-			ret = bop__db_get_strv(field, "restore.extraArgs", &e->restore_extra_args);
-		else
-			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of \"restore\": database, extraArgs)",
-				key);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, "restore.database", &e->restore_database);
+	if (!strcmp(key, "extraArgs"))
+		return bop__db_get_strv(val, "restore.extraArgs", &e->restore_extra_args);
+	return bop__engine_unknown_field("restore", key, "database, extraArgs");
 }
 
 static int parse_field(void *ud, const char *key, json_object *val)
@@ -86,34 +73,28 @@ static int parse_field(void *ud, const char *key, json_object *val)
 	my_engine_t *e = ud;
 	int ret;
 
-	if (bop__db_conn_field(&e->conn, key, val, &ret))
+	if (bop__db_settings_field(&e->db, key, val, &ret) ||
+			bop__db_dump_field(&e->db, key, val, &ret))
 		return ret;
 	if (!strcmp(key, "socket"))
 		return bop__db_get_string(val, key, &e->socket);
-	if (!strcmp(key, "allDatabases"))
-		return bop__db_get_bool(val, key, &e->all_databases);
-	if (!strcmp(key, "extraArgs"))
-		return bop__db_get_strv(val, key, &e->extra_args);
 	if (!strcmp(key, "restore"))
-		return parse_restore(e, val);
-	if (!strcmp(key, "timeoutSeconds"))
-		return bop__db_get_timeout(val, key, &e->timeout_ms);
-	if (!strcmp(key, "binDir"))
-		return bop__db_get_string(val, key, &e->bin_dir);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+		return bop__engine_config_object(val, key, "{\"database\": \"shop_restored\"}",
+			parse_restore_field, e);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 static int check_config(my_engine_t *e)
 {
-	if (e->conn.database && e->all_databases)
+	if (e->db.database && e->db.all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
-	if (!e->conn.database && !e->all_databases)
+	if (!e->db.database && !e->db.all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" is required (or set \"allDatabases\": true)");
-	if (e->all_databases && e->restore_database)
+	if (e->db.all_databases && e->restore_database)
 		return bop__error(BOP_EINVAL, "\"restore.database\" needs a single \"database\": a dump of all databases recreates each one under its own name");
-	if (e->socket && (e->conn.host || e->conn.port_set))
+	if (e->socket && (e->db.host || e->db.port_set))
 		return bop__error(BOP_EINVAL, "\"socket\" excludes \"host\" and \"port\"");
-	return bop__db_conn_load_password(&e->conn);
+	return bop__db_settings_load_password(&e->db);
 }
 
 /* ---- the option file ---- */
@@ -142,11 +123,11 @@ static char *option_value(const char *value)
 
 static char *option_file_text(const my_engine_t *e)
 {
-	char *user = e->conn.user ? option_value(e->conn.user) : NULL;
-	char *pass = e->conn.password ? option_value(e->conn.password) : NULL;
+	char *user = e->db.user ? option_value(e->db.user) : NULL;
+	char *pass = e->db.password ? option_value(e->db.password) : NULL;
 	char *text = NULL;
 
-	if ((!e->conn.user || user) && (!e->conn.password || pass))
+	if ((!e->db.user || user) && (!e->db.password || pass))
 		text = bop__sprintf("[client]\n%s%s%s%s%s%s", user ? "user=" : "", user ? user : "",
 			user ? "\n" : "", pass ? "password=" : "", pass ? pass : "", pass ? "\n" : "");
 	if (pass) {
@@ -202,7 +183,7 @@ static int start_argv(const my_engine_t *e, const char *const *tools, const my_c
 	char *tool = NULL;
 	int ret;
 
-	if ((ret = bop__db_find_tool(e->bin_dir, tools, NULL, &tool)) < 0)
+	if ((ret = bop__db_find_tool(e->db.bin_dir, tools, NULL, &tool)) < 0)
 		return ret;
 	bop__db_argv_add(a, tool);
 	free(tool);
@@ -211,9 +192,9 @@ static int start_argv(const my_engine_t *e, const char *const *tools, const my_c
 	if (e->socket) {
 		bop__db_argv_addf(a, "--socket=%s", e->socket);
 	} else {
-		if (e->conn.host)
-			bop__db_argv_addf(a, "--host=%s", e->conn.host);
-		bop__db_argv_addf(a, "--port=%d", e->conn.port);
+		if (e->db.host)
+			bop__db_argv_addf(a, "--host=%s", e->db.host);
+		bop__db_argv_addf(a, "--port=%d", e->db.port);
 	}
 	return a->err;
 }
@@ -228,12 +209,12 @@ static int build_backup_argv(const my_engine_t *e, const my_creds_t *c, bop__db_
 	if ((ret = start_argv(e, dump_tools, c, a)) < 0)
 		return ret;
 	bop__db_argv_add_all(a, (char *const *)options);
-	bop__db_argv_add_all(a, e->extra_args);
-	if (e->all_databases) {
+	bop__db_argv_add_all(a, e->db.extra_args);
+	if (e->db.all_databases) {
 		bop__db_argv_add(a, "--all-databases");
 	} else {
 		bop__db_argv_add(a, "--");
-		bop__db_argv_add(a, e->conn.database);
+		bop__db_argv_add(a, e->db.database);
 	}
 	return a->err;
 }
@@ -246,9 +227,9 @@ static int build_restore_argv(const my_engine_t *e, const my_creds_t *c, bop__db
 		return ret;
 	bop__db_argv_add(a, "--batch");
 	bop__db_argv_add_all(a, e->restore_extra_args);
-	if (!e->all_databases)
+	if (!e->db.all_databases)
 		bop__db_argv_addf(a, "--database=%s", e->restore_database ? e->restore_database
-			: e->conn.database);
+			: e->db.database);
 	return a->err;
 }
 
@@ -257,7 +238,7 @@ static void command_options(const my_engine_t *e, const bop__db_argv_t *a,
 {
 	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
 	opts->argv = (const char *const *)a->v;
-	opts->timeout_ms = e->timeout_ms;
+	opts->timeout_ms = e->db.timeout_ms;
 }
 
 typedef int (*build_fn)(const my_engine_t *e, const my_creds_t *c, bop__db_argv_t *a);
@@ -300,7 +281,7 @@ static int my_validate(bop_engine_t *base)
 	char *tool = NULL, *out = NULL;
 	int ret;
 
-	if ((ret = bop__db_find_tool(e->bin_dir, dump_tools, NULL, &tool)) < 0)
+	if ((ret = bop__db_find_tool(e->db.bin_dir, dump_tools, NULL, &tool)) < 0)
 		return ret;
 	free(tool);
 	if ((ret = prepare(e, build_version_argv, &creds, &a)) < 0)
@@ -350,11 +331,11 @@ static int my_restore(bop_engine_t *base, bop_sink_t **out)
 	if (ret == 0) {
 		/* A dump runs statement by statement (DROP TABLE, CREATE, INSERT): nothing
 		 * rolls a failure back. */
-		char *note = e->all_databases ? bop__strdup("the restore was not one transaction, "
+		char *note = e->db.all_databases ? bop__strdup("the restore was not one transaction, "
 				"so the databases of the dump were modified and may be partly restored") :
 			bop__sprintf("the restore was not one transaction, so the target database %s "
 				"was modified and may be partly restored",
-				e->restore_database ? e->restore_database : e->conn.database);
+				e->restore_database ? e->restore_database : e->db.database);
 
 		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
 		free(note);
@@ -371,19 +352,17 @@ static void my_free(bop_engine_t *base)
 {
 	my_engine_t *e = (my_engine_t *)base;
 
-	bop__db_conn_clear(&e->conn);
+	bop__db_settings_clear(&e->db);
 	free(e->socket);
-	bop__strv_free(e->extra_args);
 	free(e->restore_database);
 	bop__strv_free(e->restore_extra_args);
-	free(e->bin_dir);
 	free(e->server);
 	free(e);
 }
 
 static int my_defaults(bop_engine_t *base)
 {
-	((my_engine_t *)base)->conn.port = DEFAULT_PORT;
+	((my_engine_t *)base)->db.port = DEFAULT_PORT;
 	return 0;
 }
 
@@ -395,27 +374,15 @@ static int my_check(bop_engine_t *base)
 	if ((ret = check_config(e)) < 0)
 		return ret;
 	e->server = e->socket ? bop__strdup(e->socket)
-		: bop__sprintf("%s:%d", e->conn.host ? e->conn.host : "localhost", e->conn.port);
+		: bop__sprintf("%s:%d", e->db.host ? e->db.host : "localhost", e->db.port);
 	return e->server ? 0 : BOP_ENOMEM;
 }
 
-static const bop__engine_kind_t my_kind = {
-	.ops = {
-		.version = BOP_ENGINE_VERSION,
-		.validate = my_validate,
-		.backup = my_backup,
-		.restore = my_restore,
-		.free = my_free,
-	},
+const bop__engine_kind_t bop__engine_mysql_kind = {
+	.ops = { BOP_ENGINE_VERSION, my_validate, my_backup, my_restore, NULL, my_free },
 	.size = sizeof(my_engine_t),
 	.example = "{\"database\": \"app\"}",
 	.defaults = my_defaults,
 	.field = parse_field,
 	.check = my_check,
 };
-
-int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	BOP_UNUSED(payload);
-	return bop__engine_new(out, &my_kind, config_json);
-}

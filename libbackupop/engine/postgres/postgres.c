@@ -55,16 +55,12 @@ typedef struct pg_restore_conf {
 
 typedef struct pg_engine {
 	bop_engine_t base;
-	bop__db_conn_t conn;
-	bool all_databases;
+	bop__db_settings_t db;
 	char *ssl_mode;
 	bool plain;
 	bool format_set;
 	bool globals;
-	char **extra_args;
 	pg_restore_conf_t restore;
-	int64_t timeout_ms;
-	char *bin_dir;
 	pg_mode_t mode;
 	char *env[3];           /* PGPASSWORD, PGSSLMODE; NULL-terminated */
 	char *server;           /* for messages: "db:5432" */
@@ -92,8 +88,10 @@ static int parse_format(pg_engine_t *e, json_object *val)
 	return 0;
 }
 
-static int parse_restore_field(pg_restore_conf_t *r, const char *key, json_object *val)
+static int parse_restore_field(void *ud, const char *key, json_object *val)
 {
+	pg_restore_conf_t *r = ud;
+
 	if (!strcmp(key, "database"))
 		return bop__db_get_string(val, "restore.database", &r->database);
 	if (!strcmp(key, "clean"))
@@ -108,21 +106,7 @@ static int parse_restore_field(pg_restore_conf_t *r, const char *key, json_objec
 		r->single_transaction_set = true;
 		return bop__db_get_bool(val, "restore.singleTransaction", &r->single_transaction);
 	}
-	return bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of \"restore\": %s)",
-		key, known_restore_fields);
-}
-
-static int parse_restore(pg_restore_conf_t *r, json_object *val)
-{
-	int ret;
-
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"database\": \"app_restored\"}");
-	json_object_object_foreach(val, key, field) {
-		if ((ret = parse_restore_field(r, key, field)) < 0)
-			return ret;
-	}
-	return 0;
+	return bop__engine_unknown_field("restore", key, known_restore_fields);
 }
 
 static int parse_field(void *ud, const char *key, json_object *val)
@@ -130,36 +114,30 @@ static int parse_field(void *ud, const char *key, json_object *val)
 	pg_engine_t *e = ud;
 	int ret;
 
-	if (bop__db_conn_field(&e->conn, key, val, &ret))
+	if (bop__db_settings_field(&e->db, key, val, &ret) ||
+			bop__db_dump_field(&e->db, key, val, &ret))
 		return ret;
-	if (!strcmp(key, "allDatabases"))
-		return bop__db_get_bool(val, key, &e->all_databases);
 	if (!strcmp(key, "sslMode"))
 		return bop__db_get_ssl_mode(val, key, &e->ssl_mode);
 	if (!strcmp(key, "format"))
 		return parse_format(e, val);
 	if (!strcmp(key, "globals"))
 		return bop__db_get_bool(val, key, &e->globals);
-	if (!strcmp(key, "extraArgs"))
-		return bop__db_get_strv(val, key, &e->extra_args);
 	if (!strcmp(key, "restore"))
-		return parse_restore(&e->restore, val);
-	if (!strcmp(key, "timeoutSeconds"))
-		return bop__db_get_timeout(val, key, &e->timeout_ms);
-	if (!strcmp(key, "binDir"))
-		return bop__db_get_string(val, key, &e->bin_dir);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+		return bop__engine_config_object(val, key, "{\"database\": \"app_restored\"}",
+			parse_restore_field, &e->restore);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 static int check_mode(pg_engine_t *e)
 {
-	if (e->conn.database && e->all_databases)
+	if (e->db.database && e->db.all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
-	if (e->globals && e->conn.database)
+	if (e->globals && e->db.database)
 		return bop__error(BOP_EINVAL, "\"globals\" cannot be combined with \"database\": back up roles and tablespaces with a second configuration ({\"globals\": true} without a database) or use \"allDatabases\", which includes them");
-	if (e->conn.database)
+	if (e->db.database)
 		e->mode = PG_MODE_DATABASE;
-	else if (e->all_databases)
+	else if (e->db.all_databases)
 		e->mode = PG_MODE_ALL;
 	else if (e->globals)
 		e->mode = PG_MODE_GLOBALS;
@@ -193,9 +171,9 @@ static int set_env(pg_engine_t *e)
 	size_t n = 0;
 	int ret;
 
-	if ((ret = bop__db_conn_load_password(&e->conn)) < 0)
+	if ((ret = bop__db_settings_load_password(&e->db)) < 0)
 		return ret;
-	if (e->conn.password && !(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->conn.password)))
+	if (e->db.password && !(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->db.password)))
 		return BOP_ENOMEM;
 	if (e->ssl_mode && !(e->env[n++] = bop__sprintf("PGSSLMODE=%s", e->ssl_mode)))
 		return BOP_ENOMEM;
@@ -206,14 +184,14 @@ static int set_env(pg_engine_t *e)
 
 static void add_connection(bop__db_argv_t *a, const pg_engine_t *e)
 {
-	if (e->conn.host) {
+	if (e->db.host) {
 		bop__db_argv_add(a, "-h");
-		bop__db_argv_add(a, e->conn.host);
+		bop__db_argv_add(a, e->db.host);
 	}
-	bop__db_argv_addf(a, "--port=%d", e->conn.port);
-	if (e->conn.user) {
+	bop__db_argv_addf(a, "--port=%d", e->db.port);
+	if (e->db.user) {
 		bop__db_argv_add(a, "-U");
-		bop__db_argv_add(a, e->conn.user);
+		bop__db_argv_add(a, e->db.user);
 	}
 	bop__db_argv_add(a, "--no-password");
 }
@@ -230,7 +208,7 @@ static void command_options(const pg_engine_t *e, const bop__db_argv_t *a,
 	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
 	opts->argv = (const char *const *)a->v;
 	opts->env = (const char *const *)e->env;
-	opts->timeout_ms = e->timeout_ms;
+	opts->timeout_ms = e->db.timeout_ms;
 }
 
 static const char *backup_tool(const pg_engine_t *e)
@@ -247,7 +225,7 @@ static int find(const pg_engine_t *e, const char *name, char **path)
 {
 	const char *names[] = { name, NULL };
 
-	return bop__db_find_tool(e->bin_dir, names, TOOL_GLOB, path);
+	return bop__db_find_tool(e->db.bin_dir, names, TOOL_GLOB, path);
 }
 
 static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
@@ -264,9 +242,9 @@ static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
 	if (e->mode == PG_MODE_GLOBALS)
 		bop__db_argv_add(a, "--globals-only");
 	add_connection(a, e);
-	bop__db_argv_add_all(a, e->extra_args);
+	bop__db_argv_add_all(a, e->db.extra_args);
 	if (e->mode == PG_MODE_DATABASE)
-		add_dbname(a, e->conn.database);
+		add_dbname(a, e->db.database);
 	return a->err;
 }
 
@@ -274,7 +252,7 @@ static const char *restore_database(const pg_engine_t *e)
 {
 	if (e->restore.create || e->mode != PG_MODE_DATABASE)
 		return e->restore.database ? e->restore.database : MAINTENANCE_DB;
-	return e->restore.database ? e->restore.database : e->conn.database;
+	return e->restore.database ? e->restore.database : e->db.database;
 }
 
 /* Whether a failed restore leaves the target as it was: it ran in one transaction. */
@@ -372,7 +350,7 @@ static int server_version(const pg_engine_t *e, long *num)
 	bop__db_argv_add(&a, tool);
 	bop__db_argv_add(&a, "-XAt");
 	add_connection(&a, e);
-	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->conn.database : MAINTENANCE_DB);
+	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->db.database : MAINTENANCE_DB);
 	bop__db_argv_add(&a, "-c");
 	bop__db_argv_add(&a, "SHOW server_version_num");
 	ret = a.err;
@@ -408,7 +386,7 @@ static int pg_validate(bop_engine_t *base)
 		backup_tool(e), client, server);
 	if (server_major > client)
 		return bop__error(BOP_ENOTSUPPORTED, "%s %ld cannot dump a PostgreSQL %ld server (%s:%d): install the PostgreSQL %ld client tools (Debian: postgresql-client-%ld) and set \"binDir\" to their directory if needed",
-			backup_tool(e), client, server_major, e->conn.host ? e->conn.host : "local socket", e->conn.port,
+			backup_tool(e), client, server_major, e->db.host ? e->db.host : "local socket", e->db.port,
 			server_major, server_major);
 	return 0;
 }
@@ -464,12 +442,10 @@ static void pg_free(bop_engine_t *base)
 {
 	pg_engine_t *e = (pg_engine_t *)base;
 
-	bop__db_conn_clear(&e->conn);
+	bop__db_settings_clear(&e->db);
 	free(e->ssl_mode);
-	bop__strv_free(e->extra_args);
 	free(e->restore.database);
 	bop__strv_free(e->restore.extra_args);
-	free(e->bin_dir);
 	free(e->server);
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(e->env); i++)
 		bop__free_wiped(e->env[i]);
@@ -480,7 +456,7 @@ static int pg_defaults(bop_engine_t *base)
 {
 	pg_engine_t *e = (pg_engine_t *)base;
 
-	e->conn.port = DEFAULT_PORT;
+	e->db.port = DEFAULT_PORT;
 	e->restore.single_transaction = true;
 	return 0;
 }
@@ -492,28 +468,16 @@ static int pg_check(bop_engine_t *base)
 
 	if ((ret = check_mode(e)) < 0 || (ret = check_restore(e)) < 0 || (ret = set_env(e)) < 0)
 		return ret;
-	e->server = e->conn.host ? bop__sprintf("%s:%d", e->conn.host, e->conn.port)
-		: bop__sprintf("on the local socket, port %d", e->conn.port);
+	e->server = e->db.host ? bop__sprintf("%s:%d", e->db.host, e->db.port)
+		: bop__sprintf("on the local socket, port %d", e->db.port);
 	return e->server ? 0 : BOP_ENOMEM;
 }
 
-static const bop__engine_kind_t pg_kind = {
-	.ops = {
-		.version = BOP_ENGINE_VERSION,
-		.validate = pg_validate,
-		.backup = pg_backup,
-		.restore = pg_restore,
-		.free = pg_free,
-	},
+const bop__engine_kind_t bop__engine_postgres_kind = {
+	.ops = { BOP_ENGINE_VERSION, pg_validate, pg_backup, pg_restore, NULL, pg_free },
 	.size = sizeof(pg_engine_t),
 	.example = "{\"database\": \"app\"}",
 	.defaults = pg_defaults,
 	.field = parse_field,
 	.check = pg_check,
 };
-
-int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	BOP_UNUSED(payload);
-	return bop__engine_new(out, &pg_kind, config_json);
-}
