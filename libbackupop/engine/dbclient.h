@@ -89,11 +89,11 @@ typedef void (*bop__db_cleanup_fn)(void *payload);
  * fails). */
 int bop__db_source_new(bop_source_t **out, const bop_command_options_t *opts,
 	const char *server, bop__db_cleanup_fn cleanup, void *payload);
+/* `failure_note` (may be NULL): a sentence added to the error when the restore fails
+ * after the tool was given data (a restore that cannot roll back says that the target
+ * was modified). */
 int bop__db_sink_new(bop_sink_t **out, const bop_command_options_t *opts,
-	const char *server, bop__db_cleanup_fn cleanup, void *payload);
-/* A sentence added to the error when the restore fails after the tool was given data
- * (a restore that cannot roll back says that the target was modified). */
-int bop__db_sink_set_failure_note(bop_sink_t *sink, const char *note);
+	const char *server, const char *failure_note, bop__db_cleanup_fn cleanup, void *payload);
 
 /* A private directory (0700) holding one 0600 file `name` with `content`, for
  * credentials. *dir and *path are malloc'd; remove both with bop__db_secret_file_remove(). */

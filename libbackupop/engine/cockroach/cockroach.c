@@ -389,7 +389,7 @@ static int start_client(const crdb_engine_t *e, const char *statement, bop_sink_
 		opts.argv = (const char *const *)a.v;
 		opts.env = (const char *const *)e->env;
 		opts.timeout_ms = e->db.timeout_ms;
-		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
+		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL, NULL);
 	}
 	if (ret == 0 && (ret = bop_sink_write(*out, statement, strlen(statement))) < 0) {
 		bop_sink_free(*out);

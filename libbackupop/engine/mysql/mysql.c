@@ -322,28 +322,20 @@ static int my_restore(bop_engine_t *base, bop_sink_t **out)
 	bop__db_argv_t a = { 0 };
 	bop_command_options_t opts;
 	my_creds_t *creds = NULL;
-	int ret;
+	/* A dump runs statement by statement (DROP TABLE, CREATE, INSERT): nothing rolls a
+	 * failure back. */
+	char *note = e->db.all_databases ? bop__strdup("the restore was not one transaction, "
+			"so the databases of the dump were modified and may be partly restored") :
+		bop__sprintf("the restore was not one transaction, so the target database %s "
+			"was modified and may be partly restored",
+			e->restore_database ? e->restore_database : e->db.database);
+	int ret = note ? prepare(e, build_restore_argv, &creds, &a) : BOP_ENOMEM;
 
-	if ((ret = prepare(e, build_restore_argv, &creds, &a)) < 0)
-		return ret;
-	command_options(e, &a, &opts);
-	ret = bop__db_sink_new(out, &opts, e->server, creds_free, creds);
 	if (ret == 0) {
-		/* A dump runs statement by statement (DROP TABLE, CREATE, INSERT): nothing
-		 * rolls a failure back. */
-		char *note = e->db.all_databases ? bop__strdup("the restore was not one transaction, "
-				"so the databases of the dump were modified and may be partly restored") :
-			bop__sprintf("the restore was not one transaction, so the target database %s "
-				"was modified and may be partly restored",
-				e->restore_database ? e->restore_database : e->db.database);
-
-		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
-		free(note);
-		if (ret < 0) {
-			bop_sink_free(*out);
-			*out = NULL;
-		}
+		command_options(e, &a, &opts);
+		ret = bop__db_sink_new(out, &opts, e->server, note, creds_free, creds);
 	}
+	free(note);
 	bop__db_argv_free(&a);
 	return ret;
 }

@@ -414,26 +414,20 @@ static int pg_restore(bop_engine_t *base, bop_sink_t **out)
 	pg_engine_t *e = (pg_engine_t *)base;
 	bop__db_argv_t a = { 0 };
 	bop_command_options_t opts;
+	char *note = NULL;
 	int ret;
 
+	if (!restore_is_atomic(e) && !(note = bop__sprintf("the restore was not one transaction, "
+			"so the target database %s was modified and may be partly restored%s",
+			restore_database(e), e->restore.clean ?
+			" or empty (restore.clean dropped its objects first)" : "")))
+		return BOP_ENOMEM;
 	ret = build_restore_argv(e, &a);
 	if (ret == 0) {
 		command_options(e, &a, &opts);
-		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
+		ret = bop__db_sink_new(out, &opts, e->server, note, NULL, NULL);
 	}
-	if (ret == 0 && !restore_is_atomic(e)) {
-		char *note = bop__sprintf("the restore was not one transaction, so the target "
-			"database %s was modified and may be partly restored%s", restore_database(e),
-			e->restore.clean ? " or empty (restore.clean dropped its objects first)" :
-			"");
-
-		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
-		free(note);
-		if (ret < 0) {
-			bop_sink_free(*out);
-			*out = NULL;
-		}
-	}
+	free(note);
 	bop__db_argv_free(&a);
 	return ret;
 }
