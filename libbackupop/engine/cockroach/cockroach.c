@@ -399,15 +399,56 @@ static int start_client(const crdb_engine_t *e, const char *statement, bop_sink_
 	return ret;
 }
 
-/* The backup source: running the statement is its only "data". */
-typedef struct statement_source {
-	bop_source_t base;
+/* The backup source and the restore sink: the client running the statement, which is
+ * all they do. The source's only "data" is running it; the sink takes no data, commit
+ * runs it and abort kills the client. */
+typedef struct statement {
+	union {
+		bop_source_t source;
+		bop_sink_t sink;
+	} base;                 /* first: what the caller holds */
 	bop_sink_t *client;
-	bool ran;
+	bool ran;               /* source: the statement ran, with this result */
 	int result;
-} statement_source_t;
+} statement_t;
 
-static int statement_run(statement_source_t *s)
+/* Builds the statement with `build` and starts the client with it: *out is a zeroed
+ * statement_t whose base the caller sets. `verb` and `where` are for the log line
+ * ("BACKUP", "INTO"). */
+static int statement_new(const crdb_engine_t *e, int (*build)(const crdb_engine_t *, char **),
+	const char *verb, const char *where, statement_t **out)
+{
+	statement_t *s;
+	char *statement = NULL;
+	int ret;
+
+	*out = NULL;
+	if ((ret = need_endpoint(e)) < 0 || (ret = build(e, &statement)) < 0)
+		return ret;
+	s = bop__calloc(1, sizeof(*s));
+	if (!s) {
+		free(statement);
+		return BOP_ENOMEM;
+	}
+	bop__log(BOP_LOG_INFO, "cockroach", "running %s%s%s %s the runner's endpoint", verb,
+		e->db.database ? " DATABASE " : "", e->db.database ? e->db.database : "", where);
+	ret = start_client(e, statement, &s->client);
+	free(statement);
+	if (ret < 0) {
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+static void statement_free(statement_t *s)
+{
+	bop_sink_free(s->client);
+	free(s);
+}
+
+static int statement_run(statement_t *s)
 {
 	if (!s->ran) {
 		s->ran = true;
@@ -423,58 +464,33 @@ static int statement_read(bop_source_t *base, void *buf, size_t cap, size_t *got
 	BOP_UNUSED(buf);
 	BOP_UNUSED(cap);
 	*got = 0;
-	return statement_run((statement_source_t *)base);
+	return statement_run((statement_t *)base);
 }
 
 static int statement_close(bop_source_t *base)
 {
-	statement_source_t *s = (statement_source_t *)base;
-	int ret = statement_run(s);
+	int ret = statement_run((statement_t *)base);
 
 	return ret < 0 ? bop__error(ret, "%s", bop_error_last()) : 0;
 }
 
-static void statement_free(bop_source_t *base)
+static void statement_source_free(bop_source_t *base)
 {
-	statement_source_t *s = (statement_source_t *)base;
-
-	bop_sink_free(s->client);
-	free(s);
+	statement_free((statement_t *)base);
 }
 
 static int crdb_backup(bop_engine_t *base, bop_source_t **out)
 {
-	crdb_engine_t *e = (crdb_engine_t *)base;
-	statement_source_t *s;
-	char *statement = NULL;
-	int ret;
+	statement_t *s;
+	int ret = statement_new((crdb_engine_t *)base, backup_statement, "BACKUP", "INTO", &s);
 
-	if ((ret = need_endpoint(e)) < 0 || (ret = backup_statement(e, &statement)) < 0)
+	if (ret < 0)
 		return ret;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s) {
-		free(statement);
-		return BOP_ENOMEM;
-	}
-	s->base = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
-		statement_free };
-	bop__log(BOP_LOG_INFO, "cockroach", "running BACKUP%s%s INTO the runner's endpoint",
-		e->db.database ? " DATABASE " : "", e->db.database ? e->db.database : "");
-	ret = start_client(e, statement, &s->client);
-	free(statement);
-	if (ret < 0) {
-		free(s);
-		return ret;
-	}
-	*out = &s->base;
+	s->base.source = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
+		statement_source_free };
+	*out = &s->base.source;
 	return 0;
 }
-
-/* The restore sink: no data; commit runs the statement, abort kills the client. */
-typedef struct statement_sink {
-	bop_sink_t base;
-	bop_sink_t *client;
-} statement_sink_t;
 
 static int statement_sink_write(bop_sink_t *base, const void *buf, size_t len)
 {
@@ -488,49 +504,31 @@ static int statement_sink_write(bop_sink_t *base, const void *buf, size_t len)
 
 static int statement_sink_commit(bop_sink_t *base)
 {
-	int ret = bop_sink_commit(((statement_sink_t *)base)->client);
+	int ret = bop_sink_commit(((statement_t *)base)->client);
 
 	return ret < 0 ? bop__error_wrap("the RESTORE statement failed") : 0;
 }
 
 static void statement_sink_abort(bop_sink_t *base)
 {
-	bop_sink_abort(((statement_sink_t *)base)->client);
+	bop_sink_abort(((statement_t *)base)->client);
 }
 
 static void statement_sink_free(bop_sink_t *base)
 {
-	statement_sink_t *s = (statement_sink_t *)base;
-
-	bop_sink_free(s->client);
-	free(s);
+	statement_free((statement_t *)base);
 }
 
 static int crdb_restore(bop_engine_t *base, bop_sink_t **out)
 {
-	crdb_engine_t *e = (crdb_engine_t *)base;
-	statement_sink_t *s;
-	char *statement = NULL;
-	int ret;
+	statement_t *s;
+	int ret = statement_new((crdb_engine_t *)base, restore_statement, "RESTORE", "FROM", &s);
 
-	if ((ret = need_endpoint(e)) < 0 || (ret = restore_statement(e, &statement)) < 0)
+	if (ret < 0)
 		return ret;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s) {
-		free(statement);
-		return BOP_ENOMEM;
-	}
-	s->base = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
+	s->base.sink = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
 		statement_sink_abort, statement_sink_free };
-	bop__log(BOP_LOG_INFO, "cockroach", "running RESTORE%s%s FROM the runner's endpoint",
-		e->db.database ? " DATABASE " : "", e->db.database ? e->db.database : "");
-	ret = start_client(e, statement, &s->client);
-	free(statement);
-	if (ret < 0) {
-		free(s);
-		return ret;
-	}
-	*out = &s->base;
+	*out = &s->base.sink;
 	return 0;
 }
 
