@@ -38,18 +38,18 @@ static void test_errors(void)
 	{
 		int described = 0, first_missing = 0;
 
-		for (int c = BOP_OK; c >= BOP_ENOKEY; c--) {
+		for (int c = BOP_OK; c >= BOP_ECONNECT; c--) {
 			if (strcmp(bop_strerror(c), "unknown error") != 0)
 				described++;
 			else if (!first_missing)
 				first_missing = c;
 		}
-		ok(described == BOP_OK - BOP_ENOKEY + 1,
-			"every code from BOP_OK down to BOP_ENOKEY has a description (%d of %d; "
-			"first without: %d)", described, BOP_OK - BOP_ENOKEY + 1, first_missing);
+		ok(described == BOP_OK - BOP_ECONNECT + 1,
+			"every code from BOP_OK down to BOP_ECONNECT has a description (%d of %d; "
+			"first without: %d)", described, BOP_OK - BOP_ECONNECT + 1, first_missing);
 	}
-	is_str(bop_strerror(BOP_ENOKEY - 1), "unknown error",
-		"BOP_ENOKEY is the last code (the one below it is unknown)");
+	is_str(bop_strerror(BOP_ECONNECT - 1), "unknown error",
+		"BOP_ECONNECT is the last code (the one below it is unknown)");
 }
 
 static void test_version(void)
