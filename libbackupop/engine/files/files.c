@@ -27,17 +27,10 @@ typedef struct files_engine {
 
 static const char *const known_fields = "path, exclude, oneFileSystem, restore";
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static void config_clear(bop__files_config_t *cfg)
 {
 	free(cfg->path);
-	strv_free(cfg->exclude);
+	bop__strv_free(cfg->exclude);
 	free(cfg->restore_path);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -140,7 +133,7 @@ static int parse_exclude(bop__files_config_t *cfg, json_object *val)
 	if (!json_object_is_type(val, json_type_array))
 		return bop__error(BOP_EINVAL, "\"exclude\" must be an array of glob patterns, e.g. [\"*.tmp\", \"cache/\"]");
 	n = json_object_array_length(val);
-	strv_free(cfg->exclude);
+	bop__strv_free(cfg->exclude);
 	cfg->exclude = bop__calloc(n + 1, sizeof(char *));
 	if (!cfg->exclude)
 		return BOP_ENOMEM;
