@@ -132,19 +132,24 @@ int bop__storage_s3_open(bop_storage_t **out, const char *url,
 
 /* ---- engine ---- */
 
-/* The built-in "exec" engine (engine/exec/exec.c). */
-int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload);
+/* The built-in engines, each opened by bop__engine_kind_open() with its kind as the
+ * payload (engine/config.h). */
+struct bop__engine_kind;
+int bop__engine_kind_open(bop_engine_t **out, const char *config_json, void *kind);
 
-/* The built-in "postgres" and "mysql" engines (engine/postgres/, engine/mysql/). */
-int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload);
-int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload);
+/* "exec" (engine/exec/exec.c). */
+extern const struct bop__engine_kind bop__engine_exec_kind;
 
-/* The built-in "files" engine (engine/files/): a directory tree as a pax tar stream. */
-int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload);
+/* "postgres" and "mysql" (engine/postgres/, engine/mysql/). */
+extern const struct bop__engine_kind bop__engine_postgres_kind;
+extern const struct bop__engine_kind bop__engine_mysql_kind;
 
-/* The built-in "cockroach" engine (engine/cockroach/): BACKUP/RESTORE statements that
- * CockroachDB runs against the runner's HTTP file endpoint. */
-int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload);
+/* "files" (engine/files/): a directory tree as a pax tar stream. */
+extern const struct bop__engine_kind bop__engine_files_kind;
+
+/* "cockroach" (engine/cockroach/): BACKUP/RESTORE statements that CockroachDB runs against
+ * the runner's HTTP file endpoint. */
+extern const struct bop__engine_kind bop__engine_cockroach_kind;
 
 /* ---- catalog ---- */
 

@@ -50,6 +50,28 @@ int bop__engine_config_parse(const char *text, const char *example, json_object 
 	return 0;
 }
 
+int bop__engine_config_object(json_object *val, const char *name, const char *example,
+	int (*member)(void *ud, const char *key, json_object *val), void *ud)
+{
+	int ret;
+
+	if (!json_object_is_type(val, json_type_object))
+		return bop__error(BOP_EINVAL, "\"%s\" must be an object, e.g. %s", name, example);
+	json_object_object_foreach(val, key, v) {
+		if ((ret = member(ud, key, v)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int bop__engine_unknown_field(const char *name, const char *key, const char *known)
+{
+	if (!name)
+		return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known);
+	return bop__error(BOP_EINVAL, "unknown field \"%s.%s\" (known fields of \"%s\": %s)",
+		name, key, name, known);
+}
+
 int bop__engine_config_read(const char *text, const char *example,
 	int (*field)(void *ud, const char *key, json_object *val), void *ud)
 {
@@ -64,4 +86,26 @@ int bop__engine_config_read(const char *text, const char *example,
 	}
 	json_object_put(config);
 	return ret < 0 ? ret : 0;
+}
+
+int bop__engine_kind_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	const bop__engine_kind_t *kind = payload;
+	bop_engine_t *e = bop__calloc(1, kind->size);
+	int ret;
+
+	if (!e)
+		return BOP_ENOMEM;
+	*e = kind->ops;
+	ret = kind->defaults ? kind->defaults(e) : 0;
+	if (ret == 0)
+		ret = bop__engine_config_read(config_json, kind->example, kind->field, e);
+	if (ret == 0 && kind->check)
+		ret = kind->check(e);
+	if (ret < 0) {
+		kind->ops.free(e);
+		return ret;
+	}
+	*out = e;
+	return 0;
 }

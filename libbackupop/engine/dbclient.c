@@ -119,6 +119,83 @@ int bop__db_read_password_file(const char *path, const char *field, char **out)
 	return 0;
 }
 
+int bop__db_get_ssl_mode(json_object *val, const char *field, char **out)
+{
+	static const char *const modes[] = {
+		"disable", "allow", "prefer", "require", "verify-ca", "verify-full",
+	};
+	int ret;
+
+	if ((ret = bop__db_get_string(val, field, out)) < 0)
+		return ret;
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
+		if (!strcmp(*out, modes[i]))
+			return 0;
+	return bop__error(BOP_EINVAL, "\"%s\" must be one of disable, allow, prefer, require, "
+		"verify-ca, verify-full, not \"%s\"", field, *out);
+}
+
+bool bop__db_settings_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret)
+{
+	if (!strcmp(key, "host"))
+		*ret = bop__db_get_string(val, key, &s->host);
+	else if (!strcmp(key, "port")) {
+		s->port_set = true;
+		*ret = bop__db_get_port(val, key, &s->port);
+	} else if (!strcmp(key, "user"))
+		*ret = bop__db_get_string(val, key, &s->user);
+	else if (!strcmp(key, "password"))
+		*ret = bop__db_get_string(val, key, &s->password);
+	else if (!strcmp(key, "passwordFile"))
+		*ret = bop__db_get_string(val, key, &s->password_file);
+	else if (!strcmp(key, "database"))
+		*ret = bop__db_get_string(val, key, &s->database);
+	else if (!strcmp(key, "timeoutSeconds"))
+		*ret = bop__db_get_timeout(val, key, &s->timeout_ms);
+	else
+		return false;
+	return true;
+}
+
+bool bop__db_dump_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret)
+{
+	if (!strcmp(key, "allDatabases"))
+		*ret = bop__db_get_bool(val, key, &s->all_databases);
+	else if (!strcmp(key, "extraArgs"))
+		*ret = bop__db_get_strv(val, key, &s->extra_args);
+	else if (!strcmp(key, "binDir"))
+		*ret = bop__db_get_string(val, key, &s->bin_dir);
+	else
+		return false;
+	return true;
+}
+
+int bop__db_settings_load_password(bop__db_settings_t *s)
+{
+	int ret;
+
+	if (s->password && s->password_file)
+		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
+	if (s->password_file &&
+			(ret = bop__db_read_password_file(s->password_file, "passwordFile", &s->password)) < 0)
+		return ret;
+	if (s->password && strlen(s->password) >= 4 && (ret = bop_log_add_secret(s->password)) < 0)
+		return ret;
+	return 0;
+}
+
+void bop__db_settings_clear(bop__db_settings_t *s)
+{
+	free(s->host);
+	free(s->user);
+	bop__free_wiped(s->password);
+	free(s->password_file);
+	free(s->database);
+	bop__strv_free(s->extra_args);
+	free(s->bin_dir);
+	memset(s, 0, sizeof(*s));
+}
+
 /* ---- argument vectors ---- */
 
 static void argv_push(bop__db_argv_t *a, char *arg)
@@ -351,173 +428,154 @@ int bop__db_run_capture(const bop_command_options_t *opts, const char *server, c
 	return 0;
 }
 
-typedef struct db_source {
-	bop_source_t base;
-	bop_source_t *inner;
+/* A command source or sink, wrapped (see bop__db_source_new()). */
+typedef struct db_wrap {
+	union {
+		bop_source_t source;
+		bop_sink_t sink;
+	} base;                 /* first: what the caller holds */
+	bop_source_t *source;   /* the command: one of these two */
+	bop_sink_t *sink;
 	char *server;
 	bop__db_cleanup_fn cleanup;
 	void *payload;
-} db_source_t;
+	char *failure_note;     /* sink: added to the error of a failed restore, once */
+	bool started;           /* sink: the tool was given data, the target may have changed */
+} db_wrap_t;
 
 static int db_source_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
 {
-	db_source_t *s = (db_source_t *)base;
+	db_wrap_t *w = (db_wrap_t *)base;
 
-	return map_failure(bop_source_read(s->inner, buf, cap, got), s->server);
+	return map_failure(bop_source_read(w->source, buf, cap, got), w->server);
 }
 
 static int db_source_close(bop_source_t *base)
 {
-	db_source_t *s = (db_source_t *)base;
+	db_wrap_t *w = (db_wrap_t *)base;
 
-	return map_failure(bop_source_close(s->inner), s->server);
+	return map_failure(bop_source_close(w->source), w->server);
 }
-
-static void db_source_free(bop_source_t *base)
-{
-	db_source_t *s = (db_source_t *)base;
-
-	if (!s)
-		return;
-	bop_source_free(s->inner);
-	free(s->server);
-	if (s->cleanup)
-		s->cleanup(s->payload);
-	free(s);
-}
-
-int bop__db_source_new(bop_source_t **out, const bop_command_options_t *opts,
-	const char *server, bop__db_cleanup_fn cleanup, void *payload)
-{
-	db_source_t *s;
-	int ret;
-
-	*out = NULL;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s) {
-		if (cleanup)
-			cleanup(payload);
-		return BOP_ENOMEM;
-	}
-	s->base.version = BOP_SOURCE_VERSION;
-	s->base.read = db_source_read;
-	s->base.close = db_source_close;
-	s->base.free = db_source_free;
-	s->cleanup = cleanup;
-	s->payload = payload;
-	s->server = bop__strdup(server);
-	ret = s->server ? bop_source_command_new(&s->inner, opts) : BOP_ENOMEM;
-	if (ret < 0) {
-		db_source_free(&s->base);
-		return ret;
-	}
-	*out = &s->base;
-	return 0;
-}
-
-typedef struct db_sink {
-	bop_sink_t base;
-	bop_sink_t *inner;
-	char *server;
-	bop__db_cleanup_fn cleanup;
-	void *payload;
-	char *failure_note;     /* added to the error of a failed restore, once */
-	bool started;           /* the tool was given data: the target may have changed */
-} db_sink_t;
 
 /* Adds the failure note to the error being reported (the first time only). */
-static int add_failure_note(db_sink_t *s, int ret)
+static int add_failure_note(db_wrap_t *w, int ret)
 {
 	char *copy;
 
-	if (ret >= 0 || !s->failure_note || !s->started)
+	if (ret >= 0 || !w->failure_note || !w->started)
 		return ret;
 	copy = bop__strdup(bop_error_last());
 	if (copy)
-		ret = bop__error(ret, "%s; %s", copy, s->failure_note);
+		ret = bop__error(ret, "%s; %s", copy, w->failure_note);
 	free(copy);
-	free(s->failure_note);
-	s->failure_note = NULL;
+	free(w->failure_note);
+	w->failure_note = NULL;
 	return ret;
 }
 
 static int db_sink_write(bop_sink_t *base, const void *buf, size_t len)
 {
-	db_sink_t *s = (db_sink_t *)base;
+	db_wrap_t *w = (db_wrap_t *)base;
 
-	s->started = true;
-	return add_failure_note(s, map_failure(bop_sink_write(s->inner, buf, len), s->server));
+	w->started = true;
+	return add_failure_note(w, map_failure(bop_sink_write(w->sink, buf, len), w->server));
 }
 
 static int db_sink_commit(bop_sink_t *base)
 {
-	db_sink_t *s = (db_sink_t *)base;
+	db_wrap_t *w = (db_wrap_t *)base;
 
-	return add_failure_note(s, map_failure(bop_sink_commit(s->inner), s->server));
+	return add_failure_note(w, map_failure(bop_sink_commit(w->sink), w->server));
 }
 
 /* Aborted because of a failure elsewhere (corrupt data): that failure's message gets the
  * note, since the tool may already have changed the target. */
 static void db_sink_abort(bop_sink_t *base)
 {
-	db_sink_t *s = (db_sink_t *)base;
+	db_wrap_t *w = (db_wrap_t *)base;
 	int code = bop_error_last_code();
 
-	bop_sink_abort(s->inner);
-	add_failure_note(s, code < 0 ? code : BOP_ERROR);
+	bop_sink_abort(w->sink);
+	add_failure_note(w, code < 0 ? code : BOP_ERROR);
 }
 
-int bop__db_sink_set_failure_note(bop_sink_t *sink, const char *note)
+static void wrap_free(db_wrap_t *w)
 {
-	db_sink_t *s = (db_sink_t *)sink;
+	if (!w)
+		return;
+	bop_source_free(w->source);
+	bop_sink_free(w->sink);
+	free(w->server);
+	free(w->failure_note);
+	if (w->cleanup)
+		w->cleanup(w->payload);
+	free(w);
+}
 
-	free(s->failure_note);
-	s->failure_note = bop__strdup(note);
-	return s->failure_note ? 0 : BOP_ENOMEM;
+static void db_source_free(bop_source_t *base)
+{
+	wrap_free((db_wrap_t *)base);
 }
 
 static void db_sink_free(bop_sink_t *base)
 {
-	db_sink_t *s = (db_sink_t *)base;
-
-	if (!s)
-		return;
-	bop_sink_free(s->inner);
-	free(s->server);
-	free(s->failure_note);
-	if (s->cleanup)
-		s->cleanup(s->payload);
-	free(s);
+	wrap_free((db_wrap_t *)base);
 }
 
-int bop__db_sink_new(bop_sink_t **out, const bop_command_options_t *opts,
-	const char *server, bop__db_cleanup_fn cleanup, void *payload)
+/* Starts the command as a sink (or a source) and wraps it. */
+static int wrap_new(db_wrap_t **out, bool is_sink, const bop_command_options_t *opts,
+	const char *server, const char *failure_note, bop__db_cleanup_fn cleanup, void *payload)
 {
-	db_sink_t *s;
+	db_wrap_t *w = bop__calloc(1, sizeof(*w));
 	int ret;
 
 	*out = NULL;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s) {
+	if (!w) {
 		if (cleanup)
 			cleanup(payload);
 		return BOP_ENOMEM;
 	}
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = db_sink_write;
-	s->base.commit = db_sink_commit;
-	s->base.abort = db_sink_abort;
-	s->base.free = db_sink_free;
-	s->cleanup = cleanup;
-	s->payload = payload;
-	s->server = bop__strdup(server);
-	ret = s->server ? bop_sink_command_new(&s->inner, opts) : BOP_ENOMEM;
+	w->cleanup = cleanup;
+	w->payload = payload;
+	w->server = bop__strdup(server);
+	w->failure_note = failure_note ? bop__strdup(failure_note) : NULL;
+	if (!w->server || (failure_note && !w->failure_note)) {
+		ret = BOP_ENOMEM;
+	} else if (is_sink) {
+		w->base.sink = (bop_sink_t){ BOP_SINK_VERSION, db_sink_write, db_sink_commit,
+			db_sink_abort, db_sink_free };
+		ret = bop_sink_command_new(&w->sink, opts);
+	} else {
+		w->base.source = (bop_source_t){ BOP_SOURCE_VERSION, db_source_read,
+			db_source_close, db_source_free };
+		ret = bop_source_command_new(&w->source, opts);
+	}
 	if (ret < 0) {
-		db_sink_free(&s->base);
+		wrap_free(w);
 		return ret;
 	}
-	*out = &s->base;
+	*out = w;
 	return 0;
+}
+
+int bop__db_source_new(bop_source_t **out, const bop_command_options_t *opts,
+	const char *server, bop__db_cleanup_fn cleanup, void *payload)
+{
+	db_wrap_t *w;
+	int ret = wrap_new(&w, false, opts, server, NULL, cleanup, payload);
+
+	*out = ret == 0 ? &w->base.source : NULL;
+	return ret;
+}
+
+int bop__db_sink_new(bop_sink_t **out, const bop_command_options_t *opts,
+	const char *server, const char *failure_note, bop__db_cleanup_fn cleanup, void *payload)
+{
+	db_wrap_t *w;
+	int ret = wrap_new(&w, true, opts, server, failure_note, cleanup, payload);
+
+	*out = ret == 0 ? &w->base.sink : NULL;
+	return ret;
 }
 
 /* ---- credentials files ---- */

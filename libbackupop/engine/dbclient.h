@@ -23,6 +23,40 @@ int bop__db_get_strv(json_object *val, const char *field, char ***out);
 /* The first line of `path` (without its line end), registered as a secret. */
 int bop__db_read_password_file(const char *path, const char *field, char **out);
 
+/* "sslMode": one of libpq's modes (disable, allow, prefer, require, verify-ca, verify-full). */
+int bop__db_get_ssl_mode(json_object *val, const char *field, char **out);
+
+/* The configuration fields the database engines share, read the same way by each. */
+typedef struct bop__db_settings {
+	/* Every database engine: where, as whom and to which database it connects, and how
+	 * long a tool may run ("host", "port", "user", "password", "passwordFile",
+	 * "database", "timeoutSeconds"). */
+	char *host;
+	int port;               /* the engine's default until "port" is read */
+	bool port_set;
+	char *user;
+	char *password;
+	char *password_file;
+	char *database;
+	int64_t timeout_ms;
+	/* Engines running dump tools (postgres, mysql): "allDatabases", "extraArgs" (for
+	 * the dump tool) and "binDir". */
+	bool all_databases;
+	char **extra_args;
+	char *bin_dir;
+} bop__db_settings_t;
+
+/* Read `key` if it is one of the fields of every engine (bop__db_settings_field()) or of
+ * those running dump tools (bop__db_dump_field()): true, with *ret the result; false for
+ * another key. */
+bool bop__db_settings_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret);
+bool bop__db_dump_field(bop__db_settings_t *s, const char *key, json_object *val, int *ret);
+/* "password" and "passwordFile" exclude each other; reads the first line of passwordFile
+ * into password, and registers the password for redaction. */
+int bop__db_settings_load_password(bop__db_settings_t *s);
+/* Frees the fields, wiping the password. */
+void bop__db_settings_clear(bop__db_settings_t *s);
+
 /* A growing NULL-terminated argument vector; the first failure sticks in `err`. */
 typedef struct bop__db_argv {
 	char **v;
@@ -55,11 +89,11 @@ typedef void (*bop__db_cleanup_fn)(void *payload);
  * fails). */
 int bop__db_source_new(bop_source_t **out, const bop_command_options_t *opts,
 	const char *server, bop__db_cleanup_fn cleanup, void *payload);
+/* `failure_note` (may be NULL): a sentence added to the error when the restore fails
+ * after the tool was given data (a restore that cannot roll back says that the target
+ * was modified). */
 int bop__db_sink_new(bop_sink_t **out, const bop_command_options_t *opts,
-	const char *server, bop__db_cleanup_fn cleanup, void *payload);
-/* A sentence added to the error when the restore fails after the tool was given data
- * (a restore that cannot roll back says that the target was modified). */
-int bop__db_sink_set_failure_note(bop_sink_t *sink, const char *note);
+	const char *server, const char *failure_note, bop__db_cleanup_fn cleanup, void *payload);
 
 /* A private directory (0700) holding one 0600 file `name` with `content`, for
  * credentials. *dir and *path are malloc'd; remove both with bop__db_secret_file_remove(). */

@@ -71,11 +71,20 @@ out:
 
 static void register_builtins(void)
 {
-	register_engine("cockroach", bop__engine_cockroach_open, NULL);
-	register_engine("exec", bop__engine_exec_open, NULL);
-	register_engine("files", bop__engine_files_open, NULL);
-	register_engine("mysql", bop__engine_mysql_open, NULL);
-	register_engine("postgres", bop__engine_postgres_open, NULL);
+	static const struct {
+		const char *name;
+		const struct bop__engine_kind *kind;
+	} builtins[] = {
+		{ "cockroach", &bop__engine_cockroach_kind },
+		{ "exec", &bop__engine_exec_kind },
+		{ "files", &bop__engine_files_kind },
+		{ "mysql", &bop__engine_mysql_kind },
+		{ "postgres", &bop__engine_postgres_kind },
+	};
+
+	/* The payload is only ever read. */
+	for (size_t i = 0; i < BOP_ARRAY_SIZE(builtins); i++)
+		register_engine(builtins[i].name, bop__engine_kind_open, (void *)builtins[i].kind);
 }
 
 static void ensure_builtins(void)

@@ -861,13 +861,60 @@ static void command_destroy(command_t *c)
 
 /* ---- source: the child's stdout ---- */
 
-typedef struct command_source {
-	bop_source_t base;
+/* A command source (the child's stdout) or sink (its stdin). */
+typedef struct command_io {
+	union {
+		bop_source_t source;
+		bop_sink_t sink;
+	} base;                 /* first: what the caller holds */
 	command_t cmd;
+	/* source */
 	bool closed;
 	int result;
-	char *message;          /* the error of close(), repeated by a second close() */
-} command_source_t;
+	/* sink */
+	bool done;              /* committed or aborted */
+	bool committed;
+	int failed;             /* a write failed with this code; message below */
+	/* source: the error of close(), repeated by a second close(); sink: of the failed write */
+	char *message;
+} command_io_t;
+
+static int cmd_source_read(bop_source_t *base, void *buf, size_t cap, size_t *got);
+static int cmd_source_close(bop_source_t *base);
+static void cmd_source_free(bop_source_t *base);
+static int cmd_sink_write(bop_sink_t *base, const void *buf, size_t len);
+static int cmd_sink_commit(bop_sink_t *base);
+static void cmd_sink_abort(bop_sink_t *base);
+static void cmd_sink_free(bop_sink_t *base);
+
+/* The constructors' common part: checks the options, starts the command, *out is the
+ * source or sink (`is_sink`). */
+static int command_io_new(const bop_command_options_t *opts, bool is_sink, command_io_t **out)
+{
+	command_io_t *io;
+	int ret;
+
+	*out = NULL;
+	if ((ret = check_options(opts)) < 0)
+		return ret;
+	io = bop__calloc(1, sizeof(*io));
+	if (!io)
+		return BOP_ENOMEM;
+	if (is_sink)
+		io->base.sink = (bop_sink_t){ BOP_SINK_VERSION, cmd_sink_write, cmd_sink_commit,
+			cmd_sink_abort, cmd_sink_free };
+	else
+		io->base.source = (bop_source_t){ BOP_SOURCE_VERSION, cmd_source_read,
+			cmd_source_close, cmd_source_free };
+	if ((ret = command_start(&io->cmd, opts, is_sink)) < 0) {
+		/* Nothing was written or read: no abort needed. */
+		command_destroy(&io->cmd);
+		free(io);
+		return ret;
+	}
+	*out = io;
+	return 0;
+}
 
 static void data_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
@@ -896,7 +943,7 @@ static void data_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static int cmd_source_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
 {
-	command_source_t *s = (command_source_t *)base;
+	command_io_t *s = (command_io_t *)base;
 	command_t *c = &s->cmd;
 	int r;
 
@@ -930,7 +977,7 @@ static int cmd_source_read(bop_source_t *base, void *buf, size_t cap, size_t *go
 
 static int cmd_source_close(bop_source_t *base)
 {
-	command_source_t *s = (command_source_t *)base;
+	command_io_t *s = (command_io_t *)base;
 
 	if (s->closed)
 		return s->result < 0 ? bop__error(s->result, "%s", s->message ? s->message : "")
@@ -945,7 +992,7 @@ static int cmd_source_close(bop_source_t *base)
 
 static void cmd_source_free(bop_source_t *base)
 {
-	command_source_t *s = (command_source_t *)base;
+	command_io_t *s = (command_io_t *)base;
 
 	if (!s)
 		return;
@@ -956,41 +1003,18 @@ static void cmd_source_free(bop_source_t *base)
 
 BOP_EXTERN(int) bop_source_command_new(bop_source_t **out, const bop_command_options_t *opts)
 {
-	command_source_t *s;
+	command_io_t *io;
 	int ret;
 
 	if (!out)
 		return bop__error(BOP_EINVAL, "bop_source_command_new: NULL out");
-	*out = NULL;
-	ret = check_options(opts);
-	if (ret < 0)
-		return ret;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s)
-		return BOP_ENOMEM;
-	s->base.version = BOP_SOURCE_VERSION;
-	s->base.read = cmd_source_read;
-	s->base.close = cmd_source_close;
-	s->base.free = cmd_source_free;
-	ret = command_start(&s->cmd, opts, false);
-	if (ret < 0) {
-		cmd_source_free(&s->base);
-		return ret;
-	}
-	*out = &s->base;
-	return 0;
+	ret = command_io_new(opts, false, &io);
+	*out = ret == 0 ? &io->base.source : NULL;
+	return ret;
 }
 
 /* ---- sink: the child's stdin ---- */
 
-typedef struct command_sink {
-	bop_sink_t base;
-	command_t cmd;
-	bool done;              /* committed or aborted */
-	bool committed;
-	int failed;             /* a write failed with this code; message below */
-	char *message;
-} command_sink_t;
 
 /*
  * Writing to a pipe whose reader is gone raises SIGPIPE, which would kill the process.
@@ -1088,7 +1112,7 @@ static int write_chunk(command_t *c, const char *p, size_t n)
 
 static int cmd_sink_write(bop_sink_t *base, const void *buf, size_t len)
 {
-	command_sink_t *s = (command_sink_t *)base;
+	command_io_t *s = (command_io_t *)base;
 	command_t *c = &s->cmd;
 	const char *p = buf;
 	sigpipe_guard_t guard;
@@ -1116,7 +1140,7 @@ static int cmd_sink_write(bop_sink_t *base, const void *buf, size_t len)
 
 static int cmd_sink_commit(bop_sink_t *base)
 {
-	command_sink_t *s = (command_sink_t *)base;
+	command_io_t *s = (command_io_t *)base;
 
 	if (s->committed)
 		return 0;
@@ -1135,7 +1159,7 @@ static int cmd_sink_commit(bop_sink_t *base)
 
 static void cmd_sink_abort(bop_sink_t *base)
 {
-	command_sink_t *s = (command_sink_t *)base;
+	command_io_t *s = (command_io_t *)base;
 	command_t *c = &s->cmd;
 
 	if (s->done)
@@ -1150,7 +1174,7 @@ static void cmd_sink_abort(bop_sink_t *base)
 
 static void cmd_sink_free(bop_sink_t *base)
 {
-	command_sink_t *s = (command_sink_t *)base;
+	command_io_t *s = (command_io_t *)base;
 
 	if (!s)
 		return;
@@ -1162,29 +1186,12 @@ static void cmd_sink_free(bop_sink_t *base)
 
 BOP_EXTERN(int) bop_sink_command_new(bop_sink_t **out, const bop_command_options_t *opts)
 {
-	command_sink_t *s;
+	command_io_t *io;
 	int ret;
 
 	if (!out)
 		return bop__error(BOP_EINVAL, "bop_sink_command_new: NULL out");
-	*out = NULL;
-	ret = check_options(opts);
-	if (ret < 0)
-		return ret;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s)
-		return BOP_ENOMEM;
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = cmd_sink_write;
-	s->base.commit = cmd_sink_commit;
-	s->base.abort = cmd_sink_abort;
-	s->base.free = cmd_sink_free;
-	ret = command_start(&s->cmd, opts, true);
-	if (ret < 0) {
-		s->done = true;
-		cmd_sink_free(&s->base);
-		return ret;
-	}
-	*out = &s->base;
-	return 0;
+	ret = command_io_new(opts, true, &io);
+	*out = ret == 0 ? &io->base.sink : NULL;
+	return ret;
 }

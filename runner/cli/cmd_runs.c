@@ -104,6 +104,24 @@ out:
 	return ret;
 }
 
+/* What `runs` and `status` share: they take no arguments and GET `path`. With --json the
+ * answer is printed as it came and *doc is NULL; else *doc is the answer to show. */
+static int api_command(const cli_t *cli, const char *path, json_object **doc)
+{
+	int ret;
+
+	*doc = NULL;
+	if (cli->nargs > 0)
+		return cli_usage(cli, "unexpected argument '%s'", cli->args[0]);
+	ret = api_get(cli, path, doc);
+	if (ret == 0 && cli->json) {
+		printf("%s\n", json_object_to_json_string_ext(*doc, JSON_C_TO_STRING_PRETTY));
+		json_object_put(*doc);
+		*doc = NULL;
+	}
+	return ret;
+}
+
 static const char *str(json_object *o, const char *key)
 {
 	json_object *v;
@@ -131,18 +149,10 @@ static void print_time(const char *label, json_object *o, const char *key)
 int cli_cmd_runs(cli_t *cli)
 {
 	json_object *doc, *runs;
-	int ret;
+	int ret = api_command(cli, "/v1/runs", &doc);
 
-	if (cli->nargs > 0)
-		return cli_usage(cli, "unexpected argument '%s'", cli->args[0]);
-	ret = api_get(cli, "/v1/runs", &doc);
-	if (ret)
+	if (ret || !doc)
 		return ret;
-	if (cli->json) {
-		printf("%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY));
-		json_object_put(doc);
-		return 0;
-	}
 	if (!json_object_object_get_ex(doc, "runs", &runs) ||
 	    !json_object_is_type(runs, json_type_array)) {
 		json_object_put(doc);
@@ -164,18 +174,10 @@ int cli_cmd_runs(cli_t *cli)
 int cli_cmd_status(cli_t *cli)
 {
 	json_object *doc, *current;
-	int ret;
+	int ret = api_command(cli, "/v1/status", &doc);
 
-	if (cli->nargs > 0)
-		return cli_usage(cli, "unexpected argument '%s'", cli->args[0]);
-	ret = api_get(cli, "/v1/status", &doc);
-	if (ret)
+	if (ret || !doc)
 		return ret;
-	if (cli->json) {
-		printf("%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY));
-		json_object_put(doc);
-		return 0;
-	}
 	printf("%-14s %s\n", "name", str(doc, "name"));
 	printf("%-14s %s\n", "schedule", str(doc, "schedule"));
 	printf("%-14s %s\n", "suspended", str(doc, "suspend"));

@@ -46,18 +46,12 @@ typedef struct crdb_restore_conf {
 
 typedef struct crdb_engine {
 	bop_engine_t base;
-	char *host;
-	int port;
-	char *user;
-	char *database;
-	char *password;
-	char *password_file;
+	bop__db_settings_t db;
 	char *ssl_mode;
 	char *ssl_root_cert;
 	char **client;
 	char **backup_options;
 	crdb_restore_conf_t restore;
-	int64_t timeout_ms;
 	char *endpoint;
 	char *env[9];                   /* COCKROACH_URL and PG*; NULL-terminated */
 	char *server;                   /* for messages: "host:port" */
@@ -102,42 +96,17 @@ static int get_options(json_object *val, const char *field, char ***out)
 	return ret;
 }
 
-static int parse_restore(crdb_restore_conf_t *r, json_object *val)
+static int parse_restore_field(void *ud, const char *key, json_object *val)
 {
-	int ret = 0;
+	crdb_restore_conf_t *r = ud;
 
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. "
-			"{\"newDatabaseName\": \"shop_restored\"}");
-	json_object_object_foreach(val, key, field) {
-		if (!strcmp(key, "database"))
-			ret = bop__db_get_string(field, "restore.database", &r->database);
-		else if (!strcmp(key, "newDatabaseName"))
-			ret = bop__db_get_string(field, "restore.newDatabaseName", &r->new_name);
-		else if (!strcmp(key, "options"))
-			ret = get_options(field, "restore.options", &r->options);
-		else
-			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of "
-				"\"restore\": %s)", key, known_restore_fields);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
-static int parse_ssl_mode(crdb_engine_t *e, json_object *val)
-{
-	static const char *const modes[] = { "disable", "allow", "prefer", "require",
-		"verify-ca", "verify-full" };
-	int ret;
-
-	if ((ret = bop__db_get_string(val, "sslMode", &e->ssl_mode)) < 0)
-		return ret;
-	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
-		if (!strcmp(e->ssl_mode, modes[i]))
-			return 0;
-	return bop__error(BOP_EINVAL, "\"sslMode\" must be one of disable, allow, prefer, require, "
-		"verify-ca, verify-full, not \"%s\"", e->ssl_mode);
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, "restore.database", &r->database);
+	if (!strcmp(key, "newDatabaseName"))
+		return bop__db_get_string(val, "restore.newDatabaseName", &r->new_name);
+	if (!strcmp(key, "options"))
+		return get_options(val, "restore.options", &r->options);
+	return bop__engine_unknown_field("restore", key, known_restore_fields);
 }
 
 static int parse_client(crdb_engine_t *e, json_object *val)
@@ -153,21 +122,12 @@ static int parse_client(crdb_engine_t *e, json_object *val)
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	crdb_engine_t *e = ud;
+	int ret;
 
-	if (!strcmp(key, "host"))
-		return bop__db_get_string(val, key, &e->host);
-	if (!strcmp(key, "port"))
-		return bop__db_get_port(val, key, &e->port);
-	if (!strcmp(key, "user"))
-		return bop__db_get_string(val, key, &e->user);
-	if (!strcmp(key, "database"))
-		return bop__db_get_string(val, key, &e->database);
-	if (!strcmp(key, "password"))
-		return bop__db_get_string(val, key, &e->password);
-	if (!strcmp(key, "passwordFile"))
-		return bop__db_get_string(val, key, &e->password_file);
+	if (bop__db_settings_field(&e->db, key, val, &ret))
+		return ret;
 	if (!strcmp(key, "sslMode"))
-		return parse_ssl_mode(e, val);
+		return bop__db_get_ssl_mode(val, key, &e->ssl_mode);
 	if (!strcmp(key, "sslRootCert"))
 		return bop__db_get_string(val, key, &e->ssl_root_cert);
 	if (!strcmp(key, "client"))
@@ -175,25 +135,26 @@ static int parse_field(void *ud, const char *key, json_object *val)
 	if (!strcmp(key, "backupOptions"))
 		return get_options(val, key, &e->backup_options);
 	if (!strcmp(key, "restore"))
-		return parse_restore(&e->restore, val);
-	if (!strcmp(key, "timeoutSeconds"))
-		return bop__db_get_timeout(val, key, &e->timeout_ms);
+		return bop__engine_config_object(val, key, "{\"newDatabaseName\": \"shop_restored\"}",
+			parse_restore_field, &e->restore);
 	if (!strcmp(key, "endpointURL"))
 		return bop__db_get_string(val, key, &e->endpoint);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 static int check_config(crdb_engine_t *e)
 {
-	if (!e->host)
+	int ret;
+
+	if (!e->db.host)
 		return bop__error(BOP_EINVAL, "\"host\" is required (the CockroachDB SQL address, "
 			"e.g. \"cockroachdb-public.db.svc\")");
-	if (e->password && e->password_file)
-		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (e->restore.database && !e->database)
+	if ((ret = bop__db_settings_load_password(&e->db)) < 0)
+		return ret;
+	if (e->restore.database && !e->db.database)
 		return bop__error(BOP_EINVAL, "\"restore.database\" needs \"database\": a cluster "
 			"backup is restored whole");
-	if (e->restore.new_name && !e->database)
+	if (e->restore.new_name && !e->db.database)
 		return bop__error(BOP_EINVAL, "\"restore.newDatabaseName\" needs \"database\"");
 	if (e->endpoint && strncmp(e->endpoint, "http://", 7) && strncmp(e->endpoint, "https://", 8))
 		return bop__error(BOP_EINVAL, "\"endpointURL\" must be an http:// or https:// URL");
@@ -229,15 +190,15 @@ static int add_env(crdb_engine_t *e, size_t *n, const char *name, const char *va
 
 static int cockroach_url(const crdb_engine_t *e, char **out)
 {
-	char *user = url_escape(e->user), *pass = e->password ? url_escape(e->password) : NULL;
-	char *db = url_escape(e->database ? e->database : "defaultdb");
+	char *user = url_escape(e->db.user), *pass = e->db.password ? url_escape(e->db.password) : NULL;
+	char *db = url_escape(e->db.database ? e->db.database : "defaultdb");
 	char *cert = e->ssl_root_cert ? url_escape(e->ssl_root_cert) : NULL;
 	int ret = 0;
 
-	if (!user || !db || (e->password && !pass) || (e->ssl_root_cert && !cert))
+	if (!user || !db || (e->db.password && !pass) || (e->ssl_root_cert && !cert))
 		ret = BOP_ENOMEM;
 	else if (!(*out = bop__sprintf("postgresql://%s%s%s@%s:%d/%s?sslmode=%s%s%s", user,
-			pass ? ":" : "", pass ? pass : "", e->host, e->port, db,
+			pass ? ":" : "", pass ? pass : "", e->db.host, e->db.port, db,
 			e->ssl_mode ? e->ssl_mode : "verify-full", cert ? "&sslrootcert=" : "",
 			cert ? cert : "")))
 		ret = BOP_ENOMEM;
@@ -256,28 +217,23 @@ static int set_env(crdb_engine_t *e)
 	size_t n = 0;
 	int ret;
 
-	if (e->password_file &&
-	    (ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
-		return ret;
-	if (e->password && strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
-		return ret;
 	if ((ret = cockroach_url(e, &url)) < 0)
 		return ret;
-	snprintf(port, sizeof(port), "%d", e->port);
+	snprintf(port, sizeof(port), "%d", e->db.port);
 	ret = add_env(e, &n, "COCKROACH_URL", url);
 	if (url)
 		bop__wipe(url, strlen(url));
 	free(url);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGHOST", e->host);
+		ret = add_env(e, &n, "PGHOST", e->db.host);
 	if (ret == 0)
 		ret = add_env(e, &n, "PGPORT", port);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGUSER", e->user);
+		ret = add_env(e, &n, "PGUSER", e->db.user);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGPASSWORD", e->password);
+		ret = add_env(e, &n, "PGPASSWORD", e->db.password);
 	if (ret == 0)
-		ret = add_env(e, &n, "PGDATABASE", e->database ? e->database : "defaultdb");
+		ret = add_env(e, &n, "PGDATABASE", e->db.database ? e->db.database : "defaultdb");
 	if (ret == 0)
 		ret = add_env(e, &n, "PGSSLMODE", e->ssl_mode);
 	if (ret == 0)
@@ -350,9 +306,9 @@ static int backup_statement(const crdb_engine_t *e, char **out)
 	sbuf_t b = { NULL, 0 };
 
 	sb_add(&b, "BACKUP ");
-	if (e->database) {
+	if (e->db.database) {
 		sb_add(&b, "DATABASE ");
-		sb_quoted(&b, e->database, '"');
+		sb_quoted(&b, e->db.database, '"');
 		sb_add(&b, " ");
 	}
 	sb_add(&b, "INTO ");
@@ -369,9 +325,9 @@ static int restore_statement(const crdb_engine_t *e, char **out)
 	sbuf_t b = { NULL, 0 };
 
 	sb_add(&b, "RESTORE ");
-	if (e->database) {
+	if (e->db.database) {
 		sb_add(&b, "DATABASE ");
-		sb_quoted(&b, e->restore.database ? e->restore.database : e->database, '"');
+		sb_quoted(&b, e->restore.database ? e->restore.database : e->db.database, '"');
 		sb_add(&b, " ");
 	}
 	sb_add(&b, "FROM LATEST IN ");
@@ -432,8 +388,8 @@ static int start_client(const crdb_engine_t *e, const char *statement, bop_sink_
 		bop_command_options_init(&opts, BOP_COMMAND_OPTIONS_VERSION);
 		opts.argv = (const char *const *)a.v;
 		opts.env = (const char *const *)e->env;
-		opts.timeout_ms = e->timeout_ms;
-		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
+		opts.timeout_ms = e->db.timeout_ms;
+		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL, NULL);
 	}
 	if (ret == 0 && (ret = bop_sink_write(*out, statement, strlen(statement))) < 0) {
 		bop_sink_free(*out);
@@ -443,15 +399,56 @@ static int start_client(const crdb_engine_t *e, const char *statement, bop_sink_
 	return ret;
 }
 
-/* The backup source: running the statement is its only "data". */
-typedef struct statement_source {
-	bop_source_t base;
+/* The backup source and the restore sink: the client running the statement, which is
+ * all they do. The source's only "data" is running it; the sink takes no data, commit
+ * runs it and abort kills the client. */
+typedef struct statement {
+	union {
+		bop_source_t source;
+		bop_sink_t sink;
+	} base;                 /* first: what the caller holds */
 	bop_sink_t *client;
-	bool ran;
+	bool ran;               /* source: the statement ran, with this result */
 	int result;
-} statement_source_t;
+} statement_t;
 
-static int statement_run(statement_source_t *s)
+/* Builds the statement with `build` and starts the client with it: *out is a zeroed
+ * statement_t whose base the caller sets. `verb` and `where` are for the log line
+ * ("BACKUP", "INTO"). */
+static int statement_new(const crdb_engine_t *e, int (*build)(const crdb_engine_t *, char **),
+	const char *verb, const char *where, statement_t **out)
+{
+	statement_t *s;
+	char *statement = NULL;
+	int ret;
+
+	*out = NULL;
+	if ((ret = need_endpoint(e)) < 0 || (ret = build(e, &statement)) < 0)
+		return ret;
+	s = bop__calloc(1, sizeof(*s));
+	if (!s) {
+		free(statement);
+		return BOP_ENOMEM;
+	}
+	bop__log(BOP_LOG_INFO, "cockroach", "running %s%s%s %s the runner's endpoint", verb,
+		e->db.database ? " DATABASE " : "", e->db.database ? e->db.database : "", where);
+	ret = start_client(e, statement, &s->client);
+	free(statement);
+	if (ret < 0) {
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+static void statement_free(statement_t *s)
+{
+	bop_sink_free(s->client);
+	free(s);
+}
+
+static int statement_run(statement_t *s)
 {
 	if (!s->ran) {
 		s->ran = true;
@@ -467,58 +464,33 @@ static int statement_read(bop_source_t *base, void *buf, size_t cap, size_t *got
 	BOP_UNUSED(buf);
 	BOP_UNUSED(cap);
 	*got = 0;
-	return statement_run((statement_source_t *)base);
+	return statement_run((statement_t *)base);
 }
 
 static int statement_close(bop_source_t *base)
 {
-	statement_source_t *s = (statement_source_t *)base;
-	int ret = statement_run(s);
+	int ret = statement_run((statement_t *)base);
 
 	return ret < 0 ? bop__error(ret, "%s", bop_error_last()) : 0;
 }
 
-static void statement_free(bop_source_t *base)
+static void statement_source_free(bop_source_t *base)
 {
-	statement_source_t *s = (statement_source_t *)base;
-
-	bop_sink_free(s->client);
-	free(s);
+	statement_free((statement_t *)base);
 }
 
 static int crdb_backup(bop_engine_t *base, bop_source_t **out)
 {
-	crdb_engine_t *e = (crdb_engine_t *)base;
-	statement_source_t *s;
-	char *statement = NULL;
-	int ret;
+	statement_t *s;
+	int ret = statement_new((crdb_engine_t *)base, backup_statement, "BACKUP", "INTO", &s);
 
-	if ((ret = need_endpoint(e)) < 0 || (ret = backup_statement(e, &statement)) < 0)
+	if (ret < 0)
 		return ret;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s) {
-		free(statement);
-		return BOP_ENOMEM;
-	}
-	s->base = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
-		statement_free };
-	bop__log(BOP_LOG_INFO, "cockroach", "running BACKUP%s%s INTO the runner's endpoint",
-		e->database ? " DATABASE " : "", e->database ? e->database : "");
-	ret = start_client(e, statement, &s->client);
-	free(statement);
-	if (ret < 0) {
-		free(s);
-		return ret;
-	}
-	*out = &s->base;
+	s->base.source = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
+		statement_source_free };
+	*out = &s->base.source;
 	return 0;
 }
-
-/* The restore sink: no data; commit runs the statement, abort kills the client. */
-typedef struct statement_sink {
-	bop_sink_t base;
-	bop_sink_t *client;
-} statement_sink_t;
 
 static int statement_sink_write(bop_sink_t *base, const void *buf, size_t len)
 {
@@ -532,49 +504,31 @@ static int statement_sink_write(bop_sink_t *base, const void *buf, size_t len)
 
 static int statement_sink_commit(bop_sink_t *base)
 {
-	int ret = bop_sink_commit(((statement_sink_t *)base)->client);
+	int ret = bop_sink_commit(((statement_t *)base)->client);
 
 	return ret < 0 ? bop__error_wrap("the RESTORE statement failed") : 0;
 }
 
 static void statement_sink_abort(bop_sink_t *base)
 {
-	bop_sink_abort(((statement_sink_t *)base)->client);
+	bop_sink_abort(((statement_t *)base)->client);
 }
 
 static void statement_sink_free(bop_sink_t *base)
 {
-	statement_sink_t *s = (statement_sink_t *)base;
-
-	bop_sink_free(s->client);
-	free(s);
+	statement_free((statement_t *)base);
 }
 
 static int crdb_restore(bop_engine_t *base, bop_sink_t **out)
 {
-	crdb_engine_t *e = (crdb_engine_t *)base;
-	statement_sink_t *s;
-	char *statement = NULL;
-	int ret;
+	statement_t *s;
+	int ret = statement_new((crdb_engine_t *)base, restore_statement, "RESTORE", "FROM", &s);
 
-	if ((ret = need_endpoint(e)) < 0 || (ret = restore_statement(e, &statement)) < 0)
+	if (ret < 0)
 		return ret;
-	s = bop__calloc(1, sizeof(*s));
-	if (!s) {
-		free(statement);
-		return BOP_ENOMEM;
-	}
-	s->base = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
+	s->base.sink = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
 		statement_sink_abort, statement_sink_free };
-	bop__log(BOP_LOG_INFO, "cockroach", "running RESTORE%s%s FROM the runner's endpoint",
-		e->database ? " DATABASE " : "", e->database ? e->database : "");
-	ret = start_client(e, statement, &s->client);
-	free(statement);
-	if (ret < 0) {
-		free(s);
-		return ret;
-	}
-	*out = &s->base;
+	*out = &s->base.sink;
 	return 0;
 }
 
@@ -592,11 +546,7 @@ static void crdb_free(bop_engine_t *base)
 {
 	crdb_engine_t *e = (crdb_engine_t *)base;
 
-	free(e->host);
-	free(e->user);
-	free(e->database);
-	bop__free_wiped(e->password);
-	free(e->password_file);
+	bop__db_settings_clear(&e->db);
 	free(e->ssl_mode);
 	free(e->ssl_root_cert);
 	bop__strv_free(e->client);
@@ -611,38 +561,30 @@ static void crdb_free(bop_engine_t *base)
 	free(e);
 }
 
-int bop__engine_cockroach_open(bop_engine_t **out, const char *config_json, void *payload)
+static int crdb_defaults(bop_engine_t *base)
 {
-	crdb_engine_t *e;
+	((crdb_engine_t *)base)->db.port = DEFAULT_PORT;
+	return 0;
+}
+
+static int crdb_check(bop_engine_t *base)
+{
+	crdb_engine_t *e = (crdb_engine_t *)base;
 	int ret;
 
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
+	if (!e->db.user && !(e->db.user = bop__strdup(DEFAULT_USER)))
 		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = crdb_validate;
-	e->base.backup = crdb_backup;
-	e->base.restore = crdb_restore;
-	e->base.free = crdb_free;
-	e->port = DEFAULT_PORT;
-	if ((ret = bop__engine_config_read(config_json, "{\"host\": \"cockroachdb-public\"}",
-			parse_field, e)) < 0)
-		goto fail;
-	if (!e->user && !(e->user = bop__strdup(DEFAULT_USER))) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
 	if ((ret = check_config(e)) < 0 || (ret = set_env(e)) < 0)
-		goto fail;
-	e->server = bop__sprintf("%s:%d", e->host, e->port);
-	if (!e->server) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
-	*out = &e->base;
-	return 0;
-fail:
-	crdb_free(&e->base);
-	return ret;
+		return ret;
+	e->server = bop__sprintf("%s:%d", e->db.host, e->db.port);
+	return e->server ? 0 : BOP_ENOMEM;
 }
+
+const bop__engine_kind_t bop__engine_cockroach_kind = {
+	.ops = { BOP_ENGINE_VERSION, crdb_validate, crdb_backup, crdb_restore, NULL, crdb_free },
+	.size = sizeof(crdb_engine_t),
+	.example = "{\"host\": \"cockroachdb-public\"}",
+	.defaults = crdb_defaults,
+	.field = parse_field,
+	.check = crdb_check,
+};

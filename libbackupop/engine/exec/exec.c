@@ -200,7 +200,7 @@ static int parse_field(void *ud, const char *key, json_object *val)
 		e->cwd = bop__strdup(s);
 		return e->cwd ? 0 : BOP_ENOMEM;
 	}
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 
@@ -327,26 +327,9 @@ static void exec_free(bop_engine_t *base)
 	free(e);
 }
 
-int bop__engine_exec_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	exec_engine_t *e;
-	int ret;
-
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = exec_validate;
-	e->base.backup = exec_backup;
-	e->base.restore = exec_restore;
-	e->base.free = exec_free;
-	if ((ret = bop__engine_config_read(config_json, "{\"backupCommand\": [\"pg_dump\"]}",
-			parse_field, e)) < 0)
-		goto fail;
-	*out = &e->base;
-	return 0;
-fail:
-	exec_free(&e->base);
-	return ret;
-}
+const bop__engine_kind_t bop__engine_exec_kind = {
+	.ops = { BOP_ENGINE_VERSION, exec_validate, exec_backup, exec_restore, NULL, exec_free },
+	.size = sizeof(exec_engine_t),
+	.example = "{\"backupCommand\": [\"pg_dump\"]}",
+	.field = parse_field,
+};

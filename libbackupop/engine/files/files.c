@@ -27,17 +27,10 @@ typedef struct files_engine {
 
 static const char *const known_fields = "path, exclude, oneFileSystem, restore";
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static void config_clear(bop__files_config_t *cfg)
 {
 	free(cfg->path);
-	strv_free(cfg->exclude);
+	bop__strv_free(cfg->exclude);
 	free(cfg->restore_path);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -140,7 +133,7 @@ static int parse_exclude(bop__files_config_t *cfg, json_object *val)
 	if (!json_object_is_type(val, json_type_array))
 		return bop__error(BOP_EINVAL, "\"exclude\" must be an array of glob patterns, e.g. [\"*.tmp\", \"cache/\"]");
 	n = json_object_array_length(val);
-	strv_free(cfg->exclude);
+	bop__strv_free(cfg->exclude);
 	cfg->exclude = bop__calloc(n + 1, sizeof(char *));
 	if (!cfg->exclude)
 		return BOP_ENOMEM;
@@ -156,22 +149,24 @@ static int parse_exclude(bop__files_config_t *cfg, json_object *val)
 	return 0;
 }
 
+static int parse_restore_field(void *ud, const char *key, json_object *val)
+{
+	bop__files_config_t *cfg = ud;
+
+	if (!strcmp(key, "path"))
+		return parse_path(val, "\"restore.path\"", &cfg->restore_path);
+	if (!strcmp(key, "overwrite"))
+		return parse_bool(val, "\"restore.overwrite\"", &cfg->overwrite);
+	return bop__engine_unknown_field("restore", key, "path, overwrite");
+}
+
 static int parse_restore(bop__files_config_t *cfg, json_object *val)
 {
-	int ret;
+	int ret = bop__engine_config_object(val, "restore",
+		"{\"path\": \"/data\", \"overwrite\": false}", parse_restore_field, cfg);
 
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"path\": \"/data\", \"overwrite\": false}");
-	json_object_object_foreach(val, key, v) {
-		if (!strcmp(key, "path"))
-			ret = parse_path(v, "\"restore.path\"", &cfg->restore_path);
-		else if (!strcmp(key, "overwrite"))
-			ret = parse_bool(v, "\"restore.overwrite\"", &cfg->overwrite);
-		else
-			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields: path, overwrite)", key);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	if (cfg->restore_path && !strcmp(cfg->restore_path, "/"))
 		return bop__error(BOP_EINVAL, "\"restore.path\" cannot be \"/\"; restore into a directory below it");
 	return 0;
@@ -179,7 +174,7 @@ static int parse_restore(bop__files_config_t *cfg, json_object *val)
 
 static int parse_field(void *ud, const char *key, json_object *val)
 {
-	bop__files_config_t *cfg = ud;
+	bop__files_config_t *cfg = &((files_engine_t *)ud)->cfg;
 
 	if (!strcmp(key, "path"))
 		return parse_path(val, "\"path\"", &cfg->path);
@@ -189,18 +184,22 @@ static int parse_field(void *ud, const char *key, json_object *val)
 		return parse_bool(val, "\"oneFileSystem\"", &cfg->one_file_system);
 	if (!strcmp(key, "restore"))
 		return parse_restore(cfg, val);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
-static int parse_config(bop__files_config_t *cfg, const char *text)
+/* Before the fields: no exclusions. */
+static int files_defaults(bop_engine_t *base)
 {
-	int ret;
+	files_engine_t *e = (files_engine_t *)base;
 
-	cfg->exclude = bop__calloc(1, sizeof(char *));
-	if (!cfg->exclude)
-		return BOP_ENOMEM;
-	if ((ret = bop__engine_config_read(text, "{\"path\": \"/data\"}", parse_field, cfg)) < 0)
-		return ret;
+	e->cfg.exclude = bop__calloc(1, sizeof(char *));
+	return e->cfg.exclude ? 0 : BOP_ENOMEM;
+}
+
+static int files_check(bop_engine_t *base)
+{
+	bop__files_config_t *cfg = &((files_engine_t *)base)->cfg;
+
 	if (!cfg->path)
 		return bop__error(BOP_EINVAL, "\"path\", the directory to back up, is required, e.g. {\"path\": \"/data\"}");
 	if (!cfg->restore_path) {
@@ -244,24 +243,11 @@ static void files_free(bop_engine_t *base)
 	free(e);
 }
 
-int bop__engine_files_open(bop_engine_t **out, const char *config_json, void *payload)
-{
-	files_engine_t *e;
-	int ret;
-
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = files_validate;
-	e->base.backup = files_backup;
-	e->base.restore = files_restore;
-	e->base.free = files_free;
-	if ((ret = parse_config(&e->cfg, config_json)) < 0) {
-		files_free(&e->base);
-		return ret;
-	}
-	*out = &e->base;
-	return 0;
-}
+const bop__engine_kind_t bop__engine_files_kind = {
+	.ops = { BOP_ENGINE_VERSION, files_validate, files_backup, files_restore, NULL, files_free },
+	.size = sizeof(files_engine_t),
+	.example = "{\"path\": \"/data\"}",
+	.defaults = files_defaults,
+	.field = parse_field,
+	.check = files_check,
+};

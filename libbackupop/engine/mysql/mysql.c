@@ -35,20 +35,10 @@
 
 typedef struct my_engine {
 	bop_engine_t base;
-	char *host;
-	int port;
-	bool port_set;
+	bop__db_settings_t db;
 	char *socket;
-	char *database;
-	bool all_databases;
-	char *user;
-	char *password;
-	char *password_file;
-	char **extra_args;
 	char *restore_database;
 	char **restore_extra_args;
-	int64_t timeout_ms;
-	char *bin_dir;
 	char *server;           /* for messages: "db:3306" or the socket */
 } my_engine_t;
 
@@ -67,79 +57,44 @@ static const char *const client_tools[] = { "mariadb", "mysql", NULL };
 
 /* ---- config ---- */
 
-static int parse_restore(my_engine_t *e, json_object *val)
+static int parse_restore_field(void *ud, const char *key, json_object *val)
 {
-	int ret = 0;
+	my_engine_t *e = ud;
 
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"database\": \"shop_restored\"}");
-	json_object_object_foreach(val, key, field) {
-		if (!strcmp(key, "database"))
-			ret = bop__db_get_string(field, "restore.database", &e->restore_database);
-		else if (!strcmp(key, "extraArgs"))
-			ret = bop__db_get_strv(field, "restore.extraArgs", &e->restore_extra_args);
-		else
-			ret = bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of \"restore\": database, extraArgs)",
-				key);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	if (!strcmp(key, "database"))
+		return bop__db_get_string(val, "restore.database", &e->restore_database);
+	if (!strcmp(key, "extraArgs"))
+		return bop__db_get_strv(val, "restore.extraArgs", &e->restore_extra_args);
+	return bop__engine_unknown_field("restore", key, "database, extraArgs");
 }
 
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	my_engine_t *e = ud;
+	int ret;
 
-	if (!strcmp(key, "host"))
-		return bop__db_get_string(val, key, &e->host);
-	if (!strcmp(key, "port")) {
-		e->port_set = true;
-		return bop__db_get_port(val, key, &e->port);
-	}
+	if (bop__db_settings_field(&e->db, key, val, &ret) ||
+			bop__db_dump_field(&e->db, key, val, &ret))
+		return ret;
 	if (!strcmp(key, "socket"))
 		return bop__db_get_string(val, key, &e->socket);
-	if (!strcmp(key, "database"))
-		return bop__db_get_string(val, key, &e->database);
-	if (!strcmp(key, "allDatabases"))
-		return bop__db_get_bool(val, key, &e->all_databases);
-	if (!strcmp(key, "user"))
-		return bop__db_get_string(val, key, &e->user);
-	if (!strcmp(key, "password"))
-		return bop__db_get_string(val, key, &e->password);
-	if (!strcmp(key, "passwordFile"))
-		return bop__db_get_string(val, key, &e->password_file);
-	if (!strcmp(key, "extraArgs"))
-		return bop__db_get_strv(val, key, &e->extra_args);
 	if (!strcmp(key, "restore"))
-		return parse_restore(e, val);
-	if (!strcmp(key, "timeoutSeconds"))
-		return bop__db_get_timeout(val, key, &e->timeout_ms);
-	if (!strcmp(key, "binDir"))
-		return bop__db_get_string(val, key, &e->bin_dir);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+		return bop__engine_config_object(val, key, "{\"database\": \"shop_restored\"}",
+			parse_restore_field, e);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 static int check_config(my_engine_t *e)
 {
-	int ret;
-
-	if (e->database && e->all_databases)
+	if (e->db.database && e->db.all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
-	if (!e->database && !e->all_databases)
+	if (!e->db.database && !e->db.all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" is required (or set \"allDatabases\": true)");
-	if (e->all_databases && e->restore_database)
+	if (e->db.all_databases && e->restore_database)
 		return bop__error(BOP_EINVAL, "\"restore.database\" needs a single \"database\": a dump of all databases recreates each one under its own name");
-	if (e->socket && (e->host || e->port_set))
+	if (e->socket && (e->db.host || e->db.port_set))
 		return bop__error(BOP_EINVAL, "\"socket\" excludes \"host\" and \"port\"");
-	if (e->password && e->password_file)
-		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (e->password_file &&
-			(ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
-		return ret;
-	if (e->password && strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
-		return ret;
-	return 0;
+	return bop__db_settings_load_password(&e->db);
 }
 
 /* ---- the option file ---- */
@@ -168,11 +123,11 @@ static char *option_value(const char *value)
 
 static char *option_file_text(const my_engine_t *e)
 {
-	char *user = e->user ? option_value(e->user) : NULL;
-	char *pass = e->password ? option_value(e->password) : NULL;
+	char *user = e->db.user ? option_value(e->db.user) : NULL;
+	char *pass = e->db.password ? option_value(e->db.password) : NULL;
 	char *text = NULL;
 
-	if ((!e->user || user) && (!e->password || pass))
+	if ((!e->db.user || user) && (!e->db.password || pass))
 		text = bop__sprintf("[client]\n%s%s%s%s%s%s", user ? "user=" : "", user ? user : "",
 			user ? "\n" : "", pass ? "password=" : "", pass ? pass : "", pass ? "\n" : "");
 	if (pass) {
@@ -228,7 +183,7 @@ static int start_argv(const my_engine_t *e, const char *const *tools, const my_c
 	char *tool = NULL;
 	int ret;
 
-	if ((ret = bop__db_find_tool(e->bin_dir, tools, NULL, &tool)) < 0)
+	if ((ret = bop__db_find_tool(e->db.bin_dir, tools, NULL, &tool)) < 0)
 		return ret;
 	bop__db_argv_add(a, tool);
 	free(tool);
@@ -237,9 +192,9 @@ static int start_argv(const my_engine_t *e, const char *const *tools, const my_c
 	if (e->socket) {
 		bop__db_argv_addf(a, "--socket=%s", e->socket);
 	} else {
-		if (e->host)
-			bop__db_argv_addf(a, "--host=%s", e->host);
-		bop__db_argv_addf(a, "--port=%d", e->port);
+		if (e->db.host)
+			bop__db_argv_addf(a, "--host=%s", e->db.host);
+		bop__db_argv_addf(a, "--port=%d", e->db.port);
 	}
 	return a->err;
 }
@@ -254,12 +209,12 @@ static int build_backup_argv(const my_engine_t *e, const my_creds_t *c, bop__db_
 	if ((ret = start_argv(e, dump_tools, c, a)) < 0)
 		return ret;
 	bop__db_argv_add_all(a, (char *const *)options);
-	bop__db_argv_add_all(a, e->extra_args);
-	if (e->all_databases) {
+	bop__db_argv_add_all(a, e->db.extra_args);
+	if (e->db.all_databases) {
 		bop__db_argv_add(a, "--all-databases");
 	} else {
 		bop__db_argv_add(a, "--");
-		bop__db_argv_add(a, e->database);
+		bop__db_argv_add(a, e->db.database);
 	}
 	return a->err;
 }
@@ -272,9 +227,9 @@ static int build_restore_argv(const my_engine_t *e, const my_creds_t *c, bop__db
 		return ret;
 	bop__db_argv_add(a, "--batch");
 	bop__db_argv_add_all(a, e->restore_extra_args);
-	if (!e->all_databases)
+	if (!e->db.all_databases)
 		bop__db_argv_addf(a, "--database=%s", e->restore_database ? e->restore_database
-			: e->database);
+			: e->db.database);
 	return a->err;
 }
 
@@ -283,7 +238,7 @@ static void command_options(const my_engine_t *e, const bop__db_argv_t *a,
 {
 	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
 	opts->argv = (const char *const *)a->v;
-	opts->timeout_ms = e->timeout_ms;
+	opts->timeout_ms = e->db.timeout_ms;
 }
 
 typedef int (*build_fn)(const my_engine_t *e, const my_creds_t *c, bop__db_argv_t *a);
@@ -326,7 +281,7 @@ static int my_validate(bop_engine_t *base)
 	char *tool = NULL, *out = NULL;
 	int ret;
 
-	if ((ret = bop__db_find_tool(e->bin_dir, dump_tools, NULL, &tool)) < 0)
+	if ((ret = bop__db_find_tool(e->db.bin_dir, dump_tools, NULL, &tool)) < 0)
 		return ret;
 	free(tool);
 	if ((ret = prepare(e, build_version_argv, &creds, &a)) < 0)
@@ -367,28 +322,20 @@ static int my_restore(bop_engine_t *base, bop_sink_t **out)
 	bop__db_argv_t a = { 0 };
 	bop_command_options_t opts;
 	my_creds_t *creds = NULL;
-	int ret;
+	/* A dump runs statement by statement (DROP TABLE, CREATE, INSERT): nothing rolls a
+	 * failure back. */
+	char *note = e->db.all_databases ? bop__strdup("the restore was not one transaction, "
+			"so the databases of the dump were modified and may be partly restored") :
+		bop__sprintf("the restore was not one transaction, so the target database %s "
+			"was modified and may be partly restored",
+			e->restore_database ? e->restore_database : e->db.database);
+	int ret = note ? prepare(e, build_restore_argv, &creds, &a) : BOP_ENOMEM;
 
-	if ((ret = prepare(e, build_restore_argv, &creds, &a)) < 0)
-		return ret;
-	command_options(e, &a, &opts);
-	ret = bop__db_sink_new(out, &opts, e->server, creds_free, creds);
 	if (ret == 0) {
-		/* A dump runs statement by statement (DROP TABLE, CREATE, INSERT): nothing
-		 * rolls a failure back. */
-		char *note = e->all_databases ? bop__strdup("the restore was not one transaction, "
-				"so the databases of the dump were modified and may be partly restored") :
-			bop__sprintf("the restore was not one transaction, so the target database %s "
-				"was modified and may be partly restored",
-				e->restore_database ? e->restore_database : e->database);
-
-		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
-		free(note);
-		if (ret < 0) {
-			bop_sink_free(*out);
-			*out = NULL;
-		}
+		command_options(e, &a, &opts);
+		ret = bop__db_sink_new(out, &opts, e->server, note, creds_free, creds);
 	}
+	free(note);
 	bop__db_argv_free(&a);
 	return ret;
 }
@@ -397,51 +344,37 @@ static void my_free(bop_engine_t *base)
 {
 	my_engine_t *e = (my_engine_t *)base;
 
-	free(e->host);
+	bop__db_settings_clear(&e->db);
 	free(e->socket);
-	free(e->database);
-	free(e->user);
-	if (e->password)
-		bop__wipe(e->password, strlen(e->password));
-	free(e->password);
-	free(e->password_file);
-	bop__strv_free(e->extra_args);
 	free(e->restore_database);
 	bop__strv_free(e->restore_extra_args);
-	free(e->bin_dir);
 	free(e->server);
 	free(e);
 }
 
-int bop__engine_mysql_open(bop_engine_t **out, const char *config_json, void *payload)
+static int my_defaults(bop_engine_t *base)
 {
-	my_engine_t *e;
+	((my_engine_t *)base)->db.port = DEFAULT_PORT;
+	return 0;
+}
+
+static int my_check(bop_engine_t *base)
+{
+	my_engine_t *e = (my_engine_t *)base;
 	int ret;
 
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = my_validate;
-	e->base.backup = my_backup;
-	e->base.restore = my_restore;
-	e->base.free = my_free;
-	e->port = DEFAULT_PORT;
-	if ((ret = bop__engine_config_read(config_json, "{\"database\": \"app\"}", parse_field,
-			e)) < 0)
-		goto fail;
 	if ((ret = check_config(e)) < 0)
-		goto fail;
+		return ret;
 	e->server = e->socket ? bop__strdup(e->socket)
-		: bop__sprintf("%s:%d", e->host ? e->host : "localhost", e->port);
-	if (!e->server) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
-	*out = &e->base;
-	return 0;
-fail:
-	my_free(&e->base);
-	return ret;
+		: bop__sprintf("%s:%d", e->db.host ? e->db.host : "localhost", e->db.port);
+	return e->server ? 0 : BOP_ENOMEM;
 }
+
+const bop__engine_kind_t bop__engine_mysql_kind = {
+	.ops = { BOP_ENGINE_VERSION, my_validate, my_backup, my_restore, NULL, my_free },
+	.size = sizeof(my_engine_t),
+	.example = "{\"database\": \"app\"}",
+	.defaults = my_defaults,
+	.field = parse_field,
+	.check = my_check,
+};

@@ -55,21 +55,12 @@ typedef struct pg_restore_conf {
 
 typedef struct pg_engine {
 	bop_engine_t base;
-	char *host;
-	int port;
-	char *database;
-	bool all_databases;
-	char *user;
-	char *password;
-	char *password_file;
+	bop__db_settings_t db;
 	char *ssl_mode;
 	bool plain;
 	bool format_set;
 	bool globals;
-	char **extra_args;
 	pg_restore_conf_t restore;
-	int64_t timeout_ms;
-	char *bin_dir;
 	pg_mode_t mode;
 	char *env[3];           /* PGPASSWORD, PGSSLMODE; NULL-terminated */
 	char *server;           /* for messages: "db:5432" */
@@ -97,24 +88,10 @@ static int parse_format(pg_engine_t *e, json_object *val)
 	return 0;
 }
 
-static int parse_ssl_mode(pg_engine_t *e, json_object *val)
+static int parse_restore_field(void *ud, const char *key, json_object *val)
 {
-	static const char *const modes[] = {
-		"disable", "allow", "prefer", "require", "verify-ca", "verify-full",
-	};
-	int ret;
+	pg_restore_conf_t *r = ud;
 
-	if ((ret = bop__db_get_string(val, "sslMode", &e->ssl_mode)) < 0)
-		return ret;
-	for (size_t i = 0; i < BOP_ARRAY_SIZE(modes); i++)
-		if (!strcmp(e->ssl_mode, modes[i]))
-			return 0;
-	return bop__error(BOP_EINVAL, "\"sslMode\" must be one of disable, allow, prefer, require, verify-ca, verify-full, not \"%s\"",
-		e->ssl_mode);
-}
-
-static int parse_restore_field(pg_restore_conf_t *r, const char *key, json_object *val)
-{
 	if (!strcmp(key, "database"))
 		return bop__db_get_string(val, "restore.database", &r->database);
 	if (!strcmp(key, "clean"))
@@ -129,67 +106,38 @@ static int parse_restore_field(pg_restore_conf_t *r, const char *key, json_objec
 		r->single_transaction_set = true;
 		return bop__db_get_bool(val, "restore.singleTransaction", &r->single_transaction);
 	}
-	return bop__error(BOP_EINVAL, "unknown field \"restore.%s\" (known fields of \"restore\": %s)",
-		key, known_restore_fields);
-}
-
-static int parse_restore(pg_restore_conf_t *r, json_object *val)
-{
-	int ret;
-
-	if (!json_object_is_type(val, json_type_object))
-		return bop__error(BOP_EINVAL, "\"restore\" must be an object, e.g. {\"database\": \"app_restored\"}");
-	json_object_object_foreach(val, key, field) {
-		if ((ret = parse_restore_field(r, key, field)) < 0)
-			return ret;
-	}
-	return 0;
+	return bop__engine_unknown_field("restore", key, known_restore_fields);
 }
 
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	pg_engine_t *e = ud;
+	int ret;
 
-	if (!strcmp(key, "host"))
-		return bop__db_get_string(val, key, &e->host);
-	if (!strcmp(key, "port"))
-		return bop__db_get_port(val, key, &e->port);
-	if (!strcmp(key, "database"))
-		return bop__db_get_string(val, key, &e->database);
-	if (!strcmp(key, "allDatabases"))
-		return bop__db_get_bool(val, key, &e->all_databases);
-	if (!strcmp(key, "user"))
-		return bop__db_get_string(val, key, &e->user);
-	if (!strcmp(key, "password"))
-		return bop__db_get_string(val, key, &e->password);
-	if (!strcmp(key, "passwordFile"))
-		return bop__db_get_string(val, key, &e->password_file);
+	if (bop__db_settings_field(&e->db, key, val, &ret) ||
+			bop__db_dump_field(&e->db, key, val, &ret))
+		return ret;
 	if (!strcmp(key, "sslMode"))
-		return parse_ssl_mode(e, val);
+		return bop__db_get_ssl_mode(val, key, &e->ssl_mode);
 	if (!strcmp(key, "format"))
 		return parse_format(e, val);
 	if (!strcmp(key, "globals"))
 		return bop__db_get_bool(val, key, &e->globals);
-	if (!strcmp(key, "extraArgs"))
-		return bop__db_get_strv(val, key, &e->extra_args);
 	if (!strcmp(key, "restore"))
-		return parse_restore(&e->restore, val);
-	if (!strcmp(key, "timeoutSeconds"))
-		return bop__db_get_timeout(val, key, &e->timeout_ms);
-	if (!strcmp(key, "binDir"))
-		return bop__db_get_string(val, key, &e->bin_dir);
-	return bop__error(BOP_EINVAL, "unknown field \"%s\" (known fields: %s)", key, known_fields);
+		return bop__engine_config_object(val, key, "{\"database\": \"app_restored\"}",
+			parse_restore_field, &e->restore);
+	return bop__engine_unknown_field(NULL, key, known_fields);
 }
 
 static int check_mode(pg_engine_t *e)
 {
-	if (e->database && e->all_databases)
+	if (e->db.database && e->db.all_databases)
 		return bop__error(BOP_EINVAL, "\"database\" and \"allDatabases\" exclude each other");
-	if (e->globals && e->database)
+	if (e->globals && e->db.database)
 		return bop__error(BOP_EINVAL, "\"globals\" cannot be combined with \"database\": back up roles and tablespaces with a second configuration ({\"globals\": true} without a database) or use \"allDatabases\", which includes them");
-	if (e->database)
+	if (e->db.database)
 		e->mode = PG_MODE_DATABASE;
-	else if (e->all_databases)
+	else if (e->db.all_databases)
 		e->mode = PG_MODE_ALL;
 	else if (e->globals)
 		e->mode = PG_MODE_GLOBALS;
@@ -223,17 +171,10 @@ static int set_env(pg_engine_t *e)
 	size_t n = 0;
 	int ret;
 
-	if (e->password && e->password_file)
-		return bop__error(BOP_EINVAL, "\"password\" and \"passwordFile\" exclude each other");
-	if (e->password_file &&
-			(ret = bop__db_read_password_file(e->password_file, "passwordFile", &e->password)) < 0)
+	if ((ret = bop__db_settings_load_password(&e->db)) < 0)
 		return ret;
-	if (e->password) {
-		if (strlen(e->password) >= 4 && (ret = bop_log_add_secret(e->password)) < 0)
-			return ret;
-		if (!(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->password)))
-			return BOP_ENOMEM;
-	}
+	if (e->db.password && !(e->env[n++] = bop__sprintf("PGPASSWORD=%s", e->db.password)))
+		return BOP_ENOMEM;
 	if (e->ssl_mode && !(e->env[n++] = bop__sprintf("PGSSLMODE=%s", e->ssl_mode)))
 		return BOP_ENOMEM;
 	return 0;
@@ -243,14 +184,14 @@ static int set_env(pg_engine_t *e)
 
 static void add_connection(bop__db_argv_t *a, const pg_engine_t *e)
 {
-	if (e->host) {
+	if (e->db.host) {
 		bop__db_argv_add(a, "-h");
-		bop__db_argv_add(a, e->host);
+		bop__db_argv_add(a, e->db.host);
 	}
-	bop__db_argv_addf(a, "--port=%d", e->port);
-	if (e->user) {
+	bop__db_argv_addf(a, "--port=%d", e->db.port);
+	if (e->db.user) {
 		bop__db_argv_add(a, "-U");
-		bop__db_argv_add(a, e->user);
+		bop__db_argv_add(a, e->db.user);
 	}
 	bop__db_argv_add(a, "--no-password");
 }
@@ -267,7 +208,7 @@ static void command_options(const pg_engine_t *e, const bop__db_argv_t *a,
 	bop_command_options_init(opts, BOP_COMMAND_OPTIONS_VERSION);
 	opts->argv = (const char *const *)a->v;
 	opts->env = (const char *const *)e->env;
-	opts->timeout_ms = e->timeout_ms;
+	opts->timeout_ms = e->db.timeout_ms;
 }
 
 static const char *backup_tool(const pg_engine_t *e)
@@ -284,7 +225,7 @@ static int find(const pg_engine_t *e, const char *name, char **path)
 {
 	const char *names[] = { name, NULL };
 
-	return bop__db_find_tool(e->bin_dir, names, TOOL_GLOB, path);
+	return bop__db_find_tool(e->db.bin_dir, names, TOOL_GLOB, path);
 }
 
 static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
@@ -301,9 +242,9 @@ static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
 	if (e->mode == PG_MODE_GLOBALS)
 		bop__db_argv_add(a, "--globals-only");
 	add_connection(a, e);
-	bop__db_argv_add_all(a, e->extra_args);
+	bop__db_argv_add_all(a, e->db.extra_args);
 	if (e->mode == PG_MODE_DATABASE)
-		add_dbname(a, e->database);
+		add_dbname(a, e->db.database);
 	return a->err;
 }
 
@@ -311,7 +252,7 @@ static const char *restore_database(const pg_engine_t *e)
 {
 	if (e->restore.create || e->mode != PG_MODE_DATABASE)
 		return e->restore.database ? e->restore.database : MAINTENANCE_DB;
-	return e->restore.database ? e->restore.database : e->database;
+	return e->restore.database ? e->restore.database : e->db.database;
 }
 
 /* Whether a failed restore leaves the target as it was: it ran in one transaction. */
@@ -409,7 +350,7 @@ static int server_version(const pg_engine_t *e, long *num)
 	bop__db_argv_add(&a, tool);
 	bop__db_argv_add(&a, "-XAt");
 	add_connection(&a, e);
-	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->database : MAINTENANCE_DB);
+	add_dbname(&a, e->mode == PG_MODE_DATABASE ? e->db.database : MAINTENANCE_DB);
 	bop__db_argv_add(&a, "-c");
 	bop__db_argv_add(&a, "SHOW server_version_num");
 	ret = a.err;
@@ -445,7 +386,7 @@ static int pg_validate(bop_engine_t *base)
 		backup_tool(e), client, server);
 	if (server_major > client)
 		return bop__error(BOP_ENOTSUPPORTED, "%s %ld cannot dump a PostgreSQL %ld server (%s:%d): install the PostgreSQL %ld client tools (Debian: postgresql-client-%ld) and set \"binDir\" to their directory if needed",
-			backup_tool(e), client, server_major, e->host ? e->host : "local socket", e->port,
+			backup_tool(e), client, server_major, e->db.host ? e->db.host : "local socket", e->db.port,
 			server_major, server_major);
 	return 0;
 }
@@ -473,26 +414,20 @@ static int pg_restore(bop_engine_t *base, bop_sink_t **out)
 	pg_engine_t *e = (pg_engine_t *)base;
 	bop__db_argv_t a = { 0 };
 	bop_command_options_t opts;
+	char *note = NULL;
 	int ret;
 
+	if (!restore_is_atomic(e) && !(note = bop__sprintf("the restore was not one transaction, "
+			"so the target database %s was modified and may be partly restored%s",
+			restore_database(e), e->restore.clean ?
+			" or empty (restore.clean dropped its objects first)" : "")))
+		return BOP_ENOMEM;
 	ret = build_restore_argv(e, &a);
 	if (ret == 0) {
 		command_options(e, &a, &opts);
-		ret = bop__db_sink_new(out, &opts, e->server, NULL, NULL);
+		ret = bop__db_sink_new(out, &opts, e->server, note, NULL, NULL);
 	}
-	if (ret == 0 && !restore_is_atomic(e)) {
-		char *note = bop__sprintf("the restore was not one transaction, so the target "
-			"database %s was modified and may be partly restored%s", restore_database(e),
-			e->restore.clean ? " or empty (restore.clean dropped its objects first)" :
-			"");
-
-		ret = note ? bop__db_sink_set_failure_note(*out, note) : BOP_ENOMEM;
-		free(note);
-		if (ret < 0) {
-			bop_sink_free(*out);
-			*out = NULL;
-		}
-	}
+	free(note);
 	bop__db_argv_free(&a);
 	return ret;
 }
@@ -501,52 +436,42 @@ static void pg_free(bop_engine_t *base)
 {
 	pg_engine_t *e = (pg_engine_t *)base;
 
-	free(e->host);
-	free(e->database);
-	free(e->user);
-	bop__free_wiped(e->password);
-	free(e->password_file);
+	bop__db_settings_clear(&e->db);
 	free(e->ssl_mode);
-	bop__strv_free(e->extra_args);
 	free(e->restore.database);
 	bop__strv_free(e->restore.extra_args);
-	free(e->bin_dir);
 	free(e->server);
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(e->env); i++)
 		bop__free_wiped(e->env[i]);
 	free(e);
 }
 
-int bop__engine_postgres_open(bop_engine_t **out, const char *config_json, void *payload)
+static int pg_defaults(bop_engine_t *base)
 {
-	pg_engine_t *e;
+	pg_engine_t *e = (pg_engine_t *)base;
+
+	e->db.port = DEFAULT_PORT;
+	e->restore.single_transaction = true;
+	return 0;
+}
+
+static int pg_check(bop_engine_t *base)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
 	int ret;
 
-	BOP_UNUSED(payload);
-	e = bop__calloc(1, sizeof(*e));
-	if (!e)
-		return BOP_ENOMEM;
-	e->base.version = BOP_ENGINE_VERSION;
-	e->base.validate = pg_validate;
-	e->base.backup = pg_backup;
-	e->base.restore = pg_restore;
-	e->base.free = pg_free;
-	e->port = DEFAULT_PORT;
-	e->restore.single_transaction = true;
-	if ((ret = bop__engine_config_read(config_json, "{\"database\": \"app\"}", parse_field,
-			e)) < 0)
-		goto fail;
 	if ((ret = check_mode(e)) < 0 || (ret = check_restore(e)) < 0 || (ret = set_env(e)) < 0)
-		goto fail;
-	e->server = e->host ? bop__sprintf("%s:%d", e->host, e->port)
-		: bop__sprintf("on the local socket, port %d", e->port);
-	if (!e->server) {
-		ret = BOP_ENOMEM;
-		goto fail;
-	}
-	*out = &e->base;
-	return 0;
-fail:
-	pg_free(&e->base);
-	return ret;
+		return ret;
+	e->server = e->db.host ? bop__sprintf("%s:%d", e->db.host, e->db.port)
+		: bop__sprintf("on the local socket, port %d", e->db.port);
+	return e->server ? 0 : BOP_ENOMEM;
 }
+
+const bop__engine_kind_t bop__engine_postgres_kind = {
+	.ops = { BOP_ENGINE_VERSION, pg_validate, pg_backup, pg_restore, NULL, pg_free },
+	.size = sizeof(pg_engine_t),
+	.example = "{\"database\": \"app\"}",
+	.defaults = pg_defaults,
+	.field = parse_field,
+	.check = pg_check,
+};

@@ -384,49 +384,15 @@ static bool link_inside_root(const walk_t *w, const char *path)
 	return inside;
 }
 
-static int walk_dir(const walk_t *w, const char *dir_path, const char *rel, const dir_id_t *id);
-
-static int walk_entry(const walk_t *w, DIR *d, const char *dir_path, const char *rel,
-	const dir_id_t *id, const char *name)
-{
-	char *path = NULL, *key = NULL;
-	bop_storage_stat_t info = { BOP_STORAGE_STAT_VERSION, 0, 0 };
-	struct stat st;
-	int ret = 0;
-
-	path = bop__sprintf("%s/%s", dir_path, name);
-	key = *rel ? bop__sprintf("%s/%s", rel, name) : bop__strdup(name);
-	if (!path || !key) {
-		ret = BOP_ENOMEM;
-		goto out;
-	}
-	if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		goto out;       /* removed meanwhile */
-	if (S_ISLNK(st.st_mode) && (!link_inside_root(w, path) || stat(path, &st) < 0))
-		goto out;
-	if (S_ISDIR(st.st_mode)) {
-		dir_id_t child = { st.st_dev, st.st_ino, id };
-
-		if (dir_may_match(w, key) && !is_ancestor(id, &st))
-			ret = walk_dir(w, path, key, &child);
-	} else if (S_ISREG(st.st_mode) && strncmp(key, w->prefix, w->prefix_len) == 0) {
-		info.size = (uint64_t)st.st_size;
-		info.mtime = (int64_t)st.st_mtime;
-		ret = w->cb(key, &info, w->payload);
-		if (ret > 0)
-			ret = WALK_STOP;
-		else if (ret < 0 && bop_error_last_code() == BOP_OK)
-			bop__error(ret, "the list callback failed at %s (%s)", key, bop_strerror(ret));
-	}
-out:
-	free(path);
-	free(key);
-	return ret;
-}
-
-static int walk_dir(const walk_t *w, const char *dir_path, const char *rel, const dir_id_t *id)
+/* Calls fn(ud, path, key, name, st) for each entry of the directory `dir_path` whose key is
+ * `rel` ("" for the root) but "." and "..", with its path, key and lstat(); stops at the
+ * first that does not return 0. A directory or entry that is gone is skipped. */
+static int for_each_entry(const char *dir_path, const char *rel,
+	int (*fn)(const void *ud, char *path, const char *key, const char *name, struct stat *st),
+	const void *ud)
 {
 	struct dirent *e;
+	struct stat st;
 	DIR *d;
 	int ret = 0;
 
@@ -434,6 +400,8 @@ static int walk_dir(const walk_t *w, const char *dir_path, const char *rel, cons
 	if (!d)
 		return errno == ENOENT ? 0 : bop__error_errno(BOP_EIO, errno, "cannot list %s", dir_path);
 	for (;;) {
+		char *path, *key;
+
 		errno = 0;
 		e = readdir(d);
 		if (!e) {
@@ -441,14 +409,66 @@ static int walk_dir(const walk_t *w, const char *dir_path, const char *rel, cons
 				ret = bop__error_errno(BOP_EIO, errno, "cannot list %s", dir_path);
 			break;
 		}
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_temp_name(e->d_name))
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		ret = walk_entry(w, d, dir_path, rel, id, e->d_name);
+		path = bop__sprintf("%s/%s", dir_path, e->d_name);
+		key = *rel ? bop__sprintf("%s/%s", rel, e->d_name) : bop__strdup(e->d_name);
+		if (!path || !key)
+			ret = BOP_ENOMEM;
+		else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			ret = fn(ud, path, key, e->d_name, &st);
+		/* else removed meanwhile */
+		free(path);
+		free(key);
 		if (ret != 0)
 			break;
 	}
 	closedir(d);
 	return ret;
+}
+
+/* Where a listing is: its walk and the directories above (to refuse link loops). */
+typedef struct walk_at {
+	const walk_t *w;
+	const dir_id_t *id;
+} walk_at_t;
+
+static int walk_dir(const walk_t *w, const char *dir_path, const char *rel, const dir_id_t *id);
+
+static int walk_entry(const void *ud, char *path, const char *key, const char *name,
+	struct stat *st)
+{
+	const walk_at_t *at = ud;
+	const walk_t *w = at->w;
+	bop_storage_stat_t info = { BOP_STORAGE_STAT_VERSION, 0, 0 };
+	int ret = 0;
+
+	if (is_temp_name(name))
+		return 0;
+	if (S_ISLNK(st->st_mode) && (!link_inside_root(w, path) || stat(path, st) < 0))
+		return 0;
+	if (S_ISDIR(st->st_mode)) {
+		dir_id_t child = { st->st_dev, st->st_ino, at->id };
+
+		if (dir_may_match(w, key) && !is_ancestor(at->id, st))
+			ret = walk_dir(w, path, key, &child);
+	} else if (S_ISREG(st->st_mode) && strncmp(key, w->prefix, w->prefix_len) == 0) {
+		info.size = (uint64_t)st->st_size;
+		info.mtime = (int64_t)st->st_mtime;
+		ret = w->cb(key, &info, w->payload);
+		if (ret > 0)
+			ret = WALK_STOP;
+		else if (ret < 0 && bop_error_last_code() == BOP_OK)
+			bop__error(ret, "the list callback failed at %s (%s)", key, bop_strerror(ret));
+	}
+	return ret;
+}
+
+static int walk_dir(const walk_t *w, const char *dir_path, const char *rel, const dir_id_t *id)
+{
+	walk_at_t at = { w, id };
+
+	return for_each_entry(dir_path, rel, walk_entry, &at);
 }
 
 static int file_list(bop_storage_t *base, const char *prefix, bop_storage_list_cb cb,
@@ -557,58 +577,21 @@ static int sweep_file(const sweep_t *s, char *path, const char *key, const char 
 }
 
 /* Symbolic links are never followed: only what is inside the root is removed. */
-static int sweep_entry(const sweep_t *s, int dir_fd, const char *dir_path, const char *rel,
-	const char *name)
+static int sweep_entry(const void *ud, char *path, const char *key, const char *name,
+	struct stat *st)
 {
-	char *path = NULL, *key = NULL;
-	struct stat st;
-	int ret = 0;
+	const sweep_t *s = ud;
 
-	path = bop__sprintf("%s/%s", dir_path, name);
-	key = *rel ? bop__sprintf("%s/%s", rel, name) : bop__strdup(name);
-	if (!path || !key) {
-		ret = BOP_ENOMEM;
-		goto out;
-	}
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		goto out;       /* removed meanwhile */
-	if (S_ISDIR(st.st_mode)) {
-		if (dir_may_match(&s->w, key))
-			ret = sweep_dir(s, path, key);
-	} else if (S_ISREG(st.st_mode) && is_temp_name(name)) {
-		ret = sweep_file(s, path, key, name, &st);
-	}
-out:
-	free(path);
-	free(key);
-	return ret;
+	if (S_ISDIR(st->st_mode))
+		return dir_may_match(&s->w, key) ? sweep_dir(s, path, key) : 0;
+	if (S_ISREG(st->st_mode) && is_temp_name(name))
+		return sweep_file(s, path, key, name, st);
+	return 0;
 }
 
 static int sweep_dir(const sweep_t *s, const char *dir_path, const char *rel)
 {
-	struct dirent *e;
-	DIR *d;
-	int ret = 0;
-
-	d = opendir(dir_path);
-	if (!d)
-		return errno == ENOENT ? 0 : bop__error_errno(BOP_EIO, errno, "cannot list %s", dir_path);
-	for (;;) {
-		errno = 0;
-		e = readdir(d);
-		if (!e) {
-			if (errno)
-				ret = bop__error_errno(BOP_EIO, errno, "cannot list %s", dir_path);
-			break;
-		}
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		ret = sweep_entry(s, dirfd(d), dir_path, rel, e->d_name);
-		if (ret != 0)
-			break;
-	}
-	closedir(d);
-	return ret;
+	return for_each_entry(dir_path, rel, sweep_entry, s);
 }
 
 /* Leftovers are the atomic sink's temporary files whose writer has exited, or that were
