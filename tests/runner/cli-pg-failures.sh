@@ -6,21 +6,8 @@
 #  finding 17: a wrong password exits 8 (authentication), a wrong port 9 (cannot connect).
 . "$BOP_SOURCE_ROOT/tests/runner/lib.sh"
 
-PGSCRIPT="$BOP_SOURCE_ROOT/tests/env/pg-local.sh"
-PGD=$(mktemp -d /tmp/bop-cli-pg.XXXXXX) || exit 1
 PASSWORD='Pg-failures_pass-4417'
-pg_cleanup() {
-	sh "$PGSCRIPT" stop "$PGD" >/dev/null 2>&1
-	rm -rf "$PGD"
-	cleanup
-}
-trap pg_cleanup EXIT
-PG_LOCAL_USER=bop PG_LOCAL_PASSWORD=$PASSWORD sh "$PGSCRIPT" start "$PGD" >"$T/pg-start.log" 2>&1
-st=$?
-[ $st -eq 3 ] && skip_all "PostgreSQL is not installed: $(cat "$T/pg-start.log")"
-[ $st -eq 0 ] || { cat "$T/pg-start.log" >&2; echo "Bail out! cannot start PostgreSQL"; exit 1; }
-. "$PGD/env"
-psql_su() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGD" -p "$PG_PORT" -U postgres "$@"; }
+start_pg "$PASSWORD"
 
 psql_su -d postgres -c 'CREATE DATABASE app' >/dev/null
 psql_su -d app >/dev/null <<'SQL'

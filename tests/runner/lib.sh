@@ -46,3 +46,23 @@ wait_phase() {
 	return 1
 }
 
+
+# start_pg PASSWORD: a private PostgreSQL (tests/env/pg-local.sh) with the user bop, stopped
+# and removed at exit; the test is skipped when PostgreSQL is not installed. Sets PGD and
+# what $PGD/env says (PG_PORT, PG_BIN); psql_su runs psql as the superuser.
+start_pg() {
+	local st=0
+	PGSCRIPT="$BOP_SOURCE_ROOT/tests/env/pg-local.sh"
+	PGD=$(mktemp -d /tmp/bop-runner-pg.XXXXXX) || exit 1
+	trap pg_cleanup EXIT
+	PG_LOCAL_USER=bop PG_LOCAL_PASSWORD=$1 sh "$PGSCRIPT" start "$PGD" >"$T/pg-start.log" 2>&1 || st=$?
+	[ $st -eq 3 ] && skip_all "PostgreSQL is not installed: $(cat "$T/pg-start.log")"
+	[ $st -eq 0 ] || { cat "$T/pg-start.log" >&2; echo "Bail out! cannot start PostgreSQL"; exit 1; }
+	. "$PGD/env"
+}
+pg_cleanup() {
+	sh "$PGSCRIPT" stop "$PGD" >/dev/null 2>&1
+	rm -rf "$PGD"
+	cleanup
+}
+psql_su() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGD" -p "$PG_PORT" -U postgres "$@"; }
