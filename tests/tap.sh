@@ -38,3 +38,24 @@ skip() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N # SKIP $1"; }
 skip_all() { echo "1..0 # SKIP $1"; exit 0; }
 diag() { echo "# $*"; }
 done_testing() { echo "1..$TAP_N"; [ "$TAP_FAILED" -eq 0 ]; exit $?; }
+
+# The orphan checks (a producer `sh -c 'sleep NAP; echo late # MARKER'` must not outlive a
+# killed backupop): wait_running NAP waits up to 5 s for `sleep NAP` to run; after a kill,
+# survivors NAP MARKER waits up to 2 s and prints the processes still there, then kills them.
+wait_running() {
+	for _ in $(seq 50); do
+		pgrep -f "sleep $1" >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+survivors() {
+	for _ in $(seq 20); do
+		pgrep -f "$2" >/dev/null || pgrep -f "sleep $1" >/dev/null || break
+		sleep 0.1
+	done
+	(pgrep -af "$2"; pgrep -af "sleep $1") | grep -v pgrep
+	pkill -9 -f "$2" 2>/dev/null
+	pkill -9 -f "sleep $1" 2>/dev/null
+	return 0
+}

@@ -13,20 +13,12 @@ nap="25.$((RANDOM % 900 + 100))"
 "$BOP" -q backup --storage "$S" --name orphan -- sh -c "sleep $nap; echo late # $marker" \
 	>/dev/null 2>&1 &
 cli=$!
-for _ in $(seq 50); do
-	pgrep -f "sleep $nap" >/dev/null && break
-	sleep 0.1
-done
+wait_running "$nap"
 ok "finding 15: the producer and its child are running" pgrep -f "sleep $nap"
 kill -9 "$cli"
 wait "$cli" 2>/dev/null
-for _ in $(seq 20); do
-	pgrep -f "$marker" >/dev/null || pgrep -f "sleep $nap" >/dev/null || break
-	sleep 0.1
-done
-left=$( (pgrep -af "$marker"; pgrep -af "sleep $nap") | grep -v pgrep)
+left=$(survivors "$nap" "$marker")
 is "finding 15: within 2 s of kill -9 of backupop no process of the producer remains" "$left" ""
-pkill -9 -f "$marker" 2>/dev/null; pkill -9 -f "sleep $nap" 2>/dev/null
 
 # --- finding 14: a multi-line secret in an exec engine's env, echoed to stderr
 pad=$(head -c 1020 /dev/zero | tr '\0' x)

@@ -16,18 +16,11 @@ YAML
 start r "$T/r.yaml"
 ok "the runner starts" test -n "$PORT"
 api -X POST "$URL/v1/backups" >"$T/post.json"
-for _ in $(seq 50); do
-	pgrep -f "sleep $nap" >/dev/null && break
-	sleep 0.1
-done
+wait_running "$nap"
 ok "finding 15: the backup's command and its child are running" pgrep -f "sleep $nap"
 kill -9 "$PID"
 wait "$PID" 2>/dev/null
-for _ in $(seq 20); do
-	pgrep -f "$marker" >/dev/null || pgrep -f "sleep $nap" >/dev/null || break
-	sleep 0.1
-done
-left=$( (pgrep -af "$marker"; pgrep -af "sleep $nap") | grep -v pgrep)
+left=$(survivors "$nap" "$marker")
 TAP_N=$((TAP_N + 1))
 if [ -z "$left" ]; then
 	echo "ok $TAP_N - finding 15: within 2 s of kill -9 of the runner no process of the command remains"
@@ -36,7 +29,6 @@ else
 	echo "$left" | sed 's/^/# left: /'
 	TAP_FAILED=$((TAP_FAILED + 1))
 fi
-pkill -9 -f "$marker" 2>/dev/null; pkill -9 -f "sleep $nap" 2>/dev/null
 
 # Finding 11 at runner start: tags: [[[...]]] of 1 MB is refused at once (it took minutes).
 python3 -c 'import sys; sys.stdout.write("tags: " + "[" * 500000 + "]" * 500000 + "\n")' >"$T/deep.yaml"
