@@ -8,7 +8,7 @@
 #   SAMPLE_MIB=512 BUILD=/tmp/b ./examples/roundtrip.sh
 set -eu
 
-DEPS="meson ninja-build pkg-config gcc libzstd-dev zlib1g-dev libjson-c-dev libyaml-dev libssl-dev libuv1-dev scdoc zstd age"
+DEPS="meson ninja-build pkg-config gcc libzstd-dev zlib1g-dev libjson-c-dev libyaml-dev libssl-dev libuv1-dev libcurl4-openssl-dev libexpat1-dev libarchive-dev libmicrohttpd-dev scdoc zstd age"
 SAMPLE_MIB=${SAMPLE_MIB:-64}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,10 +41,12 @@ install_deps() {
 build() {
 	if [ ! -f "$BUILD/build.ninja" ]; then
 		say "configuring $BUILD"
-		meson setup "$BUILD" "$ROOT" >/dev/null
+		meson setup "$BUILD" "$ROOT" >"$BUILD.log" 2>&1 ||
+			{ tail -20 "$BUILD.log" >&2; die "meson setup failed (the whole log: $BUILD.log)"; }
 	fi
 	say "building"
-	ninja -C "$BUILD" >/dev/null
+	ninja -C "$BUILD" >"$BUILD.log" 2>&1 ||
+		{ tail -40 "$BUILD.log" >&2; die "the build failed (the whole log: $BUILD.log)"; }
 }
 
 # SQL-like text: compresses like a real dump does.
