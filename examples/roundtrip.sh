@@ -1,14 +1,13 @@
 #!/bin/sh
-# A backup round trip from a fresh checkout: installs the build dependencies (Debian 12,
-# with apt-get, as root or through sudo) if any is missing, builds backupop into ./build,
-# then with the built CLI: keygen -> backup (zstd + age) -> list -> verify -> restore ->
+# A backup round trip from a fresh checkout: installs the build dependencies (Debian 12:
+# debian/control's Build-Depends, with apt-get, as root or through sudo) if any is
+# missing, builds backupop into ./build, then with the built CLI: keygen -> backup (zstd + age) -> list -> verify -> restore ->
 # compare. Exits non-zero if anything fails or the restored data differs.
 #
 #   ./examples/roundtrip.sh            # 64 MiB of SQL-like sample data
 #   SAMPLE_MIB=512 BUILD=/tmp/b ./examples/roundtrip.sh
 set -eu
 
-DEPS="meson ninja-build pkg-config gcc libzstd-dev zlib1g-dev libjson-c-dev libyaml-dev libssl-dev libuv1-dev libcurl4-openssl-dev libexpat1-dev libarchive-dev libmicrohttpd-dev scdoc zstd age"
 SAMPLE_MIB=${SAMPLE_MIB:-64}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,25 +16,28 @@ BUILD=${BUILD:-"$ROOT/build"}
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'roundtrip: %s\n' "$*" >&2; exit 1; }
 
+# The build dependencies are debian/control's Build-Depends, the project's one list of them:
+# `apt-get build-dep` installs whatever of it is missing.
 install_deps() {
-	missing=""
-	for pkg in $DEPS; do
-		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" ||
-			missing="$missing $pkg"
-	done
-	[ -z "$missing" ] && return 0
-	command -v apt-get >/dev/null || die "missing packages:$missing (and no apt-get to install them)"
+	command -v apt-get >/dev/null ||
+		die "this script installs the build dependencies with apt-get (Debian 12); install debian/control's Build-Depends by hand"
+	# A simulation tells whether anything is missing; it also fails when apt has no package
+	# lists yet (a new machine), and then the lists are fetched first.
+	if sim=$(apt-get -s -qq build-dep -P nocheck "$ROOT" 2>&1) &&
+		! printf '%s\n' "$sim" | grep -q '^Inst '; then
+		return 0
+	fi
 	if [ "$(id -u)" -eq 0 ]; then
 		sudo=""
 	elif command -v sudo >/dev/null; then
 		sudo="sudo"
 	else
-		die "missing packages:$missing; run as root or install sudo"
+		die "the build dependencies (debian/control's Build-Depends) are not all installed, and installing them needs root: run this as root or install sudo"
 	fi
-	say "installing:$missing"
-	$sudo apt-get update -q
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $missing
+	say "installing the build dependencies (debian/control) with apt-get"
+	$sudo apt-get update -q || die "apt-get update failed (see above)"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get build-dep -y -q --no-install-recommends \
+		-P nocheck "$ROOT" || die "apt-get build-dep failed (see above)"
 }
 
 build() {
