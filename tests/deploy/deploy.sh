@@ -30,17 +30,39 @@ cleanup() {
 	k delete backupstorage "$STORAGE" --wait=false >/dev/null 2>&1
 	k -n backupop-system delete statefulsets,services,secrets \
 		-l "backupop.io/schedule-namespace=$NS" >/dev/null 2>&1
+	k -n backupop-system delete secret "$NS-creds" --wait=false >/dev/null 2>&1
 	rm -rf "$T"
 }
 trap cleanup EXIT
 
 # the examples, in our namespace and with a storage name of our own (it is cluster-scoped)
-examples() {
+rename() {
 	sed -e "s/namespace: shop/namespace: $NS/" -e "s/name: minio\([,}]\)/name: $STORAGE\1/" \
-		-e "s/orders-db\.shop\.svc/orders-db.$NS.svc/" "$D/examples/$1"
+		-e "s/orders-db\.shop\.svc/orders-db.$NS.svc/" -e "s/{name: shop}/{name: $NS}/" \
+		-e "s/minio-credentials/$NS-creds/" "$@"
 }
+mkdir -p "$T/readme/controller/deploy/examples/runs"
+cp "$D"/*.yaml "$T/readme/controller/deploy/"
+for f in "$D"/examples/*.yaml "$D"/examples/runs/*.yaml; do
+	rename "$f" >"$T/readme/controller/deploy/examples/${f#"$D"/examples/}"
+done
 
-ok "kubectl apply -f controller/deploy/" k apply -f "$D/"
+# The README's Kubernetes commands, as written but for those names, in order: the
+# on-demand run is created (generated name), the namespace comes with the examples.
+BOP=$BOP_BUILD_ROOT/runner/cli/backupop
+awk '/^## In Kubernetes/ { k = 1 } k && /^```sh/ { b = 1; next } b && /^```/ { exit } b' \
+	"$BOP_SOURCE_ROOT/README.md" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta' >"$T/readme.sh"
+ok "the README has Kubernetes commands" grep -q '^kubectl create -f' "$T/readme.sh"
+kubectl() { k "$@"; }
+backupop() { "$BOP" "$@"; }
+while IFS= read -r line; do
+	cmd=$(rename <<<"$line" | sed -e 's/ shop / '"$NS"' /g' -e 's/[[:space:]]*#.*$//')
+	[ -n "$cmd" ] || continue
+	ok "README: $(sed "s/[[:space:]]*#.*$//" <<<"$line")" env -C "$T/readme" bash -c "$(declare -f k kubectl backupop)
+		KUBECTL='$KUBECTL' BOP_TEST_KUBECONFIG='$BOP_TEST_KUBECONFIG' T='$T' BOP='$BOP'
+		PGPASSWORD=example AWS_ACCESS_KEY_ID=example-id AWS_SECRET_ACCESS_KEY=example-secret
+		$cmd"
+done <"$T/readme.sh"
 for crd in backupstorages backupschedules backupruns; do
 	ok "CRD $crd.backupop.io is Established" \
 		k wait --for condition=established --timeout=60s "crd/$crd.backupop.io"
@@ -48,19 +70,16 @@ done
 ok "applying the manifests again changes nothing" sh -c \
 	"'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' apply -f '$D/' | grep -v unchanged | grep -q . && exit 1 || exit 0"
 ok "the short names resolve" k get bstore,bsched,brun -A
-k create namespace "$NS" >/dev/null || { echo "Bail out! cannot create namespace $NS"; exit 1; }
-
-examples storage.yaml >"$T/storage.yaml"
-examples schedule.yaml >"$T/schedule.yaml"
-examples run.yaml >"$T/run.yaml"
-ok "the example BackupStorage applies" k apply -f "$T/storage.yaml"
-ok "the example BackupSchedule applies" k apply -f "$T/schedule.yaml"
-ok "the example BackupRun is created" k create -f "$T/run.yaml"
+ok "the README's secrets exist" k -n "$NS" get secret backup-keys orders-db-backup
+ok "the README's on-demand run is a backup of orders-db" sh -c "'$KUBECTL' --kubeconfig \
+	'$BOP_TEST_KUBECONFIG' -n $NS get backupruns -o jsonpath='{range .items[*]}{.spec.action} {.spec.scheduleRef.name}{\"\\n\"}{end}' |
+	grep -qx 'backup orders-db'"
+ok "the example restore run is created" k create -f "$T/readme/controller/deploy/examples/runs/restore-latest.yaml"
 ok "the schedule is stored as written" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS \
 	get backupschedule orders-db -o jsonpath='{.spec.retention.keepTags[0]} {.spec.engine.postgres.passwordSecretRef.key} {.spec.runner.affinity.podSelector.app}' |
 	grep -qx 'pinned password orders-db'"
 ok "the run gets its defaults and keeps its fields" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS \
-	get backupruns -o jsonpath='{.items[0].spec.action} {.items[0].spec.backup}' | grep -qx 'restore latest'"
+	get backupruns -o jsonpath='{range .items[*]}{.spec.action} {.spec.backup}{\"\\n\"}{end}' | grep -qx 'restore latest'"
 
 # invalid objects: the API server refuses them (--validate=false: the server's schema, not
 # kubectl's client-side check) and names the field
