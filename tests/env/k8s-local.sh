@@ -49,7 +49,12 @@ build_bins() {
 		apt-get update -q >/dev/null
 	fi
 	local w; w=$(mktemp -d /tmp/k8s-build.XXXXXX)
-	(cd "$w" && apt-get source --download-only -q "kubernetes=$SRC_VERSION" >/dev/null 2>&1)
+	if ! (cd "$w" && apt-get source --download-only -q "kubernetes=$SRC_VERSION" >"$w.log" 2>&1); then
+		tail -20 "$w.log" >&2
+		echo "k8s-local: apt-get source kubernetes=$SRC_VERSION failed (deb-src entries? the mirror?)" >&2
+		return 1
+	fi
+	rm -f "$w.log"
 	local orig=$w/kubernetes_1.20.5+really1.20.2.orig.tar.gz
 	echo "$ORIG_SHA256  $orig" | sha256sum -c --quiet -
 	tar -C "$w" -xzf "$orig"
