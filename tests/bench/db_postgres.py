@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""End-to-end PostgreSQL backup and restore benchmark: the job users run.
+
+Starts a private PostgreSQL server (tests/env/pg-local.sh), fills a database with
+`pgbench -i` at --scale (70 gives about 1 GB) plus a less compressible table of text,
+then, alternating the contenders round by round so that machine noise hits all alike:
+
+  backup   backupop      `backupop backup --config` with the postgres engine (zstd -3 + age)
+           pg_dump -Fc   `pg_dump -Fc` alone (its own gzip)
+           shell         `pg_dump -Fc -Z0 | zstd -3 -T0 | age -r R`
+  restore  backupop      `backupop restore` into a new, empty database
+           pg_restore    `pg_restore --single-transaction --exit-on-error` of the -Fc dump
+           shell         `age -d | zstd -d | pg_restore --single-transaction --exit-on-error`
+
+and prints each one's median time, stored size, and backupop's ratios against the peers
+(speed ratio = peer time / backupop time: above 1.0 backupop is faster). Every restore is
+checked (the row counts of the restored database equal the source's). Peak RSS: of the
+backupop process itself (its VmHWM, sampled), at the full size and at a quarter of it.
+Storage and dumps live on a tmpfs (--workdir, default /dev/shm).
+
+usage: db_postgres.py --backupop PATH [--scale 70] [--rounds 3] [--workdir /dev/shm]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def vmhwm_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run(cmd, shell=False, watch_rss=False):
+    """Runs one contender; returns (seconds, peak RSS in KiB of the process itself)."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], vmhwm_kib(p.pid))
+            done.wait(0.02)
+
+    t = threading.Thread(target=sample) if watch_rss else None
+    if t:
+        t.start()
+    # wait4 with WNOWAIT is not available: sample until the process is a zombie
+    _, status, usage = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - start
+    done.set()
+    if t:
+        t.join()
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0:
+        sys.exit("bench: %r failed with status %d" % (cmd, rc))
+    return elapsed, (peak[0] if watch_rss else usage.ru_maxrss)
+
+
+class Postgres:
+    def __init__(self, workdir):
+        self.dir = tempfile.mkdtemp(prefix="pg.", dir=workdir)
+        os.chmod(self.dir, 0o755)
+        subprocess.run(["sh", os.path.join(ROOT, "tests/env/pg-local.sh"), "start", self.dir],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.env = {}
+        with open(os.path.join(self.dir, "env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                if k:
+                    self.env[k] = v.strip("'\"")
+        self.bin = self.env["PG_BIN"]
+        self.host = self.env["PG_SOCKDIR"]
+        self.port = self.env["PG_PORT"]
+        self.user = self.env.get("PG_SUPERUSER", "postgres")
+
+    def conn(self):
+        return ["-h", self.host, "-p", self.port, "-U", self.user]
+
+    def tool(self, name):
+        return os.path.join(self.bin, name)
+
+    def sql(self, db, text):
+        out = subprocess.run([self.tool("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] +
+                             self.conn() + ["-d", db, "-c", text], check=True, text=True,
+                             stdout=subprocess.PIPE,
+                             env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
+        return out.stdout.strip()
+
+    def stop(self):
+        subprocess.run(["sh", os.path.join(ROOT, "tests/env/pg-local.sh"), "stop", self.dir],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def fill(pg, db, scale):
+    pg.sql("postgres", "CREATE DATABASE %s" % db)
+    subprocess.run([pg.tool("pgbench"), "-i", "-q", "-s", str(scale)] + pg.conn() + [db],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # text that compresses about 2:1, like logs or ids: 35,000 rows per scale step
+    pg.sql(db, "CREATE TABLE notes (id bigint PRIMARY KEY, who text, body text);"
+               "INSERT INTO notes SELECT g, 'user-' || (g * 7919 %% 100003), "
+               "md5(random()::text) || md5(g::text) || md5(random()::text) "
+               "FROM generate_series(1, %d) g" % (35000 * scale))
+    pg.sql(db, "VACUUM ANALYZE")
+    return int(pg.sql("postgres", "SELECT pg_database_size('%s')" % db))
+
+
+def counts(pg, db):
+    return pg.sql(db, "SELECT (SELECT count(*) FROM pgbench_accounts) || ' ' || "
+                      "(SELECT count(*) FROM pgbench_history) || ' ' || "
+                      "(SELECT count(*) FROM notes) || ' ' || "
+                      "(SELECT sum(abalance) FROM pgbench_accounts)")
+
+
+def write_config(path, pg, db, restore_db, storage, recipient):
+    with open(path, "w") as f:
+        f.write("storage: {url: \"file://%s\"}\nname: bench/%s\n" % (storage, db))
+        f.write("engine:\n  postgres: {host: \"%s\", port: %s, database: %s, user: %s,\n"
+                "             binDir: \"%s\", restore: {database: %s}}\n"
+                % (pg.host, pg.port, db, pg.user, pg.bin, restore_db))
+        f.write("compression: {algorithm: zstd, level: 3}\n")
+        f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
+
+
+def fmt_size(n):
+    return "%.1f MB" % (n / 1e6)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backupop", required=True)
+    ap.add_argument("--scale", type=int, default=70)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    args = ap.parse_args()
+    for tool in ("zstd", "age"):
+        if not shutil.which(tool):
+            print("bench: postgres skipped: %s is not installed" % tool)
+            return 0
+    bop = os.path.abspath(args.backupop)
+    work = tempfile.mkdtemp(prefix="bench-db.", dir=args.workdir)
+    os.chmod(work, 0o755)
+    pg = None
+    try:
+        pg = Postgres(work)
+        print("bench: postgres %s, loading pgbench scale %d + notes..." % (pg.bin, args.scale),
+              flush=True)
+        t0 = time.perf_counter()
+        size = fill(pg, "bench", args.scale)
+        small_scale = max(1, args.scale // 4)
+        small = fill(pg, "small", small_scale)
+        print("bench: database 'bench' %s (loaded in %.0f s), 'small' %s" %
+              (fmt_size(size), time.perf_counter() - t0, fmt_size(small)), flush=True)
+        source = counts(pg, "bench")
+
+        key = os.path.join(work, "key.txt")
+        recipient = subprocess.run([bop, "keygen", "-o", key], check=True,
+                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+        storage = os.path.join(work, "store")
+        cfg = os.path.join(work, "bench.yaml")
+        write_config(cfg, pg, "bench", "restored", storage, recipient)
+        cfg_small = os.path.join(work, "small.yaml")
+        write_config(cfg_small, pg, "small", "restored", storage, recipient)
+        dump = os.path.join(work, "dump.fc")
+        piped = os.path.join(work, "dump.zst.age")
+        pg_dump = "%s -h %s -p %s -U %s" % (pg.tool("pg_dump"), pg.host, pg.port, pg.user)
+        pg_restore = "%s -h %s -p %s -U %s --single-transaction --exit-on-error" % (
+            pg.tool("pg_restore"), pg.host, pg.port, pg.user)
+
+        times = {k: [] for k in ("b:backupop", "b:pg_dump -Fc", "b:shell",
+                                  "r:backupop", "r:pg_restore", "r:shell")}
+        sizes = {}
+        rss = {}
+
+        def fresh_target():
+            pg.sql("postgres", "DROP DATABASE IF EXISTS restored")
+            pg.sql("postgres", "CREATE DATABASE restored")
+
+        def check_restore(who):
+            got = counts(pg, "restored")
+            if got != source:
+                sys.exit("bench: %s restored %s rows, the source has %s" % (who, got, source))
+
+        for r in range(args.rounds):
+            shutil.rmtree(storage, ignore_errors=True)
+            t, m = run([bop, "--log-level", "warn", "backup", "--config", cfg], watch_rss=True)
+            times["b:backupop"].append(t)
+            rss["full"] = max(rss.get("full", 0), m)
+            obj = [os.path.join(dp, f) for dp, _, fs in os.walk(storage) for f in fs
+                   if f.startswith("data")]
+            sizes["backupop"] = os.path.getsize(obj[0])
+            t, _ = run("%s -Fc bench -f %s" % (pg_dump, dump), shell=True)
+            times["b:pg_dump -Fc"].append(t)
+            sizes["pg_dump -Fc"] = os.path.getsize(dump)
+            t, _ = run(["bash", "-c", "set -o pipefail; %s -Fc -Z0 bench | zstd -3 -T0 -q | "
+                        "age -r %s > %s" % (pg_dump, recipient, piped)])
+            times["b:shell"].append(t)
+            sizes["shell"] = os.path.getsize(piped)
+
+            fresh_target()
+            t, _ = run([bop, "--log-level", "warn", "restore", "--config", cfg,
+                        "--identity", key, "latest"])
+            times["r:backupop"].append(t)
+            check_restore("backupop")
+            fresh_target()
+            t, _ = run("%s -d restored %s" % (pg_restore, dump), shell=True)
+            times["r:pg_restore"].append(t)
+            check_restore("pg_restore")
+            fresh_target()
+            t, _ = run(["bash", "-c", "set -o pipefail; age -d -i %s %s | zstd -d -q | %s -d restored"
+                        % (key, piped, pg_restore)])
+            times["r:shell"].append(t)
+            check_restore("the shell pipeline")
+            print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
+
+        _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],
+                                watch_rss=True)
+
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print()
+        print("PostgreSQL %s (pgbench scale %d + notes), %d rounds, medians" %
+              (fmt_size(size), args.scale, args.rounds))
+        print("%-22s %9s %11s   %s" % ("backup", "time", "stored", "backupop vs it"))
+        for k, name in (("b:backupop", "backupop"), ("b:pg_dump -Fc", "pg_dump -Fc"),
+                        ("b:shell", "shell")):
+            label = {"shell": "pg_dump -Z0|zstd|age"}.get(name, name)
+            ratio = "" if name == "backupop" else "speed %.2fx, size %.3f" % (
+                med[k] / med["b:backupop"], sizes["backupop"] / sizes[name])
+            print("%-22s %8.2fs %11s   %s" % (label, med[k], fmt_size(sizes[name]), ratio))
+        print("%-22s %9s" % ("restore", "time"))
+        for k, label in (("r:backupop", "backupop"), ("r:pg_restore", "pg_restore -Fc"),
+                         ("r:shell", "age|zstd|pg_restore")):
+            ratio = "" if k == "r:backupop" else "speed %.2fx" % (med[k] / med["r:backupop"])
+            print("%-22s %8.2fs %11s   %s" % (label, med[k], "", ratio))
+        print("backupop peak RSS: %.1f MiB at %s, %.1f MiB at %s (ratio %.2f)" % (
+            rss["full"] / 1024, fmt_size(size), rss["quarter"] / 1024, fmt_size(small),
+            rss["full"] / max(1, rss["quarter"])))
+    finally:
+        if pg:
+            pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
