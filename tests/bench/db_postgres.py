@@ -23,52 +23,13 @@ usage: db_postgres.py --backupop PATH [--scale 70] [--rounds 3] [--workdir /dev/
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def vmhwm_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def run(cmd, shell=False, watch_rss=False):
-    """Runs one contender; returns (seconds, peak RSS in KiB of the process itself)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL)
-    peak = [0]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], vmhwm_kib(p.pid))
-            done.wait(0.02)
-
-    t = threading.Thread(target=sample) if watch_rss else None
-    if t:
-        t.start()
-    # wait4 with WNOWAIT is not available: sample until the process is a zombie
-    _, status, usage = os.wait4(p.pid, 0)
-    elapsed = time.perf_counter() - start
-    done.set()
-    if t:
-        t.join()
-    rc = os.waitstatus_to_exitcode(status)
-    if rc != 0:
-        sys.exit("bench: %r failed with status %d" % (cmd, rc))
-    return elapsed, (peak[0] if watch_rss else usage.ru_maxrss)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, fmt_size, report, run, stored_object  # noqa: E402
 
 
 class Postgres:
@@ -137,10 +98,6 @@ def write_config(path, pg, db, restore_db, storage, recipient):
         f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
 
 
-def fmt_size(n):
-    return "%.1f MB" % (n / 1e6)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--backupop", required=True)
@@ -201,9 +158,7 @@ def main():
             t, m = run([bop, "--log-level", "warn", "backup", "--config", cfg], watch_rss=True)
             times["b:backupop"].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            obj = [os.path.join(dp, f) for dp, _, fs in os.walk(storage) for f in fs
-                   if f.startswith("data")]
-            sizes["backupop"] = os.path.getsize(obj[0])
+            sizes["backupop"] = os.path.getsize(stored_object(storage))
             t, _ = run("%s -Fc bench -f %s" % (pg_dump, dump), shell=True)
             times["b:pg_dump -Fc"].append(t)
             sizes["pg_dump -Fc"] = os.path.getsize(dump)
@@ -231,22 +186,16 @@ def main():
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],
                                 watch_rss=True)
 
-        med = {k: statistics.median(v) for k, v in times.items()}
         print()
-        print("PostgreSQL %s (pgbench scale %d + notes), %d rounds, medians" %
-              (fmt_size(size), args.scale, args.rounds))
-        print("%-22s %9s %11s   %s" % ("backup", "time", "stored", "backupop vs it"))
-        for k, name in (("b:backupop", "backupop"), ("b:pg_dump -Fc", "pg_dump -Fc"),
-                        ("b:shell", "shell")):
-            label = {"shell": "pg_dump -Z0|zstd|age"}.get(name, name)
-            ratio = "" if name == "backupop" else "speed %.2fx, size %.3f" % (
-                med[k] / med["b:backupop"], sizes["backupop"] / sizes[name])
-            print("%-22s %8.2fs %11s   %s" % (label, med[k], fmt_size(sizes[name]), ratio))
-        print("%-22s %9s" % ("restore", "time"))
-        for k, label in (("r:backupop", "backupop"), ("r:pg_restore", "pg_restore -Fc"),
-                         ("r:shell", "age|zstd|pg_restore")):
-            ratio = "" if k == "r:backupop" else "speed %.2fx" % (med[k] / med["r:backupop"])
-            print("%-22s %8.2fs %11s   %s" % (label, med[k], "", ratio))
+        report("PostgreSQL %s (pgbench scale %d + notes), backup, median of %d" %
+               (fmt_size(size), args.scale, args.rounds),
+               [("backupop (postgres engine)", "", times["b:backupop"], sizes["backupop"]),
+                ("pg_dump -Fc", "", times["b:pg_dump -Fc"], sizes["pg_dump -Fc"]),
+                ("pg_dump -Z0 | zstd | age", "", times["b:shell"], sizes["shell"])])
+        report("restore into a new database",
+               [("backupop restore", "", times["r:backupop"], None),
+                ("pg_restore (-Fc dump)", "", times["r:pg_restore"], None),
+                ("age -d | zstd -d | pg_restore", "", times["r:shell"], None)])
         print("backupop peak RSS: %.1f MiB at %s, %.1f MiB at %s (ratio %.2f)" % (
             rss["full"] / 1024, fmt_size(size), rss["quarter"] / 1024, fmt_size(small),
             rss["full"] / max(1, rss["quarter"])))
