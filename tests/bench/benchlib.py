@@ -57,7 +57,7 @@ def fmt_size(n):
 
 
 def tree_size(path):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(path) for f in fs)
 
 
 def stored_object(storage):

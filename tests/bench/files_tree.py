@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""End-to-end file tree backup and restore benchmark: the job users run.
+
+Copies a real tree (--tree, default /usr/share: tens of thousands of files, text and
+binary) onto a tmpfs, then, alternating the contenders round by round:
+
+  backup   backupop   `backupop backup --config` with the files engine (zstd -3 + age)
+           tar        `tar -c | zstd -3 -T0 | age -r R`
+           restic     `restic backup` into a new repository (a first backup), when installed
+  restore  backupop   `backupop restore` into an empty directory
+           tar        `age -d | zstd -d | tar -x`
+           restic     `restic restore latest --target`
+
+and prints median times, stored sizes and backupop's ratios (speed ratio = peer time /
+backupop time). Every restore is compared with the source (names, types, sizes, modes,
+contents). backupop's own peak RSS at the full tree and at a quarter of it.
+
+usage: files_tree.py --backupop PATH [--tree /usr/share] [--rounds 3] [--workdir /dev/shm]
+"""
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import fmt_size, report, run, stored_object, tree_size  # noqa: E402
+
+
+def same_tree(a, b):
+    """True when b holds what a holds: every entry, type, size, mode bits and content."""
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        print("bench: %s differs: only in source %s, only in restore %s" %
+              (a, cmp.left_only[:3], cmp.right_only[:3]))
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    if mismatch or errors:
+        print("bench: %s: files differ: %s" % (a, (mismatch + errors)[:3]))
+        return False
+    for name in cmp.common_files:
+        if os.lstat(os.path.join(a, name)).st_mode != os.lstat(os.path.join(b, name)).st_mode:
+            print("bench: %s: mode differs" % os.path.join(a, name))
+            return False
+    return all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
+
+
+def file_count(path):
+    return sum(len(fs) for _, _, fs in os.walk(path))
+
+
+def write_config(path, tree, restore_to, storage, recipient):
+    with open(path, "w") as f:
+        f.write("storage: {url: \"file://%s\"}\nname: bench/files\n" % storage)
+        f.write("engine:\n  files: {path: \"%s\", restore: {path: \"%s\"}}\n" % (tree, restore_to))
+        f.write("compression: {algorithm: zstd, level: 3}\n")
+        f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backupop", required=True)
+    ap.add_argument("--tree", default="/usr/share")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    args = ap.parse_args()
+    for tool in ("zstd", "age", "tar"):
+        if not shutil.which(tool):
+            print("bench: files skipped: %s is not installed" % tool)
+            return 0
+    restic = shutil.which("restic")
+    bop = os.path.abspath(args.backupop)
+    work = tempfile.mkdtemp(prefix="bench-files.", dir=args.workdir)
+    try:
+        tree = os.path.join(work, "tree")
+        # symlinks kept as links; what cannot be read (sockets, unreadable files) left out
+        subprocess.run(["cp", "-a", args.tree, tree], check=True)
+        small = os.path.join(work, "small")
+        os.mkdir(small)
+        subdirs = sorted(os.listdir(tree))
+        for d in subdirs[: max(1, len(subdirs) // 4)]:
+            subprocess.run(["cp", "-a", os.path.join(tree, d), small], check=True)
+        size, files = tree_size(tree), file_count(tree)
+        print("bench: tree %s: %s in %d files; quarter %s" %
+              (args.tree, fmt_size(size), files, fmt_size(tree_size(small))), flush=True)
+
+        key = os.path.join(work, "key.txt")
+        recipient = subprocess.run([bop, "keygen", "-o", key], check=True,
+                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+        storage = os.path.join(work, "store")
+        out = os.path.join(work, "out")
+        cfg = os.path.join(work, "files.yaml")
+        write_config(cfg, tree, out, storage, recipient)
+        cfg_small = os.path.join(work, "small.yaml")
+        write_config(cfg_small, small, out, storage, recipient)
+        piped = os.path.join(work, "tree.tar.zst.age")
+        repo = os.path.join(work, "restic")
+        os.environ["RESTIC_PASSWORD"] = "bench-only"
+
+        names = ["backupop", "tar"] + (["restic"] if restic else [])
+        times = {("b", n): [] for n in names}
+        times.update({("r", n): [] for n in names})
+        sizes, rss = {}, {}
+
+        def restored(who):
+            if not same_tree(tree, out):
+                sys.exit("bench: the tree %s restored differs from the source" % who)
+            shutil.rmtree(out)
+
+        for r in range(args.rounds):
+            shutil.rmtree(storage, ignore_errors=True)
+            t, m = run([bop, "--log-level", "warn", "backup", "--config", cfg], watch_rss=True)
+            times[("b", "backupop")].append(t)
+            rss["full"] = max(rss.get("full", 0), m)
+            sizes["backupop"] = os.path.getsize(stored_object(storage))
+            t, _ = run(["bash", "-c", "set -o pipefail; tar -C %s -c . | zstd -3 -T0 -q | "
+                        "age -r %s > %s" % (tree, recipient, piped)])
+            times[("b", "tar")].append(t)
+            sizes["tar"] = os.path.getsize(piped)
+            if restic:
+                shutil.rmtree(repo, ignore_errors=True)
+                subprocess.run([restic, "init", "-q", "--repo", repo], check=True,
+                               stdout=subprocess.DEVNULL)
+                t, _ = run([restic, "backup", "-q", "--repo", repo, "."], cwd=tree)
+                times[("b", "restic")].append(t)
+                sizes["restic"] = tree_size(repo)
+
+            t, _ = run([bop, "--log-level", "warn", "restore", "--config", cfg,
+                        "--identity", key, "latest"])
+            times[("r", "backupop")].append(t)
+            restored("by backupop")
+            os.mkdir(out)
+            t, _ = run(["bash", "-c", "set -o pipefail; age -d -i %s %s | zstd -d -q | "
+                        "tar -C %s -x" % (key, piped, out)])
+            times[("r", "tar")].append(t)
+            restored("by tar")
+            if restic:
+                t, _ = run([restic, "restore", "-q", "--repo", repo, "latest", "--target", out])
+                times[("r", "restic")].append(t)
+                restored("by restic")
+            print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
+
+        shutil.rmtree(storage, ignore_errors=True)
+        _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],
+                                watch_rss=True)
+        label = {"backupop": "backupop (files engine)", "tar": "tar | zstd | age",
+                 "restic": "restic backup (first)"}
+        print()
+        report("Files: %s, %s in %d files, backup, median of %d" %
+               (args.tree, fmt_size(size), files, args.rounds),
+               [(label[n], "", times[("b", n)], sizes[n]) for n in names])
+        rlabel = {"backupop": "backupop restore", "tar": "age -d | zstd -d | tar -x",
+                  "restic": "restic restore"}
+        report("restore into an empty directory",
+               [(rlabel[n], "", times[("r", n)], None) for n in names])
+        if not restic:
+            print("  restic: not installed, not compared")
+        print("backupop peak RSS: %.1f MiB at the full tree, %.1f MiB at a quarter (ratio %.2f)"
+              % (rss["full"] / 1024, rss["quarter"] / 1024, rss["full"] / max(1, rss["quarter"])))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
