@@ -138,5 +138,6 @@ out:
 
 int dd_engine_register(void)
 {
-	return bop_engine_register(NAME, dd_open, NULL);
+	/* A file holds no tables to count and is one stream: no capabilities. */
+	return bop_engine_register(NAME, 0, dd_open, NULL);
 }

@@ -137,12 +137,20 @@ int bop__storage_s3_open(bop_storage_t **out, const char *url,
 struct bop__engine_kind;
 int bop__engine_kind_open(bop_engine_t **out, const char *config_json, void *kind);
 
+/* The names of the registered engines with every capability in `capabilities`, sorted
+ * and joined for a message: "cockroach, exec, files, mysql or postgres" with
+ * `last_separator` " or ". NULL when out of memory. */
+char *bop__engine_names_text(unsigned int capabilities, const char *last_separator);
+
 /* "exec" (engine/exec/exec.c). */
 extern const struct bop__engine_kind bop__engine_exec_kind;
 
 /* "postgres" and "mysql" (engine/postgres/, engine/mysql/). */
 extern const struct bop__engine_kind bop__engine_postgres_kind;
 extern const struct bop__engine_kind bop__engine_mysql_kind;
+/* The directories searched for the PostgreSQL client tools after PATH, newest version
+ * first: "/usr/lib/postgresql/ * /bin" (without the spaces); white-box tests set their own. */
+extern const char *bop__postgres_tool_glob;
 
 /* "files" (engine/files/): a directory tree as a pax tar stream. */
 extern const struct bop__engine_kind bop__engine_files_kind;

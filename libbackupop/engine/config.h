@@ -32,6 +32,7 @@ typedef struct bop__engine_kind {
 	bop_engine_t ops;               /* version and functions, copied into each engine */
 	size_t size;                    /* of the engine's struct */
 	const char *example;            /* its smallest valid configuration, for messages */
+	unsigned int capabilities;      /* BOP_ENGINE_* flags it is registered with */
 	int (*defaults)(bop_engine_t *engine);         /* before the config is read; may be NULL */
 	int (*field)(void *engine, const char *key, json_object *val);
 	int (*check)(bop_engine_t *engine);            /* after it was read; may be NULL */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define CAPTURE_MAX (64u << 10)
+#define QUERY_MAX (16u << 20)
 #define PASSWORD_FILE_MAX (64u << 10)
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
@@ -393,24 +394,39 @@ static int map_failure(int ret, const char *server)
 
 /* ---- running tools ---- */
 
-int bop__db_run_capture(const bop_command_options_t *opts, const char *server, char **out)
+/* Runs the command and returns its stdout, NUL-terminated. What is beyond `max` bytes is
+ * read and dropped when `truncate`, else refused. */
+static int run_capture(const bop_command_options_t *opts, const char *server, size_t max,
+	bool truncate, char **out)
 {
 	bop_source_t *src = NULL;
-	char *buf = NULL;
-	size_t len = 0, got = 0;
+	char *buf = NULL, discard[4096];
+	size_t len = 0, cap = 0, got = 0;
 	int ret;
 
 	*out = NULL;
-	buf = malloc(CAPTURE_MAX + 1);
-	if (!buf)
-		return bop__error_oom();
 	ret = bop_source_command_new(&src, opts);
 	while (ret == 0) {
-		char discard[4096];
-		bool full = len == CAPTURE_MAX;
+		bool full = len == max;
 
+		if (full && !truncate) {
+			ret = bop__error(BOP_EFORMAT, "%s printed more than %zu bytes", opts->argv[0],
+				max);
+			break;
+		}
+		if (!full && len == cap) {
+			size_t ncap = cap ? (cap * 2 > max ? max : cap * 2) : 4096;
+			char *nbuf = realloc(buf, ncap + 1);
+
+			if (!nbuf) {
+				ret = bop__error_oom();
+				break;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
 		ret = bop_source_read(src, full ? discard : buf + len,
-			full ? sizeof(discard) : CAPTURE_MAX - len, &got);
+			full ? sizeof(discard) : cap - len, &got);
 		if (ret < 0 || got == 0)
 			break;
 		if (!full)
@@ -419,6 +435,8 @@ int bop__db_run_capture(const bop_command_options_t *opts, const char *server, c
 	if (ret == 0)
 		ret = bop_source_close(src);
 	bop_source_free(src);
+	if (ret == 0 && !buf && !(buf = malloc(1)))
+		ret = bop__error_oom();
 	if (ret < 0) {
 		free(buf);
 		return map_failure(ret, server);
@@ -426,6 +444,16 @@ int bop__db_run_capture(const bop_command_options_t *opts, const char *server, c
 	buf[len] = '\0';
 	*out = buf;
 	return 0;
+}
+
+int bop__db_run_capture(const bop_command_options_t *opts, const char *server, char **out)
+{
+	return run_capture(opts, server, CAPTURE_MAX, true, out);
+}
+
+int bop__db_run_query(const bop_command_options_t *opts, const char *server, char **out)
+{
+	return run_capture(opts, server, QUERY_MAX, false, out);
 }
 
 /* A command source or sink, wrapped (see bop__db_source_new()). */

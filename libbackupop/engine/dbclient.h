@@ -79,6 +79,8 @@ int bop__db_find_tool(const char *bin_dir, const char *const *names, const char 
 /* Runs a command and returns its stdout (NUL-terminated, at most 64 KiB). Failures are
  * explained as for bop__db_source_new(). */
 int bop__db_run_capture(const bop_command_options_t *opts, const char *server, char **out);
+/* The same for a query's result: all of it (at most 16 MiB, else BOP_EFORMAT). */
+int bop__db_run_query(const bop_command_options_t *opts, const char *server, char **out);
 
 /* Called when a wrapped source or sink is freed, after its child has been reaped. */
 typedef void (*bop__db_cleanup_fn)(void *payload);

@@ -1,5 +1,5 @@
 /* Engines: the name registry and the checks around the engine vtable. */
-#include "internal.h"
+#include "engine/config.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 typedef struct engine_entry {
 	struct engine_entry *next;
 	char *name;
+	unsigned int capabilities;
 	bop_engine_open_fn open;
 	void *payload;
 } engine_entry_t;
@@ -39,7 +40,8 @@ static engine_entry_t *find_locked(const char *name)
 	return NULL;
 }
 
-static int register_engine(const char *name, bop_engine_open_fn open, void *payload)
+static int register_engine(const char *name, unsigned int capabilities, bop_engine_open_fn open,
+	void *payload)
 {
 	engine_entry_t *e;
 	int ret = 0;
@@ -60,6 +62,7 @@ static int register_engine(const char *name, bop_engine_open_fn open, void *payl
 		ret = BOP_ENOMEM;
 		goto out;
 	}
+	e->capabilities = capabilities;
 	e->open = open;
 	e->payload = payload;
 	e->next = engines;
@@ -73,7 +76,7 @@ static void register_builtins(void)
 {
 	static const struct {
 		const char *name;
-		const struct bop__engine_kind *kind;
+		const bop__engine_kind_t *kind;
 	} builtins[] = {
 		{ "cockroach", &bop__engine_cockroach_kind },
 		{ "exec", &bop__engine_exec_kind },
@@ -84,7 +87,8 @@ static void register_builtins(void)
 
 	/* The payload is only ever read. */
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(builtins); i++)
-		register_engine(builtins[i].name, bop__engine_kind_open, (void *)builtins[i].kind);
+		register_engine(builtins[i].name, builtins[i].kind->capabilities,
+			bop__engine_kind_open, (void *)builtins[i].kind);
 }
 
 static void ensure_builtins(void)
@@ -92,7 +96,8 @@ static void ensure_builtins(void)
 	pthread_once(&builtins_once, register_builtins);
 }
 
-BOP_EXTERN(int) bop_engine_register(const char *name, bop_engine_open_fn open, void *payload)
+BOP_EXTERN(int) bop_engine_register(const char *name, unsigned int capabilities,
+	bop_engine_open_fn open, void *payload)
 {
 	if (!name || !open)
 		return bop__error(BOP_EINVAL, "bop_engine_register: name and open function are required");
@@ -100,23 +105,57 @@ BOP_EXTERN(int) bop_engine_register(const char *name, bop_engine_open_fn open, v
 		return bop__error(BOP_EINVAL, "\"%s\" is not a valid engine name (letters, digits, '-', '_', '.')",
 			name);
 	ensure_builtins();
-	return register_engine(name, open, payload);
+	return register_engine(name, capabilities, open, payload);
 }
 
-/* "exec, postgres" for messages; NULL when out of memory. */
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The matching names, sorted, in one block: the pointers, then the strings. */
+static char **names_block_locked(unsigned int capabilities)
+{
+	size_t n = 0, bytes = 0;
+	char **v, *p;
+
+	for (engine_entry_t *e = engines; e; e = e->next) {
+		if ((e->capabilities & capabilities) != capabilities)
+			continue;
+		n++;
+		bytes += strlen(e->name) + 1;
+	}
+	v = bop__calloc(1, (n + 1) * sizeof(*v) + bytes);
+	if (!v)
+		return NULL;
+	p = (char *)(v + n + 1);
+	n = 0;
+	for (engine_entry_t *e = engines; e; e = e->next) {
+		if ((e->capabilities & capabilities) != capabilities)
+			continue;
+		v[n++] = strcpy(p, e->name);
+		p += strlen(p) + 1;
+	}
+	qsort(v, n, sizeof(*v), name_cmp);
+	return v;
+}
+
+/* "cockroach, exec, postgres" for messages; NULL when out of memory. */
 static char *known_engines_locked(void)
 {
-	char *list = bop__strdup(""), *next;
+	char **names = names_block_locked(0), *list = names ? bop__strdup("") : NULL, *next;
 
-	for (engine_entry_t *e = engines; e && list; e = e->next) {
-		next = bop__sprintf("%s%s%s", list, *list ? ", " : "", e->name);
+	for (size_t i = 0; list && names[i]; i++) {
+		next = bop__sprintf("%s%s%s", list, i ? ", " : "", names[i]);
 		free(list);
 		list = next;
 	}
+	free(names);
 	return list;
 }
 
-static int lookup(const char *name, bop_engine_open_fn *open, void **payload)
+static int lookup(const char *name, bop_engine_open_fn *open, void **payload,
+	unsigned int *capabilities)
 {
 	engine_entry_t *e;
 	char *known = NULL;
@@ -127,6 +166,7 @@ static int lookup(const char *name, bop_engine_open_fn *open, void **payload)
 	if (e) {
 		*open = e->open;
 		*payload = e->payload;
+		*capabilities = e->capabilities;
 	} else {
 		known = known_engines_locked();
 	}
@@ -151,13 +191,14 @@ BOP_EXTERN(int) bop_engine_open(bop_engine_t **out, const char *name, const char
 {
 	bop_engine_open_fn open = NULL;
 	void *payload = NULL;
+	unsigned int capabilities;
 	int ret;
 
 	if (!out || !name)
 		return bop__error(BOP_EINVAL, "bop_engine_open: an engine name is required");
 	*out = NULL;
 	ensure_builtins();
-	if ((ret = lookup(name, &open, &payload)) < 0)
+	if ((ret = lookup(name, &open, &payload, &capabilities)) < 0)
 		return ret;
 	bop_error_clear();
 	ret = open(out, config_json ? config_json : "{}", payload);
@@ -268,4 +309,88 @@ BOP_EXTERN(int) bop_engine_pod_customize(bop_engine_t *engine, char **patch_json
 	if (!*patch_json)
 		return bop__error(BOP_ERROR, "the engine returned no pod changes");
 	return 0;
+}
+
+BOP_EXTERN(int) bop_engine_capabilities(unsigned int *out, const char *name)
+{
+	bop_engine_open_fn open;
+	void *payload;
+	int ret;
+
+	if (!out || !name)
+		return bop__error(BOP_EINVAL, "bop_engine_capabilities: an engine name is required");
+	*out = 0;
+	ensure_builtins();
+	ret = lookup(name, &open, &payload, out);
+	if (ret < 0)
+		*out = 0;
+	return ret;
+}
+
+BOP_EXTERN(int) bop_engine_names(char ***out, unsigned int capabilities)
+{
+	if (!out)
+		return bop__error(BOP_EINVAL, "bop_engine_names: NULL out");
+	ensure_builtins();
+	pthread_mutex_lock(&registry_lock);
+	*out = names_block_locked(capabilities);
+	pthread_mutex_unlock(&registry_lock);
+	return *out ? 0 : bop__error_oom();
+}
+
+char *bop__engine_names_text(unsigned int capabilities, const char *last_separator)
+{
+	char **names = NULL, *text, *next;
+
+	if (bop_engine_names(&names, capabilities) < 0)
+		return NULL;
+	text = bop__strdup("");
+	for (size_t i = 0; text && names[i]; i++) {
+		next = bop__sprintf("%s%s%s", text, !i ? "" : names[i + 1] ? ", " : last_separator,
+			names[i]);
+		free(text);
+		text = next;
+	}
+	free(names);
+	return text;
+}
+
+BOP_EXTERN(int) bop_engine_count_rows(bop_engine_t *engine, int64_t *tables, int64_t *rows)
+{
+	int ret;
+
+	if ((ret = check_engine(engine, "bop_engine_count_rows")) < 0)
+		return ret;
+	if (!tables != !rows)
+		return bop__error(BOP_EINVAL, "bop_engine_count_rows: give both tables and rows, or neither");
+	if (tables) {
+		*tables = -1;
+		*rows = -1;
+	}
+	if (!engine->count_rows)
+		return bop__error(BOP_ENOTSUPPORTED, "this engine cannot count the rows of its database");
+	bop_error_clear();
+	ret = engine_failed(engine->count_rows(engine, tables, rows), "cannot count the rows");
+	if (ret == 0 && tables && (*tables < 0 || *rows < 0))
+		ret = bop__error(BOP_ERROR, "the engine returned no row count");
+	if (ret < 0 && tables) {
+		*tables = -1;
+		*rows = -1;
+	}
+	return ret;
+}
+
+BOP_EXTERN(int) bop_engine_warnings(bop_engine_t *engine, bop_engine_warning_cb cb,
+	void *payload)
+{
+	int ret;
+
+	if (!cb)
+		return bop__error(BOP_EINVAL, "bop_engine_warnings: NULL callback");
+	if ((ret = check_engine(engine, "bop_engine_warnings")) < 0)
+		return ret;
+	if (!engine->warnings)
+		return 0;
+	bop_error_clear();
+	return engine_failed(engine->warnings(engine, cb, payload), "cannot check the engine's configuration");
 }

@@ -77,8 +77,6 @@ static const field_t runner_fields[] = { { "affinity", F_OBJECT, 0 }, { "resourc
 static const field_t affinity_fields[] = { { "podSelector", F_OBJECT, 0 }, END };
 static const field_t resources_fields[] = { { "requests", F_OBJECT, 0 }, { "limits", F_OBJECT, 0 }, END };
 
-static const char *const engine_names[] = { "postgres", "mysql", "exec", "cockroach", "files", NULL };
-
 static bool type_ok(json_object *v, const field_t *f)
 {
 	switch (f->type) {
@@ -200,16 +198,32 @@ static bool duration_valid(const char *s)
 
 /* ---- engines ---- */
 
+/* `what` and the registered engines with every capability in `capabilities`: "...
+ * (one of cockroach, exec, files, mysql or postgres)". */
+static int invalid_engine(bop_reconcile_t *r, const char *reason, unsigned int capabilities,
+	const char *what)
+{
+	char *known = bop__engine_names_text(capabilities, " or ");
+	int ret;
+
+	if (!known)
+		return bop__error_oom();
+	ret = bop__rec_invalid(r, reason, "%s (one of %s)", what, known);
+	free(known);
+	return ret;
+}
+
 static int check_engine(bop_reconcile_t *r, json_object *engine, const char *path)
 {
 	const char *name = NULL;
-	char names[128] = "";
-	size_t i;
+	char names[128] = "", what[384];
+	unsigned int caps;
 	int n = 0;
 
-	if (!engine)
-		return bop__rec_invalid(r, "InvalidSpec", "%s: required (one of postgres, mysql, "
-			"exec, cockroach or files)", path);
+	if (!engine) {
+		snprintf(what, sizeof(what), "%s: required", path);
+		return invalid_engine(r, "InvalidSpec", 0, what);
+	}
 	json_object_object_foreach(engine, key, val) {
 		(void)val;
 		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
@@ -217,14 +231,15 @@ static int check_engine(bop_reconcile_t *r, json_object *engine, const char *pat
 		name = key;
 		n++;
 	}
-	if (n != 1)
-		return bop__rec_invalid(r, "InvalidSpec", "%s: expected exactly one engine (postgres, "
-			"mysql, exec, cockroach or files), got %d%s%s", path, n, n ? ": " : "", names);
-	for (i = 0; engine_names[i] && strcmp(engine_names[i], name); i++)
-		;
-	if (!engine_names[i])
-		return bop__rec_invalid(r, "UnknownEngine", "%s.%s: unknown engine (postgres, mysql, "
-			"exec, cockroach or files)", path, name);
+	if (n != 1) {
+		snprintf(what, sizeof(what), "%s: expected exactly one engine, got %d%s%s", path, n,
+			n ? ": " : "", names);
+		return invalid_engine(r, "InvalidSpec", 0, what);
+	}
+	if (bop_engine_capabilities(&caps, name) < 0) {
+		snprintf(what, sizeof(what), "%s.%s: unknown engine", path, name);
+		return invalid_engine(r, "UnknownEngine", 0, what);
+	}
 	if (!json_object_is_type(bop__rec_get(engine, name), json_type_object))
 		return bop__rec_invalid(r, "InvalidSpec", "%s.%s: expected an object", path, name);
 	return 0;
@@ -600,6 +615,7 @@ static int check_verification(bop_reconcile_t *r)
 	json_object *restore = bop__rec_get(ver, "restore");
 	json_object *engine = bop__rec_get(restore, "engine");
 	const char *name;
+	unsigned int caps;
 	int ret;
 
 	if (!ver)
@@ -610,9 +626,10 @@ static int check_verification(bop_reconcile_t *r)
 	if (!bop__rec_get(ver, "expectRows") && !bop__rec_get(restore, "expectRows"))
 		return 0;
 	name = engine ? engine_name(engine) : NULL;
-	if (!name || (strcmp(name, "postgres") && strcmp(name, "mysql")))
-		return bop__rec_invalid(r, "InvalidSpec", "spec.verification.expectRows: needs "
-			"verification.restore.engine with a postgres or mysql scratch database");
+	if (!name || bop_engine_capabilities(&caps, name) < 0 || !(caps & BOP_ENGINE_COUNTS_ROWS))
+		return invalid_engine(r, "InvalidSpec", BOP_ENGINE_COUNTS_ROWS,
+			"spec.verification.expectRows: needs verification.restore.engine with an "
+			"engine that counts the restored rows in its scratch database");
 	return 0;
 }
 

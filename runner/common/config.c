@@ -166,8 +166,28 @@ static const cfg_field_t root_fields[] = {
 	END,
 };
 
-static const char *const engine_names[] = { "exec", "postgres", "mysql", "files", "cockroach",
-	NULL };
+bool rcfg_engine_can(const char *name, unsigned int flags)
+{
+	unsigned int caps = 0;
+
+	return name && bop_engine_capabilities(&caps, name) == 0 && (caps & flags) == flags;
+}
+
+char *rcfg_engine_names(unsigned int flags)
+{
+	char **names = NULL, *text = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+
+	if (fp && bop_engine_names(&names, flags) == 0) {
+		for (size_t i = 0; names[i]; i++)
+			fprintf(fp, "%s%s", !i ? "" : names[i + 1] ? ", " : " or ", names[i]);
+	}
+	bop_free(names);
+	if (fp)
+		fclose(fp);
+	return text ? text : strdup("");
+}
 
 static int cfg_error(cfg_t *c, const char *key, const yaml_node_t *node, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -480,43 +500,43 @@ static int to_json(cfg_t *c, const char *key, yaml_node_t *node, json_object **o
 	return 0;
 }
 
-/* Checks the engine block with the engine itself, so its field errors show at load. */
+/* Where an engine's warnings about its block are shown: "FILE:LINE: engine.postgres". */
+typedef struct engine_warning_ctx {
+	const cfg_t *c;
+	const char *key;
+	const yaml_node_t *node;
+} engine_warning_ctx_t;
+
+static void engine_warning(const char *field, const char *message, void *payload)
+{
+	const engine_warning_ctx_t *w = payload;
+	char *msg;
+
+	if (asprintf(&msg, "%s:%lu: %s%s%s: %s", w->c->path,
+		    (unsigned long)w->node->start_mark.line + 1, w->key, *field ? "." : "", field,
+		    message) < 0)
+		return;
+	bop_log(BOP_LOG_WARN, "config", msg);
+	free(msg);
+}
+
+/* Checks the engine block with the engine itself, so its field errors show at load, and
+ * shows what it warns about (a restore that cannot roll back...). */
 static int check_engine(cfg_t *c, const char *key, const yaml_node_t *node, const char *name,
 	const char *json)
 {
+	engine_warning_ctx_t w = { c, key, node };
 	bop_engine_t *engine = NULL;
 	int ret = bop_engine_open(&engine, name, json);
 
+	if (ret == 0)
+		ret = bop_engine_warnings(engine, engine_warning, &w);
 	bop_engine_free(engine);
 	if (ret == BOP_ENOTFOUND && !strncmp(bop_error_last(), "unknown engine", 14))
 		return cfg_error(c, key, node, "the %s engine is not available in this build", name);
 	if (ret < 0)
 		return cfg_error(c, key, node, "%s", bop_error_last());
 	return 0;
-}
-
-/* restore: {clean: true, singleTransaction: false} of the postgres engine drops the
- * target's objects, then restores outside a transaction: a failure leaves it modified. */
-static void warn_restore_mode(cfg_t *c, const char *key, const yaml_node_t *node,
-	const char *name, json_object *obj)
-{
-	json_object *restore, *clean, *single;
-	char *msg;
-
-	if (strcmp(name, "postgres") || !json_object_object_get_ex(obj, "restore", &restore) ||
-	    !json_object_object_get_ex(restore, "clean", &clean) ||
-	    !json_object_object_get_ex(restore, "singleTransaction", &single) ||
-	    !json_object_is_type(clean, json_type_boolean) ||
-	    !json_object_is_type(single, json_type_boolean) ||
-	    !json_object_get_boolean(clean) || json_object_get_boolean(single))
-		return;
-	if (asprintf(&msg, "%s:%lu: %s.restore: clean: true with singleTransaction: false cannot "
-		    "roll back: a restore that fails (corrupt data, a full disk) leaves the target "
-		    "database partly restored or empty", c->path,
-		    (unsigned long)node->start_mark.line + 1, key) < 0)
-		return;
-	bop_log(BOP_LOG_WARN, "config", msg);
-	free(msg);
 }
 
 static int set_engine(cfg_t *c, const char *key, yaml_node_t *node, const cfg_field_t *f)
@@ -526,29 +546,33 @@ static int set_engine(cfg_t *c, const char *key, yaml_node_t *node, const cfg_fi
 	yaml_node_t *k, *v;
 	json_object *obj = NULL;
 	const char *name;
-	char sub[256];
-	size_t i;
+	char sub[256], *known;
+	unsigned int caps;
 	int ret;
 
 	if (node->type != YAML_MAPPING_NODE ||
-	    node->data.mapping.pairs.top - node->data.mapping.pairs.start != 1)
-		return cfg_error(c, key, node, "expected a mapping with exactly one engine "
-			"(exec, postgres, mysql, files or cockroach)");
+	    node->data.mapping.pairs.top - node->data.mapping.pairs.start != 1) {
+		known = rcfg_engine_names(0);
+		ret = cfg_error(c, key, node, "expected a mapping with exactly one engine (%s)",
+			known);
+		free(known);
+		return ret;
+	}
 	k = yaml_document_get_node(&c->doc, node->data.mapping.pairs.start->key);
 	v = yaml_document_get_node(&c->doc, node->data.mapping.pairs.start->value);
 	name = k ? scalar(k) : NULL;
-	for (i = 0; name && engine_names[i] && strcmp(engine_names[i], name); i++)
-		;
-	if (!name || !v || !engine_names[i])
-		return cfg_error(c, key, k, "unknown engine '%s' (exec, postgres, mysql, files or "
-			"cockroach)", name ? name : "");
+	if (!name || !v || bop_engine_capabilities(&caps, name) < 0) {
+		known = rcfg_engine_names(0);
+		ret = cfg_error(c, key, k, "unknown engine '%s' (%s)", name ? name : "", known);
+		free(known);
+		return ret;
+	}
 	join(sub, sizeof(sub), key, name);
 	if (v->type != YAML_MAPPING_NODE)
 		return cfg_error(c, sub, v, "expected a mapping");
 	ret = to_json(c, sub, v, &obj, 0);
 	if (ret)
 		return ret;
-	warn_restore_mode(c, sub, v, name, obj);
 	free(*name_field);
 	free(*json_field);
 	*name_field = strdup(name);
@@ -854,11 +878,15 @@ static int load_buffer(cfg_t *c, rcfg_t *rc, const char *buf, size_t len)
 	if (!ret)
 		ret = check_schedule(c, "verification.schedule", c->verify_schedule_node,
 			rc->verify_schedule);
-	if (!ret && rc->verify_expect_rows >= 0 && (!rc->verify_engine_name ||
-	    (strcmp(rc->verify_engine_name, "postgres") && strcmp(rc->verify_engine_name, "mysql"))))
+	if (!ret && rc->verify_expect_rows >= 0 &&
+	    !rcfg_engine_can(rc->verify_engine_name, BOP_ENGINE_COUNTS_ROWS)) {
+		char *counting = rcfg_engine_names(BOP_ENGINE_COUNTS_ROWS);
+
 		ret = cfg_error(c, c->expect_rows_key, c->expect_rows_node, "needs "
-			"verification.restore.engine with a postgres or mysql scratch database, "
-			"where the restored rows are counted");
+			"verification.restore.engine with an engine that counts the restored rows in "
+			"its scratch database (%s)", counting);
+		free(counting);
+	}
 	yaml_document_delete(&c->doc);
 	if (!ret && !rc->path && !(rc->path = strdup(c->path)))
 		ret = RCFG_EIO;

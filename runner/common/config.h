@@ -100,6 +100,13 @@ int64_t rcfg_parse_duration(const char *text);
 /* A non-negative decimal integer up to `max`. -1 when invalid. */
 long long rcfg_parse_count(const char *text, long long max);
 /* The retention policy of the config; it borrows the keep-tags list. */
+/* Whether engine `name` has every capability in `flags` (BOP_ENGINE_*); false for NULL or
+ * an unknown engine. */
+bool rcfg_engine_can(const char *name, unsigned int flags);
+/* The registered engines with every capability in `flags`, for messages: "cockroach,
+ * exec, files, mysql or postgres" (free()); "" when out of memory. */
+char *rcfg_engine_names(unsigned int flags);
+
 void rcfg_retention_policy(const rcfg_t *c, bop_retention_policy_t *policy);
 bool rcfg_has_retention(const rcfg_t *c);
 

@@ -292,15 +292,18 @@ static void backup_options(job_t *j, bop_backup_options_t *opts)
 	opts->payload = j;
 }
 
-static bool is_cockroach(const char *engine)
+/* The engine's database moves the backup itself, as files through the run's endpoint
+ * (BOP_ENGINE_MULTI_FILE). */
+static bool is_multi_file(const char *engine)
 {
-	return engine && !strcmp(engine, "cockroach");
+	return rcfg_engine_can(engine, BOP_ENGINE_MULTI_FILE);
 }
 
-/* The cockroach engine's block with the run's endpoint URL added ("endpointURL"). */
-static int open_cockroach(job_t *j, bool scratch, const char *url)
+/* Opens the engine with its block plus the run's endpoint URL ("endpointURL"). */
+static int open_with_endpoint(job_t *j, bool scratch, const char *url)
 {
 	const rcfg_t *c = &j->rn->cfg;
+	const char *name = scratch ? c->verify_engine_name : c->engine_name;
 	const char *json = scratch ? c->verify_engine_json : c->engine_json;
 	json_object *o = json_tokener_parse(json ? json : "{}");
 	char *text = NULL;
@@ -308,12 +311,12 @@ static int open_cockroach(job_t *j, bool scratch, const char *url)
 
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return bop_error_set(BOP_EINVAL, "the cockroach engine block is not a mapping");
+		return bop_error_set(BOP_EINVAL, "the engine block is not a mapping");
 	}
 	json_object_object_add(o, "endpointURL", json_object_new_string(url));
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
-	ret = text ? bop_engine_open(&j->engine, "cockroach", text) :
+	ret = text ? bop_engine_open(&j->engine, name, text) :
 		bop_error_set(BOP_ENOMEM, "out of memory");
 	if (text)
 		explicit_bzero(text, strlen(text));
@@ -322,7 +325,7 @@ static int open_cockroach(job_t *j, bool scratch, const char *url)
 }
 
 /* Serves the run's endpoint and opens the engine with its URL. */
-static int cockroach_start(job_t *j, crdb_endpoint_t **ep, bop_backup_session_t *session,
+static int endpoint_start(job_t *j, crdb_endpoint_t **ep, bop_backup_session_t *session,
 	const bop_manifest_t *m, bool scratch)
 {
 	char *url = NULL;
@@ -333,7 +336,7 @@ static int cockroach_start(job_t *j, crdb_endpoint_t **ep, bop_backup_session_t 
 	if (ret == 0 && !(url = crdb_endpoint_url(j->rn, *ep)))
 		ret = bop_error_set(BOP_ENOMEM, "out of memory");
 	if (ret == 0)
-		ret = open_cockroach(j, scratch, url);
+		ret = open_with_endpoint(j, scratch, url);
 	free(url);
 	return ret;
 }
@@ -367,9 +370,9 @@ static void backup_taken(job_t *j, bop_manifest_t *m)
 	apply_retention(j);
 }
 
-/* CockroachDB runs BACKUP INTO the run's endpoint, which stores each file it sends; the
- * manifest is written only when the statement succeeded. */
-static int cockroach_backup(job_t *j)
+/* The database sends its files to the run's endpoint, which stores each one (CockroachDB:
+ * BACKUP INTO); the manifest is written only when the engine's statement succeeded. */
+static int multi_file_backup(job_t *j)
 {
 	bop_backup_options_t opts;
 	bop_backup_session_t *s = NULL;
@@ -383,7 +386,7 @@ static int cockroach_backup(job_t *j)
 	backup_options(j, &opts);
 	if (bop_catalog_backup_begin(j->catalog, &s, &opts) < 0)
 		return fail(j, "cannot start the backup");
-	ret = cockroach_start(j, &ep, s, NULL, false);
+	ret = endpoint_start(j, &ep, s, NULL, false);
 	if (ret == 0)
 		ret = bop_engine_backup(j->engine, &src);
 	if (ret < 0)
@@ -407,8 +410,8 @@ static int catalog_backup(job_t *j)
 	bop_manifest_t *m = NULL;
 	bop_source_t *src = NULL;
 
-	if (is_cockroach(j->rn->cfg.engine_name))
-		return cockroach_backup(j);
+	if (is_multi_file(j->rn->cfg.engine_name))
+		return multi_file_backup(j);
 	if (take_lock(j))
 		return -1;
 	if (open_engine(j, false) < 0 || bop_engine_backup(j->engine, &src) < 0)
@@ -420,25 +423,30 @@ static int catalog_backup(job_t *j)
 	return 0;
 }
 
-/* CockroachDB runs RESTORE FROM LATEST IN the run's endpoint, which serves the files of
- * backup `m` read-only, each checked against the manifest as it is read. */
-static int cockroach_restore(job_t *j, const bop_manifest_t *m, bool scratch)
+/* The database reads the files of backup `m` from the run's endpoint, which serves them
+ * read-only, each checked against the manifest as it is read (CockroachDB: RESTORE FROM
+ * LATEST IN). */
+static int multi_file_restore(job_t *j, const bop_manifest_t *m, bool scratch)
 {
+	const char *name = scratch ? j->rn->cfg.verify_engine_name : j->rn->cfg.engine_name;
 	crdb_endpoint_t *ep = NULL;
 	bop_sink_t *sink = NULL;
+	char msg[256];
 	int ret;
 
 	if (!bop_manifest_has_files(m)) {
-		bop_error_set(BOP_EINVAL, "the backup is one stream, not the files of a "
-			"CockroachDB backup");
-		return fail(j, "cannot restore it with the cockroach engine");
+		snprintf(msg, sizeof(msg), "the backup is one stream, not the files that the %s "
+			"engine restores from", name);
+		bop_error_set(BOP_EINVAL, msg);
+		snprintf(msg, sizeof(msg), "cannot restore it with the %s engine", name);
+		return fail(j, msg);
 	}
 	if (strcmp(bop_manifest_encryption(m), "none") && !j->rn->decrypt_keys) {
 		bop_error_set(BOP_ENOKEY, "the backup is encrypted: give encryption.identityFile "
 			"or passphraseFile");
 		return fail(j, "cannot serve its files");
 	}
-	ret = cockroach_start(j, &ep, NULL, m, scratch);
+	ret = endpoint_start(j, &ep, NULL, m, scratch);
 	if (ret == 0)
 		ret = bop_engine_restore(j->engine, &sink);
 	if (ret < 0)
@@ -455,28 +463,28 @@ static int cockroach_restore(job_t *j, const bop_manifest_t *m, bool scratch)
 static int check_rows(job_t *j)
 {
 	const rcfg_t *c = &j->rn->cfg;
-	rows_result_t res;
+	int64_t tables, rows;
 	char msg[512];
 	int ret;
 
-	if (!rows_supported(c->verify_engine_name))
+	if (!rcfg_engine_can(c->verify_engine_name, BOP_ENGINE_COUNTS_ROWS))
 		return 0;
-	ret = rows_count(c->verify_engine_name, c->verify_engine_json, &res);
+	ret = bop_engine_count_rows(j->engine, &tables, &rows);
 	if (ret == BOP_ENOTSUPPORTED && c->verify_expect_rows < 0)
 		return 0;       /* nothing to count in, and nothing asked for */
 	if (ret < 0)
 		return fail(j, "row check failed");
 	pthread_mutex_lock(&j->rn->mu);
-	j->r->tables = res.tables;
-	j->r->rows = res.rows;
+	j->r->tables = tables;
+	j->r->rows = rows;
 	pthread_mutex_unlock(&j->rn->mu);
 	rlog(BOP_LOG_INFO, "run %s: the scratch database has %lld rows in %lld tables", j->r->id,
-		(long long)res.rows, (long long)res.tables);
-	if (c->verify_expect_rows < 0 || res.rows >= c->verify_expect_rows)
+		(long long)rows, (long long)tables);
+	if (c->verify_expect_rows < 0 || rows >= c->verify_expect_rows)
 		return 0;
 	snprintf(msg, sizeof(msg), "the restored scratch database has %lld rows in %lld tables, "
-		"expected at least %lld (verification.restore.expectRows)", (long long)res.rows,
-		(long long)res.tables, c->verify_expect_rows);
+		"expected at least %lld (verification.restore.expectRows)", (long long)rows,
+		(long long)tables, c->verify_expect_rows);
 	bop_error_set(BOP_EINTEGRITY, msg);
 	return fail(j, "row check failed");
 }
@@ -499,8 +507,8 @@ static int catalog_read(job_t *j, bool restore)
 	opts.keys = j->rn->decrypt_keys;
 	opts.progress = progress;
 	opts.payload = j;
-	if (is_cockroach(restore ? j->rn->cfg.engine_name : j->rn->cfg.verify_engine_name)) {
-		ret = cockroach_restore(j, m, !restore);
+	if (is_multi_file(restore ? j->rn->cfg.engine_name : j->rn->cfg.verify_engine_name)) {
+		ret = multi_file_restore(j, m, !restore);
 		if (ret == 0 && !restore)
 			ret = check_rows(j);
 	} else if (restore || j->rn->cfg.verify_engine_name) {

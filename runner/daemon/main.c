@@ -103,15 +103,16 @@ static int config_error(const char *fmt, ...)
 	return 2;
 }
 
-/* CockroachDB sends its files to the runner: it needs the API and a URL to reach it. */
-static int check_cockroach(runner_t *rn, const char *path)
+/* A multi-file engine's database (CockroachDB) sends its files to the runner: it needs
+ * the API and a URL to reach it, and a catalog to hold many files. */
+static int check_endpoint(runner_t *rn, const char *path)
 {
-	const char *url = rn->cfg.api_advertise_url;
+	const char *url = rn->cfg.api_advertise_url, *engine = rn->cfg.engine_name;
 
 	if (!url)
-		return config_error("%s: api.advertiseURL: required with the cockroach engine: the "
-			"URL at which CockroachDB reaches this runner's API, e.g. "
-			"http://runner-shop-orders.backupop-system.svc:8080", path);
+		return config_error("%s: api.advertiseURL: required with the %s engine: the "
+			"URL at which the database reaches this runner's API, e.g. "
+			"http://runner-shop-orders.backupop-system.svc:8080", path, engine);
 	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
 		return config_error("%s: api.advertiseURL: must start with http:// or https://, "
 			"not \"%s\"", path, url);
@@ -119,11 +120,11 @@ static int check_cockroach(runner_t *rn, const char *path)
 		return config_error("%s: api.advertiseURL: must be a plain URL without quotes, "
 			"spaces, '?' or '#'", path);
 	if (!rn->cfg.api_listen)
-		return config_error("%s: api.listen: required with the cockroach engine, which "
-			"sends its files to the runner's API", path);
+		return config_error("%s: api.listen: required with the %s engine, whose database "
+			"sends its files to the runner's API", path, engine);
 	if (rn->cfg.mode == RCFG_MODE_SINGLE)
-		return config_error("%s: mode: single cannot hold a cockroach backup (many files); "
-			"use the catalog mode", path);
+		return config_error("%s: mode: single cannot hold a backup of the %s engine (many "
+			"files); use the catalog mode", path, engine);
 	return 0;
 }
 
@@ -143,10 +144,15 @@ static int load_config(runner_t *rn, const char *path)
 	}
 	if (!rn->cfg.storage_url)
 		return config_error("%s: storage: required (a URL, or a mapping with url)", path);
-	if (!rn->cfg.engine_name)
-		return config_error("%s: engine: required (exec, postgres, mysql, files or "
-			"cockroach)", path);
-	if (!strcmp(rn->cfg.engine_name, "cockroach") && (ret = check_cockroach(rn, path)) != 0)
+	if (!rn->cfg.engine_name) {
+		char *known = rcfg_engine_names(0);
+
+		config_error("%s: engine: required (%s)", path, known);
+		free(known);
+		return 2;
+	}
+	if (rcfg_engine_can(rn->cfg.engine_name, BOP_ENGINE_MULTI_FILE) &&
+	    (ret = check_endpoint(rn, path)) != 0)
 		return ret;
 	rn->compression = BOP_COMPRESSION_ZSTD;
 	if (rn->cfg.compression && bop_compression_parse(&rn->compression, rn->cfg.compression) < 0)
@@ -191,6 +197,18 @@ static int open_keys(runner_t *rn)
 	return keys_result(ret);
 }
 
+/* The scratch engine's configuration allows counting rows (one database). */
+static int check_row_count(runner_t *rn)
+{
+	bop_engine_t *engine = NULL;
+	int ret = bop_engine_open(&engine, rn->cfg.verify_engine_name, rn->cfg.verify_engine_json);
+
+	if (ret == 0)
+		ret = bop_engine_count_rows(engine, NULL, NULL);
+	bop_engine_free(engine);
+	return ret;
+}
+
 static int check_engine(runner_t *rn)
 {
 	bop_engine_t *engine = NULL;
@@ -201,8 +219,7 @@ static int check_engine(runner_t *rn)
 	bop_engine_free(engine);
 	if (ret < 0 && ret != BOP_ENOTSUPPORTED)
 		return config_error("engine.%s: %s", rn->cfg.engine_name, bop_error_last());
-	if (rn->cfg.verify_expect_rows >= 0 &&
-	    rows_check_config(rn->cfg.verify_engine_name, rn->cfg.verify_engine_json) < 0)
+	if (rn->cfg.verify_expect_rows >= 0 && check_row_count(rn) < 0)
 		return config_error("%s: verification.restore.expectRows: %s", rn->cfg.path,
 			bop_error_last());
 	return 0;

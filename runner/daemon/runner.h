@@ -127,17 +127,6 @@ void job_cancel(run_t *r, const char *reason);
  * incarnation of this runner (kill -9, a restarted pod). */
 void locks_init(runner_t *rn);
 
-/* rows.c: the row check of verifications. */
-typedef struct rows_result {
-	int64_t tables;
-	int64_t rows;
-} rows_result_t;
-bool rows_supported(const char *engine);
-/* Whether the scratch engine's block names one database to count in. */
-int rows_check_config(const char *engine, const char *json);
-/* Counts the rows of every user table in the scratch database. */
-int rows_count(const char *engine, const char *json, rows_result_t *res);
-
 /* sched.c */
 int sched_start(runner_t *rn);
 /* Queues a run and starts it when nothing runs. Loop thread. */

@@ -375,6 +375,51 @@ static void test_all_databases(const cat_env_t *c)
 	free(cfg);
 }
 
+/* The row check: the engine counts the base tables of the database its restore fills and
+ * their rows, with exact counts, names quoted (a backtick in one), views left out. */
+static void test_count_rows(void)
+{
+	bop_engine_t *e = NULL;
+	int64_t tables = -1, rows = -1;
+	char *cfg = config("\"database\": \"src\", \"restore\": {\"database\": \"counted\"}");
+	int ret;
+
+	if (!ok(sql_ok(NULL, "CREATE DATABASE counted CHARACTER SET utf8mb4;\n"
+			"USE counted;\n"
+			"CREATE TABLE a (i int);\n"
+			"INSERT INTO a VALUES (1), (2), (3);\n"
+			"CREATE TABLE `odd``name` (i int);\n"
+			"INSERT INTO `odd``name` VALUES (1), (2), (3), (4);\n"
+			"CREATE VIEW v AS SELECT * FROM a;\n"),
+			"rows: a database with 2 tables (one named odd`name), a view and 7 rows")) {
+		free(cfg);
+		return;
+	}
+	ret = bop_engine_open(&e, "mysql", cfg);
+	if (ret == 0)
+		ret = bop_engine_count_rows(e, &tables, &rows);
+	if (ret < 0)
+		note_error();
+	ok(ret == 0 && tables == 2 && rows == 7,
+		"rows: counted in restore.database: 2 tables, 7 rows (got %lld, %lld: %s)",
+		(long long)tables, (long long)rows, ret ? bop_error_last() : "ok");
+	is_int(entries_in(engine_tmp), 0, "rows: the option file and its directory are removed");
+	bop_engine_free(e);
+	free(cfg);
+
+	cfg = config("\"database\": \"nosuch\"");
+	ret = bop_engine_open(&e, "mysql", cfg);
+	if (ret == 0)
+		ret = bop_engine_count_rows(e, &tables, &rows);
+	note_error();
+	ok(ret < 0 && strstr(bop_error_last(), "counting the rows of nosuch") &&
+		tables == -1 && rows == -1,
+		"rows: a database that does not exist fails the count, saying so (%s)",
+		bop_error_last());
+	bop_engine_free(e);
+	free(cfg);
+}
+
 static bool tools_present(void)
 {
 	char *found = run_output("PATH=$PATH:/usr/sbin; command -v mariadbd && command -v mariadb-install-db && "
@@ -458,6 +503,7 @@ int main(void)
 	test_killed_dump(&c);
 	test_timeout(&c);
 	test_damaged_restore(&c);
+	test_count_rows();
 	test_server_stopped(&c);
 
 	ok(!log_contains(PASSWORD) && !log_contains("S3cret"),

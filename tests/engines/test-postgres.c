@@ -429,6 +429,112 @@ static void test_dumpall(const cat_env_t *c)
 	free(cfg);
 }
 
+/* ---- the row check ---- */
+
+/* Counts with a fresh engine of `cfg`; the engine's result. */
+static int count_rows(const char *cfg, int64_t *tables, int64_t *rows)
+{
+	bop_engine_t *e = NULL;
+	int ret = bop_engine_open(&e, "postgres", cfg);
+
+	if (ret == 0)
+		ret = bop_engine_count_rows(e, tables, rows);
+	if (ret < 0)
+		note_error();
+	bop_engine_free(e);
+	return ret;
+}
+
+/* A psql that is not the newest: it fails the way a 9.6 client fails against a server
+ * that wants SCRAM. */
+static void fake_old_psql(const char *root, const char *version)
+{
+	char *dir = xasprintf("%s/usr/lib/postgresql/%s/bin", root, version);
+	char *cmd = xasprintf("mkdir -p '%s'", dir), *path = xasprintf("%s/psql", dir);
+	char *text = xasprintf("#!/bin/sh\necho 'psql: error: SCRAM authentication requires "
+		"libpq version 10 or above (the PostgreSQL %s client of this test)' >&2\nexit 2\n",
+		version);
+
+	if (system(cmd) != 0 || write_text(path, text) != 0 || chmod(path, 0755) != 0)
+		diag("cannot write %s", path);
+	free(text);
+	free(path);
+	free(cmd);
+	free(dir);
+}
+
+/* The engine counts the tables and rows of the database its restore fills (the row check
+ * of a verification), with the newest client: /usr/lib/postgresql/15/bin/psql before
+ * .../10/ and .../9.6/ when none is in PATH (the runner's own lookup picked 9.6). */
+static void test_count_rows(void)
+{
+	const char *saved_glob = bop__postgres_tool_glob;
+	char *saved_path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	char *root = xasprintf("%s/root", tmp), *empty = xasprintf("%s/empty-path", tmp);
+	char *glob = xasprintf("%s/usr/lib/postgresql/*/bin", root), *real, *cmd, *cfg;
+	int64_t tables = -1, rows = -1;
+	int ret;
+
+	if (!ok(sql_ok("postgres", "CREATE DATABASE counted") && sql_ok("counted",
+			"CREATE TABLE a (i int); INSERT INTO a SELECT generate_series(1, 3);"
+			"CREATE SCHEMA s; CREATE TABLE s.b (i int); INSERT INTO s.b SELECT generate_series(1, 4);"
+			"CREATE TABLE p (i int) PARTITION BY RANGE (i);"
+			"CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);"
+			"INSERT INTO p VALUES (1), (2);"),
+			"rows: a database with 3 tables (one a partition) and 9 rows")) {
+		free(saved_path);
+		free(root);
+		free(empty);
+		free(glob);
+		return;
+	}
+	cfg = config("\"database\": \"src\", \"restore\": {\"database\": \"counted\"}");
+	ret = count_rows(cfg, &tables, &rows);
+	ok(ret == 0 && tables == 3 && rows == 9,
+		"rows: counted in restore.database: 3 tables, 9 rows (got %lld, %lld: %s)",
+		(long long)tables, (long long)rows, ret ? bop_error_last() : "ok");
+
+	/* Clients of 9.6, 10 and 15 in the Debian layout, none in PATH. */
+	real = run_output("ls -d /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1");
+	fake_old_psql(root, "9.6");
+	fake_old_psql(root, "10");
+	cmd = xasprintf("mkdir -p '%s/usr/lib/postgresql/15/bin' '%s' && "
+		"ln -s '%s' '%s/usr/lib/postgresql/15/bin/psql'", root, empty, real ? real : "/nonexistent",
+		root);
+	if (!real || system(cmd) != 0)
+		diag("cannot link %s as the 15 client", real ? real : "(no psql found)");
+	bop__postgres_tool_glob = glob;
+	setenv("PATH", empty, 1);
+	tables = rows = -1;
+	ret = count_rows(cfg, &tables, &rows);
+	ok(ret == 0 && tables == 3 && rows == 9,
+		"rows: with the 9.6, 10 and 15 clients installed and none in PATH, the newest (15) "
+		"counts (got %lld, %lld: %s)", (long long)tables, (long long)rows,
+		ret ? bop_error_last() : "ok");
+	setenv("PATH", saved_path, 1);
+	bop__postgres_tool_glob = saved_glob;
+
+	free(cfg);
+	cfg = config("\"database\": \"nosuch\"");
+	ret = count_rows(cfg, &tables, &rows);
+	ok(ret < 0 && strstr(bop_error_last(), "counting the rows of nosuch") &&
+		strstr(bop_error_last(), "nosuch\" does not exist") && tables == -1 && rows == -1,
+		"rows: a database that does not exist fails the count, saying so (%s)",
+		bop_error_last());
+	free(cfg);
+	cfg = config("\"allDatabases\": true");
+	ok(count_rows(cfg, &tables, &rows) == BOP_ENOTSUPPORTED &&
+		strstr(bop_error_last(), "needs one scratch database"),
+		"rows: allDatabases has no one database to count in: BOP_ENOTSUPPORTED");
+	free(cfg);
+	free(cmd);
+	free(real);
+	free(glob);
+	free(empty);
+	free(root);
+	free(saved_path);
+}
+
 static bool tools_present(void)
 {
 	char *found = run_output("ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null || command -v initdb");
@@ -513,6 +619,7 @@ int main(void)
 	test_killed_dump(&c);
 	test_damaged_restore(&c);
 	test_truncated_plain_restore(&c);
+	test_count_rows();
 	test_server_stopped(&c);
 
 	ok(!log_contains(PASSWORD), "secrets: the password never appears in the log");

@@ -655,6 +655,12 @@ static const invalid_case_t invalid_cases[] = {
 	  "InvalidSpec", "spec.storage.path" },
 	{ "expectRows without a scratch database", "{\"spec\":{\"verification\":{\"expectRows\":5}}}",
 	  NULL, "InvalidSpec", "spec.verification.expectRows" },
+	{ "expectRows with an exec scratch engine, which cannot count rows",
+	  "{\"spec\":{\"verification\":{\"restore\":{\"engine\":{\"exec\":"
+	  "{\"restoreCommand\":[\"cat\"]}}},\"expectRows\":5}}}",
+	  NULL, "InvalidSpec", "spec.verification.expectRows: needs verification.restore.engine "
+	  "with an engine that counts the restored rows in its scratch database (one of mysql or "
+	  "postgres)" },
 	{ "password Secret missing", "{\"spec\":{\"engine\":{\"postgres\":{\"passwordSecretRef\":"
 	  "{\"name\":\"nope\"}}}}}", NULL, "SecretNotFound", "spec.engine.postgres.passwordSecretRef" },
 	{ "password key missing", "{\"spec\":{\"engine\":{\"postgres\":{\"passwordSecretRef\":"

@@ -69,7 +69,7 @@ static const bad_case_t bad[] = {
 	{ "verification:\n  restore:\n    engine: {exec: {restoreCommand: [cat]}}\n"
 	  "    expectRows: 3\n",
 	  "runner.yaml:4: verification.restore.expectRows: needs verification.restore.engine "
-	  "with a postgres or mysql" },
+	  "with an engine that counts the restored rows in its scratch database (mysql or postgres)" },
 	{ "verification:\n  expectRows: 3\n",
 	  "runner.yaml:2: verification.expectRows: needs verification.restore.engine" },
 	{ "api: {listen: ':8080', token: abc}\n",

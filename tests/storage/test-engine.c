@@ -7,6 +7,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +76,11 @@ static void test_registry(void)
 	is_int(bop_engine_open(&e, "nosuch", "{}"), BOP_ENOTFOUND, "an unknown engine is BOP_ENOTFOUND");
 	ok(contains(bop_error_last(), "nosuch") && contains(bop_error_last(), "exec"),
 		"the message names it and lists the known engines: %s", bop_error_last());
-	is_int(bop_engine_register("fake-engine", fake_open, NULL), 0, "register an engine");
-	is_int(bop_engine_register("fake-engine", fake_open, NULL), BOP_EEXISTS,
+	is_int(bop_engine_register("fake-engine", 0, fake_open, NULL), 0, "register an engine");
+	is_int(bop_engine_register("fake-engine", 0, fake_open, NULL), BOP_EEXISTS,
 		"registering it twice is BOP_EEXISTS");
-	is_int(bop_engine_register("exec", fake_open, NULL), BOP_EEXISTS, "exec is built in");
-	is_int(bop_engine_register("bad name", fake_open, NULL), BOP_EINVAL, "an invalid name is refused");
+	is_int(bop_engine_register("exec", 0, fake_open, NULL), BOP_EEXISTS, "exec is built in");
+	is_int(bop_engine_register("bad name", 0, fake_open, NULL), BOP_EINVAL, "an invalid name is refused");
 	is_int(bop_engine_open(&e, "fake-engine", "{}"), BOP_EFORMAT,
 		"open returns the engine's code");
 	ok(contains(bop_error_last(), "fake-engine"), "with a message naming the engine: %s",
@@ -87,6 +88,195 @@ static void test_registry(void)
 	is_int(bop_engine_open(&e, "nosuch", "{}"), BOP_ENOTFOUND, "the listing now has it");
 	ok(contains(bop_error_last(), "fake-engine"), "%s", bop_error_last());
 	bop_engine_free(NULL);
+}
+
+/* ---- capabilities and the optional slots ---- */
+
+/* A third-party engine that counts rows: `tables` tables holding `rows` rows. */
+typedef struct counting_engine {
+	bop_engine_t base;
+	int64_t tables;
+	int64_t rows;
+} counting_engine_t;
+
+static int counting_backup(bop_engine_t *e, bop_source_t **out)
+{
+	BOP_UNUSED(e);
+	return bop_source_memory_new(out, "", 0);
+}
+
+static int counting_count(bop_engine_t *base, int64_t *tables, int64_t *rows)
+{
+	counting_engine_t *e = (counting_engine_t *)base;
+
+	if (!tables)
+		return e->tables == 99 ? bop_error_set(BOP_ENOTSUPPORTED, "no single database") : 0;
+	*tables = e->tables;
+	*rows = e->rows;
+	return 0;
+}
+
+static void counting_free(bop_engine_t *e)
+{
+	free(e);
+}
+
+static int counting_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	counting_engine_t *e = calloc(1, sizeof(*e));
+
+	BOP_UNUSED(payload);
+	if (!e)
+		return BOP_ENOMEM;
+	e->base.version = BOP_ENGINE_VERSION;
+	e->base.backup = counting_backup;
+	e->base.free = counting_free;
+	e->base.count_rows = counting_count;
+	/* {"tables": T, "rows": R} without a JSON parser: the test writes it exactly so. */
+	if (sscanf(config_json, "{\"tables\": %" SCNd64 ", \"rows\": %" SCNd64 "}", &e->tables,
+			&e->rows) != 2) {
+		free(e);
+		return bop_error_set(BOP_EINVAL, "bad test config");
+	}
+	*out = &e->base;
+	return 0;
+}
+
+static unsigned int caps_of(const char *name)
+{
+	unsigned int caps = 12345;
+
+	if (bop_engine_capabilities(&caps, name) < 0)
+		return 1000;
+	return caps;
+}
+
+static char *joined_names(unsigned int capabilities)
+{
+	char **names = NULL, *text = calloc(1, 1024);
+
+	if (!text || bop_engine_names(&names, capabilities) < 0) {
+		free(text);
+		return NULL;
+	}
+	for (size_t i = 0; names[i]; i++)
+		snprintf(text + strlen(text), 1024 - strlen(text), "%s%s", i ? " " : "", names[i]);
+	bop_free(names);
+	return text;
+}
+
+typedef struct warnings_seen {
+	int n;
+	char text[1024];
+} warnings_seen_t;
+
+static void note_warning(const char *field, const char *message, void *payload)
+{
+	warnings_seen_t *w = payload;
+
+	w->n++;
+	snprintf(w->text + strlen(w->text), sizeof(w->text) - strlen(w->text), "%s|%s;", field,
+		message);
+}
+
+static warnings_seen_t warnings_of(const char *name, const char *config)
+{
+	warnings_seen_t w = { 0, "" };
+	bop_engine_t *e = NULL;
+
+	if (bop_engine_open(&e, name, config) < 0 || bop_engine_warnings(e, note_warning, &w) < 0) {
+		diag("%s %s: %s", name, config, bop_error_last());
+		w.n = -1;
+	}
+	bop_engine_free(e);
+	return w;
+}
+
+static void test_capabilities(void)
+{
+	bop_engine_t *e = NULL;
+	unsigned int caps = 7;
+	int64_t tables = 5, rows = 5;
+	char *names;
+	warnings_seen_t w;
+
+	is_int(caps_of("postgres"), BOP_ENGINE_COUNTS_ROWS, "postgres counts rows");
+	is_int(caps_of("mysql"), BOP_ENGINE_COUNTS_ROWS, "mysql counts rows");
+	is_int(caps_of("cockroach"), BOP_ENGINE_MULTI_FILE, "cockroach backs up many files");
+	is_int(caps_of("exec"), 0, "exec has no capability");
+	is_int(caps_of("files"), 0, "files has no capability");
+	is_int(bop_engine_capabilities(&caps, "oracle"), BOP_ENOTFOUND,
+		"an unknown engine has no capabilities: BOP_ENOTFOUND");
+	ok(caps == 0 && contains(bop_error_last(), "postgres"),
+		"... with 0 and a message listing the known engines: %s", bop_error_last());
+
+	is_int(bop_engine_register("counting-engine", BOP_ENGINE_COUNTS_ROWS, counting_open, NULL),
+		0, "a third-party engine registers with BOP_ENGINE_COUNTS_ROWS");
+	is_int(caps_of("counting-engine"), BOP_ENGINE_COUNTS_ROWS, "... and the registry tells it");
+	names = joined_names(0);
+	is_str(names, "cockroach counting-engine exec fake-engine files mysql postgres",
+		"bop_engine_names: every engine, sorted");
+	free(names);
+	names = joined_names(BOP_ENGINE_COUNTS_ROWS);
+	is_str(names, "counting-engine mysql postgres", "... or those that count rows");
+	free(names);
+	names = joined_names(BOP_ENGINE_COUNTS_ROWS | BOP_ENGINE_MULTI_FILE);
+	is_str(names, "", "... none has both capabilities");
+	free(names);
+
+	ok(bop_engine_open(&e, "counting-engine", "{\"tables\": 3, \"rows\": 41}") == 0,
+		"open the counting engine");
+	is_int(bop_engine_count_rows(e, &tables, &rows), 0, "bop_engine_count_rows calls its slot");
+	ok(tables == 3 && rows == 41, "... 3 tables, 41 rows (got %lld, %lld)", (long long)tables,
+		(long long)rows);
+	is_int(bop_engine_count_rows(e, NULL, NULL), 0, "the check alone passes");
+	is_int(bop_engine_count_rows(e, &tables, NULL), BOP_EINVAL, "tables without rows: BOP_EINVAL");
+	bop_engine_free(e);
+	ok(bop_engine_open(&e, "counting-engine", "{\"tables\": 99, \"rows\": 1}") == 0 &&
+		bop_engine_count_rows(e, NULL, NULL) == BOP_ENOTSUPPORTED &&
+		contains(bop_error_last(), "no single database"),
+		"a configuration that cannot count fails the check with the engine's reason: %s",
+		bop_error_last());
+	bop_engine_free(e);
+	ok(bop_engine_open(&e, "counting-engine", "{\"tables\": -1, \"rows\": 1}") == 0 &&
+		bop_engine_count_rows(e, &tables, &rows) == BOP_ERROR && tables == -1 && rows == -1,
+		"a negative count from the engine is an error, and the outputs are -1: %s",
+		bop_error_last());
+	bop_engine_free(e);
+
+	e = exec_open("{\"backupCommand\": [\"true\"]}");
+	is_int(bop_engine_count_rows(e, &tables, &rows), BOP_ENOTSUPPORTED,
+		"exec cannot count rows: BOP_ENOTSUPPORTED");
+	ok(tables == -1 && rows == -1, "... and the outputs are -1");
+	w.n = 7;
+	is_int(bop_engine_warnings(e, note_warning, &w), 0, "exec has no warnings slot: 0");
+	is_int(w.n, 7, "... and the callback is not called");
+	bop_engine_free(e);
+
+	/* The postgres engine's configuration alone, no server needed. */
+	ok(bop_engine_open(&e, "postgres", "{\"allDatabases\": true}") == 0 &&
+		bop_engine_count_rows(e, NULL, NULL) == BOP_ENOTSUPPORTED &&
+		contains(bop_error_last(), "the row check needs one scratch database"),
+		"postgres with allDatabases: the row check is refused: %s", bop_error_last());
+	bop_engine_free(e);
+	ok(bop_engine_open(&e, "postgres", "{\"database\": \"scratch\"}") == 0 &&
+		bop_engine_count_rows(e, NULL, NULL) == 0, "postgres with a database: it can count");
+	bop_engine_free(e);
+	ok(bop_engine_open(&e, "mysql", "{\"allDatabases\": true}") == 0 &&
+		bop_engine_count_rows(e, NULL, NULL) == BOP_ENOTSUPPORTED &&
+		contains(bop_error_last(), "the row check needs one scratch database"),
+		"mysql with allDatabases: the row check is refused");
+	bop_engine_free(e);
+
+	w = warnings_of("postgres", "{\"database\": \"x\", \"restore\": {\"clean\": true, "
+		"\"singleTransaction\": false}}");
+	ok(w.n == 1 && !strncmp(w.text, "restore|clean: true with singleTransaction: false cannot "
+		"roll back", 66), "postgres warns that clean without one transaction cannot roll back: %s",
+		w.text);
+	w = warnings_of("postgres", "{\"database\": \"x\", \"restore\": {\"clean\": true}}");
+	is_int(w.n, 0, "... and not about clean in one transaction");
+	w = warnings_of("postgres", "{\"database\": \"x\", \"restore\": {\"singleTransaction\": false}}");
+	is_int(w.n, 0, "... nor about a restore without one transaction that drops nothing");
 }
 
 /* ---- exec config ---- */
@@ -399,6 +589,7 @@ int main(void)
 	if (!mkdtemp(tmpdir))
 		skip_all("cannot create a temporary directory: %s", strerror(errno));
 	test_registry();
+	test_capabilities();
 	test_config_good();
 	test_config_bad();
 	test_validate();

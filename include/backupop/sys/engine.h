@@ -21,6 +21,12 @@ struct bop_engine {
 	int (*restore)(bop_engine_t *engine, bop_sink_t **out);
 	int (*pod_customize)(bop_engine_t *engine, char **patch_json);  /* may be NULL */
 	void (*free)(bop_engine_t *engine);
+	/* bop_engine_count_rows(); may be NULL (the engine cannot count rows). Its name
+	 * should be registered with BOP_ENGINE_COUNTS_ROWS. `tables` and `rows` are both
+	 * NULL for the check without connecting, else both non-NULL. */
+	int (*count_rows)(bop_engine_t *engine, int64_t *tables, int64_t *rows);
+	/* bop_engine_warnings(); may be NULL (nothing to warn about). */
+	int (*warnings)(bop_engine_t *engine, bop_engine_warning_cb cb, void *payload);
 };
 
 BOP_END_DECL

@@ -581,9 +581,11 @@ static int crdb_check(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_cockroach_kind = {
-	.ops = { BOP_ENGINE_VERSION, crdb_validate, crdb_backup, crdb_restore, NULL, crdb_free },
+	.ops = { BOP_ENGINE_VERSION, crdb_validate, crdb_backup, crdb_restore, NULL, crdb_free,
+		NULL, NULL },
 	.size = sizeof(crdb_engine_t),
 	.example = "{\"host\": \"cockroachdb-public\"}",
+	.capabilities = BOP_ENGINE_MULTI_FILE,
 	.defaults = crdb_defaults,
 	.field = parse_field,
 	.check = crdb_check,

@@ -244,7 +244,8 @@ static void files_free(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_files_kind = {
-	.ops = { BOP_ENGINE_VERSION, files_validate, files_backup, files_restore, NULL, files_free },
+	.ops = { BOP_ENGINE_VERSION, files_validate, files_backup, files_restore, NULL, files_free,
+		NULL, NULL },
 	.size = sizeof(files_engine_t),
 	.example = "{\"path\": \"/data\"}",
 	.defaults = files_defaults,

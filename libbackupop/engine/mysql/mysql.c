@@ -298,6 +298,132 @@ static int my_validate(bop_engine_t *base)
 	return ret;
 }
 
+/* ---- the row check ---- */
+
+#define COUNT_CHUNK 200         /* tables counted per client call */
+
+static const char *restored_database(const my_engine_t *e)
+{
+	return e->restore_database ? e->restore_database : e->db.database;
+}
+
+/* Runs `query` in the restored database with the client; its output. */
+static int run_query(const my_engine_t *e, const my_creds_t *creds, const char *query,
+	char **out)
+{
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	int ret;
+
+	if ((ret = start_argv(e, client_tools, creds, &a)) == 0) {
+		bop__db_argv_add(&a, "--batch");
+		bop__db_argv_add(&a, "--raw");
+		bop__db_argv_add(&a, "--skip-column-names");
+		bop__db_argv_addf(&a, "--database=%s", restored_database(e));
+		bop__db_argv_addf(&a, "--execute=%s", query);
+		ret = a.err;
+	}
+	command_options(e, &a, &opts);
+	if (ret == 0)
+		ret = bop__db_run_query(&opts, e->server, out);
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+/* SELECT (SELECT COUNT(*) FROM `a`)+(SELECT COUNT(*) FROM `b`)... with backticks in the
+ * names doubled. */
+static char *count_query(char *const *names, size_t n)
+{
+	size_t len = 8;
+	char *query, *p;
+
+	for (size_t i = 0; i < n; i++)
+		len += 2 * strlen(names[i]) + 32;
+	query = malloc(len);
+	if (!query)
+		return NULL;
+	p = stpcpy(query, "SELECT ");
+	for (size_t i = 0; i < n; i++) {
+		p = stpcpy(p, i ? "+(SELECT COUNT(*) FROM `" : "(SELECT COUNT(*) FROM `");
+		for (const char *c = names[i]; *c; c++) {
+			if (*c == '`')
+				*p++ = '`';
+			*p++ = *c;
+		}
+		p = stpcpy(p, "`)");
+	}
+	return query;
+}
+
+static int count_chunk(const my_engine_t *e, const my_creds_t *creds, char *const *names,
+	size_t n, long long *rows)
+{
+	char *query = count_query(names, n), *out = NULL;
+	long long v;
+	int ret = query ? run_query(e, creds, query, &out) : bop__error_oom();
+
+	if (ret == 0 && (sscanf(out, "%lld", &v) != 1 || v < 0))
+		ret = bop__error(BOP_EFORMAT, "the client answered the row count with \"%.80s\"", out);
+	if (ret == 0)
+		*rows += v;
+	free(out);
+	free(query);
+	return ret;
+}
+
+/* The base tables of the database, one name per line, then their rows chunk by chunk. */
+static int count_tables(const my_engine_t *e, const my_creds_t *creds, int64_t *tables,
+	int64_t *rows)
+{
+	static const char list_query[] = "SELECT table_name FROM information_schema.tables "
+		"WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1";
+	char *out = NULL, **names = NULL, *save = NULL;
+	size_t n = 0;
+	long long sum = 0;
+	int ret = run_query(e, creds, list_query, &out);
+
+	for (char *line = ret == 0 ? strtok_r(out, "\n", &save) : NULL; line && ret == 0;
+			line = strtok_r(NULL, "\n", &save)) {
+		char **grown = realloc(names, (n + 1) * sizeof(*names));
+
+		if (!grown) {
+			ret = bop__error_oom();
+			break;
+		}
+		names = grown;
+		names[n++] = line;
+	}
+	for (size_t i = 0; ret == 0 && i < n; i += COUNT_CHUNK)
+		ret = count_chunk(e, creds, names + i, n - i < COUNT_CHUNK ? n - i : COUNT_CHUNK,
+			&sum);
+	if (ret == 0) {
+		*tables = (int64_t)n;
+		*rows = sum;
+	}
+	free(names);
+	free(out);
+	return ret;
+}
+
+static int my_count_rows(bop_engine_t *base, int64_t *tables, int64_t *rows)
+{
+	my_engine_t *e = (my_engine_t *)base;
+	my_creds_t *creds = NULL;
+	int ret;
+
+	if (e->db.all_databases)
+		return bop__error(BOP_ENOTSUPPORTED, "the row check needs one scratch database "
+			"(\"database\" or \"restore.database\"), not allDatabases");
+	if (!tables)
+		return 0;
+	if ((ret = creds_new(e, &creds)) == 0)
+		ret = count_tables(e, creds, tables, rows);
+	if (ret < 0)
+		bop__error_wrap("counting the rows of %s", restored_database(e));
+	creds_free(creds);
+	return ret;
+}
+
 /* ---- backup and restore ---- */
 
 static int my_backup(bop_engine_t *base, bop_source_t **out)
@@ -371,9 +497,11 @@ static int my_check(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_mysql_kind = {
-	.ops = { BOP_ENGINE_VERSION, my_validate, my_backup, my_restore, NULL, my_free },
+	.ops = { BOP_ENGINE_VERSION, my_validate, my_backup, my_restore, NULL, my_free,
+		my_count_rows, NULL },
 	.size = sizeof(my_engine_t),
 	.example = "{\"database\": \"app\"}",
+	.capabilities = BOP_ENGINE_COUNTS_ROWS,
 	.defaults = my_defaults,
 	.field = parse_field,
 	.check = my_check,

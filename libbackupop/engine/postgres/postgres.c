@@ -35,7 +35,10 @@
 
 #define DEFAULT_PORT 5432
 #define MAINTENANCE_DB "postgres"
-#define TOOL_GLOB "/usr/lib/postgresql/*/bin"
+
+/* Where Debian installs each major version's client tools, searched after PATH, newest
+ * version first; tests point it at a layout of their own. */
+const char *bop__postgres_tool_glob = "/usr/lib/postgresql/*/bin";
 
 typedef enum pg_mode {
 	PG_MODE_DATABASE,       /* pg_dump of one database */
@@ -225,7 +228,7 @@ static int find(const pg_engine_t *e, const char *name, char **path)
 {
 	const char *names[] = { name, NULL };
 
-	return bop__db_find_tool(e->db.bin_dir, names, TOOL_GLOB, path);
+	return bop__db_find_tool(e->db.bin_dir, names, bop__postgres_tool_glob, path);
 }
 
 static int build_backup_argv(const pg_engine_t *e, bop__db_argv_t *a)
@@ -432,6 +435,84 @@ static int pg_restore(bop_engine_t *base, bop_sink_t **out)
 	return ret;
 }
 
+/* ---- the row check ---- */
+
+/* Every ordinary table (partitions one by one, not their parents) outside the system
+ * schemas, counted exactly: "tables|rows". */
+static const char count_query[] =
+	"SELECT count(*), coalesce(sum((xpath('/row/n/text()', query_to_xml("
+	"format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))"
+	"[1]::text::bigint), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+	"WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+	"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+/* The database a restore fills: with "create", pg_restore creates the dump's database
+ * under its own name (restore.database is then only where it connects first). */
+static const char *restored_database(const pg_engine_t *e)
+{
+	if (e->restore.create || !e->restore.database)
+		return e->db.database;
+	return e->restore.database;
+}
+
+static int pg_count_rows(bop_engine_t *base, int64_t *tables, int64_t *rows)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
+	bop__db_argv_t a = { 0 };
+	bop_command_options_t opts;
+	char *tool = NULL, *out = NULL;
+	long long t, r;
+	int ret;
+
+	if (e->mode != PG_MODE_DATABASE)
+		return bop__error(BOP_ENOTSUPPORTED, "the row check needs one scratch database "
+			"(\"database\" or \"restore.database\"), not allDatabases or globals");
+	if (!tables)
+		return 0;
+	if ((ret = find(e, "psql", &tool)) < 0)
+		return ret;
+	bop__db_argv_add(&a, tool);
+	bop__db_argv_add(&a, "-X");
+	bop__db_argv_add(&a, "-A");
+	bop__db_argv_add(&a, "-t");
+	bop__db_argv_add(&a, "-q");
+	bop__db_argv_add(&a, "-v");
+	bop__db_argv_add(&a, "ON_ERROR_STOP=1");
+	add_connection(&a, e);
+	add_dbname(&a, restored_database(e));
+	bop__db_argv_add(&a, "-c");
+	bop__db_argv_add(&a, count_query);
+	ret = a.err;
+	command_options(e, &a, &opts);
+	if (ret == 0)
+		ret = bop__db_run_query(&opts, e->server, &out);
+	if (ret == 0 && (sscanf(out, "%lld|%lld", &t, &r) != 2 || t < 0 || r < 0))
+		ret = bop__error(BOP_EFORMAT, "psql answered the row count with \"%.80s\"", out);
+	if (ret == 0) {
+		*tables = t;
+		*rows = r;
+	} else {
+		bop__error_wrap("counting the rows of %s", restored_database(e));
+	}
+	free(out);
+	free(tool);
+	bop__db_argv_free(&a);
+	return ret;
+}
+
+/* clean without one transaction: the objects are dropped first, and a restore that fails
+ * later leaves them dropped. */
+static int pg_warnings(bop_engine_t *base, bop_engine_warning_cb cb, void *payload)
+{
+	pg_engine_t *e = (pg_engine_t *)base;
+
+	if (e->restore.clean && !restore_is_atomic(e))
+		cb("restore", "clean: true with singleTransaction: false cannot roll back: a "
+			"restore that fails (corrupt data, a full disk) leaves the target database "
+			"partly restored or empty", payload);
+	return 0;
+}
+
 static void pg_free(bop_engine_t *base)
 {
 	pg_engine_t *e = (pg_engine_t *)base;
@@ -468,9 +549,11 @@ static int pg_check(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_postgres_kind = {
-	.ops = { BOP_ENGINE_VERSION, pg_validate, pg_backup, pg_restore, NULL, pg_free },
+	.ops = { BOP_ENGINE_VERSION, pg_validate, pg_backup, pg_restore, NULL, pg_free,
+		pg_count_rows, pg_warnings },
 	.size = sizeof(pg_engine_t),
 	.example = "{\"database\": \"app\"}",
+	.capabilities = BOP_ENGINE_COUNTS_ROWS,
 	.defaults = pg_defaults,
 	.field = parse_field,
 	.check = pg_check,
