@@ -183,6 +183,14 @@ static void test_config(void)
 		"exclude", "password and passwordFile together");
 	expect_invalid("{\"database\": \"x\", \"format\": \"plain\", \"restore\": {\"clean\": true}}",
 		"custom format", "restore.clean with plain SQL");
+	expect_invalid("{\"database\": \"x\", \"dumpCompression\": 10}", "from 0 to 9",
+		"dumpCompression 10");
+	expect_invalid("{\"database\": \"x\", \"dumpCompression\": \"6\"}", "integer",
+		"dumpCompression as a string");
+	expect_invalid("{\"database\": \"x\", \"format\": \"plain\", \"dumpCompression\": 6}",
+		"custom format only", "dumpCompression with plain SQL");
+	expect_invalid("{\"allDatabases\": true, \"dumpCompression\": 1}", "custom format only",
+		"dumpCompression with pg_dumpall");
 
 	cfg = xasprintf("{\"database\": \"src\", \"binDir\": \"%s\"}", tmp);
 	ok(bop_engine_open(&e, "postgres", cfg) == 0, "config: a binDir is accepted");
@@ -229,6 +237,81 @@ static void round_trip(const cat_env_t *c, const char *format, const char *targe
 	free(create);
 	free(cfg);
 	free(extra);
+}
+
+/* The compression pg_dump recorded in a custom-format dump's header, as pg_restore -l
+ * reports it ("0" or "none" when uncompressed; PostgreSQL 16 names the method). */
+static char *dump_compression(const char *dump_file)
+{
+	char *cmd = xasprintf("pg_restore -l '%s' | sed -n 's/^;[[:space:]]*Compression: //p'",
+		dump_file);
+	char *out = run_output(cmd);
+
+	free(cmd);
+	return out;
+}
+
+/* The stream the engine hands to the pipeline is an uncompressed custom dump: the pipeline
+ * compresses it once, instead of zstd over pg_dump's own gzip (issue 11). */
+static void test_uncompressed_stream(const cat_env_t *c)
+{
+	char *cfg = config("\"database\": \"src\"");
+	char *file = xasprintf("%s/stream.dump", tmp), *level;
+	membuf_t out;
+	int ret = engine_backup_text(c, "stream", "postgres", cfg, &out);
+
+	ok(ret == 0 && out.len > 5 * 1024 * 1024 && !memcmp(out.data, "PGDMP", 5),
+		"stream: the engine's stream is a custom-format dump (%zu bytes: %s)", out.len,
+		ret ? bop_error_last() : "ok");
+	if (ret == 0) {
+		FILE *f = fopen(file, "w");
+
+		if (f) {
+			fwrite(out.data, 1, out.len, f);
+			fclose(f);
+		}
+	}
+	level = ret == 0 ? dump_compression(file) : NULL;
+	ok(level && (!strcmp(level, "0") || !strcmp(level, "none")),
+		"stream: pg_dump did not compress it (the header says compression %s)",
+		level ? level : "?");
+	free(level);
+	free(out.data);
+	free(cfg);
+	free(file);
+}
+
+/* Backups taken before the engine asked pg_dump for an uncompressed dump hold a gzip-
+ * compressed custom dump (pg_dump's default): they still restore. */
+static void test_old_compressed_backup(const cat_env_t *c)
+{
+	char *file = xasprintf("%s/old.dump", tmp), *level;
+	char *cmd = xasprintf("pg_dump --format=custom -h 127.0.0.1 -p %d -U bop -f '%s' src",
+		port, file);
+	char *cfg = config("\"database\": \"src\", \"restore\": {\"database\": \"dst_old\"}");
+	bop_source_t *src = NULL;
+	bop_manifest_t *m = NULL;
+	int ret;
+
+	setenv("PGPASSWORD", PASSWORD, 1);
+	ok(system(cmd) == 0, "old backup: pg_dump --format=custom as the engine used to run it");
+	unsetenv("PGPASSWORD");
+	level = dump_compression(file);
+	ok(level && strcmp(level, "0") && strcmp(level, "none"),
+		"old backup: that dump is compressed by pg_dump (compression %s)", level ? level : "?");
+	ret = bop_source_file_new(&src, file);
+	if (ret == 0)
+		ret = catalog_backup(c, "old", "postgres", src, &m);
+	ok(ret == 0, "old backup: stored like the engine stored it (%s)", ret ? bop_error_last() : "ok");
+	ok(sql_ok("postgres", "CREATE DATABASE dst_old"), "old backup: a fresh database dst_old");
+	ret = m ? engine_restore(c, "old", "postgres", cfg, m) : -1;
+	ok(ret == 0, "old backup: the postgres engine restores it (%s)", ret ? bop_error_last() : "ok");
+	same_as_source("dst_old", "a backup made the old way");
+	bop_manifest_free(m);
+	free(level);
+	free(cfg);
+	free(cmd);
+	free(file);
 }
 
 /* The trigger and sequence work in a restored database. */
@@ -610,6 +693,8 @@ int main(void)
 
 	test_config();
 	round_trip(&c, "custom", "dst_custom");
+	test_uncompressed_stream(&c);
+	test_old_compressed_backup(&c);
 	round_trip(&c, "plain", "dst_plain");
 	restored_database_works("dst_plain");
 	test_password_file();
