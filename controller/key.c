@@ -30,14 +30,14 @@ static bool unhex(unsigned char *out, size_t n, const char *hex, size_t len)
 /* The key from the Secret's JSON: data.key holds its 64 lowercase hex digits. */
 static int parse_key(ctl_t *c, const char *secret)
 {
-	char *hex = NULL, msg[512];
+	char *hex = NULL;
 	size_t n = 0;
 	int ret = bop_reconcile_secret_value(&hex, &n, secret, "key");
 
 	if (ret < 0) {
 		/* the Secret exists: a missing key is malformed, not "not found" */
-		snprintf(msg, sizeof(msg), "Secret " KEY_SECRET ": %s", bop_error_last());
-		ret = bop_error_set(ret == BOP_ENOMEM ? BOP_ENOMEM : BOP_EFORMAT, msg);
+		ret = bop_error_setf(ret == BOP_ENOMEM ? BOP_ENOMEM : BOP_EFORMAT,
+			"Secret " KEY_SECRET ": %s", bop_error_last());
 	} else if (!unhex(c->key, sizeof(c->key), hex, n))
 		ret = bop_error_set(BOP_EFORMAT, "Secret " KEY_SECRET " has a malformed key");
 	if (hex)

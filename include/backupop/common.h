@@ -20,6 +20,15 @@
 # define BOP_EXTERN(type) extern type
 #endif
 
+/* Lets the compiler check the arguments of a printf-like function: the format is
+ * parameter `fmt_index`, the values start at `first_arg` (counting from 1). */
+#if defined(__GNUC__)
+# define BOP_PRINTF_FORMAT(fmt_index, first_arg) \
+	__attribute__((format(printf, fmt_index, first_arg)))
+#else
+# define BOP_PRINTF_FORMAT(fmt_index, first_arg)
+#endif
+
 BOP_BEGIN_DECL
 
 /* The library's version as a number (see BOP_VERSION_NUMBER) at run time. */

@@ -33,6 +33,20 @@ static void test_errors(void)
 	is_str(bop_error_last(), "reading config.yaml: level 42 is out of range",
 		"wrap prefixes context");
 	is_int(bop_error_last_code(), BOP_EINVAL, "wrap keeps the code");
+	is_int(bop_error_setf(BOP_ENOTFOUND, "no key %s in %d buckets", "a/b", 3), BOP_ENOTFOUND,
+		"bop_error_setf returns its code");
+	is_str(bop_error_last(), "no key a/b in 3 buckets", "bop_error_setf formats the message");
+	is_int(bop_error_last_code(), BOP_ENOTFOUND, "bop_error_setf sets the code");
+	{
+		char big[3000];
+
+		memset(big, 'x', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		bop_error_setf(BOP_EIO, "long: %s", big);
+		ok(strlen(bop_error_last()) == 2047 && strncmp(bop_error_last(), "long: xxx", 9) == 0,
+			"a long bop_error_setf message is cut at 2047 bytes (%zu)",
+			strlen(bop_error_last()));
+	}
 	is_str(bop_strerror(BOP_ENOTFOUND), "not found", "bop_strerror names codes");
 	is_str(bop_strerror(-999), "unknown error", "bop_strerror handles unknown codes");
 	{
@@ -72,6 +86,9 @@ static void test_redaction(void)
 	ok(strstr(logged, "password=[REDACTED] to host") != NULL, "the rest of the line is kept");
 	bop__error(BOP_EAUTH, "login failed for password hunter2-secret");
 	ok(strstr(bop_error_last(), "hunter2") == NULL, "the secret does not reach error messages");
+	bop_error_setf(BOP_EAUTH, "login as %s failed", "hunter2-secret");
+	is_str(bop_error_last(), "login as [REDACTED] failed",
+		"a secret among bop_error_setf's arguments is redacted");
 	bop_log(BOP_LOG_DEBUG, "app", "debug line shown");
 	ok(strstr(logged, "debug line shown") != NULL, "bop_log honours the level");
 	bop_log_set_level(BOP_LOG_WARN);
