@@ -115,9 +115,8 @@ static int check_body(const char *body, const char *path)
 	return ret;
 }
 
-BOP_EXTERN(int) bop_k8s_request(bop_k8s_client_t *client, bop_k8s_verb_t verb,
-	const char *path, const char *body, const char *field_manager, long *status,
-	char **response)
+BOP_EXTERN(int) bop_k8s_request(bop_k8s_client_t *client, long *status, char **response,
+	bop_k8s_verb_t verb, const char *path, const char *body, const char *field_manager)
 {
 	bop__k8s_request_t req = { .path = path, .body_text = body,
 		.field_manager = field_manager, .want_text = response != NULL };

@@ -28,8 +28,8 @@ struct bop_k8s_leader {
 	char *path;                     /* of the Lease */
 	char *collection;
 	unsigned int lease_s, renew_deadline_s, retry_s;
-	void (*on_started)(void *ud);
-	void (*on_stopped)(void *ud);
+	bop_k8s_leader_cb on_started;
+	bop_k8s_leader_cb on_stopped;
 	void *ud;
 
 	pthread_t thread;
@@ -385,7 +385,7 @@ BOP_EXTERN(int) bop_k8s_leader_new(bop_k8s_leader_t **out, bop_k8s_client_t *cli
 	set_durations(le, opts);
 	le->on_started = opts->on_started;
 	le->on_stopped = opts->on_stopped;
-	le->ud = opts->ud;
+	le->ud = opts->payload;
 	pthread_mutex_init(&le->lock, NULL);
 	{
 		pthread_condattr_t attr;

@@ -154,7 +154,7 @@ static int copy_options(bop_reconcile_t *r, const bop_reconcile_options_t *o)
 	if (o->runner_port > 65535 || (o->n_pull_secrets && !o->pull_secrets))
 		return bop__error(BOP_EINVAL, "reconcile: invalid runner port or pull secrets");
 	r->lookup = o->lookup;
-	r->ud = o->ud;
+	r->ud = o->payload;
 	r->port = o->runner_port ? o->runner_port : 8080;
 	if (!(r->target_ns = bop__strdup(o->runner_namespace)) || !(r->image = bop__strdup(o->runner_image)) ||
 	    (o->api_token && !(r->token = bop__strdup(o->api_token))))

@@ -68,6 +68,26 @@ static void test_errors(void)
 	}
 }
 
+/* The allocator entry points for memory a callback hands to the library. */
+static void test_allocator(void)
+{
+	const char *text = "{\"kind\":\"Secret\"}";
+	char *copy = bop_strdup(text);
+	unsigned char *mem = bop_malloc(64);
+	void *empty = bop_malloc(0);
+
+	ok(copy && copy != text && strcmp(copy, text) == 0, "bop_strdup copies the string");
+	ok(bop_strdup(NULL) == NULL, "bop_strdup(NULL) is NULL");
+	ok(mem != NULL, "bop_malloc gives memory");
+	if (mem)
+		memset(mem, 0xa5, 64);  /* ASan checks all 64 bytes are ours */
+	ok(empty != NULL, "bop_malloc(0) gives a pointer bop_free accepts");
+	bop_free(copy);
+	bop_free(mem);
+	bop_free(empty);
+	bop_free(NULL);
+}
+
 static void test_version(void)
 {
 	is_int(bop_version(), BOP_VERSION_NUMBER, "bop_version matches the header");
@@ -288,6 +308,7 @@ int main(void)
 {
 	test_errors();
 	test_version();
+	test_allocator();
 	test_redaction();
 	test_json_log();
 	test_pipeline();
