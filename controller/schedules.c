@@ -265,7 +265,7 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	*next_out = 0;
 	if (js(sched, "spec.schedule") &&
 	    bop_schedule_parse(&s, js(sched, "spec.schedule"), js(sched, "spec.timeZone")) == 0 &&
-	    bop_schedule_next(s, ctl_now(), next_out) == 0) {
+	    bop_schedule_next(s, next_out, ctl_now()) == 0) {
 		ctl_format_time(*next_out, t);
 		put_string(status, "nextScheduleTime", t);
 	}

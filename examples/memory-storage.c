@@ -257,7 +257,7 @@ static int memory_get(bop_storage_t *base, bop_source_t **out, const char *key,
 	return ret;
 }
 
-static int memory_stat(bop_storage_t *base, const char *key, bop_storage_stat_t *st)
+static int memory_stat(bop_storage_t *base, bop_storage_stat_t *st, const char *key)
 {
 	memory_storage_t *m = (memory_storage_t *)base;
 	object_t **o;

@@ -288,7 +288,7 @@ static int collect_results(backup_run_t *run, bop_pipeline_t *p)
 			"wrote %llu, hashed %llu",
 			(unsigned long long)bop_pipeline_bytes_in(p), (unsigned long long)run->plain_bytes,
 			(unsigned long long)bop_pipeline_bytes_out(p), (unsigned long long)run->stored_bytes);
-	ret = bop_storage_stat(bop__catalog_storage(run->catalog), run->object, &st);
+	ret = bop_storage_stat(bop__catalog_storage(run->catalog), &st, run->object);
 	if (ret == BOP_ENOTSUPPORTED)
 		return 0;
 	if (ret < 0)

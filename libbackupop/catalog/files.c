@@ -247,8 +247,8 @@ static int record_locked(bop_backup_session_t *s, bop__file_entry_t *f, char **o
 	return 0;
 }
 
-BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *s, const char *name,
-	uint64_t *plain_bytes)
+BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *s, uint64_t *plain_bytes,
+	const char *name)
 {
 	ssize_t i;
 
@@ -437,7 +437,7 @@ static void writer_done_locked(file_writer_t *w)
 static int check_stored(file_writer_t *w)
 {
 	bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
-	int ret = bop_storage_stat(bop__catalog_storage(w->s->catalog), w->entry.object, &st);
+	int ret = bop_storage_stat(bop__catalog_storage(w->s->catalog), &st, w->entry.object);
 
 	if (ret == BOP_ENOTSUPPORTED)
 		return 0;
@@ -995,7 +995,7 @@ BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out
 	if (!bop_manifest_has_files(m))
 		return bop__error(BOP_ENOTSUPPORTED, "backup %s is one stream, not named files",
 			bop_manifest_id(m));
-	if ((ret = bop_manifest_file_find(m, name, &f)) < 0)
+	if ((ret = bop_manifest_file_find(m, &f, name)) < 0)
 		return ret;
 	entry.name = (char *)f.name;
 	entry.object = (char *)f.object_key;

@@ -339,8 +339,8 @@ BOP_EXTERN(void) bop_retention_plan_free(bop_retention_plan_t *plan)
 	free(plan);
 }
 
-BOP_EXTERN(int) bop_catalog_prune(bop_catalog_t *catalog, const bop_retention_plan_t *plan,
-	size_t *removed)
+BOP_EXTERN(int) bop_catalog_prune(bop_catalog_t *catalog, size_t *removed,
+	const bop_retention_plan_t *plan)
 {
 	size_t count = 0;
 	int first = 0;

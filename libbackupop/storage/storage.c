@@ -315,8 +315,8 @@ BOP_EXTERN(int) bop_storage_get(bop_storage_t *storage, bop_source_t **out, cons
 	return 0;
 }
 
-BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, const char *key,
-	bop_storage_stat_t *st)
+BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, bop_storage_stat_t *st,
+	const char *key)
 {
 	int ret;
 
@@ -327,7 +327,7 @@ BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, const char *key,
 	if (st->version != BOP_STORAGE_STAT_VERSION)
 		return bop__error(BOP_EVERSION, "unknown bop_storage_stat_t version %u", st->version);
 	bop_error_clear();
-	return backend_failed(storage->stat(storage, key, st), "cannot stat", key);
+	return backend_failed(storage->stat(storage, st, key), "cannot stat", key);
 }
 
 BOP_EXTERN(int) bop_storage_list(bop_storage_t *storage, const char *prefix,

@@ -335,8 +335,8 @@ static int file_size(crdb_endpoint_t *ep, const char *path, uint64_t *size)
 	int ret;
 
 	if (ep->session)
-		return bop_backup_session_stat(ep->session, path, size);
-	ret = bop_manifest_file_find(ep->manifest, path, &f);
+		return bop_backup_session_stat(ep->session, size, path);
+	ret = bop_manifest_file_find(ep->manifest, &f, path);
 	if (ret == 0)
 		*size = f.plain_bytes;
 	return ret;

@@ -21,7 +21,7 @@ struct bop_storage {
 	int (*put)(bop_storage_t *storage, bop_sink_t **out, const char *key,
 		const bop_put_options_t *opts);   /* opts is never NULL */
 	int (*get)(bop_storage_t *storage, bop_source_t **out, const char *key, uint64_t offset);
-	int (*stat)(bop_storage_t *storage, const char *key, bop_storage_stat_t *st);
+	int (*stat)(bop_storage_t *storage, bop_storage_stat_t *st, const char *key);
 	int (*list)(bop_storage_t *storage, const char *prefix, bop_storage_list_cb cb,
 		void *payload);
 	int (*remove)(bop_storage_t *storage, const char *key);

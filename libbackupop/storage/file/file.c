@@ -307,7 +307,7 @@ out:
 	return ret;
 }
 
-static int file_stat(bop_storage_t *base, const char *key, bop_storage_stat_t *out)
+static int file_stat(bop_storage_t *base, bop_storage_stat_t *out, const char *key)
 {
 	file_storage_t *fs = (file_storage_t *)base;
 	char *path = key_path(fs, key);

@@ -545,7 +545,7 @@ static int head_object(s3_storage_t *s3, const char *key, s3_request_t *req, cha
 	return ret;
 }
 
-static int s3_stat(bop_storage_t *base, const char *key, bop_storage_stat_t *st)
+static int s3_stat(bop_storage_t *base, bop_storage_stat_t *st, const char *key)
 {
 	s3_storage_t *s3 = (s3_storage_t *)base;
 	s3_request_t req;
