@@ -109,12 +109,9 @@ static int dd_open(bop_engine_t **out, const char *config_json, void *payload)
 		free(dd);
 		goto out;
 	}
-	dd->base.version = BOP_ENGINE_VERSION;
-	dd->base.validate = dd_validate;
-	dd->base.backup = dd_backup;
-	dd->base.restore = dd_restore;
-	dd->base.pod_customize = NULL;  /* nothing to add: libbackupop answers "{}" */
-	dd->base.free = dd_free;
+	/* pod_customize stays NULL: nothing to add, libbackupop answers "{}" */
+	dd->base = (bop_engine_t)BOP_ENGINE_INIT(.validate = dd_validate, .backup = dd_backup,
+		.restore = dd_restore, .free = dd_free);
 	*out = &dd->base;
 	ret = 0;
 out:

@@ -580,8 +580,8 @@ BOP_EXTERN(int) bop_backup_session_put(bop_backup_session_t *s, bop_sink_t **out
 		session_unref(s);
 		return BOP_ENOMEM;
 	}
-	w->base = (bop_sink_t){ BOP_SINK_VERSION, writer_write, writer_commit, writer_abort,
-		writer_free };
+	w->base = (bop_sink_t)BOP_SINK_INIT(.write = writer_write, .commit = writer_commit,
+		.abort = writer_abort, .free = writer_free);
 	w->s = s;
 	w->fd = -1;
 	pthread_mutex_init(&w->mu, NULL);
@@ -948,8 +948,8 @@ static int open_reader(const read_request_t *q, bop_source_t **out)
 	file_reader_t *r;
 	int ret;
 
-	if (opts->version != BOP_RESTORE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_restore_options_t version %u", opts->version);
+	if (BOP__VERSION_CHECK("bop_restore_options_t", NULL, opts->version, RESTORE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (q->encrypted && !opts->keys)
 		return bop__error(BOP_ENOKEY, "backup %s is encrypted; give an identity or "
 			"passphrase to read it", q->backup);
@@ -960,7 +960,7 @@ static int open_reader(const read_request_t *q, bop_source_t **out)
 	r = bop__calloc(1, sizeof(*r));
 	if (!r)
 		return BOP_ENOMEM;
-	r->base = (bop_source_t){ BOP_SOURCE_VERSION, reader_read, NULL, reader_free };
+	r->base = (bop_source_t)BOP_SOURCE_INIT(.read = reader_read, .free = reader_free);
 	r->storage = q->storage;
 	r->cancel_flag = q->cancel_flag;
 	r->compression = q->compression;

@@ -998,8 +998,9 @@ BOP_EXTERN(size_t) bop_manifest_file_count(const bop_manifest_t *m)
 
 static int fill_file(const bop__file_entry_t *f, bop_manifest_file_t *out)
 {
-	if (out->version != BOP_MANIFEST_FILE_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_manifest_file_t version %u", out->version);
+	if (BOP__VERSION_CHECK("bop_manifest_file_t", NULL, out->version,
+		MANIFEST_FILE_VERSION) < 0)
+		return BOP_EVERSION;
 	out->name = f->name;
 	out->object_key = f->object;
 	out->plain_bytes = f->plain_bytes;

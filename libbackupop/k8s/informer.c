@@ -808,9 +808,9 @@ BOP_EXTERN(int) bop_k8s_informer_options_init(bop_k8s_informer_options_t *opts, 
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_k8s_informer_options_init: opts is NULL");
-	if (version != BOP_K8S_INFORMER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "informer options version %u is unknown (expected %u)",
-			version, BOP_K8S_INFORMER_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_informer_options_t", NULL, version,
+	    K8S_INFORMER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -834,9 +834,9 @@ static int check_options(const bop_k8s_informer_options_t *o)
 {
 	if (!o)
 		return bop__error(BOP_EINVAL, "informer options are required");
-	if (o->version != BOP_K8S_INFORMER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "informer options version %u is unknown (expected %u)",
-			o->version, BOP_K8S_INFORMER_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_informer_options_t", NULL, o->version,
+	    K8S_INFORMER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (!o->path || o->path[0] != '/')
 		return bop__error(BOP_EINVAL, "an informer needs the API path of a collection (\"/api/v1/namespaces/x/configmaps\")");
 	return 0;

@@ -14,6 +14,11 @@ BOP_BEGIN_DECL
 
 #define BOP_ENGINE_VERSION 1
 
+/* A struct bop_engine with its version filled in and the members you name, the others
+ * NULL (or 0): s->base = (bop_engine_t)BOP_ENGINE_INIT(.backup = my_backup,
+ * .restore = my_restore, .free = my_free); see BOP_STORAGE_INIT in <backupop/sys/storage.h>. */
+#define BOP_ENGINE_INIT(...) { .version = BOP_ENGINE_VERSION, __VA_ARGS__ }
+
 struct bop_engine {
 	unsigned int version;          /* BOP_ENGINE_VERSION */
 	int (*validate)(bop_engine_t *engine);                    /* may be NULL */

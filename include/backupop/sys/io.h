@@ -14,6 +14,12 @@ BOP_BEGIN_DECL
 #define BOP_SOURCE_VERSION 1
 #define BOP_SINK_VERSION 1
 
+/* A struct bop_source / bop_sink with its version filled in and the members you name, the
+ * others NULL: s->base = (bop_sink_t)BOP_SINK_INIT(.write = my_write, .commit = my_commit,
+ * .abort = my_abort, .free = my_free); see BOP_STORAGE_INIT in <backupop/sys/storage.h>. */
+#define BOP_SOURCE_INIT(...) { .version = BOP_SOURCE_VERSION, __VA_ARGS__ }
+#define BOP_SINK_INIT(...) { .version = BOP_SINK_VERSION, __VA_ARGS__ }
+
 struct bop_source {
 	unsigned int version;          /* BOP_SOURCE_VERSION */
 	int (*read)(bop_source_t *src, void *buf, size_t cap, size_t *got);

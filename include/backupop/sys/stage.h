@@ -12,6 +12,11 @@ BOP_BEGIN_DECL
 
 #define BOP_STAGE_VERSION 1
 
+/* A struct bop_stage with its version filled in and the members you name:
+ * s->base = (bop_stage_t)BOP_STAGE_INIT(.name = "rot13", .process = rot13_process,
+ * .free = rot13_free); see BOP_STORAGE_INIT in <backupop/sys/storage.h>. */
+#define BOP_STAGE_INIT(...) { .version = BOP_STAGE_VERSION, __VA_ARGS__ }
+
 struct bop_stage {
 	unsigned int version;          /* BOP_STAGE_VERSION */
 	const char *name;

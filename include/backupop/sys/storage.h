@@ -16,8 +16,16 @@ BOP_BEGIN_DECL
 
 #define BOP_STORAGE_VERSION 1
 
+/* A struct bop_storage with its version filled in and the members you name, the others
+ * NULL:
+ *   static const bop_storage_t vtable = BOP_STORAGE_INIT(.put = my_put, .get = my_get,
+ *   	.stat = my_stat, .list = my_list, .remove = my_remove, .free = my_free);
+ *   s->base = vtable;
+ * or, in a statement, s->base = (bop_storage_t)BOP_STORAGE_INIT(...). */
+#define BOP_STORAGE_INIT(...) { .version = BOP_STORAGE_VERSION, __VA_ARGS__ }
+
 struct bop_storage {
-	unsigned int version;          /* BOP_STORAGE_VERSION */
+	unsigned int version;          /* BOP_STORAGE_VERSION (BOP_STORAGE_INIT sets it) */
 	int (*put)(bop_storage_t *storage, bop_sink_t **out, const char *key,
 		const bop_put_options_t *opts);   /* opts is never NULL */
 	int (*get)(bop_storage_t *storage, bop_source_t **out, const char *key, uint64_t offset);
