@@ -6,11 +6,13 @@
  * then the out parameters (`bop_manifest_t **out`, `char **json`, `size_t *len`, a
  * caller's buffer and its size), then the inputs, then a callback and its payload.
  * A function that creates something has no object, so its out parameter comes first:
- * bop_x_new(bop_x_t **out, ...). On failure *out is NULL.
+ * bop_x_new(bop_x_t **out, ...). On failure nothing is handed out: the caller has
+ * nothing to free.
  *
- * Memory: everything the library hands out is freed by the library. An object `bop_x_t`
- * with bop_x_free() (which accepts NULL); strings and other buffers returned through
- * `char **` (JSON, text, keys from a queue) with bop_free(). Strings returned as
+ * Memory: whatever the library hands out is freed through the library, never with free():
+ * an object `bop_x_t` with its own bop_x_free() (which accepts NULL; a lock with
+ * bop_lock_release()), strings and other buffers returned through `char **` (JSON, text,
+ * keys from a queue) with bop_free(). Strings returned as
  * `const char *` are owned by the object they come from, or static. Memory that a callback
  * hands to the library is allocated with bop_malloc() or bop_strdup() (or comes from
  * another bop_ function), because the library frees it with bop_free().
