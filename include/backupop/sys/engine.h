@@ -1,7 +1,10 @@
 /*
  * Plug-in API: writing an engine. Embed bop_engine_t as the first member of your struct,
- * fill in the vtable, and register an open function under a name with
- * bop_engine_register(). See examples/ for a complete engine.
+ * fill in the vtable with BOP_ENGINE_INIT(), and register an open function under a name
+ * with bop_engine_register(). See examples/ for a complete engine.
+ *
+ * Memory a slot hands to the library (pod_customize's *patch_json) comes from bop_strdup()
+ * or bop_malloc(): the library and its callers free it with bop_free().
  */
 #ifndef BACKUPOP_SYS_ENGINE_H
 #define BACKUPOP_SYS_ENGINE_H

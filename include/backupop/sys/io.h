@@ -1,7 +1,8 @@
 /*
  * Plug-in API: writing a source or a sink. Embed the struct as the first member of your
- * own and fill in the vtable. The semantics are those of <backupop/io.h>; in particular
- * `free` of a sink that was not committed must abort it.
+ * own and fill in the vtable with BOP_SOURCE_INIT() or BOP_SINK_INIT(). The semantics are
+ * those of <backupop/io.h>; in particular `free` of a sink that was not committed must
+ * abort it.
  */
 #ifndef BACKUPOP_SYS_IO_H
 #define BACKUPOP_SYS_IO_H

@@ -1,6 +1,7 @@
 /*
  * Plug-in API: writing a pipeline stage. Embed bop_stage_t as the first member of your
- * struct, fill in the vtable, and hand it to bop_pipeline_add_stage().
+ * struct, fill in the vtable with BOP_STAGE_INIT(), and hand it to
+ * bop_pipeline_add_stage().
  */
 #ifndef BACKUPOP_SYS_STAGE_H
 #define BACKUPOP_SYS_STAGE_H

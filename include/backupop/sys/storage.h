@@ -1,9 +1,9 @@
 /*
  * Plug-in API: writing a storage backend. Embed bop_storage_t as the first member of your
- * struct, fill in the vtable, and register an open function for your URL scheme with
- * bop_storage_register(). The semantics are those of <backupop/storage.h>: in particular
- * an object written by `put` must not be visible under its key before the sink commits.
- * See examples/ for a complete backend.
+ * struct, fill in the vtable with BOP_STORAGE_INIT(), and register an open function for
+ * your URL scheme with bop_storage_register(). The semantics are those of
+ * <backupop/storage.h>: in particular an object written by `put` must not be visible under
+ * its key before the sink commits. See examples/ for a complete backend.
  */
 #ifndef BACKUPOP_SYS_STORAGE_H
 #define BACKUPOP_SYS_STORAGE_H
