@@ -30,14 +30,14 @@ static bool unhex(unsigned char *out, size_t n, const char *hex, size_t len)
 /* The key from the Secret's JSON: data.key holds its 64 lowercase hex digits. */
 static int parse_key(ctl_t *c, const char *secret)
 {
-	char *hex = NULL, msg[512];
+	char *hex = NULL;
 	size_t n = 0;
 	int ret = bop_reconcile_secret_value(&hex, &n, secret, "key");
 
 	if (ret < 0) {
 		/* the Secret exists: a missing key is malformed, not "not found" */
-		snprintf(msg, sizeof(msg), "Secret " KEY_SECRET ": %s", bop_error_last());
-		ret = bop_error_set(ret == BOP_ENOMEM ? BOP_ENOMEM : BOP_EFORMAT, msg);
+		ret = bop_error_setf(ret == BOP_ENOMEM ? BOP_ENOMEM : BOP_EFORMAT,
+			"Secret " KEY_SECRET ": %s", bop_error_last());
 	} else if (!unhex(c->key, sizeof(c->key), hex, n))
 		ret = bop_error_set(BOP_EFORMAT, "Secret " KEY_SECRET " has a malformed key");
 	if (hex)
@@ -62,7 +62,7 @@ static int create_key(ctl_t *c)
 		"\"metadata\":{\"name\":\"" KEY_SECRET "\",\"namespace\":\"%s\"},"
 		"\"type\":\"Opaque\",\"stringData\":{\"key\":\"%s\"}}", c->args.namespace, hex);
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets", c->args.namespace);
-	ret = bop_k8s_request(c->client, BOP_K8S_CREATE, path, create, NULL, NULL, NULL);
+	ret = bop_k8s_request(c->client, NULL, NULL, BOP_K8S_CREATE, path, create, NULL);
 	memset(create, 0, sizeof(create));
 	memset(k, 0, sizeof(k));
 	memset(hex, 0, sizeof(hex));
@@ -80,7 +80,7 @@ int ctl_load_key(ctl_t *c)
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/" KEY_SECRET,
 		c->args.namespace);
 	for (int attempt = 0; attempt < 3; attempt++) {
-		ret = bop_k8s_request(c->client, BOP_K8S_GET, path, NULL, NULL, NULL, &body);
+		ret = bop_k8s_request(c->client, NULL, &body, BOP_K8S_GET, path, NULL, NULL);
 		if (ret == 0)
 			ret = parse_key(c, body);
 		if (body)

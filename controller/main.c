@@ -18,21 +18,21 @@ static volatile sig_atomic_t exit_code;
 
 /* ---- informer callbacks: they only queue keys ---- */
 
-static void on_schedule(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_schedule(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	(void)type;
 	(void)object;
 	ctl_enqueue(ud, 's', key, 0);
 }
 
-static void on_run(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_run(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	(void)type;
 	(void)object;
 	ctl_enqueue(ud, 'r', key, 0);
 }
 
-static void on_storage(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_storage(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	char ref[600];
 
@@ -42,7 +42,7 @@ static void on_storage(void *ud, bop_k8s_event_type_t type, const char *key, con
 	ctl_enqueue_refs(ud, ref);
 }
 
-static void on_secret(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_secret(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	ctl_t *c = ud;
 	char ref[600];
@@ -60,7 +60,7 @@ typedef struct ns_ctx {
 	size_t len;
 } ns_ctx_t;
 
-static int ns_schedule(void *ud, const char *key, const char *object)
+static int ns_schedule(const char *key, const char *object, void *ud)
 {
 	ns_ctx_t *n = ud;
 
@@ -71,7 +71,7 @@ static int ns_schedule(void *ud, const char *key, const char *object)
 }
 
 /* A namespace's labels decide whether a storage allows it (allowedNamespaces.selector). */
-static void on_namespace(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_namespace(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	ns_ctx_t n = { ud, key, strlen(key) };
 
@@ -81,7 +81,7 @@ static void on_namespace(void *ud, bop_k8s_event_type_t type, const char *key, c
 }
 
 /* Someone changed or deleted an object we made: reconcile its schedule. */
-static void on_owned(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_owned(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	ctl_t *c = ud;
 	json_object *o = jparse(object);
@@ -180,7 +180,7 @@ static int informer(ctl_t *c, bop_k8s_informer_t **out, const char *path, const 
 	o.metadata_only = meta;
 	o.resync_seconds = cb == on_schedule || cb == on_run ? c->args.resync_seconds : 0;
 	o.callback = cb;
-	o.ud = c;
+	o.payload = c;
 	ret = bop_k8s_informer_new(out, c->client, &o);
 	if (ret == 0)
 		ret = bop_k8s_informer_start(*out);
@@ -417,7 +417,7 @@ int main(int argc, char **argv)
 		lo.retry_seconds = c->args.lease_seconds / 7 + 1;
 		lo.on_started = on_started;
 		lo.on_stopped = on_stopped;
-		lo.ud = c;
+		lo.payload = c;
 		if ((ret = bop_k8s_leader_new(&c->leader, c->client, &lo)) ||
 		    (ret = bop_k8s_leader_start(c->leader))) {
 			clog_(BOP_LOG_ERROR, "cannot start leader election: %s", bop_error_last());

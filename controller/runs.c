@@ -33,8 +33,8 @@ static int patch_status(ctl_t *c, int w, json_object *run, const char *path, jso
 	patch = json_object_new_object();
 	json_object_object_add(patch, "status", json_object_get(status));
 	snprintf(spath, sizeof(spath), "%s/status", path);
-	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, spath,
-		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+	ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_PATCH, spath,
+		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL);
 	json_object_put(patch);
 	if (ret == 0)
 		ctl_count_write(c, "BackupRunStatus");
@@ -136,7 +136,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupruns/%s", ns, name);
-	ret = bop_k8s_informer_get(c->runs, key, &text);
+	ret = bop_k8s_informer_get(c->runs, &text, key);
 	if (ret == BOP_ENOTFOUND)
 		return 0;
 	if (ret || !(run = jparse(text)))
@@ -146,7 +146,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 	phase = js(run, "status.phase");
 	if (sname) {
 		snprintf(skey, sizeof(skey), "%s/%s", ns, sname);
-		if (bop_k8s_informer_get(c->schedules, skey, &stext) == 0) {
+		if (bop_k8s_informer_get(c->schedules, &stext, skey) == 0) {
 			sched = jparse(stext);
 			uid = js(sched, "metadata.uid");
 		}
@@ -285,7 +285,7 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 
 	(void)uid;
 	snprintf(skey, sizeof(skey), "%s/%s", ns, schedule);
-	if (bop_k8s_informer_get(c->schedules, skey, &stext) == 0) {
+	if (bop_k8s_informer_get(c->schedules, &stext, skey) == 0) {
 		sched = jparse(stext);
 		if (js(sched, "status.lastScheduleTime"))
 			since = ctl_parse_time(js(sched, "status.lastScheduleTime"));
@@ -300,7 +300,7 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 			continue;
 		run_name(name, sizeof(name), schedule, id);
 		snprintf(key, sizeof(key), "%s/%s", ns, name);
-		if (bop_k8s_informer_get(c->runs, key, &have) == 0) {
+		if (bop_k8s_informer_get(c->runs, &have, key) == 0) {
 			bop_free(have);
 			continue;
 		}
@@ -324,8 +324,8 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 			js(rr, "kind") && !strcmp(js(rr, "kind"), "verify") ? "verify" : "backup"));
 		json_object_object_add(o, "spec", spec);
 		snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupruns", ns);
-		ret = bop_k8s_request(c->wclient[w], BOP_K8S_CREATE, path,
-			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+		ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_CREATE, path,
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), NULL);
 		json_object_put(o);
 		if (ret == BOP_ECONFLICT || ret == BOP_EEXISTS)
 			ret = 0;
@@ -349,7 +349,7 @@ typedef struct hist_ctx {
 	json_object *ok, *bad;  /* arrays of {name, t} */
 } hist_ctx_t;
 
-static int hist_collect(void *ud, const char *key, const char *object)
+static int hist_collect(const char *key, const char *object, void *ud)
 {
 	hist_ctx_t *h = ud;
 	json_object *o = jparse(object), *e;
@@ -390,7 +390,7 @@ static void trim(ctl_t *c, int w, const char *ns, json_object *list, int64_t kee
 		int ret;
 
 		snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupruns/%s", ns, n);
-		ret = bop_k8s_request(c->wclient[w], BOP_K8S_DELETE, path, NULL, NULL, NULL, NULL);
+		ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_DELETE, path, NULL, NULL);
 		if (ret && ret != BOP_ENOTFOUND)
 			clog_(BOP_LOG_WARN, "cannot delete old BackupRun %s/%s: %s", ns, n, bop_error_last());
 		else if (ret == 0)

@@ -25,7 +25,7 @@ static int lookup_secret(ctl_t *c, int w, const char *ns, const char *name, char
 	int ret;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	ret = bop_k8s_informer_get(c->secrets, key, &meta);
+	ret = bop_k8s_informer_get(c->secrets, &meta, key);
 	if (ret)
 		return ret;     /* BOP_ENOTFOUND: its ADDED event will bring us back */
 	m = jparse(meta);
@@ -35,14 +35,14 @@ static int lookup_secret(ctl_t *c, int w, const char *ns, const char *name, char
 	if (rv && json_object_object_get_ex(c->secret_cache, key, &entry) &&
 	    json_object_object_get_ex(entry, "rv", &v) && !strcmp(json_object_get_string(v), rv) &&
 	    json_object_object_get_ex(entry, "object", &v)) {
-		*object = strdup(json_object_get_string(v));
+		*object = bop_strdup(json_object_get_string(v));
 		pthread_mutex_unlock(&c->lock);
 		json_object_put(m);
 		return *object ? 0 : BOP_ENOMEM;
 	}
 	pthread_mutex_unlock(&c->lock);
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ns, name);
-	ret = bop_k8s_request(c->wclient[w], BOP_K8S_GET, path, NULL, NULL, NULL, &body);
+	ret = bop_k8s_request(c->wclient[w], NULL, &body, BOP_K8S_GET, path, NULL, NULL);
 	if (ret == 0 && body) {
 		json_object *o = jparse(body);
 		const char *nrv = js(o, "metadata.resourceVersion");
@@ -61,19 +61,19 @@ static int lookup_secret(ctl_t *c, int w, const char *ns, const char *name, char
 	} else if (ret == 0) {
 		ret = BOP_ENOTFOUND;
 	}
-	free(body);
+	bop_free(body);
 	json_object_put(m);
 	return ret;
 }
 
-static int lookup(void *ud, const char *kind, const char *ns, const char *name, char **object)
+static int lookup(char **object, const char *kind, const char *ns, const char *name, void *ud)
 {
 	lookup_ctx_t *l = ud;
 
 	if (!strcmp(kind, "Secret"))
 		return lookup_secret(l->c, l->w, ns, name, object);
 	if (!strcmp(kind, "Namespace"))
-		return bop_k8s_informer_get(l->c->namespaces, name, object);
+		return bop_k8s_informer_get(l->c->namespaces, object, name);
 	return BOP_ENOTFOUND;
 }
 
@@ -97,14 +97,14 @@ static int delete_objects(ctl_t *c, int w, const char *obj_name)
 		int r;
 
 		snprintf(key, sizeof(key), "%s/%s", c->args.namespace, obj_name);
-		if (bop_k8s_informer_get(c->owned[k], key, &cached) == BOP_ENOTFOUND)
+		if (bop_k8s_informer_get(c->owned[k], &cached, key) == BOP_ENOTFOUND)
 			continue;
 		bop_free(cached);
 		snprintf(path, sizeof(path), "%s%s/%s/%s", kind_paths[k], c->args.namespace,
 			kind_res[k], obj_name);
-		r = bop_k8s_request(c->wclient[w], BOP_K8S_DELETE, path,
+		r = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_DELETE, path,
 			"{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\",\"propagationPolicy\":\"Background\"}",
-			NULL, NULL, NULL);
+			NULL);
 		if (r == BOP_ENOTFOUND)
 			r = 0;
 		if (r) {
@@ -129,7 +129,7 @@ static int apply_objects(ctl_t *c, int w, bop_reconcile_t *r)
 		int ret;
 
 		snprintf(key, sizeof(key), "%s/%s", c->args.namespace, bop_reconcile_object_name(r));
-		if (bop_k8s_informer_get(c->owned[k], key, &cached) == 0) {
+		if (bop_k8s_informer_get(c->owned[k], &cached, key) == 0) {
 			o = jparse(cached);
 			bop_free(cached);
 			have = jannotation(o, "backupop.io/desired-hash");
@@ -139,9 +139,9 @@ static int apply_objects(ctl_t *c, int w, bop_reconcile_t *r)
 			continue;
 		}
 		json_object_put(o);
-		ret = bop_k8s_request(c->wclient[w], BOP_K8S_APPLY, bop_reconcile_object_path(r,
-			(bop_reconcile_kind_t)k), bop_reconcile_object(r, (bop_reconcile_kind_t)k),
-			CTL_FIELD_MANAGER, NULL, NULL);
+		ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_APPLY,
+			bop_reconcile_object_path(r, (bop_reconcile_kind_t)k),
+			bop_reconcile_object(r, (bop_reconcile_kind_t)k), CTL_FIELD_MANAGER);
 		if (ret) {
 			clog_(BOP_LOG_WARN, "cannot apply %s %s: %s", kind_names[k], key, bop_error_last());
 			return ret;
@@ -265,7 +265,7 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	*next_out = 0;
 	if (js(sched, "spec.schedule") &&
 	    bop_schedule_parse(&s, js(sched, "spec.schedule"), js(sched, "spec.timeZone")) == 0 &&
-	    bop_schedule_next(s, ctl_now(), next_out) == 0) {
+	    bop_schedule_next(s, next_out, ctl_now()) == 0) {
 		ctl_format_time(*next_out, t);
 		put_string(status, "nextScheduleTime", t);
 	}
@@ -295,8 +295,8 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	patch = json_object_new_object();
 	json_object_object_add(patch, "status", json_object_get(status));
 	snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupschedules/%s/status", ns, name);
-	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, path,
-		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+	ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_PATCH, path,
+		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL);
 	json_object_put(patch);
 	if (ret == BOP_ENOTFOUND)
 		ret = 0;
@@ -346,7 +346,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupschedules/%s", ns, name);
-	ret = bop_k8s_informer_get(c->schedules, key, &text);
+	ret = bop_k8s_informer_get(c->schedules, &text, key);
 	if (ret == BOP_ENOTFOUND) {
 		/* gone without our finalizer (or we missed it): remove what we made */
 		pthread_mutex_lock(&c->lock);
@@ -386,7 +386,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		goto out;
 	}
 	if (js(sched, "spec.storage.name"))
-		bop_k8s_informer_get(c->storages, js(sched, "spec.storage.name"), &storage);
+		bop_k8s_informer_get(c->storages, &storage, js(sched, "spec.storage.name"));
 	ret = bop_reconcile_runner_token(&token, c->key, sizeof(c->key), js(sched, "metadata.uid"));
 	if (ret)
 		goto out;
@@ -397,7 +397,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	opts.runner_port = c->args.runner_port;
 	opts.api_token = token;
 	opts.lookup = lookup;
-	opts.ud = &lc;
+	opts.payload = &lc;
 	ret = bop_reconcile_new(&r, &opts, text, storage);
 	if (ret)
 		goto out;
@@ -465,7 +465,7 @@ typedef struct sweep_ctx {
 	json_object *orphans;   /* {name: null} */
 } sweep_ctx_t;
 
-static int sweep_want(void *ud, const char *key, const char *object)
+static int sweep_want(const char *key, const char *object, void *ud)
 {
 	sweep_ctx_t *s = ud;
 	char ns[256], *name = NULL;
@@ -482,7 +482,7 @@ static int sweep_want(void *ud, const char *key, const char *object)
 	return 0;
 }
 
-static int sweep_have(void *ud, const char *key, const char *object)
+static int sweep_have(const char *key, const char *object, void *ud)
 {
 	sweep_ctx_t *s = ud;
 	const char *slash = strchr(key, '/');

@@ -97,8 +97,8 @@ int ctl_set_finalizer(ctl_t *c, int w, json_object *o, const char *path, bool ad
 	json_object_object_add(meta, "resourceVersion",
 		json_object_new_string(js(o, "metadata.resourceVersion")));
 	json_object_object_add(patch, "metadata", meta);
-	ret = bop_k8s_request(c->wclient[w], BOP_K8S_PATCH, path,
-		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL, NULL);
+	ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_PATCH, path,
+		json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL);
 	json_object_put(patch);
 	return ret == BOP_ENOTFOUND ? 0 : ret;
 }

@@ -12,16 +12,15 @@
  * "where the database allows it".
  *
  * The config is parsed with json-c, a real JSON parser; unknown fields are refused so that
- * a typo does not silently back up the wrong thing. A plug-in cannot set libbackupop's
- * error message, so it explains failures through the library's logger and returns the
- * code (libbackupop adds a message naming the engine).
+ * a typo does not silently back up the wrong thing. Failures are explained with
+ * bop_error_setf(), which the user reads from bop_error_last() as for the built-in
+ * engines.
  */
 #include <backupop.h>
 #include <backupop/sys/engine.h>
 
 #include <json-c/json.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,19 +35,6 @@ typedef struct dd_engine {
 	char *path;
 } dd_engine_t;
 
-__attribute__((format(printf, 2, 3)))
-static int fail(int code, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* The user sees this through bop_error_last(), as for the built-in engines. */
-	return bop_error_set(code, msg);
-}
-
 /* The directory that will hold the file must exist; the file itself only for a backup. */
 static int dd_validate(bop_engine_t *base)
 {
@@ -61,7 +47,7 @@ static int dd_validate(bop_engine_t *base)
 		return BOP_ENOMEM;
 	ok = stat(dirname(copy), &st) == 0 && S_ISDIR(st.st_mode);
 	free(copy);
-	return ok ? 0 : fail(BOP_ENOTFOUND, "the directory of %s does not exist", dd->path);
+	return ok ? 0 : bop_error_setf(BOP_ENOTFOUND, "the directory of %s does not exist", dd->path);
 }
 
 static int dd_backup(bop_engine_t *base, bop_source_t **out)
@@ -88,22 +74,22 @@ static const char *config_path(json_object *config)
 	const char *path = NULL;
 
 	if (!json_object_is_type(config, json_type_object)) {
-		fail(BOP_EINVAL, "the %s engine config must be a JSON object", NAME);
+		bop_error_setf(BOP_EINVAL, "the %s engine config must be a JSON object", NAME);
 		return NULL;
 	}
 	json_object_object_foreach(config, key, val) {
 		if (strcmp(key, "path") != 0) {
-			fail(BOP_EINVAL, "unknown field \"%s\" in the dd engine config (known: path)", key);
+			bop_error_setf(BOP_EINVAL, "unknown field \"%s\" in the dd engine config (known: path)", key);
 			return NULL;
 		}
 		if (!json_object_is_type(val, json_type_string) || !*json_object_get_string(val)) {
-			fail(BOP_EINVAL, "\"path\" must be a non-empty string");
+			bop_error_setf(BOP_EINVAL, "\"path\" must be a non-empty string");
 			return NULL;
 		}
 		path = json_object_get_string(val);
 	}
 	if (!path)
-		fail(BOP_EINVAL, "the dd engine needs \"path\", the file to back up");
+		bop_error_setf(BOP_EINVAL, "the dd engine needs \"path\", the file to back up");
 	return path;
 }
 
@@ -123,12 +109,9 @@ static int dd_open(bop_engine_t **out, const char *config_json, void *payload)
 		free(dd);
 		goto out;
 	}
-	dd->base.version = BOP_ENGINE_VERSION;
-	dd->base.validate = dd_validate;
-	dd->base.backup = dd_backup;
-	dd->base.restore = dd_restore;
-	dd->base.pod_customize = NULL;  /* nothing to add: libbackupop answers "{}" */
-	dd->base.free = dd_free;
+	/* pod_customize stays NULL: nothing to add, libbackupop answers "{}" */
+	dd->base = (bop_engine_t)BOP_ENGINE_INIT(.validate = dd_validate, .backup = dd_backup,
+		.restore = dd_restore, .free = dd_free);
 	*out = &dd->base;
 	ret = 0;
 out:

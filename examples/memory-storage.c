@@ -223,11 +223,8 @@ static int memory_put(bop_storage_t *base, bop_sink_t **out, const char *key,
 		free(ms);
 		return BOP_ENOMEM;
 	}
-	ms->base.version = BOP_SINK_VERSION;
-	ms->base.write = sink_write;
-	ms->base.commit = sink_commit;
-	ms->base.abort = sink_abort;
-	ms->base.free = sink_free;
+	ms->base = (bop_sink_t)BOP_SINK_INIT(.write = sink_write, .commit = sink_commit,
+		.abort = sink_abort, .free = sink_free);
 	ms->exclusive = opts->exclusive;        /* opts is never NULL here */
 	pthread_mutex_lock(&stores_lock);
 	ms->store = m->store;
@@ -257,7 +254,7 @@ static int memory_get(bop_storage_t *base, bop_source_t **out, const char *key,
 	return ret;
 }
 
-static int memory_stat(bop_storage_t *base, const char *key, bop_storage_stat_t *st)
+static int memory_stat(bop_storage_t *base, bop_storage_stat_t *st, const char *key)
 {
 	memory_storage_t *m = (memory_storage_t *)base;
 	object_t **o;
@@ -373,13 +370,11 @@ static int memory_open(bop_storage_t **out, const char *url, const bop_storage_o
 		free(m);
 		return BOP_ENOMEM;
 	}
-	m->base.version = BOP_STORAGE_VERSION;
-	m->base.put = memory_put;
-	m->base.get = memory_get;
-	m->base.stat = memory_stat;
-	m->base.list = memory_list;
-	m->base.remove = memory_remove;
-	m->base.free = memory_free;
+	/* BOP_STORAGE_INIT sets the version; cleanup and remove_many stay NULL (the memory
+	 * backend leaves nothing behind, and remove is called for each key). */
+	m->base = (bop_storage_t)BOP_STORAGE_INIT(.put = memory_put, .get = memory_get,
+		.stat = memory_stat, .list = memory_list, .remove = memory_remove,
+		.free = memory_free);
 	*out = &m->base;
 	return 0;
 }

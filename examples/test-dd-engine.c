@@ -103,7 +103,7 @@ static void test_configs(void)
 	check(bop_engine_open(&e, "dd", "{\"path\": 7}") == BOP_EINVAL, "a path that is no string");
 	check(bop_engine_open(&e, "dd", "{\"pth\": \"/x\"}") == BOP_EINVAL, "an unknown field");
 	check(strstr(bop_error_last(), "unknown field \"pth\"") != NULL,
-		"the plug-in's own message (bop_error_set) reaches bop_error_last()");
+		"the plug-in's own message (bop_error_setf) reaches bop_error_last()");
 	check(bop_engine_open(&e, "dd", "not json") == BOP_EINVAL, "text that is not JSON");
 	check(bop_engine_open(&e, "dd", "{\"path\": \"/no/such/dir/f\"}") == 0 &&
 		bop_engine_validate(e) == BOP_ENOTFOUND, "validate finds a missing directory");

@@ -75,18 +75,18 @@ int main(void)
 
 	check(bop_storage_put(st, &sink, "backups/one", NULL) == 0, "start a put");
 	check(bop_sink_write(sink, "hello, storage", 14) == 0, "write to it");
-	check(bop_storage_stat(st, "backups/one", &info) == BOP_ENOTFOUND,
+	check(bop_storage_stat(st, &info, "backups/one") == BOP_ENOTFOUND,
 		"the object is not visible before commit");
 	check(bop_sink_commit(sink) == 0, "commit");
 	bop_sink_free(sink);
-	check(bop_storage_stat(st, "backups/one", &info) == 0 && info.size == 14,
+	check(bop_storage_stat(st, &info, "backups/one") == 0 && info.size == 14,
 		"it is visible after commit, with its size");
 
 	sink = NULL;
 	check(bop_storage_put(st, &sink, "backups/aborted", NULL) == 0, "start another put");
 	bop_sink_write(sink, "junk", 4);
 	bop_sink_free(sink);
-	check(bop_storage_stat(st, "backups/aborted", &info) == BOP_ENOTFOUND,
+	check(bop_storage_stat(st, &info, "backups/aborted") == BOP_ENOTFOUND,
 		"a put freed without commit never appears");
 
 	check(put(st, "backups/two", "second") == 0 && put(st, "other", "x") == 0, "put two more");

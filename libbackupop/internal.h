@@ -52,6 +52,52 @@ size_t bop__secret_partial_tail(const char *text, size_t len);
 /* Forgets every registered secret (for fuzz targets that register thousands). */
 void bop__log_clear_secrets(void);
 
+/* ---- util/version.c ---- */
+
+/*
+ * The oldest version of each options struct and plug-in vtable that this library still
+ * understands; BOP_<X>_VERSION in the public headers is the newest. They are equal until a
+ * layout grows: then BOP_<X>_VERSION goes up, and BOP__OLDEST_<X>_VERSION stays for as long
+ * as the library still reads the older layout (reading only the members it has, and an
+ * options _init() filling only those).
+ */
+#define BOP__OLDEST_STORAGE_VERSION 1
+#define BOP__OLDEST_ENGINE_VERSION 1
+#define BOP__OLDEST_STAGE_VERSION 1
+#define BOP__OLDEST_SOURCE_VERSION 1
+#define BOP__OLDEST_SINK_VERSION 1
+#define BOP__OLDEST_STORAGE_OPTIONS_VERSION 1
+#define BOP__OLDEST_STORAGE_STAT_VERSION 1
+#define BOP__OLDEST_PUT_OPTIONS_VERSION 1
+#define BOP__OLDEST_COMMAND_OPTIONS_VERSION 1
+#define BOP__OLDEST_PIPELINE_OPTIONS_VERSION 1
+#define BOP__OLDEST_COMPRESS_OPTIONS_VERSION 1
+#define BOP__OLDEST_BACKUP_OPTIONS_VERSION 1
+#define BOP__OLDEST_RESTORE_OPTIONS_VERSION 1
+#define BOP__OLDEST_MANIFEST_FILE_VERSION 1
+#define BOP__OLDEST_RETENTION_POLICY_VERSION 1
+#define BOP__OLDEST_HTTP_SERVER_OPTIONS_VERSION 1
+#define BOP__OLDEST_K8S_CLIENT_OPTIONS_VERSION 1
+#define BOP__OLDEST_K8S_INFORMER_OPTIONS_VERSION 1
+#define BOP__OLDEST_WORKQUEUE_OPTIONS_VERSION 1
+#define BOP__OLDEST_K8S_LEADER_OPTIONS_VERSION 1
+#define BOP__OLDEST_RECONCILE_OPTIONS_VERSION 1
+
+/* 0 when oldest <= version <= newest; else BOP_EVERSION with one message naming the
+ * plug-in or struct for the user (`what`, followed by `name` in quotes when not NULL:
+ * storage backend "s3", stage "zstd-compress", bop_backup_options_t), its version and the
+ * versions this library understands. */
+int bop__version_check(const char *what, const char *name, unsigned int version,
+	unsigned int oldest, unsigned int newest);
+
+/* The check of the struct or vtable whose BOP_<X>_VERSION is named by X:
+ * BOP__VERSION_CHECK("engine", "dd", e->version, ENGINE_VERSION). */
+#define BOP__VERSION_CHECK(what, name, version, X) \
+	bop__version_check((what), (name), (version), BOP__OLDEST_##X, BOP_##X)
+
+/* The same test without an error, for free functions and "is this ours" tests. */
+#define BOP__VERSION_OK(version, X) ((version) >= BOP__OLDEST_##X && (version) <= BOP_##X)
+
 /* ---- util/mem.c ---- */
 
 /* strdup/asprintf/calloc that set BOP_ENOMEM on failure and return NULL. */

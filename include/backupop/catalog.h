@@ -166,11 +166,11 @@ BOP_EXTERN(size_t) bop_manifest_file_count(const bop_manifest_t *m);
 
 /* Fills `out` (its version set by the caller) with file `i`, in name order.
  * BOP_ENOTFOUND when out of range. */
-BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, size_t i, bop_manifest_file_t *out);
+BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, bop_manifest_file_t *out, size_t i);
 
 /* Fills `out` with the file named `name`. BOP_ENOTFOUND when there is none. */
-BOP_EXTERN(int) bop_manifest_file_find(const bop_manifest_t *m, const char *name,
-	bop_manifest_file_t *out);
+BOP_EXTERN(int) bop_manifest_file_find(const bop_manifest_t *m, bop_manifest_file_t *out,
+	const char *name);
 
 /* Starts a multi-file backup with a new id; nothing is stored until a file is put.
  * `opts` as for bop_catalog_backup() (may be NULL); it is copied, but the keys and tags it
@@ -191,9 +191,10 @@ BOP_EXTERN(const char *) bop_backup_session_id(const bop_backup_session_t *sessi
 BOP_EXTERN(int) bop_backup_session_put(bop_backup_session_t *session, bop_sink_t **out,
 	const char *name);
 
-/* The plaintext size of committed file `name` of the session. BOP_ENOTFOUND if none. */
-BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *session, const char *name,
-	uint64_t *plain_bytes);
+/* The plaintext size of committed file `name` of the session into *plain_bytes.
+ * BOP_ENOTFOUND if none. */
+BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *session, uint64_t *plain_bytes,
+	const char *name);
 
 /* Reads committed file `name` of the session back from byte `offset`, as
  * bop_catalog_read_file() does (an encrypted session needs `opts->keys` with an identity).

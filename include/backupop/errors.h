@@ -51,6 +51,11 @@ BOP_EXTERN(void) bop_error_clear(void);
  * is copied (and redacted). */
 BOP_EXTERN(int) bop_error_set(int code, const char *message);
 
+/* bop_error_set() with a printf-style message:
+ * `return bop_error_setf(BOP_EINVAL, "block size %zu is not a power of two", bs);`.
+ * A message longer than 2047 bytes is cut. */
+BOP_EXTERN(int) bop_error_setf(int code, const char *format, ...) BOP_PRINTF_FORMAT(2, 3);
+
 /* A short static description of an error code ("not found"). Unknown codes give
  * "unknown error". */
 BOP_EXTERN(const char *) bop_strerror(int code);

@@ -64,14 +64,14 @@ typedef enum bop_k8s_verb {
 /* One request on an API path ("/api/v1/namespaces/ns/secrets/x", may carry a query).
  * `body` is JSON text or NULL; `field_manager` is required for BOP_K8S_APPLY. On return
  * *status (if not NULL) is the HTTP status (0 when no answer came) and *response (if not
- * NULL) the response body, malloc'd (NULL for an empty body), also for error statuses.
+ * NULL) the response body (NULL for an empty body), also for error statuses; free it with
+ * bop_free().
  * Returns 0 for 2xx; BOP_EAUTH for 401/403, BOP_ENOTFOUND for 404 and 410,
  * BOP_ECONFLICT for 409, BOP_EINVAL for 400/422 (with the server's message),
  * BOP_EIO/BOP_ETIMEOUT when the server cannot be reached or kept answering 429/5xx
  * (retried with backoff first). */
-BOP_EXTERN(int) bop_k8s_request(bop_k8s_client_t *client, bop_k8s_verb_t verb,
-	const char *path, const char *body, const char *field_manager, long *status,
-	char **response);
+BOP_EXTERN(int) bop_k8s_request(bop_k8s_client_t *client, long *status, char **response,
+	bop_k8s_verb_t verb, const char *path, const char *body, const char *field_manager);
 
 /* ---- informers ---- */
 
@@ -87,8 +87,8 @@ typedef enum bop_k8s_event_type {
  * called for every cached object as MODIFIED at each resync, and after a relist for the
  * differences (objects deleted while the watch was down are reported DELETED). `object`
  * is only valid during the call. */
-typedef void (*bop_k8s_informer_cb)(void *ud, bop_k8s_event_type_t type, const char *key,
-	const char *object);
+typedef void (*bop_k8s_informer_cb)(bop_k8s_event_type_t type, const char *key,
+	const char *object, void *payload);
 
 typedef struct bop_k8s_informer_options {
 	unsigned int version;
@@ -109,7 +109,7 @@ typedef struct bop_k8s_informer_options {
 	/* Objects per LIST page. 0: 500. */
 	unsigned int page_size;
 	bop_k8s_informer_cb callback;
-	void *ud;
+	void *payload;                  /* handed to `callback` */
 } bop_k8s_informer_options_t;
 
 #define BOP_K8S_INFORMER_OPTIONS_VERSION 1
@@ -135,15 +135,21 @@ BOP_EXTERN(int) bop_k8s_informer_synced(bop_k8s_informer_t *informer);
 /* Waits until synced: 0, or BOP_ETIMEOUT after `timeout_ms` (negative: forever). */
 BOP_EXTERN(int) bop_k8s_informer_wait_synced(bop_k8s_informer_t *informer, int timeout_ms);
 
-/* A copy of the cached object (malloc'd JSON text), or BOP_ENOTFOUND. */
-BOP_EXTERN(int) bop_k8s_informer_get(bop_k8s_informer_t *informer, const char *key,
-	char **object);
+/* A copy of the cached object `key` as JSON text into *object (free it with bop_free()),
+ * or BOP_ENOTFOUND. */
+BOP_EXTERN(int) bop_k8s_informer_get(bop_k8s_informer_t *informer, char **object,
+	const char *key);
+
+/* Called by bop_k8s_informer_foreach() with each cached object; `object` is only valid
+ * during the call. Non-zero stops the iteration. */
+typedef int (*bop_k8s_informer_foreach_cb)(const char *key, const char *object,
+	void *payload);
 
 /* Calls `fn` for every cached object, in key order, with the cache locked (do not call
  * other informer functions from `fn`). Stops early and returns what `fn` returns when
  * non-zero. */
 BOP_EXTERN(int) bop_k8s_informer_foreach(bop_k8s_informer_t *informer,
-	int (*fn)(void *ud, const char *key, const char *object), void *ud);
+	bop_k8s_informer_foreach_cb fn, void *payload);
 
 /* Number of cached objects. */
 BOP_EXTERN(size_t) bop_k8s_informer_size(bop_k8s_informer_t *informer);
@@ -193,7 +199,7 @@ BOP_EXTERN(void) bop_workqueue_forget(bop_workqueue_t *q, const char *key);
 /* Times `key` went through add_rate_limited() since the last _forget(). */
 BOP_EXTERN(unsigned int) bop_workqueue_failures(bop_workqueue_t *q, const char *key);
 
-/* Waits for the next key (malloc'd into *key; the caller frees it and must call _done()).
+/* Waits for the next key, into *key (free it with bop_free(); call _done() with it).
  * `timeout_ms` negative waits forever. BOP_ETIMEOUT when none came in time,
  * BOP_ECANCELED once the queue is shut down. */
 BOP_EXTERN(int) bop_workqueue_get(bop_workqueue_t *q, char **key, int timeout_ms);
@@ -214,6 +220,9 @@ BOP_EXTERN(void) bop_workqueue_free(bop_workqueue_t *q);
 
 typedef struct bop_k8s_leader bop_k8s_leader_t;
 
+/* A leadership change (see bop_k8s_leader_options_t). */
+typedef void (*bop_k8s_leader_cb)(void *payload);
+
 typedef struct bop_k8s_leader_options {
 	unsigned int version;
 	const char *lease_namespace;    /* of the Lease; required */
@@ -226,9 +235,9 @@ typedef struct bop_k8s_leader_options {
 	unsigned int retry_seconds;
 	/* Called on the elector's thread when this process becomes leader and when it stops
 	 * being leader (lost the lease or released it). */
-	void (*on_started)(void *ud);
-	void (*on_stopped)(void *ud);
-	void *ud;
+	bop_k8s_leader_cb on_started;
+	bop_k8s_leader_cb on_stopped;
+	void *payload;                  /* handed to both */
 } bop_k8s_leader_options_t;
 
 #define BOP_K8S_LEADER_OPTIONS_VERSION 1

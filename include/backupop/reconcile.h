@@ -29,20 +29,24 @@ BOP_BEGIN_DECL
 
 /* "<prefix>-<namespace>-<name>", lower-case; when longer than BOP_RECONCILE_NAME_MAX it is
  * cut and ends in "-" + 10 hex digits of a SHA-256 over the three parts, so distinct inputs
- * keep distinct names and the same input always gives the same name. *out is malloc'd. */
+ * keep distinct names and the same input always gives the same name. Free *out with
+ * bop_free(). */
 BOP_EXTERN(int) bop_reconcile_name(char **out, const char *prefix, const char *ns, const char *name);
 
 /* The runner's API token for a schedule: hex HMAC-SHA256 under `key` (the controller's
  * secret key) of the schedule's uid, so it stays the same across reconciles and controller
- * restarts without being stored anywhere else. *out is malloc'd (64 hex digits). */
+ * restarts without being stored anywhere else. *out holds 64 hex digits; free it with
+ * bop_free(). */
 BOP_EXTERN(int) bop_reconcile_runner_token(char **out, const unsigned char *key, size_t key_len,
 	const char *schedule_uid);
 
 /* Looks up a cluster object for the reconcile: `kind` is "Secret" or "Namespace" (`ns`
- * NULL for a Namespace). *object is the object's JSON, malloc'd (the reconcile frees it).
- * Return BOP_ENOTFOUND when it does not exist, another error when the lookup failed. */
-typedef int (*bop_reconcile_lookup_cb)(void *ud, const char *kind, const char *ns,
-	const char *name, char **object);
+ * NULL for a Namespace). Set *object to the object's JSON text in memory the reconcile
+ * can free with bop_free(): from bop_strdup() or bop_malloc(), or as another bop_
+ * function returned it (bop_k8s_informer_get() from an informer's cache). Return 0,
+ * BOP_ENOTFOUND when it does not exist, another error when the lookup failed. */
+typedef int (*bop_reconcile_lookup_cb)(char **object, const char *kind, const char *ns,
+	const char *name, void *payload);
 
 typedef struct bop_reconcile_options {
 	unsigned int version;
@@ -53,7 +57,7 @@ typedef struct bop_reconcile_options {
 	unsigned int runner_port;       /* the runner API's port; 0: 8080 */
 	const char *api_token;          /* the runner's token (bop_reconcile_runner_token) */
 	bop_reconcile_lookup_cb lookup; /* required */
-	void *ud;
+	void *payload;                  /* handed to `lookup` */
 } bop_reconcile_options_t;
 
 #define BOP_RECONCILE_OPTIONS_VERSION 1
@@ -115,7 +119,7 @@ BOP_EXTERN(const char *) bop_reconcile_config_hash(const bop_reconcile_t *r);
 BOP_EXTERN(const char *) bop_reconcile_secret_ref(const bop_reconcile_t *r, size_t i);
 
 /* The value of `key` in a Secret (`secret`: the object's JSON text as the API server
- * returns it): from data, base64-decoded, or else from stringData. *value is malloc'd and
+ * returns it): from data, base64-decoded, or else from stringData. *value is
  * NUL-terminated after *len bytes (which may hold NULs); free it with bop_free(). Returns
  * BOP_ENOTFOUND when the Secret has no such key, BOP_EFORMAT when `secret` is no JSON
  * object or the value is not valid base64, BOP_ENOMEM. */
@@ -134,7 +138,8 @@ typedef struct bop_reconcile_condition {
 } bop_reconcile_condition_t;
 
 /* Sets condition `c` in `object`'s status.conditions (JSON text of the object as it is)
- * and returns the whole new conditions array as JSON text in *conditions (malloc'd):
+ * and returns the whole new conditions array as JSON text in *conditions (free it with
+ * bop_free()):
  * lastTransitionTime is `now` (Unix seconds) when the condition is new or its status
  * changed and kept otherwise; observedGeneration is the object's metadata.generation.
  * *changed (if not NULL) is set to whether anything differs from what the object has. */

@@ -61,8 +61,8 @@ BOP_EXTERN(void) bop_retention_plan_free(bop_retention_plan_t *plan);
 
 /* Removes every backup the plan deletes. Goes on past a failed removal and returns the
  * first error; the count of removed backups goes to *removed (may be NULL). */
-BOP_EXTERN(int) bop_catalog_prune(bop_catalog_t *catalog, const bop_retention_plan_t *plan,
-	size_t *removed);
+BOP_EXTERN(int) bop_catalog_prune(bop_catalog_t *catalog, size_t *removed,
+	const bop_retention_plan_t *plan);
 
 BOP_END_DECL
 

@@ -56,7 +56,7 @@ BOP_EXTERN(int) bop_schedule_parse(bop_schedule_t **out, const char *expr,
  * `after` is outside the years 1 to 9999; BOP_ENOTFOUND when the schedule does not fire
  * again before the year 10000. Pure: no clock, no global state; thread-safe on a
  * shared schedule. */
-BOP_EXTERN(int) bop_schedule_next(const bop_schedule_t *s, int64_t after, int64_t *next);
+BOP_EXTERN(int) bop_schedule_next(const bop_schedule_t *s, int64_t *next, int64_t after);
 
 /* Missed runs, like Kubernetes' startingDeadlineSeconds. The fire times in
  * (last, now] were due; `last` is the latest fire time already handled (or the time
@@ -66,8 +66,8 @@ BOP_EXTERN(int) bop_schedule_next(const bop_schedule_t *s, int64_t after, int64_
  * error (as bop_schedule_next()). *missed (may be NULL) gets how many fire times were in
  * (last, now], counting at most 10000, for a log line: all but the one run are
  * skipped. */
-BOP_EXTERN(int) bop_schedule_due(const bop_schedule_t *s, int64_t last, int64_t now,
-	int64_t deadline_seconds, int64_t *run, uint64_t *missed);
+BOP_EXTERN(int) bop_schedule_due(const bop_schedule_t *s, int64_t *run, uint64_t *missed,
+	int64_t last, int64_t now, int64_t deadline_seconds);
 
 /* The expression as given to bop_schedule_parse(). */
 BOP_EXTERN(const char *) bop_schedule_expression(const bop_schedule_t *s);
@@ -76,11 +76,11 @@ BOP_EXTERN(const char *) bop_schedule_expression(const bop_schedule_t *s);
 BOP_EXTERN(const char *) bop_schedule_time_zone(const bop_schedule_t *s);
 
 /* Instant `t` as local time in the schedule's zone, RFC 3339 with the offset
- * ("2026-03-29T03:00:00+02:00"), into buf (at least 32 bytes). For log lines and
- * status output. BOP_EINVAL when `t` is outside the years 1 to 9999 or buf is too
+ * ("2026-03-29T03:00:00+02:00"), into `buf` of `size` bytes (at least 32). For log lines
+ * and status output. BOP_EINVAL when `t` is outside the years 1 to 9999 or buf is too
  * small. */
-BOP_EXTERN(int) bop_schedule_format_time(const bop_schedule_t *s, int64_t t, char *buf,
-	size_t size);
+BOP_EXTERN(int) bop_schedule_format_time(const bop_schedule_t *s, char *buf, size_t size,
+	int64_t t);
 
 /* Accepts NULL. */
 BOP_EXTERN(void) bop_schedule_free(bop_schedule_t *s);

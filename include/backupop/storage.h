@@ -63,9 +63,10 @@ BOP_EXTERN(int) bop_storage_put(bop_storage_t *storage, bop_sink_t **out, const 
 BOP_EXTERN(int) bop_storage_get(bop_storage_t *storage, bop_source_t **out, const char *key,
 	uint64_t offset);
 
-/* BOP_ENOTFOUND when missing. `st->version` must be set by the caller. */
-BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, const char *key,
-	bop_storage_stat_t *st);
+/* Fills `st` with the size and time of `key`. BOP_ENOTFOUND when missing. `st->version`
+ * must be set by the caller. */
+BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, bop_storage_stat_t *st,
+	const char *key);
 
 /* Called for each key under a prefix, in no particular order; return non-zero to stop. */
 typedef int (*bop_storage_list_cb)(const char *key, const bop_storage_stat_t *st,

@@ -48,8 +48,8 @@ BOP_EXTERN(int) bop_backup_options_init(bop_backup_options_t *opts, unsigned int
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_backup_options_init: NULL options");
-	if (version != BOP_BACKUP_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_backup_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_backup_options_t", NULL, version, BACKUP_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -60,8 +60,8 @@ BOP_EXTERN(int) bop_restore_options_init(bop_restore_options_t *opts, unsigned i
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_restore_options_init: NULL options");
-	if (version != BOP_RESTORE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_restore_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_restore_options_t", NULL, version, RESTORE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -125,8 +125,10 @@ int bop__catalog_new_id(char *out, size_t size, int64_t start)
 
 int bop__catalog_check_backup_options(const bop_backup_options_t *opts)
 {
-	if (opts->version != BOP_BACKUP_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_backup_options_t version %u", opts->version);
+	int ret = BOP__VERSION_CHECK("bop_backup_options_t", NULL, opts->version, BACKUP_OPTIONS_VERSION);
+
+	if (ret < 0)
+		return ret;
 	if (opts->compression != BOP_COMPRESSION_NONE && opts->compression != BOP_COMPRESSION_ZSTD &&
 	    opts->compression != BOP_COMPRESSION_GZIP)
 		return bop__error(BOP_EINVAL, "unknown compression %d", (int)opts->compression);
@@ -288,7 +290,7 @@ static int collect_results(backup_run_t *run, bop_pipeline_t *p)
 			"wrote %llu, hashed %llu",
 			(unsigned long long)bop_pipeline_bytes_in(p), (unsigned long long)run->plain_bytes,
 			(unsigned long long)bop_pipeline_bytes_out(p), (unsigned long long)run->stored_bytes);
-	ret = bop_storage_stat(bop__catalog_storage(run->catalog), run->object, &st);
+	ret = bop_storage_stat(bop__catalog_storage(run->catalog), &st, run->object);
 	if (ret == BOP_ENOTSUPPORTED)
 		return 0;
 	if (ret < 0)
@@ -430,8 +432,11 @@ BOP_EXTERN(int) bop_catalog_backup(bop_catalog_t *catalog, bop_manifest_t **out,
 
 static int check_restore(const bop_manifest_t *m, const bop_restore_options_t *opts)
 {
-	if (opts->version != BOP_RESTORE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_restore_options_t version %u", opts->version);
+	int ret = BOP__VERSION_CHECK("bop_restore_options_t", NULL, opts->version,
+		RESTORE_OPTIONS_VERSION);
+
+	if (ret < 0)
+		return ret;
 	if (strcmp(bop_manifest_encryption(m), "none") != 0 && !opts->keys)
 		return bop__error(BOP_ENOKEY, "backup %s is encrypted (%s); give an identity or passphrase",
 			bop_manifest_id(m), bop_manifest_encryption(m));

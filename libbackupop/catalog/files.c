@@ -247,8 +247,8 @@ static int record_locked(bop_backup_session_t *s, bop__file_entry_t *f, char **o
 	return 0;
 }
 
-BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *s, const char *name,
-	uint64_t *plain_bytes)
+BOP_EXTERN(int) bop_backup_session_stat(bop_backup_session_t *s, uint64_t *plain_bytes,
+	const char *name)
 {
 	ssize_t i;
 
@@ -437,7 +437,7 @@ static void writer_done_locked(file_writer_t *w)
 static int check_stored(file_writer_t *w)
 {
 	bop_storage_stat_t st = { BOP_STORAGE_STAT_VERSION, 0, 0 };
-	int ret = bop_storage_stat(bop__catalog_storage(w->s->catalog), w->entry.object, &st);
+	int ret = bop_storage_stat(bop__catalog_storage(w->s->catalog), &st, w->entry.object);
 
 	if (ret == BOP_ENOTSUPPORTED)
 		return 0;
@@ -580,8 +580,8 @@ BOP_EXTERN(int) bop_backup_session_put(bop_backup_session_t *s, bop_sink_t **out
 		session_unref(s);
 		return BOP_ENOMEM;
 	}
-	w->base = (bop_sink_t){ BOP_SINK_VERSION, writer_write, writer_commit, writer_abort,
-		writer_free };
+	w->base = (bop_sink_t)BOP_SINK_INIT(.write = writer_write, .commit = writer_commit,
+		.abort = writer_abort, .free = writer_free);
 	w->s = s;
 	w->fd = -1;
 	pthread_mutex_init(&w->mu, NULL);
@@ -948,8 +948,8 @@ static int open_reader(const read_request_t *q, bop_source_t **out)
 	file_reader_t *r;
 	int ret;
 
-	if (opts->version != BOP_RESTORE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_restore_options_t version %u", opts->version);
+	if (BOP__VERSION_CHECK("bop_restore_options_t", NULL, opts->version, RESTORE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (q->encrypted && !opts->keys)
 		return bop__error(BOP_ENOKEY, "backup %s is encrypted; give an identity or "
 			"passphrase to read it", q->backup);
@@ -960,7 +960,7 @@ static int open_reader(const read_request_t *q, bop_source_t **out)
 	r = bop__calloc(1, sizeof(*r));
 	if (!r)
 		return BOP_ENOMEM;
-	r->base = (bop_source_t){ BOP_SOURCE_VERSION, reader_read, NULL, reader_free };
+	r->base = (bop_source_t)BOP_SOURCE_INIT(.read = reader_read, .free = reader_free);
 	r->storage = q->storage;
 	r->cancel_flag = q->cancel_flag;
 	r->compression = q->compression;
@@ -995,7 +995,7 @@ BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out
 	if (!bop_manifest_has_files(m))
 		return bop__error(BOP_ENOTSUPPORTED, "backup %s is one stream, not named files",
 			bop_manifest_id(m));
-	if ((ret = bop_manifest_file_find(m, name, &f)) < 0)
+	if ((ret = bop_manifest_file_find(m, &f, name)) < 0)
 		return ret;
 	entry.name = (char *)f.name;
 	entry.object = (char *)f.object_key;

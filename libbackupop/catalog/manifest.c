@@ -998,8 +998,9 @@ BOP_EXTERN(size_t) bop_manifest_file_count(const bop_manifest_t *m)
 
 static int fill_file(const bop__file_entry_t *f, bop_manifest_file_t *out)
 {
-	if (out->version != BOP_MANIFEST_FILE_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_manifest_file_t version %u", out->version);
+	if (BOP__VERSION_CHECK("bop_manifest_file_t", NULL, out->version,
+		MANIFEST_FILE_VERSION) < 0)
+		return BOP_EVERSION;
 	out->name = f->name;
 	out->object_key = f->object;
 	out->plain_bytes = f->plain_bytes;
@@ -1009,7 +1010,7 @@ static int fill_file(const bop__file_entry_t *f, bop_manifest_file_t *out)
 	return 0;
 }
 
-BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, size_t i, bop_manifest_file_t *out)
+BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, bop_manifest_file_t *out, size_t i)
 {
 	if (!m || !out)
 		return bop__error(BOP_EINVAL, "bop_manifest_file: invalid arguments");
@@ -1018,8 +1019,8 @@ BOP_EXTERN(int) bop_manifest_file(const bop_manifest_t *m, size_t i, bop_manifes
 	return fill_file(&m->files[i], out);
 }
 
-BOP_EXTERN(int) bop_manifest_file_find(const bop_manifest_t *m, const char *name,
-	bop_manifest_file_t *out)
+BOP_EXTERN(int) bop_manifest_file_find(const bop_manifest_t *m, bop_manifest_file_t *out,
+	const char *name)
 {
 	bop__file_entry_t key = { 0 };
 	const bop__file_entry_t *f;

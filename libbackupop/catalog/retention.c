@@ -48,8 +48,9 @@ BOP_EXTERN(int) bop_retention_policy_init(bop_retention_policy_t *policy, unsign
 
 	if (!policy)
 		return bop__error(BOP_EINVAL, "bop_retention_policy_init: NULL policy");
-	if (version != BOP_RETENTION_POLICY_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_retention_policy_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_retention_policy_t", NULL, version,
+		RETENTION_POLICY_VERSION) < 0)
+		return BOP_EVERSION;
 	*policy = defaults;
 	return 0;
 }
@@ -196,9 +197,10 @@ BOP_EXTERN(int) bop_retention_plan(bop_retention_plan_t **out,
 	if (!out || !backups || !policy)
 		return bop__error(BOP_EINVAL, "bop_retention_plan: invalid arguments");
 	*out = NULL;
-	if (policy->version != BOP_RETENTION_POLICY_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_retention_policy_t version %u",
-			policy->version);
+	ret = BOP__VERSION_CHECK("bop_retention_policy_t", NULL, policy->version,
+		RETENTION_POLICY_VERSION);
+	if (ret < 0)
+		return ret;
 	ret = check_sorted(backups);
 	if (ret < 0)
 		return ret;
@@ -339,8 +341,8 @@ BOP_EXTERN(void) bop_retention_plan_free(bop_retention_plan_t *plan)
 	free(plan);
 }
 
-BOP_EXTERN(int) bop_catalog_prune(bop_catalog_t *catalog, const bop_retention_plan_t *plan,
-	size_t *removed)
+BOP_EXTERN(int) bop_catalog_prune(bop_catalog_t *catalog, size_t *removed,
+	const bop_retention_plan_t *plan)
 {
 	size_t count = 0;
 	int first = 0;

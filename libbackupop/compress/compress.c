@@ -63,8 +63,8 @@ BOP_EXTERN(int) bop_compress_options_init(bop_compress_options_t *opts, unsigned
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_compress_options_init: NULL options");
-	if (version != BOP_COMPRESS_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_compress_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_compress_options_t", NULL, version, COMPRESS_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -99,10 +99,8 @@ static int copy_new(bop_stage_t **out)
 
 	if (!s)
 		return BOP_ENOMEM;
-	s->version = BOP_STAGE_VERSION;
-	s->name = "none";
-	s->process = copy_process;
-	s->free = copy_free;
+	*s = (bop_stage_t)BOP_STAGE_INIT(.name = "none", .process = copy_process,
+		.free = copy_free);
 	*out = s;
 	return 0;
 }
@@ -125,9 +123,9 @@ BOP_EXTERN(int) bop_stage_compress_new(bop_stage_t **out, const bop_compress_opt
 	if (!out)
 		return bop__error(BOP_EINVAL, "bop_stage_compress_new: NULL out");
 	*out = NULL;
-	if (opts && opts->version != BOP_COMPRESS_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_compress_options_t version %u",
-			opts->version);
+	if (opts && BOP__VERSION_CHECK("bop_compress_options_t", NULL, opts->version,
+	    COMPRESS_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (opts)
 		o = *opts;
 	switch (o.algorithm) {

@@ -71,10 +71,7 @@ static gzip_stage_t *gzip_alloc(const char *name,
 
 	if (!g)
 		return NULL;
-	g->base.version = BOP_STAGE_VERSION;
-	g->base.name = name;
-	g->base.process = process;
-	g->base.free = gzip_free;
+	g->base = (bop_stage_t)BOP_STAGE_INIT(.name = name, .process = process, .free = gzip_free);
 	return g;
 }
 

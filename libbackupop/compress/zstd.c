@@ -103,10 +103,8 @@ int bop__zstd_compress_new(bop_stage_t **out, int level, int threads)
 
 	if (!z)
 		return BOP_ENOMEM;
-	z->base.version = BOP_STAGE_VERSION;
-	z->base.name = "zstd-compress";
-	z->base.process = zc_process;
-	z->base.free = zc_free;
+	z->base = (bop_stage_t)BOP_STAGE_INIT(.name = "zstd-compress", .process = zc_process,
+		.free = zc_free);
 	z->cctx = ZSTD_createCCtx();
 	if (!z->cctx) {
 		ret = bop__error_oom();
@@ -202,10 +200,8 @@ int bop__zstd_decompress_new(bop_stage_t **out)
 
 	if (!z)
 		return BOP_ENOMEM;
-	z->base.version = BOP_STAGE_VERSION;
-	z->base.name = "zstd-decompress";
-	z->base.process = zd_process;
-	z->base.free = zd_free;
+	z->base = (bop_stage_t)BOP_STAGE_INIT(.name = "zstd-decompress", .process = zd_process,
+		.free = zd_free);
 	z->dctx = ZSTD_createDCtx();
 	if (!z->dctx) {
 		zd_free(&z->base);

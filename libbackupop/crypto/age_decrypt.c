@@ -562,10 +562,8 @@ BOP_EXTERN(int) bop_stage_age_decrypt_new(bop_stage_t **out, const bop_keys_t *k
 	d = bop__calloc(1, sizeof(*d));
 	if (!d)
 		return BOP_ENOMEM;
-	d->base.version = BOP_STAGE_VERSION;
-	d->base.name = "age-decrypt";
-	d->base.process = decrypt_process;
-	d->base.free = decrypt_free;
+	d->base = (bop_stage_t)BOP_STAGE_INIT(.name = "age-decrypt", .process = decrypt_process,
+		.free = decrypt_free);
 	d->state = D_HEADER;
 	d->cbuf = malloc(BOP_AGE_ENC_CHUNK);
 	d->pbuf = malloc(BOP_AGE_CHUNK);

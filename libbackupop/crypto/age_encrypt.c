@@ -264,10 +264,8 @@ BOP_EXTERN(int) bop_stage_age_encrypt_new(bop_stage_t **out, const bop_keys_t *k
 	e = bop__calloc(1, sizeof(*e));
 	if (!e)
 		return BOP_ENOMEM;
-	e->base.version = BOP_STAGE_VERSION;
-	e->base.name = "age-encrypt";
-	e->base.process = encrypt_process;
-	e->base.free = encrypt_free;
+	e->base = (bop_stage_t)BOP_STAGE_INIT(.name = "age-encrypt", .process = encrypt_process,
+		.free = encrypt_free);
 	e->plain = malloc(BOP_AGE_CHUNK);
 	e->sealed = malloc(BOP_AGE_ENC_CHUNK);
 	if (!e->plain || !e->sealed) {

@@ -241,10 +241,8 @@ BOP_EXTERN(int) bop_stage_sha256_new(bop_stage_t **out)
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;
-	s->base.version = BOP_STAGE_VERSION;
-	s->base.name = "sha256";
-	s->base.process = sha256_process;
-	s->base.free = sha256_free;
+	s->base = (bop_stage_t)BOP_STAGE_INIT(.name = "sha256", .process = sha256_process,
+		.free = sha256_free);
 	s->ctx = EVP_MD_CTX_new();
 	if (!s->ctx || !EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL)) {
 		sha256_free(&s->base);
@@ -257,7 +255,8 @@ BOP_EXTERN(int) bop_stage_sha256_new(bop_stage_t **out)
 
 static bool is_sha256_stage(const bop_stage_t *stage)
 {
-	return stage && stage->version == BOP_STAGE_VERSION && stage->process == sha256_process;
+	return stage && BOP__VERSION_OK(stage->version, STAGE_VERSION) &&
+		stage->process == sha256_process;
 }
 
 BOP_EXTERN(int) bop_stage_sha256_expect(bop_stage_t *stage, const char *hex, uint64_t bytes)

@@ -211,18 +211,17 @@ BOP_EXTERN(int) bop_engine_open(bop_engine_t **out, const char *name, const char
 	}
 	if (!*out)
 		return bop__error(BOP_ERROR, "engine %s returned no engine", name);
-	if ((*out)->version != BOP_ENGINE_VERSION) {
+	if (BOP__VERSION_CHECK("engine", name, (*out)->version, ENGINE_VERSION) < 0) {
 		/* Its layout is unknown, so it cannot be freed safely: leak it. */
-		ret = bop__error(BOP_EVERSION, "engine %s has unknown version %u", name, (*out)->version);
 		*out = NULL;
-		return ret;
+		return BOP_EVERSION;
 	}
 	return 0;
 }
 
 BOP_EXTERN(void) bop_engine_free(bop_engine_t *engine)
 {
-	if (engine && engine->version == BOP_ENGINE_VERSION && engine->free)
+	if (engine && BOP__VERSION_OK(engine->version, ENGINE_VERSION) && engine->free)
 		engine->free(engine);
 }
 
@@ -230,8 +229,8 @@ static int check_engine(const bop_engine_t *engine, const char *fn)
 {
 	if (!engine)
 		return bop__error(BOP_EINVAL, "%s: NULL engine", fn);
-	if (engine->version != BOP_ENGINE_VERSION)
-		return bop__error(BOP_EVERSION, "engine has unknown version %u", engine->version);
+	if (BOP__VERSION_CHECK("the engine", NULL, engine->version, ENGINE_VERSION) < 0)
+		return BOP_EVERSION;
 	return 0;
 }
 

@@ -102,8 +102,9 @@ BOP_EXTERN(int) bop_http_server_options_init(bop_http_server_options_t *opts, un
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_http_server_options_init: NULL options");
-	if (version != BOP_HTTP_SERVER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_http_server_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_http_server_options_t", NULL, version,
+	    HTTP_SERVER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = def;
 	return 0;
 }
@@ -1066,8 +1067,9 @@ BOP_EXTERN(int) bop_http_server_new(bop_http_server_t **out, const bop_http_serv
 	if (!out || !opts)
 		return bop__error(BOP_EINVAL, "bop_http_server_new: out and options are required");
 	*out = NULL;
-	if (opts->version != BOP_HTTP_SERVER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_http_server_options_t version %u", opts->version);
+	if (BOP__VERSION_CHECK("bop_http_server_options_t", NULL, opts->version,
+	    HTTP_SERVER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;

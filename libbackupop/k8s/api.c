@@ -15,9 +15,8 @@ BOP_EXTERN(int) bop_k8s_client_options_init(bop_k8s_client_options_t *opts, unsi
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_k8s_client_options_init: opts is NULL");
-	if (version != BOP_K8S_CLIENT_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "Kubernetes client options version %u is unknown (expected %u)",
-			version, BOP_K8S_CLIENT_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_client_options_t", NULL, version, K8S_CLIENT_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -34,9 +33,9 @@ BOP_EXTERN(int) bop_k8s_client_new(bop_k8s_client_t **out, const bop_k8s_client_
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != BOP_K8S_CLIENT_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "Kubernetes client options version %u is unknown (expected %u)",
-			opts->version, BOP_K8S_CLIENT_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_client_options_t", NULL, opts->version,
+	    K8S_CLIENT_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	client = bop__calloc(1, sizeof(*client));
 	if (!client)
 		return BOP_ENOMEM;
@@ -115,9 +114,8 @@ static int check_body(const char *body, const char *path)
 	return ret;
 }
 
-BOP_EXTERN(int) bop_k8s_request(bop_k8s_client_t *client, bop_k8s_verb_t verb,
-	const char *path, const char *body, const char *field_manager, long *status,
-	char **response)
+BOP_EXTERN(int) bop_k8s_request(bop_k8s_client_t *client, long *status, char **response,
+	bop_k8s_verb_t verb, const char *path, const char *body, const char *field_manager)
 {
 	bop__k8s_request_t req = { .path = path, .body_text = body,
 		.field_manager = field_manager, .want_text = response != NULL };

@@ -521,7 +521,7 @@ static int replace_cache(bop_k8s_informer_t *inf, entries_t *nw)
 	for (size_t i = 0; i < nch && inf->callback; i++) {
 		entry_t *e = ch[i].e;
 
-		inf->callback(inf->ud, ch[i].type, ENTRY_KEY(e), ENTRY_OBJ(e));
+		inf->callback(ch[i].type, ENTRY_KEY(e), ENTRY_OBJ(e), inf->ud);
 	}
 	entries_clear(&dead);
 	free(ch);
@@ -560,8 +560,8 @@ static void maybe_resync(bop_k8s_informer_t *inf)
 		return;
 	/* only this thread changes the cache: no lock needed to read it */
 	for (size_t i = 0; i < inf->cache.n && inf->callback; i++)
-		inf->callback(inf->ud, BOP_K8S_MODIFIED, ENTRY_KEY(inf->cache.v[i]),
-			ENTRY_OBJ(inf->cache.v[i]));
+		inf->callback(BOP_K8S_MODIFIED, ENTRY_KEY(inf->cache.v[i]),
+			ENTRY_OBJ(inf->cache.v[i]), inf->ud);
 	inf->next_resync_ms = mono_ms() + (int64_t)inf->resync_seconds * 1000;
 }
 
@@ -595,7 +595,7 @@ static int apply_upsert(bop_k8s_informer_t *inf, entry_t *e)
 	pthread_mutex_unlock(&inf->lock);
 	free(old);
 	if (inf->callback)
-		inf->callback(inf->ud, type, ENTRY_KEY(e), ENTRY_OBJ(e));
+		inf->callback(type, ENTRY_KEY(e), ENTRY_OBJ(e), inf->ud);
 	return 0;
 }
 
@@ -616,7 +616,7 @@ static void apply_delete(bop_k8s_informer_t *inf, const char *key, const char *t
 	pthread_mutex_unlock(&inf->lock);
 	free(old);
 	if (inf->callback)
-		inf->callback(inf->ud, BOP_K8S_DELETED, key, text);
+		inf->callback(BOP_K8S_DELETED, key, text, inf->ud);
 }
 
 /* An ERROR event: 410 means relist; anything else ends this watch. */
@@ -808,9 +808,9 @@ BOP_EXTERN(int) bop_k8s_informer_options_init(bop_k8s_informer_options_t *opts, 
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_k8s_informer_options_init: opts is NULL");
-	if (version != BOP_K8S_INFORMER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "informer options version %u is unknown (expected %u)",
-			version, BOP_K8S_INFORMER_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_informer_options_t", NULL, version,
+	    K8S_INFORMER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -834,9 +834,9 @@ static int check_options(const bop_k8s_informer_options_t *o)
 {
 	if (!o)
 		return bop__error(BOP_EINVAL, "informer options are required");
-	if (o->version != BOP_K8S_INFORMER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "informer options version %u is unknown (expected %u)",
-			o->version, BOP_K8S_INFORMER_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_informer_options_t", NULL, o->version,
+	    K8S_INFORMER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (!o->path || o->path[0] != '/')
 		return bop__error(BOP_EINVAL, "an informer needs the API path of a collection (\"/api/v1/namespaces/x/configmaps\")");
 	return 0;
@@ -863,7 +863,7 @@ BOP_EXTERN(int) bop_k8s_informer_new(bop_k8s_informer_t **out, bop_k8s_client_t 
 	inf->resync_seconds = opts->resync_seconds;
 	inf->page_size = opts->page_size ? opts->page_size : 500;
 	inf->callback = opts->callback;
-	inf->ud = opts->ud;
+	inf->ud = opts->payload;
 	pthread_mutex_init(&inf->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -933,7 +933,7 @@ BOP_EXTERN(int) bop_k8s_informer_wait_synced(bop_k8s_informer_t *inf, int timeou
 	return ret;
 }
 
-BOP_EXTERN(int) bop_k8s_informer_get(bop_k8s_informer_t *inf, const char *key, char **object)
+BOP_EXTERN(int) bop_k8s_informer_get(bop_k8s_informer_t *inf, char **object, const char *key)
 {
 	bool found = false;
 	size_t i;
@@ -957,7 +957,7 @@ BOP_EXTERN(int) bop_k8s_informer_get(bop_k8s_informer_t *inf, const char *key, c
 }
 
 BOP_EXTERN(int) bop_k8s_informer_foreach(bop_k8s_informer_t *inf,
-	int (*fn)(void *ud, const char *key, const char *object), void *ud)
+	bop_k8s_informer_foreach_cb fn, void *payload)
 {
 	int ret = 0;
 
@@ -965,7 +965,7 @@ BOP_EXTERN(int) bop_k8s_informer_foreach(bop_k8s_informer_t *inf,
 		return bop__error(BOP_EINVAL, "bop_k8s_informer_foreach: informer and fn are required");
 	pthread_mutex_lock(&inf->lock);
 	for (size_t i = 0; i < inf->cache.n && ret == 0; i++)
-		ret = fn(ud, ENTRY_KEY(inf->cache.v[i]), ENTRY_OBJ(inf->cache.v[i]));
+		ret = fn(ENTRY_KEY(inf->cache.v[i]), ENTRY_OBJ(inf->cache.v[i]), payload);
 	pthread_mutex_unlock(&inf->lock);
 	return ret;
 }

@@ -28,8 +28,8 @@ struct bop_k8s_leader {
 	char *path;                     /* of the Lease */
 	char *collection;
 	unsigned int lease_s, renew_deadline_s, retry_s;
-	void (*on_started)(void *ud);
-	void (*on_stopped)(void *ud);
+	bop_k8s_leader_cb on_started;
+	bop_k8s_leader_cb on_stopped;
 	void *ud;
 
 	pthread_t thread;
@@ -326,9 +326,8 @@ BOP_EXTERN(int) bop_k8s_leader_options_init(bop_k8s_leader_options_t *opts, unsi
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_k8s_leader_options_init: opts is NULL");
-	if (version != BOP_K8S_LEADER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "leader election options version %u is unknown (expected %u)",
-			version, BOP_K8S_LEADER_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_leader_options_t", NULL, version, K8S_LEADER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -337,9 +336,9 @@ static int check_options(const bop_k8s_leader_options_t *o)
 {
 	if (!o)
 		return bop__error(BOP_EINVAL, "leader election options are required");
-	if (o->version != BOP_K8S_LEADER_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "leader election options version %u is unknown (expected %u)",
-			o->version, BOP_K8S_LEADER_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_k8s_leader_options_t", NULL, o->version,
+	    K8S_LEADER_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (!o->lease_namespace || !*o->lease_namespace || !o->name || !*o->name || !o->identity ||
 	    !*o->identity)
 		return bop__error(BOP_EINVAL, "leader election needs the Lease's namespace and name and this process's identity");
@@ -385,7 +384,7 @@ BOP_EXTERN(int) bop_k8s_leader_new(bop_k8s_leader_t **out, bop_k8s_client_t *cli
 	set_durations(le, opts);
 	le->on_started = opts->on_started;
 	le->on_stopped = opts->on_stopped;
-	le->ud = opts->ud;
+	le->ud = opts->payload;
 	pthread_mutex_init(&le->lock, NULL);
 	{
 		pthread_condattr_t attr;

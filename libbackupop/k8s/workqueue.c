@@ -303,9 +303,8 @@ BOP_EXTERN(int) bop_workqueue_options_init(bop_workqueue_options_t *opts, unsign
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_workqueue_options_init: opts is NULL");
-	if (version != BOP_WORKQUEUE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "work queue options version %u is unknown (expected %u)",
-			version, BOP_WORKQUEUE_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_workqueue_options_t", NULL, version, WORKQUEUE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -321,9 +320,9 @@ BOP_EXTERN(int) bop_workqueue_new(bop_workqueue_t **out, const bop_workqueue_opt
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != BOP_WORKQUEUE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "work queue options version %u is unknown (expected %u)",
-			opts->version, BOP_WORKQUEUE_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_workqueue_options_t", NULL, opts->version,
+	    WORKQUEUE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	q = bop__calloc(1, sizeof(*q));
 	if (!q)
 		return BOP_ENOMEM;

@@ -362,9 +362,8 @@ static int check_options(const bop_command_options_t *opts)
 {
 	if (!opts)
 		return bop__error(BOP_EINVAL, "no command options given");
-	if (opts->version != BOP_COMMAND_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_command_options_t version %u",
-			opts->version);
+	if (BOP__VERSION_CHECK("bop_command_options_t", NULL, opts->version, COMMAND_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (!opts->argv || !opts->argv[0] || !opts->argv[0][0])
 		return bop__error(BOP_EINVAL, "the command is empty (argv[0] is missing)");
 	if (opts->timeout_ms < 0)
@@ -901,11 +900,11 @@ static int command_io_new(const bop_command_options_t *opts, bool is_sink, comma
 	if (!io)
 		return BOP_ENOMEM;
 	if (is_sink)
-		io->base.sink = (bop_sink_t){ BOP_SINK_VERSION, cmd_sink_write, cmd_sink_commit,
-			cmd_sink_abort, cmd_sink_free };
+		io->base.sink = (bop_sink_t)BOP_SINK_INIT(.write = cmd_sink_write,
+			.commit = cmd_sink_commit, .abort = cmd_sink_abort, .free = cmd_sink_free);
 	else
-		io->base.source = (bop_source_t){ BOP_SOURCE_VERSION, cmd_source_read,
-			cmd_source_close, cmd_source_free };
+		io->base.source = (bop_source_t)BOP_SOURCE_INIT(.read = cmd_source_read,
+			.close = cmd_source_close, .free = cmd_source_free);
 	if ((ret = command_start(&io->cmd, opts, is_sink)) < 0) {
 		/* Nothing was written or read: no abort needed. */
 		command_destroy(&io->cmd);

@@ -100,10 +100,8 @@ int bop__stage_holdback_new(bop_stage_t **out, size_t bytes)
 		return bop__error_oom();
 	}
 	h->cap = bytes;
-	h->base.version = BOP_STAGE_VERSION;
-	h->base.name = "hold-back";
-	h->base.process = holdback_process;
-	h->base.free = holdback_free;
+	h->base = (bop_stage_t)BOP_STAGE_INIT(.name = "hold-back", .process = holdback_process,
+		.free = holdback_free);
 	*out = &h->base;
 	return 0;
 }

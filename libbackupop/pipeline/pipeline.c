@@ -35,8 +35,8 @@ BOP_EXTERN(int) bop_pipeline_options_init(bop_pipeline_options_t *opts, unsigned
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_pipeline_options_init: NULL options");
-	if (version != BOP_PIPELINE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_pipeline_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_pipeline_options_t", NULL, version, PIPELINE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -48,8 +48,9 @@ BOP_EXTERN(int) bop_pipeline_new(bop_pipeline_t **out, const bop_pipeline_option
 	if (!out)
 		return bop__error(BOP_EINVAL, "bop_pipeline_new: NULL out");
 	*out = NULL;
-	if (opts && opts->version != BOP_PIPELINE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_pipeline_options_t version %u", opts->version);
+	if (opts && BOP__VERSION_CHECK("bop_pipeline_options_t", NULL, opts->version,
+	    PIPELINE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	p = bop__calloc(1, sizeof(*p));
 	if (!p)
 		return BOP_ENOMEM;

@@ -14,8 +14,8 @@ BOP_EXTERN(int) bop_sink_write(bop_sink_t *sink, const void *buf, size_t len)
 {
 	if (!sink || (!buf && len))
 		return bop__error(BOP_EINVAL, "bop_sink_write: invalid arguments");
-	if (sink->version != BOP_SINK_VERSION)
-		return bop__error(BOP_EVERSION, "sink has unknown version %u", sink->version);
+	if (BOP__VERSION_CHECK("a sink (a plug-in's bop_sink_t)", NULL, sink->version, SINK_VERSION) < 0)
+		return BOP_EVERSION;
 	return len ? sink->write(sink, buf, len) : 0;
 }
 
@@ -108,11 +108,8 @@ BOP_EXTERN(int) bop_sink_fd_new(bop_sink_t **out, int fd, int close_fd)
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = fd_sink_write;
-	s->base.commit = fd_sink_commit;
-	s->base.abort = fd_sink_abort;
-	s->base.free = fd_sink_free;
+	s->base = (bop_sink_t)BOP_SINK_INIT(.write = fd_sink_write, .commit = fd_sink_commit,
+		.abort = fd_sink_abort, .free = fd_sink_free);
 	s->fd = fd;
 	s->close_fd = close_fd != 0;
 	*out = &s->base;
@@ -259,8 +256,8 @@ static file_sink_t *file_sink_alloc(const char *path, bool exclusive)
 		free(s);
 		return NULL;
 	}
-	s->base = (bop_sink_t){ BOP_SINK_VERSION, file_sink_write, file_sink_commit,
-		file_sink_abort, file_sink_free };
+	s->base = (bop_sink_t)BOP_SINK_INIT(.write = file_sink_write, .commit = file_sink_commit,
+		.abort = file_sink_abort, .free = file_sink_free);
 	return s;
 }
 
@@ -416,11 +413,8 @@ BOP_EXTERN(int) bop_sink_callback_new(bop_sink_t **out, bop_write_cb write, void
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = cb_sink_write;
-	s->base.commit = cb_sink_commit;
-	s->base.abort = cb_sink_abort;
-	s->base.free = cb_sink_free;
+	s->base = (bop_sink_t)BOP_SINK_INIT(.write = cb_sink_write, .commit = cb_sink_commit,
+		.abort = cb_sink_abort, .free = cb_sink_free);
 	s->write = write;
 	s->payload = payload;
 	*out = &s->base;

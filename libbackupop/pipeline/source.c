@@ -13,8 +13,8 @@ BOP_EXTERN(int) bop_command_options_init(bop_command_options_t *opts, unsigned i
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_command_options_init: NULL options");
-	if (version != BOP_COMMAND_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_command_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_command_options_t", NULL, version, COMMAND_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -24,8 +24,9 @@ BOP_EXTERN(int) bop_source_read(bop_source_t *src, void *buf, size_t cap, size_t
 	if (!src || !buf || !got)
 		return bop__error(BOP_EINVAL, "bop_source_read: invalid arguments");
 	*got = 0;
-	if (src->version != BOP_SOURCE_VERSION)
-		return bop__error(BOP_EVERSION, "source has unknown version %u", src->version);
+	if (BOP__VERSION_CHECK("a source (a plug-in's bop_source_t)", NULL, src->version,
+	    SOURCE_VERSION) < 0)
+		return BOP_EVERSION;
 	return src->read(src, buf, cap, got);
 }
 
@@ -83,9 +84,7 @@ static int fd_source_make(bop_source_t **out, int fd, bool close_fd, const char 
 
 	if (!s)
 		return BOP_ENOMEM;
-	s->base.version = BOP_SOURCE_VERSION;
-	s->base.read = fd_source_read;
-	s->base.free = fd_source_free;
+	s->base = (bop_source_t)BOP_SOURCE_INIT(.read = fd_source_read, .free = fd_source_free);
 	s->fd = fd;
 	s->close_fd = close_fd;
 	if (path && !(s->path = bop__strdup(path))) {
@@ -155,9 +154,7 @@ BOP_EXTERN(int) bop_source_memory_new(bop_source_t **out, const void *data, size
 	s = bop__calloc(1, sizeof(*s) + len);
 	if (!s)
 		return BOP_ENOMEM;
-	s->base.version = BOP_SOURCE_VERSION;
-	s->base.read = mem_source_read;
-	s->base.free = mem_source_free;
+	s->base = (bop_source_t)BOP_SOURCE_INIT(.read = mem_source_read, .free = mem_source_free);
 	s->len = len;
 	if (len)
 		memcpy(s->data, data, len);
@@ -199,9 +196,7 @@ BOP_EXTERN(int) bop_source_callback_new(bop_source_t **out, bop_read_cb read, vo
 	s = bop__calloc(1, sizeof(*s));
 	if (!s)
 		return BOP_ENOMEM;
-	s->base.version = BOP_SOURCE_VERSION;
-	s->base.read = cb_source_read;
-	s->base.free = cb_source_free;
+	s->base = (bop_source_t)BOP_SOURCE_INIT(.read = cb_source_read, .free = cb_source_free);
 	s->read = read;
 	s->payload = payload;
 	*out = &s->base;

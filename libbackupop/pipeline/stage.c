@@ -23,9 +23,8 @@ BOP_EXTERN(int) bop_stage_process(bop_stage_t *stage, bop_outbuf_t *out, bop_inb
 		return bop__error(BOP_EINVAL, "bop_stage_process: invalid buffers");
 	if ((!in->src && in->size) || (!out->dst && out->size))
 		return bop__error(BOP_EINVAL, "bop_stage_process: NULL buffer with a non-zero size");
-	if (stage->version != BOP_STAGE_VERSION)
-		return bop__error(BOP_EVERSION, "stage '%s' has unknown version %u",
-			stage->name ? stage->name : "?", stage->version);
+	if (BOP__VERSION_CHECK("stage", stage->name, stage->version, STAGE_VERSION) < 0)
+		return BOP_EVERSION;
 	if (!in->src || !out->dst)
 		return process_empty(stage, out, in, directive);
 	return stage->process(stage, out, in, directive);

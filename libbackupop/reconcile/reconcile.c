@@ -145,16 +145,16 @@ static int copy_options(bop_reconcile_t *r, const bop_reconcile_options_t *o)
 {
 	if (!o)
 		return bop__error(BOP_EINVAL, "reconcile: no options given");
-	if (o->version != BOP_RECONCILE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "reconcile: options version %u is not %d", o->version,
-			BOP_RECONCILE_OPTIONS_VERSION);
+	if (BOP__VERSION_CHECK("bop_reconcile_options_t", NULL, o->version,
+	    RECONCILE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	if (!o->runner_namespace || !*o->runner_namespace || !o->runner_image || !*o->runner_image || !o->lookup)
 		return bop__error(BOP_EINVAL, "reconcile: the namespace, runner image and lookup "
 			"options are required");
 	if (o->runner_port > 65535 || (o->n_pull_secrets && !o->pull_secrets))
 		return bop__error(BOP_EINVAL, "reconcile: invalid runner port or pull secrets");
 	r->lookup = o->lookup;
-	r->ud = o->ud;
+	r->ud = o->payload;
 	r->port = o->runner_port ? o->runner_port : 8080;
 	if (!(r->target_ns = bop__strdup(o->runner_namespace)) || !(r->image = bop__strdup(o->runner_image)) ||
 	    (o->api_token && !(r->token = bop__strdup(o->api_token))))
@@ -177,8 +177,8 @@ BOP_EXTERN(int) bop_reconcile_options_init(bop_reconcile_options_t *opts, unsign
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_reconcile_options_init: NULL options");
-	if (version != BOP_RECONCILE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_reconcile_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_reconcile_options_t", NULL, version, RECONCILE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }

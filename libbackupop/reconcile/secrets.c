@@ -55,7 +55,7 @@ int bop__rec_secret_value(bop_reconcile_t *r, const char *field, const char *ns,
 
 	*value = NULL;
 	*len = 0;
-	ret = r->lookup(r->ud, "Secret", ns, name, &text);
+	ret = r->lookup(&text, "Secret", ns, name, r->ud);
 	if (ret == BOP_ENOTFOUND) {
 		ret = bop__rec_invalid(r, "SecretNotFound", "Secret %s/%s (%s) not found", ns, name,
 			field);

@@ -225,7 +225,7 @@ static int namespace_selected(bop_reconcile_t *r, json_object *sel)
 
 	if ((ret = check_object(r, sel, "spec.allowedNamespaces.selector", selector_fields)))
 		return ret;
-	ret = r->lookup(r->ud, "Namespace", NULL, r->ns, &text);
+	ret = r->lookup(&text, "Namespace", NULL, r->ns, r->ud);
 	if (ret == BOP_ENOTFOUND) {
 		free(text);
 		return NO_MATCH;

@@ -514,7 +514,7 @@ static int check_time(int64_t t, const char *what)
 	return 0;
 }
 
-BOP_EXTERN(int) bop_schedule_next(const bop_schedule_t *s, int64_t after, int64_t *next)
+BOP_EXTERN(int) bop_schedule_next(const bop_schedule_t *s, int64_t *next, int64_t after)
 {
 	int64_t local, t;
 	int ret;
@@ -552,7 +552,7 @@ static int latest_until(const bop_schedule_t *s, int64_t lo, int64_t now, int64_
 	while (hi - lo > 1) {
 		int64_t mid = lo + (hi - lo) / 2;
 
-		if ((ret = bop_schedule_next(s, mid, &n)) < 0 && ret != BOP_ENOTFOUND)
+		if ((ret = bop_schedule_next(s, &n, mid)) < 0 && ret != BOP_ENOTFOUND)
 			return ret;
 		if (ret == 0 && n <= now)
 			lo = mid;
@@ -560,11 +560,11 @@ static int latest_until(const bop_schedule_t *s, int64_t lo, int64_t now, int64_
 			hi = mid;
 	}
 	bop_error_clear();
-	return bop_schedule_next(s, lo, latest);
+	return bop_schedule_next(s, latest, lo);
 }
 
-BOP_EXTERN(int) bop_schedule_due(const bop_schedule_t *s, int64_t last, int64_t now,
-	int64_t deadline_seconds, int64_t *run, uint64_t *missed)
+BOP_EXTERN(int) bop_schedule_due(const bop_schedule_t *s, int64_t *run, uint64_t *missed,
+	int64_t last, int64_t now, int64_t deadline_seconds)
 {
 	int64_t t = last, n, latest = 0;
 	uint64_t count = 0;
@@ -577,7 +577,7 @@ BOP_EXTERN(int) bop_schedule_due(const bop_schedule_t *s, int64_t last, int64_t 
 	    (ret = check_time(now, "current time")) < 0)
 		return ret;
 	while (t < now && count < MISSED_CAP) {
-		if ((ret = bop_schedule_next(s, t, &n)) == BOP_ENOTFOUND)
+		if ((ret = bop_schedule_next(s, &n, t)) == BOP_ENOTFOUND)
 			break;
 		if (ret < 0)
 			return ret;
@@ -611,8 +611,8 @@ BOP_EXTERN(const char *) bop_schedule_time_zone(const bop_schedule_t *s)
 	return bop__tz_name(s->tz);
 }
 
-BOP_EXTERN(int) bop_schedule_format_time(const bop_schedule_t *s, int64_t t, char *buf,
-	size_t size)
+BOP_EXTERN(int) bop_schedule_format_time(const bop_schedule_t *s, char *buf, size_t size,
+	int64_t t)
 {
 	int64_t local, days, year;
 	int32_t off, aoff;

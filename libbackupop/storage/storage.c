@@ -147,8 +147,8 @@ BOP_EXTERN(int) bop_storage_options_init(bop_storage_options_t *opts, unsigned i
 
 	if (!opts)
 		return bop__error(BOP_EINVAL, "bop_storage_options_init: NULL options");
-	if (version != BOP_STORAGE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_storage_options_t version %u", version);
+	if (BOP__VERSION_CHECK("bop_storage_options_t", NULL, version, STORAGE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	*opts = defaults;
 	return 0;
 }
@@ -191,8 +191,9 @@ BOP_EXTERN(int) bop_storage_open(bop_storage_t **out, const char *url,
 	if (!out || !url || !*url)
 		return bop__error(BOP_EINVAL, "bop_storage_open: a storage URL is required");
 	*out = NULL;
-	if (opts && opts->version != BOP_STORAGE_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_storage_options_t version %u", opts->version);
+	if (opts && BOP__VERSION_CHECK("bop_storage_options_t", NULL, opts->version,
+	    STORAGE_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	ensure_builtins();
 	ret = find_backend(url, &open, &payload);
 	if (ret < 0)
@@ -205,19 +206,23 @@ BOP_EXTERN(int) bop_storage_open(bop_storage_t **out, const char *url,
 	}
 	if (!*out)
 		return bop__error(BOP_ERROR, "the storage backend for %s returned no storage", url);
-	if ((*out)->version != BOP_STORAGE_VERSION) {
+	if (!BOP__VERSION_OK((*out)->version, STORAGE_VERSION)) {
+		const char *sep = strstr(url, "://");
+		char *scheme = sep ? bop__strndup(url, (size_t)(sep - url)) : NULL;
+
 		/* Its layout is unknown, so it cannot be freed safely: leak it. */
-		ret = bop__error(BOP_EVERSION, "the storage backend for %s has unknown version %u",
-			url, (*out)->version);
+		BOP__VERSION_CHECK("storage backend", scheme ? scheme : "file", (*out)->version,
+			STORAGE_VERSION);
+		free(scheme);
 		*out = NULL;
-		return ret;
+		return BOP_EVERSION;
 	}
 	return 0;
 }
 
 BOP_EXTERN(void) bop_storage_free(bop_storage_t *storage)
 {
-	if (storage && storage->version == BOP_STORAGE_VERSION && storage->free)
+	if (storage && BOP__VERSION_OK(storage->version, STORAGE_VERSION) && storage->free)
 		storage->free(storage);
 }
 
@@ -265,8 +270,8 @@ static int check_storage(const bop_storage_t *storage, const char *fn)
 {
 	if (!storage)
 		return bop__error(BOP_EINVAL, "%s: NULL storage", fn);
-	if (storage->version != BOP_STORAGE_VERSION)
-		return bop__error(BOP_EVERSION, "storage has unknown version %u", storage->version);
+	if (BOP__VERSION_CHECK("the storage backend", NULL, storage->version, STORAGE_VERSION) < 0)
+		return BOP_EVERSION;
 	return 0;
 }
 
@@ -281,8 +286,8 @@ BOP_EXTERN(int) bop_storage_put(bop_storage_t *storage, bop_sink_t **out, const 
 	*out = NULL;
 	if ((ret = check_storage(storage, "bop_storage_put")) < 0 || (ret = check_path(key, false)) < 0)
 		return ret;
-	if (opts && opts->version != BOP_PUT_OPTIONS_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_put_options_t version %u", opts->version);
+	if (opts && BOP__VERSION_CHECK("bop_put_options_t", NULL, opts->version, PUT_OPTIONS_VERSION) < 0)
+		return BOP_EVERSION;
 	bop_error_clear();
 	ret = storage->put(storage, out, key, opts ? opts : &defaults);
 	if (ret < 0) {
@@ -315,8 +320,8 @@ BOP_EXTERN(int) bop_storage_get(bop_storage_t *storage, bop_source_t **out, cons
 	return 0;
 }
 
-BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, const char *key,
-	bop_storage_stat_t *st)
+BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, bop_storage_stat_t *st,
+	const char *key)
 {
 	int ret;
 
@@ -324,10 +329,10 @@ BOP_EXTERN(int) bop_storage_stat(bop_storage_t *storage, const char *key,
 		return ret;
 	if (!st)
 		return bop__error(BOP_EINVAL, "bop_storage_stat: NULL stat");
-	if (st->version != BOP_STORAGE_STAT_VERSION)
-		return bop__error(BOP_EVERSION, "unknown bop_storage_stat_t version %u", st->version);
+	if (BOP__VERSION_CHECK("bop_storage_stat_t", NULL, st->version, STORAGE_STAT_VERSION) < 0)
+		return BOP_EVERSION;
 	bop_error_clear();
-	return backend_failed(storage->stat(storage, key, st), "cannot stat", key);
+	return backend_failed(storage->stat(storage, st, key), "cannot stat", key);
 }
 
 BOP_EXTERN(int) bop_storage_list(bop_storage_t *storage, const char *prefix,

@@ -88,6 +88,18 @@ BOP_EXTERN(int) bop_error_set(int code, const char *message)
 	return bop__error(code, "%s", message ? message : bop_strerror(code));
 }
 
+BOP_EXTERN(int) bop_error_setf(int code, const char *format, ...)
+{
+	va_list ap;
+
+	if (!format)
+		return bop_error_set(code, NULL);
+	va_start(ap, format);
+	error_v(code, NULL, format, ap);
+	va_end(ap);
+	return code;
+}
+
 BOP_EXTERN(const char *) bop_error_last(void)
 {
 	return last_code == BOP_OK ? "no error" : last_message;

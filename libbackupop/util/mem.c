@@ -12,9 +12,25 @@
 
 #include <openssl/crypto.h>
 
+/* The library's allocator is the C library's: bop_free() frees what malloc, strdup and
+ * the helpers below return, and what bop_malloc() and bop_strdup() give to callbacks. */
 BOP_EXTERN(void) bop_free(void *ptr)
 {
 	free(ptr);
+}
+
+BOP_EXTERN(void *) bop_malloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+
+	if (!p)
+		bop__error_oom();
+	return p;
+}
+
+BOP_EXTERN(char *) bop_strdup(const char *s)
+{
+	return s ? bop__strdup(s) : NULL;
 }
 
 char *bop__strdup(const char *s)

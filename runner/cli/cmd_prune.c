@@ -31,7 +31,7 @@ static int apply_plan(const cli_t *cli, bop_catalog_t *catalog, const bop_retent
 			fputs("dry run: nothing was removed\n", stderr);
 		return 0;
 	}
-	ret = bop_catalog_prune(catalog, plan, &removed);
+	ret = bop_catalog_prune(catalog, &removed, plan);
 	if (ret < 0) {
 		fprintf(stderr, "backupop: removed %zu backup(s) before the error\n", removed);
 		return cli_fail(ret, false);

@@ -335,19 +335,6 @@ static const route_t routes[] = {
 
 /* ---- a token when none is configured ---- */
 
-static int token_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int token_error(const char *fmt, ...)
-{
-	char msg[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return bop_error_set(BOP_EIO, msg);
-}
-
 /* 32 random bytes in hex. */
 static int random_token(char out[65])
 {
@@ -361,7 +348,7 @@ static int random_token(char out[65])
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return token_error("cannot generate an API token: getrandom: %s",
+			return bop_error_setf(BOP_EIO, "cannot generate an API token: getrandom: %s",
 				strerror(errno));
 		got += (size_t)n;
 	}
@@ -383,13 +370,13 @@ static int write_token(runner_t *rn, int port, const char *token)
 	int fd, ok;
 
 	if (rapi_token_path(port, 1, path, sizeof(path), err, sizeof(err)) < 0)
-		return token_error("api.token and api.tokenFile are not set, and the "
+		return bop_error_setf(BOP_EIO, "api.token and api.tokenFile are not set, and the "
 			"generated token cannot be written: %s", err);
 	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return token_error("api.token and api.tokenFile are not set, and the "
+		return bop_error_setf(BOP_EIO, "api.token and api.tokenFile are not set, and the "
 			"generated token cannot be written to %s: %s", tmp, strerror(errno));
 	ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
@@ -397,7 +384,7 @@ static int write_token(runner_t *rn, int port, const char *token)
 		int e = errno;
 
 		unlink(tmp);
-		return token_error("api.token and api.tokenFile are not set, and the "
+		return bop_error_setf(BOP_EIO, "api.token and api.tokenFile are not set, and the "
 			"generated token cannot be written to %s: %s", path, strerror(e));
 	}
 	rn->api_token_path = strdup(path);

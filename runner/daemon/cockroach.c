@@ -256,8 +256,8 @@ static bop_source_t *counted_source(runner_t *rn, crdb_endpoint_t *ep, bop_sourc
 		release(rn, ep);
 		return NULL;
 	}
-	c->base.source = (bop_source_t){ BOP_SOURCE_VERSION, counted_read, counted_close,
-		counted_source_free };
+	c->base.source = (bop_source_t)BOP_SOURCE_INIT(.read = counted_read,
+		.close = counted_close, .free = counted_source_free);
 	c->src = src;
 	c->rn = rn;
 	c->ep = ep;
@@ -274,8 +274,8 @@ static bop_sink_t *counted_sink(runner_t *rn, crdb_endpoint_t *ep, bop_sink_t *s
 		release(rn, ep);
 		return NULL;
 	}
-	c->base.sink = (bop_sink_t){ BOP_SINK_VERSION, counted_write, counted_commit, counted_abort,
-		counted_sink_free };
+	c->base.sink = (bop_sink_t)BOP_SINK_INIT(.write = counted_write, .commit = counted_commit,
+		.abort = counted_abort, .free = counted_sink_free);
 	c->snk = snk;
 	c->rn = rn;
 	c->ep = ep;
@@ -335,8 +335,8 @@ static int file_size(crdb_endpoint_t *ep, const char *path, uint64_t *size)
 	int ret;
 
 	if (ep->session)
-		return bop_backup_session_stat(ep->session, path, size);
-	ret = bop_manifest_file_find(ep->manifest, path, &f);
+		return bop_backup_session_stat(ep->session, size, path);
+	ret = bop_manifest_file_find(ep->manifest, &f, path);
 	if (ret == 0)
 		*size = f.plain_bytes;
 	return ret;

@@ -254,7 +254,7 @@ static void apply_retention(job_t *j)
 		j->rn->retention_json = strdup(json);
 		pthread_mutex_unlock(&j->rn->mu);
 	}
-	if (bop_catalog_prune(j->catalog, plan, &removed) < 0)
+	if (bop_catalog_prune(j->catalog, &removed, plan) < 0)
 		rlog(BOP_LOG_WARN, "retention: %s (removed %zu; will retry after the next backup)",
 			bop_error_last(), removed);
 	else if (removed)

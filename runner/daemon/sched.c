@@ -23,7 +23,7 @@ static void log_time(const sched_slot_t *slot, const char *what, int64_t t)
 {
 	char buf[64];
 
-	if (bop_schedule_format_time(slot->schedule, t, buf, sizeof(buf)) < 0)
+	if (bop_schedule_format_time(slot->schedule, buf, sizeof(buf), t) < 0)
 		snprintf(buf, sizeof(buf), "%lld", (long long)t);
 	rlog(BOP_LOG_INFO, "%s %s: %s", run_kind_name(slot->kind), what, buf);
 }
@@ -64,10 +64,10 @@ static void log_missed(const sched_slot_t *slot, int64_t now)
 	int64_t t = slot->last, latest = 0;
 	char buf[64];
 
-	for (int i = 0; i < 100000 && bop_schedule_next(slot->schedule, t, &t) == 0 && t <= now;
+	for (int i = 0; i < 100000 && bop_schedule_next(slot->schedule, &t, t) == 0 && t <= now;
 	     i++)
 		latest = t;
-	if (!latest || bop_schedule_format_time(slot->schedule, latest, buf, sizeof(buf)) < 0)
+	if (!latest || bop_schedule_format_time(slot->schedule, buf, sizeof(buf), latest) < 0)
 		snprintf(buf, sizeof(buf), "?");
 	rlog(BOP_LOG_WARN, "the scheduled %s of %s was missed by %llds, more than "
 		"startingDeadlineSeconds (%lld): skipped", run_kind_name(slot->kind), buf,
@@ -84,8 +84,8 @@ static void on_timer(uv_timer_t *t)
 	slot->armed = false;
 	if (slot->rn->stopping)
 		return;
-	due = bop_schedule_due(slot->schedule, slot->last, now, slot->rn->cfg.starting_deadline,
-		&run, &missed);
+	due = bop_schedule_due(slot->schedule, &run, &missed, slot->last, now,
+		slot->rn->cfg.starting_deadline);
 	if (missed > 1)
 		rlog(BOP_LOG_WARN, "%llu scheduled %s runs were missed; running only the latest",
 			(unsigned long long)missed - 1, run_kind_name(slot->kind));
@@ -108,7 +108,7 @@ static void arm(sched_slot_t *slot)
 		return;
 	/* From the latest fire time handled: one missed meanwhile comes due at once, and
 	 * on_timer() applies startingDeadlineSeconds to it. */
-	if (bop_schedule_next(slot->schedule, slot->last, &slot->next) < 0) {
+	if (bop_schedule_next(slot->schedule, &slot->next, slot->last) < 0) {
 		rlog(BOP_LOG_WARN, "the %s schedule does not fire again: %s",
 			run_kind_name(slot->kind), bop_error_last());
 		slot->next = 0;

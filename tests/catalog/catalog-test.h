@@ -138,11 +138,8 @@ static bop_sink_t *capture_sink(capture_t *c)
 	capture_sink_t *s = calloc(1, sizeof(*s));
 
 	memset(c, 0, sizeof(*c));
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = capture_write;
-	s->base.commit = capture_commit;
-	s->base.abort = capture_abort;
-	s->base.free = capture_free;
+	s->base = (bop_sink_t)BOP_SINK_INIT(.write = capture_write, .commit = capture_commit,
+		.abort = capture_abort, .free = capture_free);
 	s->cap = c;
 	return &s->base;
 }

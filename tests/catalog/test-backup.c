@@ -513,7 +513,7 @@ static void test_prune(void)
 			snprintf(kept[nkept++], sizeof(kept[0]), "%s", bop_retention_plan_id(plan, i));
 	}
 	is_int(nkept, 2, "the plan keeps 2");
-	is_int(bop_catalog_prune(cat, plan, &removed), 0, "prune");
+	is_int(bop_catalog_prune(cat, &removed, plan), 0, "prune");
 	is_int(removed, 3, "prune removed 3");
 	bop_catalog_list(cat, &after);
 	n = bop_manifest_list_count(after);

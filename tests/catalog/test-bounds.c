@@ -130,7 +130,7 @@ static void test_multi_file(bop_catalog_t *cat)
 	is_int(ret, 0, "a 64 KiB file stored and the backup committed");
 	if (!m)
 		return;
-	is_int(bop_manifest_file_find(m, "dir/file.sst", &f), 0, "the file is in the manifest");
+	is_int(bop_manifest_file_find(m, &f, "dir/file.sst"), 0, "the file is in the manifest");
 	is_int(plant_bomb(f.object_key), 0, "its object replaced by a 50 MiB zstd bomb");
 	ret = bop_catalog_read_file(cat, &src, m, "dir/file.sst", 0, NULL);
 	while (ret == 0) {

@@ -206,8 +206,8 @@ static void test_claims(bop_catalog_t *cat)
 	is_int(ret, 0, "a claim of a taker that died (expired) is removed and the takeover goes on");
 	if (ret < 0)
 		diag("%s", bop_error_last());
-	ok(bop_storage_stat(storage, "db/lock.json.takeover-5ea1",
-		&(bop_storage_stat_t){ BOP_STORAGE_STAT_VERSION, 0, 0 }) == BOP_ENOTFOUND,
+	ok(bop_storage_stat(storage, &(bop_storage_stat_t){ BOP_STORAGE_STAT_VERSION, 0, 0 },
+		"db/lock.json.takeover-5ea1") == BOP_ENOTFOUND,
 		"and no claim is left");
 	bop_lock_release(lock);
 }

@@ -79,7 +79,7 @@ static void test_round_trip(void)
 	is_int(ret, 0, "a valid manifest parses");
 	if (ret < 0) {
 		diag("%s", bop_error_last());
-		free(json);
+		bop_free(json);
 		return;
 	}
 	is_str(bop_manifest_id(m), ID, "id");
@@ -117,7 +117,7 @@ static void test_round_trip(void)
 	bop_free(again);
 	bop_manifest_free(m2);
 	bop_manifest_free(m);
-	free(json);
+	bop_free(json);
 }
 
 static void test_unknown_fields(void)
@@ -134,7 +134,7 @@ static void test_unknown_fields(void)
 	is_int(bop_manifest_tag_count(m), 0, "an empty tag list");
 	bop_manifest_free(m);
 	free(ext);
-	free(json);
+	bop_free(json);
 }
 
 static void test_bad_documents(void)
@@ -160,7 +160,7 @@ static void test_bad_documents(void)
 		bop_manifest_free(m);
 		free(doc);
 	}
-	free(json);
+	bop_free(json);
 }
 
 static void test_bad_inputs(void)
@@ -186,7 +186,7 @@ static void test_bad_inputs(void)
 	ok(m == NULL, "no manifest on failure");
 	is_int(bop_manifest_parse(NULL, json, strlen(json)), BOP_EINVAL, "NULL out");
 	free(big);
-	free(json);
+	bop_free(json);
 }
 
 static void test_helpers(void)

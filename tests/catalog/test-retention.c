@@ -173,7 +173,7 @@ static bop_manifest_list_t *build_list(const backup_spec_t *specs, size_t n)
 			fprintf(stderr, "test manifest does not parse: %s\n", bop_error_last());
 			exit(2);
 		}
-		free(json);
+		bop_free(json);
 		bop__manifest_list_append(list, m);
 	}
 	bop__manifest_list_sort(list);

@@ -204,9 +204,9 @@ static bop_manifest_t *encrypted_backup(fixture_t *f)
 	is_int(put_file(s, "a//b", "x", 1), BOP_EINVAL, "\"a//b\" is refused");
 	ok(strstr(bop_error_last(), "file name") != NULL, "... the message says the name is invalid");
 
-	ok(bop_backup_session_stat(s, DIR_ "/data/1.sst", &size) == 0 && size == BIG,
+	ok(bop_backup_session_stat(s, &size, DIR_ "/data/1.sst") == 0 && size == BIG,
 		"stat gives the plaintext size");
-	is_int(bop_backup_session_stat(s, "nope", &size), BOP_ENOTFOUND, "stat of a missing file");
+	is_int(bop_backup_session_stat(s, &size, "nope"), BOP_ENOTFOUND, "stat of a missing file");
 	ok(bop_backup_session_read(s, &src, DIR_ "/data/1.sst", BIG / 2, NULL) == BOP_ENOKEY,
 		"reading back an encrypted session needs keys");
 	{
@@ -220,7 +220,7 @@ static bop_manifest_t *encrypted_backup(fixture_t *f)
 		src = NULL;
 	}
 	ok(bop_backup_session_remove(s, DIR_ "/BACKUP-CHECKPOINT-tmp") == 0, "a file is removed");
-	is_int(bop_backup_session_stat(s, DIR_ "/BACKUP-CHECKPOINT-tmp", &size), BOP_ENOTFOUND,
+	is_int(bop_backup_session_stat(s, &size, DIR_ "/BACKUP-CHECKPOINT-tmp"), BOP_ENOTFOUND,
 		"... and is gone");
 	is_int(bop_backup_session_remove(s, "nope"), BOP_ENOTFOUND, "removing a missing file");
 
@@ -228,7 +228,7 @@ static bop_manifest_t *encrypted_backup(fixture_t *f)
 	ok(bop_backup_session_put(s, &sink, "aborted.sst") == 0 &&
 		bop_sink_write(sink, big, 300000) == 0, "a file is half written");
 	bop_sink_free(sink);
-	is_int(bop_backup_session_stat(s, "aborted.sst", &size), BOP_ENOTFOUND,
+	is_int(bop_backup_session_stat(s, &size, "aborted.sst"), BOP_ENOTFOUND,
 		"... and not part of the backup when abandoned");
 
 	gone_dir = bop__sprintf("%s/shop/orders/%s/files", f->store, bop_backup_session_id(s));
@@ -250,14 +250,14 @@ static void check_manifest(const bop_manifest_t *m)
 	ok(bop_manifest_has_files(m) == 1, "the manifest is a multi-file one");
 	is_int((int)bop_manifest_file_count(m), 4, "it lists exactly the 4 files kept");
 	for (size_t i = 0; i < 4; i++) {
-		if (bop_manifest_file_find(m, want[i], &file) < 0)
+		if (bop_manifest_file_find(m, &file, want[i]) < 0)
 			all = false;
 	}
 	ok(all, "... by name");
-	ok(bop_manifest_file_find(m, DIR_ "/data/1.sst", &file) == 0 && file.plain_bytes == BIG &&
+	ok(bop_manifest_file_find(m, &file, DIR_ "/data/1.sst") == 0 && file.plain_bytes == BIG &&
 		strstr(file.object_key, "/files/") && strstr(file.object_key, ".zst.age"),
 		"the big file: size and a .zst.age object (%s)", file.object_key);
-	ok(bop_manifest_file_find(m, DIR_ "/data/empty.sst", &file) == 0 && file.plain_bytes == 0 &&
+	ok(bop_manifest_file_find(m, &file, DIR_ "/data/empty.sst") == 0 && file.plain_bytes == 0 &&
 		!strcmp(file.plain_sha256,
 			"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
 		"the empty file has the SHA-256 of nothing");
@@ -332,11 +332,11 @@ static void check_tools(fixture_t *f, const bop_manifest_t *m)
 		return;
 	}
 	write_file(orig, big, BIG);
-	bop_manifest_file_find(m, DIR_ "/data/1.sst", &file);
+	bop_manifest_file_find(m, &file, DIR_ "/data/1.sst");
 	snprintf(cmd, sizeof(cmd), "age -d -i '%s' '%s/%s' | zstd -dq | cmp -s - '%s'",
 		f->identity_path, f->store, file.object_key, orig);
 	ok(system(cmd) == 0, "age -d | zstd -d of the stored big file gives the original bytes");
-	bop_manifest_file_find(m, DIR_ "/one", &file);
+	bop_manifest_file_find(m, &file, DIR_ "/one");
 	snprintf(cmd, sizeof(cmd), "test \"$(age -d -i '%s' '%s/%s' | zstd -dq)\" = x",
 		f->identity_path, f->store, file.object_key);
 	ok(system(cmd) == 0, "... and of the 1-byte file");
@@ -352,7 +352,7 @@ static void check_tamper(fixture_t *f, const bop_manifest_t *m)
 	int ret;
 
 	ro.keys = f->keys;
-	bop_manifest_file_find(m, DIR_ "/data/1.sst", &file);
+	bop_manifest_file_find(m, &file, DIR_ "/data/1.sst");
 	path = bop__sprintf("%s/%s", f->store, file.object_key);
 	flip_byte(path, (long)(file.stored_bytes / 2));
 	ret = bop_catalog_read_file(f->catalog, &src, m, DIR_ "/data/1.sst", 0, &ro);
@@ -380,7 +380,7 @@ static void check_plain_tamper(fixture_t *f)
 	    put_file(s, "small", big, 5000) < 0 || bop_backup_session_commit(s, &m) < 0)
 		bail_out("plain backup: %s", bop_error_last());
 	bop_backup_session_free(s);
-	bop_manifest_file_find(m, "small", &file);
+	bop_manifest_file_find(m, &file, "small");
 	path = bop__sprintf("%s/%s", f->store, file.object_key);
 	flip_byte(path, 4000);
 	is_int(bop_catalog_read_file(f->catalog, &src, m, "small", 0, NULL), BOP_EINTEGRITY,

@@ -356,10 +356,8 @@ static bop_source_t *slow_source(bop_source_t *inner, long pause_us)
 
 	if (!s)
 		exit(2);
-	s->base.version = BOP_SOURCE_VERSION;
-	s->base.read = slow_read;
-	s->base.close = slow_close;
-	s->base.free = slow_free;
+	s->base = (bop_source_t)BOP_SOURCE_INIT(.read = slow_read, .close = slow_close,
+		.free = slow_free);
 	s->inner = inner;
 	s->pause_us = pause_us;
 	return &s->base;

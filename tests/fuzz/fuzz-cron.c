@@ -56,22 +56,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (t = after; n < STEPS; n++) {
 		int64_t again;
 
-		ret = bop_schedule_next(s, t, &fires[n]);
+		ret = bop_schedule_next(s, &fires[n], t);
 		if (ret == BOP_ENOTFOUND || ret == BOP_EINVAL)
 			break;
 		if (ret != 0 || fires[n] <= t)
 			abort();
-		if (bop_schedule_next(s, fires[n] - 1, &again) != 0 || again != fires[n])
+		if (bop_schedule_next(s, &again, fires[n] - 1) != 0 || again != fires[n])
 			abort();
-		if (bop_schedule_format_time(s, fires[n], buf, sizeof(buf)) != 0)
+		if (bop_schedule_format_time(s, buf, sizeof(buf), fires[n]) != 0)
 			abort();
 		t = fires[n];
 	}
 	if (n > 0) {
-		ret = bop_schedule_due(s, after, fires[n - 1], -1, &run, &missed);
+		ret = bop_schedule_due(s, &run, &missed, after, fires[n - 1], -1);
 		if (ret != 1 || run != fires[n - 1] || missed != n)
 			abort();
-		ret = bop_schedule_due(s, after, fires[0] - 1, -1, &run, &missed);
+		ret = bop_schedule_due(s, &run, &missed, after, fires[0] - 1, -1);
 		if (ret != 0 || run != 0 || missed != 0)
 			abort();
 	}

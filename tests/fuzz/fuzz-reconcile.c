@@ -14,15 +14,15 @@ static const char storage[] =
 	"\"name\":\"creds\"},\"allowedNamespaces\":{\"from\":\"Selector\",\"selector\":"
 	"{\"matchLabels\":{\"team\":\"a\"}}}}}";
 
-static int lookup(void *ud, const char *kind, const char *ns, const char *name, char **object)
+static int lookup(char **object, const char *kind, const char *ns, const char *name, void *ud)
 {
 	(void)ud;
 	(void)ns;
 	(void)name;
 	if (!strcmp(kind, "Namespace"))
-		*object = strdup("{\"metadata\":{\"name\":\"shop\",\"labels\":{\"team\":\"a\"}}}");
+		*object = bop_strdup("{\"metadata\":{\"name\":\"shop\",\"labels\":{\"team\":\"a\"}}}");
 	else
-		*object = strdup("{\"kind\":\"Secret\",\"data\":{\"password\":\"c2VjcmV0LXB3\","
+		*object = bop_strdup("{\"kind\":\"Secret\",\"data\":{\"password\":\"c2VjcmV0LXB3\","
 			"\"accessKeyId\":\"QUtJQUVYQU1QTEU=\",\"secretAccessKey\":\"c2VjcmV0LWtleQ==\"}}");
 	return *object ? 0 : BOP_ENOMEM;
 }

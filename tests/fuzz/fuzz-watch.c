@@ -43,7 +43,7 @@ static void check_object(const model_t *m, const char *text)
 	json_object_put(o);
 }
 
-static void on_event(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_event(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	model_t *m = ud;
 	ssize_t i = model_find(m, key);
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.path = "/api/v1/namespaces/shop/configmaps";
 	o.metadata_only = m.metadata_only;
 	o.callback = on_event;
-	o.ud = &m;
+	o.payload = &m;
 	if (bop_k8s_informer_new(&inf, client(), &o) < 0)
 		abort();
 	bop__k8s_informer_watch_begin(inf);
@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < m.n; i++) {
 		char *text = NULL;
 
-		if (bop_k8s_informer_get(inf, m.keys[i], &text) != 0 || strcmp(text, m.texts[i]))
+		if (bop_k8s_informer_get(inf, &text, m.keys[i]) != 0 || strcmp(text, m.texts[i]))
 			abort();
 		bop_free(text);
 		free(m.keys[i]);

@@ -323,9 +323,7 @@ static bop_source_t *gen_source(uint64_t size, long pause_us)
 {
 	gen_source_t *g = calloc(1, sizeof(*g));
 
-	g->base.version = BOP_SOURCE_VERSION;
-	g->base.read = gs_read;
-	g->base.free = gs_free;
+	g->base = (bop_source_t)BOP_SOURCE_INIT(.read = gs_read, .free = gs_free);
 	g->gen.size = size;
 	g->gen.pause_us = pause_us;
 	bop_source_callback_new(&g->inner, gen_read, &g->gen);

@@ -49,7 +49,7 @@ static void test_namespace_create(bop_k8s_client_t *c, const char *prefix, char 
 	snprintf(ns, size, "%s-%02x%02x%02x%02x", prefix, r[0], r[1], r[2], r[3]);
 	snprintf(body, sizeof(body),
 		"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"%s\"}}", ns);
-	if (bop_k8s_request(c, BOP_K8S_CREATE, "/api/v1/namespaces", body, NULL, NULL, NULL) < 0) {
+	if (bop_k8s_request(c, NULL, NULL, BOP_K8S_CREATE, "/api/v1/namespaces", body, NULL) < 0) {
 		printf("Bail out! cannot create namespace %s: %s\n", ns, bop_error_last());
 		exit(1);
 	}
@@ -61,7 +61,7 @@ static int test_namespace_delete(bop_k8s_client_t *c, const char *ns)
 	char path[160];
 
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s", ns);
-	return bop_k8s_request(c, BOP_K8S_DELETE, path, NULL, NULL, NULL, NULL);
+	return bop_k8s_request(c, NULL, NULL, BOP_K8S_DELETE, path, NULL, NULL);
 }
 
 /* The value at a dotted path of JSON text as a string ("" for a missing one), in a

@@ -47,7 +47,7 @@ static int relists, expired_tokens;
 
 /* ---- event logs ---- */
 
-static void on_event(void *ud, bop_k8s_event_type_t type, const char *key, const char *object)
+static void on_event(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
 	evlog_t *l = ud;
 	ev_t *e;
@@ -113,8 +113,7 @@ static long evlog_wait(evlog_t *l, size_t from, int type, const char *key, int m
 	return r;
 }
 
-static void on_log(bop_log_level_t level, const char *component, const char *message,
-	void *payload)
+static void on_log(bop_log_level_t level, const char *component, const char *message, void *payload)
 {
 	BOP_UNUSED(level);
 	BOP_UNUSED(component);
@@ -135,7 +134,7 @@ static int put_cm(const char *name, const char *labels, int v)
 
 	snprintf(body, sizeof(body), "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":"
 		"{\"name\":\"%s\",\"labels\":{%s}},\"data\":{\"v\":\"%d\"}}", name, labels, v);
-	return bop_k8s_request(client, BOP_K8S_CREATE, cms, body, NULL, NULL, NULL);
+	return bop_k8s_request(client, NULL, NULL, BOP_K8S_CREATE, cms, body, NULL);
 }
 
 static int patch_cm(const char *name, int v)
@@ -144,7 +143,7 @@ static int patch_cm(const char *name, int v)
 
 	snprintf(path, sizeof(path), "%s/%s", cms, name);
 	snprintf(body, sizeof(body), "{\"data\":{\"v\":\"%d\"}}", v);
-	return bop_k8s_request(client, BOP_K8S_PATCH, path, body, NULL, NULL, NULL);
+	return bop_k8s_request(client, NULL, NULL, BOP_K8S_PATCH, path, body, NULL);
 }
 
 static int delete_obj(const char *collection, const char *name)
@@ -152,7 +151,7 @@ static int delete_obj(const char *collection, const char *name)
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", collection, name);
-	return bop_k8s_request(client, BOP_K8S_DELETE, path, NULL, NULL, NULL, NULL);
+	return bop_k8s_request(client, NULL, NULL, BOP_K8S_DELETE, path, NULL, NULL);
 }
 
 static bop_k8s_informer_t *start_informer(bop_k8s_client_t *c, const char *path,
@@ -168,7 +167,7 @@ static bop_k8s_informer_t *start_informer(bop_k8s_client_t *c, const char *path,
 	o.resync_seconds = resync;
 	o.page_size = page;
 	o.callback = on_event;
-	o.ud = log;
+	o.payload = log;
 	if (bop_k8s_informer_new(&inf, c, &o) < 0 || bop_k8s_informer_start(inf) < 0) {
 		printf("Bail out! cannot start an informer on %s: %s\n", path, bop_error_last());
 		exit(1);
@@ -307,7 +306,7 @@ typedef struct order_check {
 	bool sorted;
 } order_check_t;
 
-static int check_order(void *ud, const char *key, const char *object)
+static int check_order(const char *key, const char *object, void *ud)
 {
 	order_check_t *c = ud;
 
@@ -318,7 +317,7 @@ static int check_order(void *ud, const char *key, const char *object)
 	return object && *object == '{' ? 0 : -1;
 }
 
-static int stop_at_ten(void *ud, const char *key, const char *object)
+static int stop_at_ten(const char *key, const char *object, void *ud)
 {
 	BOP_UNUSED(key);
 	BOP_UNUSED(object);
@@ -338,13 +337,13 @@ static void test_initial_list(bop_k8s_informer_t *a, evlog_t *la)
 	is_int(added, 120, "all as ADDED");
 	is_int(bop_k8s_informer_size(a), 120, "the cache holds 120");
 	snprintf(key, sizeof(key), "%s/cm-005", ns);
-	is_int(bop_k8s_informer_get(a, key, &obj), 0, "get ns/cm-005 from the cache");
+	is_int(bop_k8s_informer_get(a, &obj, key), 0, "get ns/cm-005 from the cache");
 	is_str(jget(obj, "data.v"), "0", "with its data");
 	is_str(jget(obj, "kind"), "ConfigMap", "list items get their kind");
 	is_str(jget(obj, "apiVersion"), "v1", "and apiVersion");
 	ok(!strstr(obj, "managedFields"), "managedFields are not kept");
 	bop_free(obj);
-	is_int(bop_k8s_informer_get(a, "nope/nope", &obj), BOP_ENOTFOUND,
+	is_int(bop_k8s_informer_get(a, &obj, "nope/nope"), BOP_ENOTFOUND,
 		"a key not cached is BOP_ENOTFOUND");
 	is_int(bop_k8s_informer_foreach(a, check_order, &oc), 0, "foreach");
 	is_int(oc.n, 120, "visits every object");
@@ -382,9 +381,9 @@ static void test_selector_and_metadata(bop_k8s_informer_t *a, bop_k8s_informer_t
 	is_int(bop_k8s_informer_size(b), 60, "a label selector parity=even caches 60");
 	ok(lb->synced_at == 60, "and delivered 60");
 	snprintf(key, sizeof(key), "%s/cm-001", ns);
-	is_int(bop_k8s_informer_get(b, key, &obj), BOP_ENOTFOUND, "an odd one is not there");
+	is_int(bop_k8s_informer_get(b, &obj, key), BOP_ENOTFOUND, "an odd one is not there");
 	snprintf(key, sizeof(key), "%s/cm-002", ns);
-	is_int(bop_k8s_informer_get(c, key, &obj), 0, "the metadata_only informer has cm-002");
+	is_int(bop_k8s_informer_get(c, &obj, key), 0, "the metadata_only informer has cm-002");
 	ok(obj && !strstr(obj, "\"data\""), "without data: %.200s", obj ? obj : "");
 	is_str(jget(obj, "metadata.name"), "cm-002", "with metadata.name");
 	is_str(jget(obj, "metadata.labels.parity"), "even", "and labels");
@@ -485,9 +484,9 @@ static void test_away(bop_k8s_informer_t *e, evlog_t *le)
 	a = evlog_wait(le, from, BOP_K8S_ADDED, key_add, 20000);
 	d = evlog_wait(le, from, BOP_K8S_DELETED, key_del, 5000);
 	ok(a >= 0 && d >= 0, "with the API server away for 3 s, the changes arrive once it is back");
-	is_int(bop_k8s_informer_get(e, key_add, &obj), 0, "the new object is cached");
+	is_int(bop_k8s_informer_get(e, &obj, key_add), 0, "the new object is cached");
 	bop_free(obj);
-	is_int(bop_k8s_informer_get(e, key_del, &obj), BOP_ENOTFOUND, "the deleted one is not");
+	is_int(bop_k8s_informer_get(e, &obj, key_del), BOP_ENOTFOUND, "the deleted one is not");
 }
 
 static int post_event(const char *name)
@@ -499,7 +498,7 @@ static int post_event(const char *name)
 		"{\"name\":\"%s\"},\"involvedObject\":{\"kind\":\"ConfigMap\",\"name\":\"x\","
 		"\"namespace\":\"%s\"},\"reason\":\"Test\",\"message\":\"m\",\"type\":\"Normal\"}",
 		name, ns);
-	return bop_k8s_request(client, BOP_K8S_CREATE, path, body, NULL, NULL, NULL);
+	return bop_k8s_request(client, NULL, NULL, BOP_K8S_CREATE, path, body, NULL);
 }
 
 /* Events are not in the API server's watch cache: a watch resumes from etcd, so a
@@ -585,7 +584,7 @@ static void test_expired_continue(bop_k8s_client_t *proxied)
 	o.path = evs;
 	o.page_size = 1;
 	o.callback = on_event;
-	o.ud = lg;
+	o.payload = lg;
 	expired_tokens = 0;
 	bop_k8s_informer_new(&g, proxied, &o);
 	bop_k8s_informer_start(g);

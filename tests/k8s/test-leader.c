@@ -59,7 +59,7 @@ static bop_k8s_leader_t *elector(bop_k8s_client_t *c, const char *ns, const char
 	o.retry_seconds = RETRY_S;
 	o.on_started = on_started;
 	o.on_stopped = on_stopped;
-	o.ud = s;
+	o.payload = s;
 	if (bop_k8s_leader_new(&le, c, &o) < 0 || bop_k8s_leader_start(le) < 0) {
 		printf("Bail out! cannot start elector %s: %s\n", id, bop_error_last());
 		exit(1);
@@ -88,7 +88,7 @@ static const char *lease(bop_k8s_client_t *c, const char *ns, const char *path)
 	snprintf(p, sizeof(p), "/apis/coordination.k8s.io/v1/namespaces/%s/leases/bop-test-lease",
 		ns);
 	text[0] = '\0';
-	if (bop_k8s_request(c, BOP_K8S_GET, p, NULL, NULL, NULL, &resp) == 0)
+	if (bop_k8s_request(c, NULL, &resp, BOP_K8S_GET, p, NULL, NULL) == 0)
 		snprintf(text, sizeof(text), "%s", resp);
 	bop_free(resp);
 	return jget(text, path);

@@ -19,7 +19,7 @@ static char cm1[200];
 static int req(bop_k8s_verb_t verb, const char *path, const char *body, const char *manager,
 	long *status, char **resp)
 {
-	return bop_k8s_request(client, verb, path, body, manager, status, resp);
+	return bop_k8s_request(client, status, resp, verb, path, body, manager);
 }
 
 static bool has(const char *text, const char *part)

@@ -33,6 +33,20 @@ static void test_errors(void)
 	is_str(bop_error_last(), "reading config.yaml: level 42 is out of range",
 		"wrap prefixes context");
 	is_int(bop_error_last_code(), BOP_EINVAL, "wrap keeps the code");
+	is_int(bop_error_setf(BOP_ENOTFOUND, "no key %s in %d buckets", "a/b", 3), BOP_ENOTFOUND,
+		"bop_error_setf returns its code");
+	is_str(bop_error_last(), "no key a/b in 3 buckets", "bop_error_setf formats the message");
+	is_int(bop_error_last_code(), BOP_ENOTFOUND, "bop_error_setf sets the code");
+	{
+		char big[3000];
+
+		memset(big, 'x', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		bop_error_setf(BOP_EIO, "long: %s", big);
+		ok(strlen(bop_error_last()) == 2047 && strncmp(bop_error_last(), "long: xxx", 9) == 0,
+			"a long bop_error_setf message is cut at 2047 bytes (%zu)",
+			strlen(bop_error_last()));
+	}
 	is_str(bop_strerror(BOP_ENOTFOUND), "not found", "bop_strerror names codes");
 	is_str(bop_strerror(-999), "unknown error", "bop_strerror handles unknown codes");
 	{
@@ -54,6 +68,26 @@ static void test_errors(void)
 	}
 }
 
+/* The allocator entry points for memory a callback hands to the library. */
+static void test_allocator(void)
+{
+	const char *text = "{\"kind\":\"Secret\"}";
+	char *copy = bop_strdup(text);
+	unsigned char *mem = bop_malloc(64);
+	void *empty = bop_malloc(0);
+
+	ok(copy && copy != text && strcmp(copy, text) == 0, "bop_strdup copies the string");
+	ok(bop_strdup(NULL) == NULL, "bop_strdup(NULL) is NULL");
+	ok(mem != NULL, "bop_malloc gives memory");
+	if (mem)
+		memset(mem, 0xa5, 64);  /* ASan checks all 64 bytes are ours */
+	ok(empty != NULL, "bop_malloc(0) gives a pointer bop_free accepts");
+	bop_free(copy);
+	bop_free(mem);
+	bop_free(empty);
+	bop_free(NULL);
+}
+
 static void test_version(void)
 {
 	is_int(bop_version(), BOP_VERSION_NUMBER, "bop_version matches the header");
@@ -72,6 +106,9 @@ static void test_redaction(void)
 	ok(strstr(logged, "password=[REDACTED] to host") != NULL, "the rest of the line is kept");
 	bop__error(BOP_EAUTH, "login failed for password hunter2-secret");
 	ok(strstr(bop_error_last(), "hunter2") == NULL, "the secret does not reach error messages");
+	bop_error_setf(BOP_EAUTH, "login as %s failed", "hunter2-secret");
+	is_str(bop_error_last(), "login as [REDACTED] failed",
+		"a secret among bop_error_setf's arguments is redacted");
 	bop_log(BOP_LOG_DEBUG, "app", "debug line shown");
 	ok(strstr(logged, "debug line shown") != NULL, "bop_log honours the level");
 	bop_log_set_level(BOP_LOG_WARN);
@@ -135,10 +172,8 @@ static bop_stage_t *upper_new(void)
 {
 	upper_stage_t *s = calloc(1, sizeof(*s));
 
-	s->base.version = BOP_STAGE_VERSION;
-	s->base.name = "upper";
-	s->base.process = upper_process;
-	s->base.free = upper_free;
+	s->base = (bop_stage_t)BOP_STAGE_INIT(.name = "upper", .process = upper_process,
+		.free = upper_free);
 	return &s->base;
 }
 
@@ -267,13 +302,101 @@ static void test_file_sink(void)
 	free(path);
 }
 
+/* ---- plug-in vtables: the _INIT macros and the one version check ---- */
+
+static bop_storage_t future_storage = { .version = BOP_STORAGE_VERSION + 98 };
+static bop_engine_t future_engine = { .version = BOP_ENGINE_VERSION + 41 };
+
+static int future_storage_open(bop_storage_t **out, const char *url,
+	const bop_storage_options_t *opts, void *payload)
+{
+	BOP_UNUSED(url);
+	BOP_UNUSED(opts);
+	BOP_UNUSED(payload);
+	*out = &future_storage;
+	return 0;
+}
+
+static int future_engine_open(bop_engine_t **out, const char *config_json, void *payload)
+{
+	BOP_UNUSED(config_json);
+	BOP_UNUSED(payload);
+	*out = &future_engine;
+	return 0;
+}
+
+static int no_read(bop_source_t *src, void *buf, size_t cap, size_t *got)
+{
+	BOP_UNUSED(src);
+	BOP_UNUSED(buf);
+	BOP_UNUSED(cap);
+	*got = 0;
+	return 0;
+}
+
+static void test_plugin_versions(void)
+{
+	bop_sink_t sink = BOP_SINK_INIT(.write = NULL, .free = NULL);
+	bop_source_t src = BOP_SOURCE_INIT(.read = no_read);
+	bop_storage_t *st = NULL;
+	bop_engine_t *engine = NULL;
+	bop_backup_options_t bo;
+	char buf[8], want[160];
+	size_t got = 1;
+
+	ok(sink.version == BOP_SINK_VERSION && !sink.commit && !sink.abort,
+		"BOP_SINK_INIT sets the version and leaves unnamed members NULL");
+	ok(src.version == BOP_SOURCE_VERSION && src.read == no_read && !src.close,
+		"BOP_SOURCE_INIT sets the version and the members named");
+	is_int(bop_source_read(&src, buf, sizeof(buf), &got), 0, "such a source is accepted");
+
+	is_int(bop_storage_register("future", future_storage_open, NULL), 0,
+		"register a backend that answers with a vtable of a later version");
+	is_int(bop_storage_open(&st, "future://x", NULL), BOP_EVERSION,
+		"bop_storage_open refuses it with BOP_EVERSION");
+	ok(st == NULL, "and gives no storage");
+	snprintf(want, sizeof(want), "storage backend \"future\" has version %u, but "
+		"libbackupop %s understands only version %u", BOP_STORAGE_VERSION + 98,
+		bop_version_string(), BOP_STORAGE_VERSION);
+	ok(strstr(bop_error_last(), want) != NULL, "the message names the plug-in and both "
+		"versions: %s", bop_error_last());
+
+	is_int(bop_engine_register("future-engine", future_engine_open, NULL), 0,
+		"register an engine of a later version");
+	is_int(bop_engine_open(&engine, "future-engine", NULL), BOP_EVERSION,
+		"bop_engine_open refuses it");
+	ok(engine == NULL && strstr(bop_error_last(), "engine \"future-engine\" has version 42") &&
+		strstr(bop_error_last(), "understands only version 1"),
+		"naming it and both versions: %s", bop_error_last());
+
+	src.version = 0;
+	is_int(bop_source_read(&src, buf, sizeof(buf), &got), BOP_EVERSION,
+		"a source of version 0 is refused");
+	ok(strstr(bop_error_last(), "has version 0") != NULL, "%s", bop_error_last());
+
+	is_int(bop_backup_options_init(&bo, BOP_BACKUP_OPTIONS_VERSION + 1), BOP_EVERSION,
+		"an options struct of an unknown version is refused the same way");
+	ok(strstr(bop_error_last(), "bop_backup_options_t has version 2") != NULL, "%s",
+		bop_error_last());
+
+	is_int(bop__version_check("engine", "pg", 3, 2, 4), 0,
+		"a version inside the range this library understands is accepted");
+	is_int(bop__version_check("engine", "pg", 5, 2, 4), BOP_EVERSION, "one above it is not");
+	ok(strstr(bop_error_last(), "engine \"pg\" has version 5") &&
+		strstr(bop_error_last(), "understands versions 2 to 4"),
+		"the message gives the range: %s", bop_error_last());
+	is_int(bop__version_check("engine", NULL, 1, 2, 4), BOP_EVERSION, "nor one below it");
+}
+
 int main(void)
 {
 	test_errors();
 	test_version();
+	test_allocator();
 	test_redaction();
 	test_json_log();
 	test_pipeline();
 	test_file_sink();
+	test_plugin_versions();
 	return done_testing();
 }

@@ -146,7 +146,7 @@ static void put_namespace(const char *name, const char *team)
 	put("Namespace", NULL, name, json);
 }
 
-static int lookup(void *ud, const char *kind, const char *ns, const char *name, char **object)
+static int lookup(char **object, const char *kind, const char *ns, const char *name, void *ud)
 {
 	(void)ud;
 	*object = NULL;
@@ -155,7 +155,7 @@ static int lookup(void *ud, const char *kind, const char *ns, const char *name, 
 	for (size_t i = 0; i < n_cluster; i++)
 		if (!strcmp(cluster[i].kind, kind) && !strcmp(cluster[i].ns, ns ? ns : "") &&
 		    !strcmp(cluster[i].name, name)) {
-			*object = strdup(cluster[i].json);
+			*object = bop_strdup(cluster[i].json);
 			return 0;
 		}
 	return BOP_ENOTFOUND;
@@ -908,7 +908,7 @@ static void test_names(void)
 
 	is_int(bop_reconcile_name(&a, "runner", "shop", "orders-db"), 0, "a short name");
 	is_str(a, "runner-shop-orders-db", "is <prefix>-<ns>-<name>");
-	free(a);
+	bop_free(a);
 
 	memset(ns, 'n', 63);
 	ns[63] = '\0';
@@ -926,28 +926,28 @@ static void test_names(void)
 	ok(a && c && strcmp(a, c), "inputs differing in their last character give distinct names");
 	ok(c && dns_label(c) && strlen(c) <= BOP_RECONCILE_NAME_MAX, "which is valid too: %s", c);
 	ok(a && strncmp(a, "runner-nnnn", 11) == 0, "the name starts with the readable parts");
-	free(a);
-	free(b);
-	free(c);
+	bop_free(a);
+	bop_free(b);
+	bop_free(c);
 
 	/* a split between namespace and name must count */
 	bop_reconcile_name(&a, "runner", ns, "ab");
 	ns[62] = '\0';
 	bop_reconcile_name(&b, "runner", ns, "nab");
 	ok(a && b && strcmp(a, b), "moving characters between namespace and name changes the hash");
-	free(a);
-	free(b);
+	bop_free(a);
+	bop_free(b);
 
 	bop_reconcile_name(&a, "runner", "shop", "orders.db");
 	bop_reconcile_name(&b, "runner", "shop", "orders-db");
 	ok(a && dns_label(a), "a dotted name becomes a DNS label: %s", a);
 	ok(a && b && strcmp(a, b), "and does not meet its dashed twin");
-	free(a);
-	free(b);
+	bop_free(a);
+	bop_free(b);
 
 	bop_reconcile_name(&a, "runner", "shop", "db-");
 	ok(a == NULL || dns_label(a), "no trailing dash");
-	free(a);
+	bop_free(a);
 	a = NULL;
 	ok(bop_reconcile_name(&a, "runner", "", "x") == BOP_EINVAL && !a, "an empty namespace is refused");
 }
@@ -1033,12 +1033,12 @@ static void test_token(void)
 		"what do ya want for nothing?"), 0, "runner token");
 	is_str(t, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
 		"is HMAC-SHA256 (RFC 4231 test case 2)");
-	free(t);
+	bop_free(t);
 	bop_reconcile_runner_token(&t, (const unsigned char *)"k3y", 3, "uid-1");
 	bop_reconcile_runner_token(&t2, (const unsigned char *)"k3y", 3, "uid-2");
 	ok(t && t2 && strlen(t) == 64 && strcmp(t, t2), "distinct uids, distinct tokens");
-	free(t);
-	free(t2);
+	bop_free(t);
+	bop_free(t2);
 	t = NULL;
 	ok(bop_reconcile_runner_token(&t, (const unsigned char *)"", 0, "uid") == BOP_EINVAL && !t,
 		"an empty key is refused");
@@ -1072,7 +1072,7 @@ static void test_conditions(void)
 	is_str(at_str(j, "1.lastTransitionTime"), "2023-11-14T22:13:20Z",
 		"the transition time is kept");
 	json_object_put(j);
-	free(conds2);
+	bop_free(conds2);
 
 	c.message = "BackupStorage minio still not found";
 	bop_reconcile_condition_set(&conds2, &changed, obj1, &c, 1700000200);
@@ -1081,7 +1081,7 @@ static void test_conditions(void)
 	is_str(at_str(j, "1.lastTransitionTime"), "2023-11-14T22:13:20Z",
 		"but the status did not change: time kept");
 	json_object_put(j);
-	free(conds2);
+	bop_free(conds2);
 
 	c.status = "True";
 	c.reason = "Ready";
@@ -1097,7 +1097,7 @@ static void test_conditions(void)
 		abort();
 	bop_reconcile_condition_set(&conds3, &changed, obj2, &c, 1700000400);
 	is_int(changed, 1, "a new generation is a change (observedGeneration)");
-	free(conds3);
+	bop_free(conds3);
 	conds3 = NULL;
 	c.status = "Maybe";
 	ok(bop_reconcile_condition_set(&conds3, NULL, obj2, &c, 1) == BOP_EINVAL && !conds3,
@@ -1107,8 +1107,8 @@ static void test_conditions(void)
 		"a broken object is BOP_EFORMAT");
 	ok(bop_reconcile_condition_set(&conds3, NULL, "{\"status\":{\"conditions\":{}}}", &c, 1) ==
 		BOP_EFORMAT, "conditions that are no list are BOP_EFORMAT");
-	free(conds);
-	free(conds2);
+	bop_free(conds);
+	bop_free(conds2);
 	free(obj1);
 	free(obj2);
 }

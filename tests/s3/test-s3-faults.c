@@ -582,7 +582,7 @@ static void retried_then_failed(const char *name, const char *const *fault, cons
 	else
 		ok(elapsed > 0.2 && elapsed < MAX_SLEEP_S + 3.0, "%s: it backed off and gave up in bounded time (%.2f s, bound %.1f s of sleep)",
 			name, elapsed, MAX_SLEEP_S);
-	is_int(bop_storage_stat(direct, key, &info), BOP_ENOTFOUND, "nothing stored");
+	is_int(bop_storage_stat(direct, &info, key), BOP_ENOTFOUND, "nothing stored");
 }
 
 static void test_time_budget(void)
@@ -664,7 +664,7 @@ static void test_not_retried(void)
 	ok(ret == BOP_EAUTH && strstr(bop_error_last(), "SignatureDoesNotMatch"),
 		"wrong secret → BOP_EAUTH: %s", bop_error_last());
 	is_int(proxy_count(&p, "PUT"), 1, "exactly one PUT: a 403 is not retried");
-	ret = bop_storage_stat(st, "small/denied", &info);
+	ret = bop_storage_stat(st, &info, "small/denied");
 	is_int(ret, BOP_EAUTH, "a HEAD with the wrong secret → BOP_EAUTH");
 	is_int(proxy_count(&p, "HEAD"), 1, "exactly one HEAD");
 	bop_storage_free(st);
@@ -676,7 +676,7 @@ static void test_not_retried(void)
 	is_int(retries, 0, "no retry announced");
 	bop_storage_free(st);
 	st = open_proxied(&p, NULL, NULL);
-	ret = st ? bop_storage_stat(st, "small/missing", &info) : BOP_ERROR;
+	ret = st ? bop_storage_stat(st, &info, "small/missing") : BOP_ERROR;
 	is_int(ret, BOP_ENOTFOUND, "a missing key → BOP_ENOTFOUND");
 	is_int(proxy_count(&p, "HEAD"), 2, "after one HEAD: a 404 is not retried");
 out:
@@ -816,7 +816,7 @@ static void exclusive_retried(const char *op, const char *lost, const char *refu
 	ret = put_exclusive(st, "exclusive-2", data, len);
 	ok(ret == BOP_EEXISTS && strstr(bop_error_last(), "already exists") && recovered == 0,
 		"first try lost before the server, the retry refused: BOP_EEXISTS: %s", bop_error_last());
-	is_int(bop_storage_stat(direct, "exclusive-2", &info), BOP_ENOTFOUND, "nothing stored");
+	is_int(bop_storage_stat(direct, &info, "exclusive-2"), BOP_ENOTFOUND, "nothing stored");
 	ret = bop_storage_cleanup(direct, "", 0, 1, count_upload, &n);
 	ok(ret == 0 && n == 0, "no multipart upload left behind (%d)", n);
 out:

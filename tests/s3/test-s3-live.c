@@ -108,7 +108,7 @@ static void round_trip(bop_storage_t *st, const unsigned char *data, size_t len,
 		skip(4, "not stored");
 		return;
 	}
-	ret = bop_storage_stat(st, key, &info);
+	ret = bop_storage_stat(st, &info, key);
 	ok(ret == 0 && info.size == len && info.mtime > 0, "stat %s: size %llu", name,
 		(unsigned long long)info.size);
 	ret = get_bytes(st, key, 0, &back, &blen);
@@ -189,7 +189,8 @@ static void test_list_remove(bop_storage_t *st)
 	ret = bop_storage_list(st, "", count_key, &l);
 	ok(ret == 0 && l.n == 6, "list everything under the storage prefix: 6 (%d)", l.n);
 	is_int(bop_storage_remove(st, "list/a b"), 0, "remove a key with a space");
-	is_int(bop_storage_stat(st, "list/a b", &info), BOP_ENOTFOUND, "stat after remove → BOP_ENOTFOUND");
+	is_int(bop_storage_stat(st, &info,
+		"list/a b"), BOP_ENOTFOUND, "stat after remove → BOP_ENOTFOUND");
 	is_int(bop_storage_remove(st, "list/a b"), BOP_ENOTFOUND, "remove of a missing key → BOP_ENOTFOUND");
 	for (size_t i = 1; i < BOP_ARRAY_SIZE(keys); i++)
 		bop_storage_remove(st, keys[i]);
@@ -280,7 +281,7 @@ static void test_abort(bop_storage_t *st, const unsigned char *data)
 	ok(open_uploads(st) == 1, "a multipart upload is open meanwhile");
 	bop_sink_abort(sink);
 	bop_sink_free(sink);
-	is_int(bop_storage_stat(st, "abort/x", &info), BOP_ENOTFOUND, "aborted: no object");
+	is_int(bop_storage_stat(st, &info, "abort/x"), BOP_ENOTFOUND, "aborted: no object");
 	is_int(open_uploads(st), 0, "aborted: no multipart upload left");
 
 	sink = NULL;
@@ -288,7 +289,8 @@ static void test_abort(bop_storage_t *st, const unsigned char *data)
 	for (int i = 0; ret == 0 && i < 2; i++)
 		ret = bop_sink_write(sink, data, 4 * MIB);
 	bop_sink_free(sink);
-	is_int(bop_storage_stat(st, "abort/y", &info), BOP_ENOTFOUND, "freed without commit: no object");
+	is_int(bop_storage_stat(st, &info,
+		"abort/y"), BOP_ENOTFOUND, "freed without commit: no object");
 	is_int(open_uploads(st), 0, "freed without commit: no multipart upload left");
 }
 
@@ -371,7 +373,7 @@ static void test_refused(void)
 	}
 	((s3_storage_t *)st)->retry_base_ms = 10;
 	t0 = bop__now_ms();
-	ret = bop_storage_stat(st, "k", &info);
+	ret = bop_storage_stat(st, &info, "k");
 	ok(ret == BOP_EIO && strstr(bop_error_last(), "cannot connect to http://127.0.0.1:1: Connection refused"),
 		"connection refused → BOP_EIO: %s", bop_error_last());
 	ok(bop__now_ms() - t0 < 5000, "retried a bounded number of times (%lld ms)",

@@ -283,7 +283,7 @@ static void run_case(const next_case_t *c)
 	}
 	ret = bop_schedule_parse(&s, c->expr, c->zone);
 	if (ret == 0)
-		ret = bop_schedule_next(s, utc(c->after), &next);
+		ret = bop_schedule_next(s, &next, utc(c->after));
 	if (ret < 0) {
 		ok(0, "%s: '%s' in %s after %s", c->what, c->expr, c->zone ? c->zone : "(null)",
 			c->after);
@@ -292,7 +292,7 @@ static void run_case(const next_case_t *c)
 		return;
 	}
 	format_utc(got_utc, sizeof(got_utc), next);
-	bop_schedule_format_time(s, next, got_local, sizeof(got_local));
+	bop_schedule_format_time(s, got_local, sizeof(got_local), next);
 	ok(next == utc(c->want_utc) && strcmp(got_local, c->want_local) == 0,
 		"%s: '%s' after %s -> %s = %s", c->what, c->expr, c->after, c->want_utc,
 		c->want_local);
@@ -314,7 +314,7 @@ static void walk_day(const char *expr, const char *zone, const char *from, const
 		ok(0, "parse '%s': %s", expr, bop_error_last());
 		return;
 	}
-	while ((ret = bop_schedule_next(s, t, &n)) == 0 && n < end) {
+	while ((ret = bop_schedule_next(s, &n, t)) == 0 && n < end) {
 		if (prev && n - prev > max_gap)
 			max_gap = n - prev;
 		if (n <= t)
@@ -405,7 +405,7 @@ static void oracle_window(const char *zone, const char *from)
 			ok(0, "parse '%s': %s", o->expr, bop_error_last());
 			continue;
 		}
-		while (bop_schedule_next(s, t, &n) == 0 && n < end) {
+		while (bop_schedule_next(s, &n, t) == 0 && n < end) {
 			/* every minute between two answers must not fire; the answer must */
 			for (u = (t / 60 + 1) * 60; u < n; u += 60) {
 				if (oracle_fires(o, tz, u) && wrong++ < 3)
@@ -448,14 +448,14 @@ static void check_consistency(void)
 			zones[(x >> 8) % BOP_ARRAY_SIZE(zones)]) < 0)
 			continue;       /* "0 2 L * *" is refused: L is not supported */
 		after = (int64_t)((x >> 16) % 7258118400ull);  /* 1970-2200 */
-		if (bop_schedule_next(s, after, &n) < 0 || n <= after) {
+		if (bop_schedule_next(s, &n, after) < 0 || n <= after) {
 			bad++;
 		} else {
 			for (int k = 0; k < 8; k++) {
 				int64_t t = k == 0 ? n - 1 : after + (int64_t)((x >> k) % (uint64_t)(n - after));
 
 				checks++;
-				if (bop_schedule_next(s, t, &m) < 0 || m != n) {
+				if (bop_schedule_next(s, &m, t) < 0 || m != n) {
 					if (bad++ < 5)
 						diag("'%s' in %s: next(%lld) = %lld but next(%lld) = %lld",
 							bop_schedule_expression(s), bop_schedule_time_zone(s),

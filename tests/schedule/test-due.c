@@ -84,7 +84,7 @@ static void run_case(const due_case_t *c)
 		ok(0, "%s: parse: %s", c->what, bop_error_last());
 		return;
 	}
-	ret = bop_schedule_due(s, utc(c->last), utc(c->now), c->deadline, &run, &missed);
+	ret = bop_schedule_due(s, &run, &missed, utc(c->last), utc(c->now), c->deadline);
 	ok(ret == c->want_ret && run == want_run && missed == c->want_missed,
 		"%s: '%s' last %s now %s deadline %lld -> %s, %llu missed", c->what, c->expr,
 		c->last, c->now, (long long)c->deadline, c->want_run ? c->want_run : "none",
@@ -104,8 +104,8 @@ int main(void)
 		run_case(&cases[i]);
 
 	if (bop_schedule_parse(&s, "0 * * * *", NULL) == 0) {
-		ok(bop_schedule_due(s, utc("2026-05-10T10:00:00Z"), utc("2026-05-10T12:00:00Z"), -1,
-			&run, NULL) == 1 && run == utc("2026-05-10T12:00:00Z"),
+		ok(bop_schedule_due(s, &run, NULL, utc("2026-05-10T10:00:00Z"),
+			utc("2026-05-10T12:00:00Z"), -1) == 1 && run == utc("2026-05-10T12:00:00Z"),
 			"missed may be NULL");
 		is_str(bop_schedule_expression(s), "0 * * * *", "the expression is kept as given");
 		is_str(bop_schedule_time_zone(s), "UTC", "NULL zone is UTC");

@@ -139,14 +139,15 @@ static void check_times(void)
 		ok(0, "parse: %s", bop_error_last());
 		return;
 	}
-	ok(bop_schedule_next(s, INT64_C(253402300800), &next) == BOP_EINVAL && next == 0 &&
+	ok(bop_schedule_next(s, &next, INT64_C(253402300800)) == BOP_EINVAL && next == 0 &&
 		strstr(bop_error_last(), "outside the years 1 to 9999"),
 		"next() after the year 9999 is BOP_EINVAL: %s", bop_error_last());
-	ok(bop_schedule_next(s, INT64_MIN, &next) == BOP_EINVAL, "next() at INT64_MIN is BOP_EINVAL");
-	ok(bop_schedule_next(s, INT64_C(253370764800), &next) == BOP_ENOTFOUND &&
+	ok(bop_schedule_next(s, &next, INT64_MIN) == BOP_EINVAL,
+		"next() at INT64_MIN is BOP_EINVAL");
+	ok(bop_schedule_next(s, &next, INT64_C(253370764800)) == BOP_ENOTFOUND &&
 		strstr(bop_error_last(), "does not fire again before the year 10000"),
 		"yearly after 9999-01-01: BOP_ENOTFOUND: %s", bop_error_last());
-	ok(bop_schedule_due(s, 0, INT64_MAX, -1, &run, NULL) == BOP_EINVAL && run == 0,
+	ok(bop_schedule_due(s, &run, NULL, 0, INT64_MAX, -1) == BOP_EINVAL && run == 0,
 		"due() with now out of range is BOP_EINVAL");
 	bop_schedule_free(s);
 }

@@ -305,7 +305,7 @@ static void check_tzdir(void)
 		strstr(bop_error_last(), "time zone file for 'Test/Garbage' is malformed"),
 		"TZDIR: a garbage zone file is BOP_EFORMAT: %s", bop_error_last());
 	ok(bop_schedule_parse(&s, "0 9 * * *", "Test/Kolkata") == 0 &&
-		bop_schedule_next(s, 1767225600, &next) == 0 && next == 1767238200,
+		bop_schedule_next(s, &next, 1767225600) == 0 && next == 1767238200,
 		"TZDIR: a zone from TZDIR is used");
 	bop_schedule_free(s);
 	s = NULL;
@@ -322,14 +322,14 @@ static void check_local(void)
 
 	setenv("TZ", ":Europe/Berlin", 1);
 	ok(bop_schedule_parse(&s, "0 9 * * *", "Local") == 0 &&
-		bop_schedule_next(s, 1767225600, &next) == 0 && next == 1767254400 &&
+		bop_schedule_next(s, &next, 1767225600) == 0 && next == 1767254400 &&
 		strcmp(bop_schedule_time_zone(s), "Local") == 0,
 		"Local with TZ=:Europe/Berlin: %s", bop_error_last());
 	bop_schedule_free(s);
 	s = NULL;
 	setenv("TZ", "IST-5:30", 1);
 	ok(bop_schedule_parse(&s, "0 9 * * *", "Local") == 0 &&
-		bop_schedule_next(s, 1767225600, &next) == 0 && next == 1767238200,
+		bop_schedule_next(s, &next, 1767225600) == 0 && next == 1767238200,
 		"Local with TZ=IST-5:30 (a POSIX string)");
 	bop_schedule_free(s);
 	s = NULL;

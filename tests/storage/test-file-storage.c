@@ -180,17 +180,17 @@ static void test_put_commit_abort(bop_storage_t *st, const char *root)
 
 	is_int(bop_storage_put(st, &sink, "pending", NULL), 0, "put pending");
 	is_int(bop_sink_write(sink, "partial", 7), 0, "write to the pending object");
-	is_int(bop_storage_stat(st, "pending", &info), BOP_ENOTFOUND,
+	is_int(bop_storage_stat(st, &info, "pending"), BOP_ENOTFOUND,
 		"an uncommitted object is not visible");
 	bop_sink_abort(sink);
 	bop_sink_free(sink);
-	is_int(bop_storage_stat(st, "pending", &info), BOP_ENOTFOUND,
+	is_int(bop_storage_stat(st, &info, "pending"), BOP_ENOTFOUND,
 		"an aborted object never appears");
 
 	is_int(bop_storage_put(st, &sink, "dropped/x", NULL), 0, "put dropped/x");
 	is_int(bop_sink_write(sink, "partial", 7), 0, "write to it");
 	bop_sink_free(sink);
-	is_int(bop_storage_stat(st, "dropped/x", &info), BOP_ENOTFOUND,
+	is_int(bop_storage_stat(st, &info, "dropped/x"), BOP_ENOTFOUND,
 		"an object freed without commit never appears");
 	is_int(count_temp_files(root), 0, "no temporary file is left behind");
 }
@@ -292,13 +292,13 @@ static void test_stat(bop_storage_t *st)
 	bop_storage_stat_t info = { BOP_STORAGE_STAT_VERSION };
 	int64_t now = (int64_t)time(NULL);
 
-	is_int(bop_storage_stat(st, "big.bin", &info), 0, "stat big.bin");
+	is_int(bop_storage_stat(st, &info, "big.bin"), 0, "stat big.bin");
 	is_int(info.size, 100000, "stat gives the size");
 	ok(info.mtime > now - 60 && info.mtime <= now + 1, "stat gives a recent mtime");
-	is_int(bop_storage_stat(st, "nope", &info), BOP_ENOTFOUND, "stat of a missing key");
-	is_int(bop_storage_stat(st, "a", &info), BOP_ENOTFOUND, "stat of a directory");
+	is_int(bop_storage_stat(st, &info, "nope"), BOP_ENOTFOUND, "stat of a missing key");
+	is_int(bop_storage_stat(st, &info, "a"), BOP_ENOTFOUND, "stat of a directory");
 	info.version = 99;
-	is_int(bop_storage_stat(st, "big.bin", &info), BOP_EVERSION,
+	is_int(bop_storage_stat(st, &info, "big.bin"), BOP_EVERSION,
 		"stat with an unknown struct version");
 }
 
@@ -416,7 +416,7 @@ static void test_bad_keys(bop_storage_t *st)
 		ok(contains(bop_error_last(), bad[i]) && contains(bop_error_last(), "invalid storage key"),
 			"the message names \"%s\": %s", bad[i], bop_error_last());
 		is_int(bop_storage_get(st, &src, bad[i], 0), BOP_EINVAL, "get refuses it");
-		is_int(bop_storage_stat(st, bad[i], &info), BOP_EINVAL, "stat refuses it");
+		is_int(bop_storage_stat(st, &info, bad[i]), BOP_EINVAL, "stat refuses it");
 		is_int(bop_storage_remove(st, bad[i]), BOP_EINVAL, "remove refuses it");
 	}
 	is_int(bop_storage_put(st, &sink, NULL, NULL), BOP_EINVAL, "a NULL key is refused");

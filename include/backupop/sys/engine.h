@@ -1,7 +1,10 @@
 /*
  * Plug-in API: writing an engine. Embed bop_engine_t as the first member of your struct,
- * fill in the vtable, and register an open function under a name with
- * bop_engine_register(). See examples/ for a complete engine.
+ * fill in the vtable with BOP_ENGINE_INIT(), and register an open function under a name
+ * with bop_engine_register(). See examples/ for a complete engine.
+ *
+ * Memory a slot hands to the library (pod_customize's *patch_json) comes from bop_strdup()
+ * or bop_malloc(): the library and its callers free it with bop_free().
  */
 #ifndef BACKUPOP_SYS_ENGINE_H
 #define BACKUPOP_SYS_ENGINE_H
@@ -13,6 +16,11 @@
 BOP_BEGIN_DECL
 
 #define BOP_ENGINE_VERSION 1
+
+/* A struct bop_engine with its version filled in and the members you name, the others
+ * NULL (or 0): s->base = (bop_engine_t)BOP_ENGINE_INIT(.backup = my_backup,
+ * .restore = my_restore, .free = my_free); see BOP_STORAGE_INIT in <backupop/sys/storage.h>. */
+#define BOP_ENGINE_INIT(...) { .version = BOP_ENGINE_VERSION, __VA_ARGS__ }
 
 struct bop_engine {
 	unsigned int version;          /* BOP_ENGINE_VERSION */

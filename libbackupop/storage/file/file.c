@@ -205,11 +205,8 @@ static int put_sink_new(bop_sink_t **out, const file_storage_t *fs, const char *
 		return ret;
 	}
 	s->fs = fs;
-	s->base.version = BOP_SINK_VERSION;
-	s->base.write = put_sink_write;
-	s->base.commit = put_sink_commit;
-	s->base.abort = put_sink_abort;
-	s->base.free = put_sink_free;
+	s->base = (bop_sink_t)BOP_SINK_INIT(.write = put_sink_write, .commit = put_sink_commit,
+		.abort = put_sink_abort, .free = put_sink_free);
 	*out = &s->base;
 	return 0;
 }
@@ -307,7 +304,7 @@ out:
 	return ret;
 }
 
-static int file_stat(bop_storage_t *base, const char *key, bop_storage_stat_t *out)
+static int file_stat(bop_storage_t *base, bop_storage_stat_t *out, const char *key)
 {
 	file_storage_t *fs = (file_storage_t *)base;
 	char *path = key_path(fs, key);
@@ -680,14 +677,9 @@ int bop__storage_file_open(bop_storage_t **out, const char *url,
 		free(root);
 		return BOP_ENOMEM;
 	}
-	fs->base.version = BOP_STORAGE_VERSION;
-	fs->base.put = file_put;
-	fs->base.get = file_get;
-	fs->base.stat = file_stat;
-	fs->base.list = file_list;
-	fs->base.remove = file_remove;
-	fs->base.free = file_free;
-	fs->base.cleanup = file_cleanup;
+	fs->base = (bop_storage_t)BOP_STORAGE_INIT(.put = file_put, .get = file_get,
+		.stat = file_stat, .list = file_list, .remove = file_remove, .free = file_free,
+		.cleanup = file_cleanup);
 	fs->root = root;
 	*out = &fs->base;
 	return 0;

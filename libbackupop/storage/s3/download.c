@@ -296,9 +296,7 @@ int bop__s3_get(bop_storage_t *base, bop_source_t **out, const char *key, uint64
 
 	if (!r)
 		return BOP_ENOMEM;
-	r->base.version = BOP_SOURCE_VERSION;
-	r->base.read = reader_read;
-	r->base.free = reader_free;
+	r->base = (bop_source_t)BOP_SOURCE_INIT(.read = reader_read, .free = reader_free);
 	r->s3 = s3;
 	r->full_key = bop__s3_full_key(s3, key);
 	r->what = r->full_key ? bop__sprintf("cannot read s3://%s/%s", s3->cfg.bucket, r->full_key)

@@ -545,7 +545,7 @@ static int head_object(s3_storage_t *s3, const char *key, s3_request_t *req, cha
 	return ret;
 }
 
-static int s3_stat(bop_storage_t *base, const char *key, bop_storage_stat_t *st)
+static int s3_stat(bop_storage_t *base, bop_storage_stat_t *st, const char *key)
 {
 	s3_storage_t *s3 = (s3_storage_t *)base;
 	s3_request_t req;
@@ -940,15 +940,9 @@ int bop__storage_s3_open(bop_storage_t **out, const char *url,
 		s3_free(&s3->base);
 		return ret;
 	}
-	s3->base.version = BOP_STORAGE_VERSION;
-	s3->base.put = bop__s3_put;
-	s3->base.get = bop__s3_get;
-	s3->base.stat = s3_stat;
-	s3->base.list = s3_list;
-	s3->base.remove = s3_remove;
-	s3->base.free = s3_free;
-	s3->base.cleanup = s3_cleanup;
-	s3->base.remove_many = s3_remove_many;
+	s3->base = (bop_storage_t)BOP_STORAGE_INIT(.put = bop__s3_put, .get = bop__s3_get,
+		.stat = s3_stat, .list = s3_list, .remove = s3_remove, .free = s3_free,
+		.cleanup = s3_cleanup, .remove_many = s3_remove_many);
 	*out = &s3->base;
 	return 0;
 }

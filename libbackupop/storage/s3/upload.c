@@ -638,11 +638,8 @@ int bop__s3_put(bop_storage_t *base, bop_sink_t **out, const char *key,
 		return BOP_ENOMEM;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	w->base.version = BOP_SINK_VERSION;
-	w->base.write = writer_write;
-	w->base.commit = writer_commit;
-	w->base.abort = writer_abort;
-	w->base.free = writer_free;
+	w->base = (bop_sink_t)BOP_SINK_INIT(.write = writer_write, .commit = writer_commit,
+		.abort = writer_abort, .free = writer_free);
 	w->s3 = s3;
 	w->exclusive = opts->exclusive != 0;
 	w->part_size = bop__s3_part_size_for(s3->cfg.part_size, s3->cfg.max_parts,
