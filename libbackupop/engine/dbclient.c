@@ -570,12 +570,12 @@ static int wrap_new(db_wrap_t **out, bool is_sink, const bop_command_options_t *
 	if (!w->server || (failure_note && !w->failure_note)) {
 		ret = BOP_ENOMEM;
 	} else if (is_sink) {
-		w->base.sink = (bop_sink_t){ BOP_SINK_VERSION, db_sink_write, db_sink_commit,
-			db_sink_abort, db_sink_free };
+		w->base.sink = (bop_sink_t)BOP_SINK_INIT(.write = db_sink_write, .commit = db_sink_commit,
+			.abort = db_sink_abort, .free = db_sink_free);
 		ret = bop_sink_command_new(&w->sink, opts);
 	} else {
-		w->base.source = (bop_source_t){ BOP_SOURCE_VERSION, db_source_read,
-			db_source_close, db_source_free };
+		w->base.source = (bop_source_t)BOP_SOURCE_INIT(.read = db_source_read,
+			.close = db_source_close, .free = db_source_free);
 		ret = bop_source_command_new(&w->source, opts);
 	}
 	if (ret < 0) {

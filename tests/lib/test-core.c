@@ -361,7 +361,7 @@ static void test_plugin_versions(void)
 	ok(strstr(bop_error_last(), want) != NULL, "the message names the plug-in and both "
 		"versions: %s", bop_error_last());
 
-	is_int(bop_engine_register("future-engine", future_engine_open, NULL), 0,
+	is_int(bop_engine_register("future-engine", 0, future_engine_open, NULL), 0,
 		"register an engine of a later version");
 	is_int(bop_engine_open(&engine, "future-engine", NULL), BOP_EVERSION,
 		"bop_engine_open refuses it");

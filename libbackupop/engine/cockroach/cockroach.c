@@ -486,8 +486,8 @@ static int crdb_backup(bop_engine_t *base, bop_source_t **out)
 
 	if (ret < 0)
 		return ret;
-	s->base.source = (bop_source_t){ BOP_SOURCE_VERSION, statement_read, statement_close,
-		statement_source_free };
+	s->base.source = (bop_source_t)BOP_SOURCE_INIT(.read = statement_read, .close = statement_close,
+		.free = statement_source_free);
 	*out = &s->base.source;
 	return 0;
 }
@@ -526,8 +526,8 @@ static int crdb_restore(bop_engine_t *base, bop_sink_t **out)
 
 	if (ret < 0)
 		return ret;
-	s->base.sink = (bop_sink_t){ BOP_SINK_VERSION, statement_sink_write, statement_sink_commit,
-		statement_sink_abort, statement_sink_free };
+	s->base.sink = (bop_sink_t)BOP_SINK_INIT(.write = statement_sink_write,
+		.commit = statement_sink_commit, .abort = statement_sink_abort, .free = statement_sink_free);
 	*out = &s->base.sink;
 	return 0;
 }
@@ -581,8 +581,8 @@ static int crdb_check(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_cockroach_kind = {
-	.ops = { BOP_ENGINE_VERSION, crdb_validate, crdb_backup, crdb_restore, NULL, crdb_free,
-		NULL, NULL },
+	.ops = BOP_ENGINE_INIT(.validate = crdb_validate, .backup = crdb_backup,
+		.restore = crdb_restore, .free = crdb_free),
 	.size = sizeof(crdb_engine_t),
 	.example = "{\"host\": \"cockroachdb-public\"}",
 	.capabilities = BOP_ENGINE_MULTI_FILE,

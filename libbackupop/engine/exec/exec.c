@@ -328,8 +328,8 @@ static void exec_free(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_exec_kind = {
-	.ops = { BOP_ENGINE_VERSION, exec_validate, exec_backup, exec_restore, NULL, exec_free,
-		NULL, NULL },
+	.ops = BOP_ENGINE_INIT(.validate = exec_validate, .backup = exec_backup,
+		.restore = exec_restore, .free = exec_free),
 	.size = sizeof(exec_engine_t),
 	.example = "{\"backupCommand\": [\"pg_dump\"]}",
 	.field = parse_field,

@@ -244,8 +244,8 @@ static void files_free(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_files_kind = {
-	.ops = { BOP_ENGINE_VERSION, files_validate, files_backup, files_restore, NULL, files_free,
-		NULL, NULL },
+	.ops = BOP_ENGINE_INIT(.validate = files_validate, .backup = files_backup,
+		.restore = files_restore, .free = files_free),
 	.size = sizeof(files_engine_t),
 	.example = "{\"path\": \"/data\"}",
 	.defaults = files_defaults,

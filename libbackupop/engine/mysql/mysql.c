@@ -497,8 +497,8 @@ static int my_check(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_mysql_kind = {
-	.ops = { BOP_ENGINE_VERSION, my_validate, my_backup, my_restore, NULL, my_free,
-		my_count_rows, NULL },
+	.ops = BOP_ENGINE_INIT(.validate = my_validate, .backup = my_backup, .restore = my_restore,
+		.free = my_free, .count_rows = my_count_rows),
 	.size = sizeof(my_engine_t),
 	.example = "{\"database\": \"app\"}",
 	.capabilities = BOP_ENGINE_COUNTS_ROWS,

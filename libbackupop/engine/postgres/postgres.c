@@ -574,8 +574,8 @@ static int pg_check(bop_engine_t *base)
 }
 
 const bop__engine_kind_t bop__engine_postgres_kind = {
-	.ops = { BOP_ENGINE_VERSION, pg_validate, pg_backup, pg_restore, NULL, pg_free,
-		pg_count_rows, pg_warnings },
+	.ops = BOP_ENGINE_INIT(.validate = pg_validate, .backup = pg_backup, .restore = pg_restore,
+		.free = pg_free, .count_rows = pg_count_rows, .warnings = pg_warnings),
 	.size = sizeof(pg_engine_t),
 	.example = "{\"database\": \"app\"}",
 	.capabilities = BOP_ENGINE_COUNTS_ROWS,
