@@ -74,7 +74,7 @@ def fill(pg, db, scale):
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # text that compresses about 2:1, like logs or ids: 35,000 rows per scale step
     pg.sql(db, "CREATE TABLE notes (id bigint PRIMARY KEY, who text, body text);"
-               "INSERT INTO notes SELECT g, 'user-' || (g * 7919 %% 100003), "
+               "INSERT INTO notes SELECT g, 'user-' || (g::bigint * 7919 %% 100003), "
                "md5(random()::text) || md5(g::text) || md5(random()::text) "
                "FROM generate_series(1, %d) g" % (35000 * scale))
     pg.sql(db, "VACUUM ANALYZE")
