@@ -28,8 +28,8 @@
 # mount namespace (unshare) with a tmpfs on /run and bind mounts over /var/log,
 # /var/lib/kubelet and /var/lib/cni, so their mounts and files never reach the host; the
 # scheduler runs outside it. The pods' network is a bridge made here with isGateway false, so
-# the plugin leaves ip_forward alone: pods reach the bridge address and the node IP, not the
-# host's 127.0.0.1, and there is no DNS and no Service ClusterIP (no kube-proxy). The kubelet
+# the plugin leaves ip_forward alone, and a default route via the bridge's address: pods reach
+# the host's addresses (the bridge's, the node IP: nothing is forwarded), not its 127.0.0.1, and there is no DNS and no Service ClusterIP (no kube-proxy). The kubelet
 # serves on 127.0.0.1 only (anonymous, AlwaysAllow); the node is named localhost so that the
 # API server's first choice of address (Hostname) reaches it for logs/exec.
 set -euo pipefail
@@ -66,8 +66,12 @@ hierarchies() {
 
 gateway() { local p=${CIDR%/*}; echo "${p%.*}.$((${p##*.} + 1))"; }
 node_ip() {
-	# the address of the default route's interface; a loopback node IP is refused
-	ip -4 -o route get 192.0.2.255 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p'
+	# the default route's source address, else the first global one (not our bridge's); the
+	# kubelet refuses a loopback node IP. `route get` sends nothing.
+	local a
+	a=$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+	[[ -n $a ]] || a=$(ip -4 -o addr show scope global | awk -v b="$BRIDGE" '$2 != b { sub("/.*", "", $4); print $4; exit }')
+	echo "$a"
 }
 
 file_image() { # OUT.tar NAME:TAG ENTRYPOINT... -- SRC:DEST...
@@ -207,6 +211,7 @@ EOF
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$CIDR", "gateway": "$(gateway)"}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": "$N/cni/networks"
       }
     },
