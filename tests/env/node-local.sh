@@ -15,8 +15,10 @@
 #                          an OCI image tarball of a few host files (static binaries) and an
 #                          empty /tmp (mode 1777), made with umoci, owned by root, timestamps
 #                          at SOURCE_DATE_EPOCH (or 0)
-#   node-local.sh import OUT.tar NAME   load an OCI image tarball into the node's containerd
-#                          as docker.io/library/NAME:TAG (TAG from the tarball)
+#   node-local.sh import IMAGE.tar NAME   load an OCI image tarball into the node's containerd
+#                          as NAME:TAG (TAG from the tarball's ref name), NAME completed as
+#                          docker does (busybox is docker.io/library/busybox, org/app is
+#                          docker.io/org/app); pods name it with imagePullPolicy: Never
 # Env: K8S_DIR (the API server's state dir, as for k8s-local.sh; the node lives in
 # $K8S_DIR/node), BOP_CACHE_DIR / K8S_CACHE (the binaries, as for k8s-local.sh),
 # NODE_BRIDGE (bopbr0), NODE_POD_CIDR (10.244.250.0/24; the bridge gets .1), NODE_CGROUP
@@ -102,8 +104,13 @@ file_image() { # OUT.tar NAME:TAG ENTRYPOINT... -- SRC:DEST...
 	rm -rf "$w"
 }
 
-import() { # TARBALL NAME
-	ctr_ images import --base-name "docker.io/library/$2" "$1" >/dev/null
+import() { # TARBALL NAME: names as docker normalizes them (busybox, org/app, host.tld/app)
+	local n=$2
+	case ${n%%/*} in
+	*.* | *:* | localhost) ;;
+	*) [[ $n == */* ]] && n=docker.io/$n || n=docker.io/library/$n ;;
+	esac
+	ctr_ images import --base-name "$n" "$1" >/dev/null
 }
 
 # The checks that tell "this machine cannot" from "this did not work".
@@ -247,6 +254,9 @@ hairpinMode: none
 volumePluginDir: $N/volume-plugins
 protectKernelDefaults: false
 serializeImagePulls: false
+# Ready the moment the runtime is (not at the next 10 s status update); unchanged status is
+# still only reported every nodeStatusReportFrequency (5 min), so this costs the API nothing
+nodeStatusUpdateFrequency: 2s
 EOF
 }
 
