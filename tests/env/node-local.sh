@@ -165,7 +165,7 @@ setup_host() {
 		if [[ -f $h/cgroup.subtree_control && -f $h/cgroup.controllers ]]; then
 			# cgroup v2: hand the controllers down to the kubelet's pods
 			local c
-			for c in $(cat "$h/$CG/cgroup.controllers"); do
+			for c in $(<"$h/$CG/cgroup.controllers"); do
 				echo "+$c" >"$h/$CG/cgroup.subtree_control" 2>/dev/null || true
 			done
 		fi
@@ -269,8 +269,7 @@ inner() {
 	mount --bind "$N/cni/lib" /var/lib/cni
 	containerd --config "$N/containerd.toml" >"$N/containerd.log" 2>&1 &
 	echo $! >"$N/containerd.pid"
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[[ -S $SOCK ]] && ctr --address "$SOCK" version >/dev/null 2>&1 && break
 		kill -0 "$(cat "$N/containerd.pid")" 2>/dev/null || break
 		sleep 0.1
@@ -299,8 +298,7 @@ start() {
 	# or its test harness's kill of the group would leave half a node)
 	setsid unshare --mount --propagation private bash "$0" inner </dev/null >"$N/inner.log" 2>&1 &
 	echo $! >"$N/ns.pid"
-	local i
-	for i in $(seq 150); do
+	for _ in $(seq 150); do
 		[[ -s $N/inner.status ]] && break
 		sleep 0.1
 	done
@@ -320,7 +318,7 @@ start() {
 	"$CACHE/kube-scheduler" --kubeconfig="$D/kubeconfig" --leader-elect=false --port=0 \
 		--bind-address=127.0.0.1 --secure-port=10259 --v=1 >"$N/scheduler.log" 2>&1 &
 	echo $! >"$N/scheduler.pid"
-	for i in $(seq 180); do
+	for _ in $(seq 180); do
 		[[ $(k get node "$NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] &&
 			break
 		kill -0 "$(cat "$N/kubelet.pid")" 2>/dev/null || break
@@ -373,9 +371,9 @@ stop() {
 	if [[ -n $cg ]]; then
 		local p
 		for _ in 1 2 3; do
-			p=$(cgroup_pids "$cg")
-			[[ -n $p ]] || break
-			kill -KILL $p 2>/dev/null || true
+			mapfile -t p < <(cgroup_pids "$cg")
+			((${#p[@]})) || break
+			kill -KILL "${p[@]}" 2>/dev/null || true
 			sleep 0.2
 		done
 	fi
@@ -413,8 +411,9 @@ stop() {
 		rm -f "$N/made-dirs"
 	fi
 	# the Node object would stay NotReady, and its pods Terminating, for ever
-	[[ -f $D/kubeconfig && -x $CACHE/kubectl ]] &&
+	if [[ -f $D/kubeconfig && -x $CACHE/kubectl ]]; then
 		k delete node "$NAME" --wait=false --request-timeout=5s >/dev/null 2>&1 || true
+	fi
 	# the images' files (the logs stay)
 	rm -rf "$N/containerd" "$N/kubelet" "$N/cni" "$N/images"
 }

@@ -34,6 +34,8 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# a test harness's timeout is a SIGTERM: the node must still be stopped
+trap 'exit 143' TERM INT
 
 # What the machine looks like without a node, to compare with after the stop.
 SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
@@ -65,7 +67,7 @@ case $rc in
 esac
 if [ $rc -eq 0 ]; then
 	check "the node starts and becomes Ready" 0
-	diag "node Ready in $(since $t0) s (containerd, kubelet, scheduler from cold)"
+	diag "node Ready in $(since "$t0") s (containerd, kubelet, scheduler from cold)"
 	eval "$(grep '^export' "$T/env")"
 
 	# the tests' image: the host's static busybox, one file (plus an empty /tmp, so that a
@@ -120,7 +122,7 @@ EOF
 		sleep 0.5
 	done
 	check "it runs to completion (phase $phase)" "$([ "$phase" = Succeeded ]; echo $?)"
-	diag "pod created to Succeeded in $(since $t1) s"
+	diag "pod created to Succeeded in $(since "$t1") s"
 	k -n "$NS" logs ro >"$T/ro.log" 2>&1
 	sed 's/^/#   log: /' "$T/ro.log"
 	ok "kubectl logs reaches the kubelet" test -s "$T/ro.log"
@@ -202,7 +204,7 @@ fi
 # A full stop, then the machine as it was.
 t2=$(date +%s%3N)
 ok "the node stops" node stop
-diag "node stopped in $(since $t2) s"
+diag "node stopped in $(since "$t2") s"
 snapshot "$T/after"
 ND=$K8S_DIR/node
 ok "no node process is left" sh -c "! comm -13 '$T/before/procs' '$T/after/procs' | grep ."
