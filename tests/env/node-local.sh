@@ -122,6 +122,15 @@ preflight() {
 		cannot "could not install containerd, runc, containernetworking-plugins, catatonit, umoci"
 	unshare --mount --propagation private sh -c 'mount --make-rshared / && mount -t tmpfs none /mnt' ||
 		cannot "unshare --mount with a tmpfs fails (no CAP_SYS_ADMIN?)"
+	# containerd's snapshotter: overlayfs on the filesystem of $D
+	local o; o=$(mktemp -d "$D/overlay-probe.XXXXXX")
+	mkdir "$o/l" "$o/u" "$o/w" "$o/m"
+	if ! unshare --mount --propagation private \
+		mount -t overlay overlay -o "lowerdir=$o/l,upperdir=$o/u,workdir=$o/w" "$o/m" 2>/dev/null; then
+		rm -rf "$o"
+		cannot "overlayfs cannot be mounted on $D (containerd's snapshotter needs it)"
+	fi
+	rm -rf "$o"
 	local h have=0
 	for h in $(hierarchies); do
 		have=1
