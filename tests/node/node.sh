@@ -41,7 +41,12 @@ trap 'exit 143' TERM INT
 SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
 kernel.keys.root_maxbytes net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables"
 # processes of a node: ours, or a system containerd that was there before (and may stay)
-node_procs() { pgrep -f "$1|kubelet|kube-scheduler|containerd|runc|catatonit|busybox" | grep -vx "$$" | sort; }
+node_procs() {
+	{ for n in kubelet kube-scheduler containerd containerd-shim runc catatonit busybox; do
+		pgrep -x "$n"
+	  done
+	  pgrep -f "$1/"; } | sort -u
+}
 snapshot() { # DIR
 	mkdir -p "$1"
 	node_procs "$K8S_DIR/node" >"$1/procs"
@@ -198,7 +203,8 @@ EOF
 	kill "${srv_pids[@]}" 2>/dev/null
 	wait "${srv_pids[@]}" 2>/dev/null
 	srv_pids=()
-	k delete namespace "$NS" --wait=false >/dev/null 2>&1
+	# while the kubelet runs, so that no pod stays Terminating on a node that is gone
+	ok "the test's namespace and pods are deleted" k delete namespace "$NS" --timeout=90s
 fi
 
 # A full stop, then the machine as it was.
