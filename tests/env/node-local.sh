@@ -24,7 +24,7 @@
 # NODE_BRIDGE (bopbr0), NODE_POD_CIDR (10.244.250.0/24; the bridge gets .1), NODE_CGROUP
 # (bop-node: the kubelet's cgroupRoot, made in every cgroup hierarchy).
 # Packages it installs: containerd runc containernetworking-plugins catatonit umoci
-# iproute2 (and busybox-static for the tests' images).
+# iproute2. tests/node/ also needs busybox-static for its image (tests/run installs it).
 #
 # How (see the README's test-environment notes): containerd and the kubelet run in one private
 # mount namespace (unshare) with a tmpfs on /run and bind mounts over /var/log,
