@@ -294,12 +294,16 @@ inner() {
 	wait
 }
 
+undo() { (($1 == 0)) || stop >/dev/null 2>&1; exit "$1"; }
+
 start() {
 	[[ -x $CACHE/kubelet && -x $CACHE/kube-scheduler ]] || bash "$(dirname "$0")/k8s-local.sh" build
 	stop >/dev/null 2>&1 || true
 	preflight
 	rm -rf "$N"
 	local t0=$SECONDS
+	# from here on, any way out but success (a `cannot`, a failed command) undoes the setup
+	trap 'undo $?' EXIT
 	setup_host
 	write_configs
 	file_image "$N/images/pause.tar" bop-pause:3.2 /catatonit -P -- /usr/bin/catatonit:/catatonit
@@ -316,11 +320,9 @@ start() {
 	started) ;;
 	containerd-failed)
 		local why; why=$(grep -m1 -i 'level=fatal\|level=error' "$N/containerd.log" || tail -1 "$N/containerd.log")
-		stop >/dev/null 2>&1 || true
 		cannot "containerd does not start: $why" ;;
 	*)
 		tail -5 "$N/inner.log" "$N/containerd.log" >&2 || true
-		stop >/dev/null 2>&1 || true
 		echo "node-local: containerd or the pause image failed (logs above)" >&2
 		exit 1 ;;
 	esac
@@ -335,13 +337,14 @@ start() {
 	done
 	if [[ $(k get node "$NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) != True ]]; then
 		local why
-		why=$(grep -m3 '^[EF]' "$N/kubelet.log" | cut -c1-300 || true)
+		# its last errors, without the noise of every machine (no perf_event cgroup)
+		why=$(grep '^[EF]' "$N/kubelet.log" | grep -v perf_event | tail -5 | cut -c1-300 || true)
 		[[ -n $why ]] || why=$(tail -3 "$N/kubelet.log")
-		stop >/dev/null 2>&1 || true
 		echo "node-local: the node did not become Ready; the kubelet said:" >&2
 		echo "$why" >&2
 		exit 1
 	fi
+	trap - EXIT
 	echo "# node $NAME Ready in $((SECONDS - t0)) s" >&2
 	envs
 }
