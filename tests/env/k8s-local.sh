@@ -91,7 +91,9 @@ pki() {
 		-keyout "$p/ca.key" -out "$p/ca.crt" 2>/dev/null
 	openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
 		-keyout "$p/apiserver.key" -out "$p/apiserver.csr" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' >"$p/san.ext"
+	# 10.0.0.1: the in-cluster address (Service default/kubernetes) that node-local.sh's pods use
+	printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' \
+		>"$p/san.ext"
 	openssl x509 -req -in "$p/apiserver.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
 		-days 30 -extfile "$p/san.ext" -out "$p/apiserver.crt" 2>/dev/null
 	openssl genrsa -out "$p/sa.key" 2048 2>/dev/null

@@ -10,7 +10,9 @@
 #   node-local.sh stop     stop all of it; leaves no process, mount, cgroup, bridge, network
 #                          namespace or changed sysctl behind
 #   node-local.sh env      BOP_TEST_NODE_NAME, _IP (the node's IP: its eth0 address),
-#                          _GATEWAY (the bridge's address), _CTR (a ctr command line)
+#                          _GATEWAY (the bridge's address), _CTR (a ctr command line),
+#                          _INCLUSTER (IP:PORT of the API server's Service when pods can
+#                          reach it there, as in-cluster clients do; empty when not)
 #   node-local.sh file-image OUT.tar NAME:TAG ENTRYPOINT... -- /host/file:/path/in/image...
 #                          an OCI image tarball of a few host files (static binaries) and an
 #                          empty /tmp (mode 1777), made with umoci, owned by root, timestamps
@@ -24,14 +26,15 @@
 # NODE_BRIDGE (bopbr0), NODE_POD_CIDR (10.244.250.0/24; the bridge gets .1), NODE_CGROUP
 # (bop-node: the kubelet's cgroupRoot, made in every cgroup hierarchy).
 # Packages it installs: containerd runc containernetworking-plugins catatonit umoci
-# iproute2. tests/node/ also needs busybox-static for its image (tests/run installs it).
+# iproute2 iptables. tests/node/ also needs busybox-static for its image (tests/run installs it).
 #
 # How (see the README's test-environment notes): containerd and the kubelet run in one private
 # mount namespace (unshare) with a tmpfs on /run and bind mounts over /var/log,
 # /var/lib/kubelet and /var/lib/cni, so their mounts and files never reach the host; the
 # scheduler runs outside it. The pods' network is a bridge made here with isGateway false, so
 # the plugin leaves ip_forward alone, and a default route via the bridge's address: pods reach
-# the host's addresses (the bridge's, the node IP: nothing is forwarded), not its 127.0.0.1, and there is no DNS and no Service ClusterIP (no kube-proxy). The kubelet
+# the host's addresses (the bridge's, the node IP: nothing is forwarded), not its 127.0.0.1.
+# No DNS, no Service ClusterIP (no kube-proxy) but the API server's own (api_dnat). The kubelet
 # serves on 127.0.0.1 only (anonymous, AlwaysAllow); the node is named localhost so that the
 # API server's first choice of address (Hostname) reaches it for logs/exec.
 set -euo pipefail
@@ -118,8 +121,8 @@ preflight() {
 	[[ $(id -u) == 0 ]] ||
 		cannot "it needs root (containerd and the kubelet mount filesystems, make cgroups, a bridge and network namespaces)"
 	[[ -f $D/kubeconfig ]] || cannot "no API server in $D (start tests/env/k8s-local.sh first)"
-	need_pkgs containerd runc containernetworking-plugins catatonit umoci iproute2 ||
-		cannot "could not install containerd, runc, containernetworking-plugins, catatonit, umoci"
+	need_pkgs containerd runc containernetworking-plugins catatonit umoci iproute2 iptables ||
+		cannot "could not install containerd, runc, containernetworking-plugins, catatonit, umoci, iptables"
 	unshare --mount --propagation private sh -c 'mount --make-rshared / && mount -t tmpfs none /mnt' ||
 		cannot "unshare --mount with a tmpfs fails (no CAP_SYS_ADMIN?)"
 	# containerd's snapshotter: overlayfs on the filesystem of $D
@@ -180,6 +183,30 @@ setup_host() {
 		fi
 	done
 	echo "$CG" >"$N/cgroup"
+}
+
+# Pods find the API server at the address of the Service default/kubernetes (in
+# KUBERNETES_SERVICE_HOST/PORT, what in-cluster clients read), which kube-proxy would make
+# reachable; there is none, so one DNAT rule in a chain of ours does it for pods on our
+# bridge, to the API server on 127.0.0.1 (route_localnet on the bridge only: it goes with
+# the bridge). The API server's certificate names that address (k8s-local.sh).
+api_dnat() {
+	local svc server chain=BOP-NODE-$BRIDGE
+	svc=$(k -n default get service kubernetes -o 'jsonpath={.spec.clusterIP}:{.spec.ports[0].port}' 2>/dev/null) ||
+		{ echo "no Service default/kubernetes"; return 1; }
+	server=$(sed -n 's|^ *server: https://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$D/kubeconfig")
+	[[ -n $server ]] || { echo "the API server is not on 127.0.0.1"; return 1; }
+	command -v iptables >/dev/null || { echo "no iptables"; return 1; }
+	iptables -w -t nat -N "$chain" || { echo "iptables -t nat fails"; return 1; }
+	echo "$chain $BRIDGE" >"$N/iptables"
+	if ! { iptables -w -t nat -A "$chain" -p tcp -d "${svc%:*}/32" --dport "${svc##*:}" \
+		-j DNAT --to-destination "$server" &&
+		iptables -w -t nat -A PREROUTING -i "$BRIDGE" -j "$chain" &&
+		sysctl -q -w "net.ipv4.conf.$BRIDGE.route_localnet=1"; }; then
+		echo "the DNAT rule to $server cannot be made"
+		return 1
+	fi
+	echo "$svc" >"$N/incluster"
 }
 
 write_configs() {
@@ -306,6 +333,9 @@ start() {
 	trap 'undo $?' EXIT
 	setup_host
 	write_configs
+	local why
+	why=$(api_dnat 2>&1) ||
+		echo "node-local: pods will not reach the API server (in-cluster clients): $why" >&2
 	file_image "$N/images/pause.tar" bop-pause:3.2 /catatonit -P -- /usr/bin/catatonit:/catatonit
 	# setsid: the namespace's holder is not in the caller's process group (the caller's ^C
 	# or its test harness's kill of the group would leave half a node)
@@ -411,6 +441,14 @@ stop() {
 		done
 		rm -f "$N/cgroup"
 	fi
+	if [[ -f $N/iptables ]]; then
+		local chain br
+		read -r chain br <"$N/iptables"
+		iptables -w -t nat -D PREROUTING -i "$br" -j "$chain" 2>/dev/null || true
+		iptables -w -t nat -F "$chain" 2>/dev/null || true
+		iptables -w -t nat -X "$chain" 2>/dev/null || true
+		rm -f "$N/iptables" "$N/incluster"
+	fi
 	[[ -f $N/bridge ]] && { ip link del "$(cat "$N/bridge")" 2>/dev/null || true; rm -f "$N/bridge"; }
 	if [[ -f $N/sysctl.saved ]]; then
 		local s
@@ -432,7 +470,8 @@ stop() {
 
 envs() {
 	echo "export BOP_TEST_NODE_NAME=$NAME BOP_TEST_NODE_IP=$(node_ip) BOP_TEST_NODE_GATEWAY=$(gateway)" \
-		"BOP_TEST_NODE_DIR=$N BOP_TEST_NODE_CTR='ctr --address $SOCK -n k8s.io'"
+		"BOP_TEST_NODE_DIR=$N BOP_TEST_NODE_CTR='ctr --address $SOCK -n k8s.io'" \
+		"BOP_TEST_NODE_INCLUSTER=$(cat "$N/incluster" 2>/dev/null)"
 }
 
 case ${1:-start} in

@@ -58,6 +58,9 @@ snapshot() { # DIR
 		while read -r h; do find "$h" -mindepth 1 -maxdepth 1 -type d; done | sort >"$1/cgroups"
 	lsns -n -t net -o NS 2>/dev/null | sort -u >"$1/netns"
 	ls -d /var/lib/kubelet /var/lib/cni /run/containerd 2>/dev/null >"$1/dirs"
+	# the rules and chains of ours (iptables-nft keeps a table once made, empty)
+	{ iptables-save 2>/dev/null | grep -E '^(-A|:)' | sed 's/ \[[0-9:]*\]$//' |
+		grep -vE '^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$' || true; } >"$1/iptables"
 }
 snapshot "$T/before"
 since() { local d=$(($(date +%s%3N) - $1)); printf '%d.%03d' $((d / 1000)) $((d % 1000)); }
@@ -182,6 +185,8 @@ spec:
       busybox ip -4 -o addr show eth0
       busybox nc -w 5 $BOP_TEST_NODE_GATEWAY ${ports[0]} </dev/null
       busybox nc -w 5 $BOP_TEST_NODE_IP ${ports[1]} </dev/null
+      echo "api=\$KUBERNETES_SERVICE_HOST:\$KUBERNETES_SERVICE_PORT"
+      printf 'GET /version HTTP/1.0\r\n\r\n' | busybox nc -w 5 \$KUBERNETES_SERVICE_HOST \$KUBERNETES_SERVICE_PORT
     securityContext: {readOnlyRootFilesystem: true}
 EOF
 	ok "a pod that connects to the bridge's address and the node IP is created" \
@@ -201,6 +206,18 @@ EOF
 		grep -qx "hello-from-$BOP_TEST_NODE_GATEWAY" "$T/net.log"
 	ok "it reached the server on the node IP $BOP_TEST_NODE_IP" \
 		grep -qx "hello-from-$BOP_TEST_NODE_IP" "$T/net.log"
+	# in-cluster clients (the controller) find the API server at the Service address in
+	# KUBERNETES_SERVICE_HOST/PORT; with TLS it answers a plain request with 400
+	if [ -n "$BOP_TEST_NODE_INCLUSTER" ]; then
+		ok "the pod was given the API server's Service address ($BOP_TEST_NODE_INCLUSTER)" \
+			grep -qx "api=$BOP_TEST_NODE_INCLUSTER" "$T/net.log"
+		ok "it reached the API server there" grep -q 'Client sent an HTTP request to an HTTPS server' "$T/net.log"
+		ok "the API server's certificate is valid for that address" curl -sf --cacert "$K8S_DIR/pki/ca.crt" \
+			--connect-to "$BOP_TEST_NODE_INCLUSTER:$(sed -n 's|^ *server: https://||p' "$K8S_DIR/kubeconfig")" \
+			"https://$BOP_TEST_NODE_INCLUSTER/version"
+	else
+		skip "$(grep -m1 'will not reach' "$T/start.err" || echo 'pods cannot reach the API server')"
+	fi
 	kill "${srv_pids[@]}" 2>/dev/null
 	wait "${srv_pids[@]}" 2>/dev/null
 	srv_pids=()
@@ -225,6 +242,7 @@ ok "no cgroup is left (none is new at the top of a hierarchy)" none_new cgroups
 ok "no kubelet cgroup is left anywhere" sh -c "! find /sys/fs/cgroup -maxdepth 4 -name 'kubepods*' | grep ."
 ok "no bridge or veth is left (no network link is new)" none_new links
 ok "no network namespace is left" sh -c "! comm -13 '$T/before/netns' '$T/after/netns' | grep -q ."
+ok "no iptables rule or chain is left" diff "$T/before/iptables" "$T/after/iptables"
 ok "the sysctls the kubelet changes are as before" diff "$T/before/sysctl" "$T/after/sysctl"
 ok "no directory is left in /var/lib or /run" diff "$T/before/dirs" "$T/after/dirs"
 fails "the Node object is deleted" k get node localhost
