@@ -1,12 +1,14 @@
 #!/bin/bash
 # A real, throwaway Kubernetes control plane on loopback, for tests on Debian 12.
-#   k8s-local.sh build   build kube-apiserver, kube-controller-manager and kubectl v1.20.2
-#                        (cached; only the binaries missing from the cache are built)
+#   k8s-local.sh build   build kube-apiserver, kube-controller-manager, kubectl, and for the node
+#                        of node-local.sh kubelet and kube-scheduler, v1.20.2 (cached; only
+#                        the binaries missing from the cache are built, with nice -n 10)
 #   k8s-local.sh start   start etcd, kube-apiserver, kube-controller-manager; write a kubeconfig
-#   k8s-local.sh stop    stop them (by pid file)
+#   k8s-local.sh stop    stop them (by pid file), and first the node of node-local.sh if one runs
 #   k8s-local.sh env     print the exports tests need (KUBECONFIG, K8S_SERVER, K8S_TOKEN, K8S_CA)
 #   k8s-local.sh env     also prints BOP_TEST_KUBECONFIG, the variable tests/k8s/ reads
-#                        and BOP_KUBECTL (the cached kubectl) for tests/deploy/
+#                        and BOP_KUBECTL (the cached kubectl) for tests/deploy/, and
+#                        BOP_TEST_K8S_DIR (this state dir) for tests/node/ and restarts
 # Env: BOP_CACHE_DIR (cache root, default /var/cache/backupop-testenv; the binaries go in
 # $BOP_CACHE_DIR/k8s-1.20.2), K8S_CACHE (the binaries' directory itself, overrides that),
 # K8S_DIR (state, default /tmp/backupop-k8s), K8S_PORT (6443).
@@ -14,8 +16,11 @@
 # Where the binaries come from: Debian bookworm's `kubernetes` source package carries the full
 # upstream v1.20.2 tree with vendor/, and Debian's Go 1.19 builds it offline. One patch: the
 # vendored modern-go/reflect2 v1.0.1 faults under Go >= 1.18 on the first custom-object create,
-# so it is replaced by Debian's reflect2 v1.0.2 sources. Build: ~4-5 min, ~1.4 GB RAM, 2.2 GB disk.
-# There is no kubelet or scheduler: pods stay Pending; tests patch pods/status when they need to.
+# so it is replaced by Debian's reflect2 v1.0.2 sources. Build: ~4-5 min for the control plane,
+# kubelet and scheduler another ~7 min (15 min nice'd on a busy 2-core machine); ~1.4 GB RAM,
+# 2.2 GB disk; kubelet 105 MB, kube-scheduler 40 MB.
+# `start` runs no kubelet or scheduler: pods stay Pending (tests patch pods/status when they need
+# to) until node-local.sh start adds a real node.
 set -euo pipefail
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 D=${K8S_DIR:-/tmp/backupop-k8s}
@@ -32,7 +37,7 @@ need_pkgs() {
 }
 
 build() {
-	build_bins kube-apiserver kube-controller-manager kubectl
+	build_bins kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler
 }
 
 # Builds those of the named cmd/ binaries that the cache lacks, and only those.
@@ -70,7 +75,8 @@ build_bins() {
 		export PATH=/usr/lib/go-1.19/bin:$PATH GOPROXY=off GOFLAGS= HOME=$w/home
 		export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean
 		mkdir -p "$HOME"
-		make WHAT="$what" >"$w/build.log" 2>&1 ||
+		# nice: the Go build takes both cores for minutes, and the machine may be shared
+		nice -n 10 make WHAT="$what" >"$w/build.log" 2>&1 ||
 			{ tail -30 "$w/build.log" >&2; exit 1; }
 	)
 	mkdir -p "$CACHE"
@@ -85,7 +91,9 @@ pki() {
 		-keyout "$p/ca.key" -out "$p/ca.crt" 2>/dev/null
 	openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
 		-keyout "$p/apiserver.key" -out "$p/apiserver.csr" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' >"$p/san.ext"
+	# 10.0.0.1: the in-cluster address (Service default/kubernetes) that node-local.sh's pods use
+	printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' \
+		>"$p/san.ext"
 	openssl x509 -req -in "$p/apiserver.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
 		-days 30 -extfile "$p/san.ext" -out "$p/apiserver.crt" 2>/dev/null
 	openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
@@ -123,6 +131,7 @@ EOF
 }
 
 stop() {
+	[[ ! -d $D/node ]] || K8S_DIR=$D bash "$(dirname "$0")/node-local.sh" stop || true
 	for n in kube-controller-manager kube-apiserver etcd; do
 		local f=$D/$n.pid
 		[[ -f $f ]] || continue
@@ -167,7 +176,7 @@ restart_apiserver() {
 }
 
 start() {
-	build   # kubectl too: the tests use it, and one build of all three is cheaper than two
+	build   # kubectl and the node's binaries too: one build of all is cheaper than two
 	need_pkgs etcd-server openssl curl
 	stop
 	rm -rf "$D" && mkdir -p "$D"
@@ -183,7 +192,7 @@ start() {
 	"$CACHE/kube-controller-manager" --kubeconfig="$D/kubeconfig-kcm" \
 		--bind-address=127.0.0.1 --secure-port=10257 --port=0 --leader-elect=false \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
-		--controllers='*' --v=1 >"$D/kcm.log" 2>&1 &
+		--controllers='*' --flex-volume-plugin-dir="$D/flexvolume" --v=1 >"$D/kcm.log" 2>&1 &
 	echo $! >"$D/kube-controller-manager.pid"
 	envs
 }
@@ -191,7 +200,7 @@ start() {
 envs() {
 	echo "export KUBECONFIG=$D/kubeconfig BOP_TEST_KUBECONFIG=$D/kubeconfig K8S_SERVER=https://127.0.0.1:$PORT" \
 		"K8S_TOKEN=$(cat "$D/admin.token") K8S_CA=$D/pki/ca.crt" \
-		"BOP_KUBECTL=$CACHE/kubectl"
+		"BOP_KUBECTL=$CACHE/kubectl BOP_TEST_K8S_DIR=$D"
 }
 
 case ${1:-start} in
