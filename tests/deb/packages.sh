@@ -78,6 +78,25 @@ check "backupop-controller has the operator, its man page, the CRDs and the mani
 		has backupop-controller 'usr/share/backupop/deploy/01-crds\.yaml' &&
 		has backupop-controller 'usr/share/backupop/deploy/03-controller\.yaml'; echo $?)"
 
+# The runner's unit as systemd reads it: systemd-analyze verify in a root made of the
+# package and this machine's own units (for the targets it names) must say nothing.
+if command -v systemd-analyze >/dev/null && [ -d /lib/systemd/system ]; then
+	R=$T/unit-root
+	mkdir -p "$R/lib/systemd/system"
+	cp -a /lib/systemd/system/. "$R/lib/systemd/system/"
+	dpkg-deb -x "$T/backupop-runner_${version}_$arch.deb" "$R"
+	cp "$R/lib/systemd/system/backupop-runner@.service" "$R/lib/systemd/system/backupop-runner@db.service"
+	out=$(systemd-analyze verify --man=no --root="$R" "$R/lib/systemd/system/backupop-runner@db.service" 2>&1)
+	rc=$?
+	check "systemd-analyze verify accepts backupop-runner@.service without a message (exit $rc)" \
+		"$([ $rc -eq 0 ] && [ -z "$out" ]; echo $?)"
+	[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/# /'
+	diag "backupop-runner@.service: $(systemd-analyze security --offline=true --root="$R" \
+		"$R/lib/systemd/system/backupop-runner@db.service" 2>/dev/null | grep -o 'Overall exposure level.*')"
+else
+	skip "systemd-analyze is not installed: the unit is not verified"
+fi
+
 # 3. lintian: no error and no warning (overrides in debian/*.lintian-overrides say why).
 start=$(now)
 changes=$T/backupop_${version}_$arch.changes
@@ -94,6 +113,8 @@ grep -E '^[IP]: ' "$T/lintian.log" | sed 's/^/# lintian: /' | head -20
 # 4. A brand-new Debian 12 root: install the five packages with apt (their dependencies
 # come from the mirror), then autopkgtest's null server runs debian/tests/ there (the root
 # is the testbed; its test dependencies, build-essential for the -dev test, get installed).
+# autopkgtest rather than running debian/tests/* by hand: it reads debian/tests/control,
+# installs each test's Depends and reports PASS/FAIL per test, as a Debian CI would.
 FRESH=$SRC/tests/env/fresh-root.sh
 if ! why=$(bash "$FRESH" check); then
 	skip "no fresh Debian 12 root here: $why"
@@ -121,7 +142,7 @@ fresh_s=$(($(now) - start))
 check "the fresh root was made, the packages installed and autopkgtest passed (exit $rc, ${fresh_s}s)" "$rc"
 installed=$(grep -c '^== package .* ii *$' "$T/fresh.log")
 check "all five packages are installed there ($installed)" "$([ "$installed" -eq 5 ]; echo $?)"
-for t in build-against-dev cli-roundtrip; do
+for t in build-against-dev cli-roundtrip runner-daemon; do
 	check "autopkgtest $t passed in the fresh root" \
 		"$(sed -n '/@@@@ summary/,$p' "$T/fresh.log" | grep -qE "^$t +PASS"; echo $?)"
 done
