@@ -109,15 +109,15 @@ static void make_tree(const char *root)
 	AT("sub/deeper/leaf.txt");
 	write_file(p, "leaf\n", 5, 0600);
 	AT("sub/link-to-leaf");
-	symlink("deeper/leaf.txt", p);
+	ok(symlink("deeper/leaf.txt", p) == 0, "fixture: a symlink");
 	AT("dangling");
-	symlink("/nonexistent/target", p);
+	ok(symlink("/nonexistent/target", p) == 0, "fixture: a dangling symlink");
 	AT("hard1");
 	write_file(p, "shared inode\n", 13, 0644);
 	{
 		char *h2 = xasprintf("%s/sub/hard2", root);
 
-		link(p, h2);
+		ok(link(p, h2) == 0, "fixture: a hard link");
 		free(h2);
 	}
 	AT("owned");
@@ -581,9 +581,9 @@ static void test_overwrite_and_abort(env_t *c)
 		unsigned char b;
 
 		fstat(fd, &st);
-		pread(fd, &b, 1, st.st_size - 100);
+		ok(pread(fd, &b, 1, st.st_size - 100) == 1, "the stored object is read");
 		b ^= 0x40;
-		pwrite(fd, &b, 1, st.st_size - 100);
+		ok(pwrite(fd, &b, 1, st.st_size - 100) == 1, "one of its bytes is flipped");
 		close(fd);
 	}
 	ret = restore(c, cfg, m);
@@ -693,7 +693,8 @@ static void test_unreadable(void)
 	} else {
 		/* Root reads everything: read as nobody, with the file still root's. */
 		chmod(tmp, 0711);
-		chown(root, 65534, 65534);
+		if (chown(root, 65534, 65534) < 0)
+			exit(2);
 		if (pipe(fds) < 0)
 			exit(2);
 		pid = fork();
@@ -702,12 +703,14 @@ static void test_unreadable(void)
 			if (setgid(65534) < 0 || setuid(65534) < 0)
 				_exit(3);
 			ret = drain_backup(root, msg, sizeof(msg), -1);
-			write(fds[1], msg, strlen(msg));
+			if (write(fds[1], msg, strlen(msg)) < 0)
+				_exit(4);
 			_exit(ret == 0 ? 0 : 1);
 		}
 		close(fds[1]);
 		memset(msg, 0, sizeof(msg));
-		read(fds[0], msg, sizeof(msg) - 1);
+		if (read(fds[0], msg, sizeof(msg) - 1) < 0)
+			msg[0] = '\0';
 		close(fds[0]);
 		waitpid(pid, &status, 0);
 		ret = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
