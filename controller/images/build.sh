@@ -4,8 +4,8 @@
 #
 #   backupop/runner:VERSION       backupop-runner and the backupop CLI, with the database
 #                                 clients the engines run (postgresql-client-15,
-#                                 mariadb-client); entrypoint backupop-runner
-#   backupop/controller:VERSION   backupop-controller; entrypoint backupop-controller
+#                                 mariadb-client); entrypoint /usr/sbin/backupop-runner
+#   backupop/controller:VERSION   backupop-controller; entrypoint /usr/sbin/backupop-controller
 #
 # Each is a Debian 12 root made by mmdebstrap (the essential set plus those packages and
 # the locally built .debs: no apt, no apt sources, no docs or man pages), one layer in an
@@ -142,11 +142,11 @@ mkdir -p "$out"
 for image in "${images[@]}"; do
 	case $image in
 	runner)
-		build_image runner /usr/bin/backupop-runner ca-certificates tzdata \
+		build_image runner /usr/sbin/backupop-runner ca-certificates tzdata \
 			postgresql-client-15 mariadb-client \
 			"$(deb libbackupop1)" "$(deb backupop)" "$(deb backupop-runner)" ;;
 	controller)
-		build_image controller /usr/bin/backupop-controller ca-certificates \
+		build_image controller /usr/sbin/backupop-controller ca-certificates \
 			"$(deb libbackupop1)" "$(deb backupop-controller)" ;;
 	*) die "unknown image '$image' (runner, controller)" ;;
 	esac

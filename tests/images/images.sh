@@ -54,7 +54,7 @@ for img in runner controller; do
 	ok "$img: umoci unpacks it" umoci unpack --image "$T/oci-$img:$version" "$T/$img"
 	cfg=$T/$img/config.json
 	check "$img: runs as user 65532" "$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["process"]["user"]; sys.exit(not (p["uid"] == 65532 and p["gid"] == 65532))' "$cfg"; echo $?)"
-	check "$img: its entrypoint is /usr/bin/backupop-$img" "$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["process"]["args"]; sys.exit(a[0] != sys.argv[2])' "$cfg" "/usr/bin/backupop-$img"; echo $?)"
+	check "$img: its entrypoint is /usr/sbin/backupop-$img" "$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["process"]["args"]; sys.exit(a[0] != sys.argv[2])' "$cfg" "/usr/sbin/backupop-$img"; echo $?)"
 	r=$T/$img/rootfs
 	check "$img: no apt, no apt sources, no docs or man pages" "$([ ! -e "$r/usr/bin/apt" ] &&
 		[ -z "$(ls -A "$r/etc/apt/sources.list.d" 2>/dev/null)" ] && [ ! -e "$r/etc/apt/sources.list" ] &&
@@ -62,7 +62,7 @@ for img in runner controller; do
 	check "$img: user 65532 has a passwd entry (libpq and others look it up)" \
 		"$(grep -q '^backupop:x:65532:65532:' "$r/etc/passwd"; echo $?)"
 	ok "$img: backupop-$img --version runs as 65532 in the image's root" \
-		chroot --userspec=65532:65532 "$r" "/usr/bin/backupop-$img" --version
+		chroot --userspec=65532:65532 "$r" "/usr/sbin/backupop-$img" --version
 	diag "$img: $(du -sm "$r" | cut -f1) MB unpacked, $(($(stat -c %s "$T/a/$img-$version.oci.tar") / 1000000)) MB as an OCI tarball"
 done
 r=$T/runner/rootfs
@@ -126,11 +126,11 @@ spec:
   initContainers:
 EOF
 	container keygen runner /usr/bin/backupop keygen -o /tmp/key.txt
-	container runner-version runner /usr/bin/backupop-runner --version
+	container runner-version runner /usr/sbin/backupop-runner --version
 	container pg-dump runner /usr/bin/pg_dump --version
 	echo "  containers:"
 	container mariadb-dump runner /usr/bin/mariadb-dump --version
-	container controller-version controller /usr/bin/backupop-controller --version
+	container controller-version controller /usr/sbin/backupop-controller --version
 } >"$T/tools.yaml"
 t0=$(date +%s)
 ok "a pod of both images, read-only root, user 65532, is created" k -n "$NS" apply -f "$T/tools.yaml"
