@@ -1,8 +1,12 @@
-"""What the end-to-end benchmarks share: running a contender, sizes, medians, ratios."""
+"""What the end-to-end benchmarks share: arguments, configs, running a contender, sizes,
+medians, ratios."""
+import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -86,3 +90,80 @@ def report(title, rows, ours="backupop"):
             if stored and base_s:
                 line += ", size %.3f" % (base_s / stored)
         print(line)
+
+
+def arg_parser(description, **sizes):
+    """--backupop, --rounds, --workdir, and the benchmark's size options (name=default)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--backupop", required=True)
+    for name, default in sizes.items():
+        ap.add_argument("--" + name, type=int, default=default)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    return ap
+
+
+def missing_tool(what, tools):
+    """Prints why the benchmark is skipped and returns True when a tool is missing."""
+    for tool in tools:
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            print("bench: %s skipped: %s is not installed" % (what, tool))
+            return True
+    return False
+
+
+def write_config(path, storage, name, engine, recipient):
+    """A backupop config: file:// storage, an engine block (YAML text), zstd -3, age."""
+    with open(path, "w") as f:
+        f.write("storage: {url: \"file://%s\"}\nname: %s\n" % (storage, name))
+        f.write("engine:\n  %s\n" % engine)
+        f.write("compression: {algorithm: zstd, level: 3}\n")
+        f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
+
+
+def keygen(backupop, key):
+    """A new age identity in `key`; returns its recipient."""
+    return subprocess.run([backupop, "keygen", "-o", key], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def bop_backup(backupop, config, storage):
+    """`backupop backup --config` into an emptied file:// storage folder: (seconds, its
+    own peak RSS in KiB, stored bytes)."""
+    shutil.rmtree(storage, ignore_errors=True)
+    t, rss = run([backupop, "--log-level", "warn", "backup", "--config", config], watch_rss=True)
+    return t, rss, os.path.getsize(stored_object(storage))
+
+
+def bop_restore(backupop, config, key):
+    """`backupop restore --config` of the latest backup through the engine: seconds."""
+    return run([backupop, "--log-level", "warn", "restore", "--config", config,
+                "--identity", key, "latest"])[0]
+
+
+def pipeline(command):
+    """A shell pipeline that fails when any of its commands fails: seconds."""
+    return run(["bash", "-c", "set -o pipefail; " + command])[0]
+
+
+class LocalServer:
+    """A private database server of tests/env (pg-local.sh, mariadb-local.sh) in a folder
+    under workdir: started at construction, its DIR/env settings in self.env."""
+
+    def __init__(self, script, workdir):
+        self.script = os.path.join(ROOT, "tests/env", script)
+        self.dir = tempfile.mkdtemp(prefix=script.split("-")[0] + ".", dir=workdir)
+        os.chmod(self.dir, 0o755)
+        subprocess.run(["sh", self.script, "start", self.dir], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.env = {}
+        with open(os.path.join(self.dir, "env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                if k:
+                    self.env[k] = v.strip("'\"")
+
+    def stop(self):
+        subprocess.run(["sh", self.script, "stop", self.dir],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -17,7 +17,6 @@ quarter of it. Everything lives on a tmpfs (--workdir, default /dev/shm).
 
 usage: db_mariadb.py --backupop PATH [--mib 640] [--rounds 3] [--workdir /dev/shm]
 """
-import argparse
 import os
 import shutil
 import subprocess
@@ -26,27 +25,19 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, fmt_size, report, run, stored_object  # noqa: E402
+from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
+                      missing_tool, pipeline, report, run, write_config)
 
 # What the mysql engine passes to mariadb-dump for one database (see its source).
 DUMP_FLAGS = ("--single-transaction --routines --triggers --events --hex-blob "
               "--default-character-set=utf8mb4")
 
 
-class MariaDB:
+class MariaDB(LocalServer):
     def __init__(self, workdir):
-        self.dir = tempfile.mkdtemp(prefix="my.", dir=workdir)
-        os.chmod(self.dir, 0o755)
-        subprocess.run(["sh", os.path.join(ROOT, "tests/env/mariadb-local.sh"), "start",
-                        self.dir], check=True, stdout=subprocess.DEVNULL)
-        env = {}
-        with open(os.path.join(self.dir, "env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                if k:
-                    env[k] = v.strip("'\"")
-        self.socket = env["MY_SOCKET"]
-        self.user = env.get("MY_SUPERUSER", "root")
+        super().__init__("mariadb-local.sh", workdir)
+        self.socket = self.env["MY_SOCKET"]
+        self.user = self.env.get("MY_SUPERUSER", "root")
         self.client = "mariadb --no-defaults --socket=%s -u %s" % (self.socket, self.user)
         self.dump = "mariadb-dump --no-defaults --socket=%s -u %s" % (self.socket, self.user)
 
@@ -54,11 +45,6 @@ class MariaDB:
         out = subprocess.run(self.client.split() + ["-N", "-B", "-e", text] + ([db] if db else []),
                              check=True, stdout=subprocess.PIPE, text=True)
         return out.stdout.strip()
-
-    def stop(self):
-        subprocess.run(["sh", os.path.join(ROOT, "tests/env/mariadb-local.sh"), "stop", self.dir],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def fill(my, db, mib):
@@ -82,26 +68,16 @@ def fingerprint(my, db):
                   "CHECKSUM TABLE orders, notes", db).replace(db + ".", "")
 
 
-def write_config(path, my, db, restore_db, storage, recipient):
-    with open(path, "w") as f:
-        f.write("storage: {url: \"file://%s\"}\nname: bench/%s\n" % (storage, db))
-        f.write("engine:\n  mysql: {socket: \"%s\", database: %s, user: %s,\n"
-                "          restore: {database: %s}}\n" % (my.socket, db, my.user, restore_db))
-        f.write("compression: {algorithm: zstd, level: 3}\n")
-        f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
+def my_config(path, my, db, restore_db, storage, recipient):
+    write_config(path, storage, "bench/" + db,
+                 "mysql: {socket: \"%s\", database: %s, user: %s, restore: {database: %s}}"
+                 % (my.socket, db, my.user, restore_db), recipient)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--backupop", required=True)
-    ap.add_argument("--mib", type=int, default=640)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    args = ap.parse_args()
-    for tool in ("zstd", "age", "mariadbd", "mariadb-dump"):
-        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
-            print("bench: mariadb skipped: %s is not installed" % tool)
-            return 0
+    args = arg_parser(__doc__.splitlines()[0], mib=640).parse_args()
+    if missing_tool("mariadb", ("zstd", "age", "mariadbd", "mariadb-dump")):
+        return 0
     bop = os.path.abspath(args.backupop)
     work = tempfile.mkdtemp(prefix="bench-my.", dir=args.workdir)
     os.chmod(work, 0o755)
@@ -113,13 +89,12 @@ def main():
         fill(my, "small", args.mib // 4)
         source = fingerprint(my, "bench")
         key = os.path.join(work, "key.txt")
-        recipient = subprocess.run([bop, "keygen", "-o", key], check=True,
-                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+        recipient = keygen(bop, key)
         storage = os.path.join(work, "store")
         cfg = os.path.join(work, "bench.yaml")
-        write_config(cfg, my, "bench", "restored", storage, recipient)
+        my_config(cfg, my, "bench", "restored", storage, recipient)
         cfg_small = os.path.join(work, "small.yaml")
-        write_config(cfg_small, my, "small", "restored", storage, recipient)
+        my_config(cfg_small, my, "small", "restored", storage, recipient)
         piped = os.path.join(work, "dump.sql.zst.age")
         plain = subprocess.run("%s %s bench | wc -c" % (my.dump, DUMP_FLAGS), shell=True,
                                check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
@@ -139,25 +114,19 @@ def main():
                 sys.exit("bench: %s restored %r, the source is %r" % (who, got, source))
 
         for r in range(args.rounds):
-            shutil.rmtree(storage, ignore_errors=True)
-            t, m = run([bop, "--log-level", "warn", "backup", "--config", cfg], watch_rss=True)
+            t, m, sizes["backupop"] = bop_backup(bop, cfg, storage)
             times["b:backupop"].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            sizes["backupop"] = os.path.getsize(stored_object(storage))
-            t, _ = run(["bash", "-c", "set -o pipefail; %s %s bench | zstd -3 -T0 -q | age -r %s > %s"
-                        % (my.dump, DUMP_FLAGS, recipient, piped)])
-            times["b:shell"].append(t)
+            times["b:shell"].append(pipeline("%s %s bench | zstd -3 -T0 -q | age -r %s > %s"
+                                             % (my.dump, DUMP_FLAGS, recipient, piped)))
             sizes["shell"] = os.path.getsize(piped)
 
             fresh_target()
-            t, _ = run([bop, "--log-level", "warn", "restore", "--config", cfg,
-                        "--identity", key, "latest"])
-            times["r:backupop"].append(t)
+            times["r:backupop"].append(bop_restore(bop, cfg, key))
             check_restore("backupop")
             fresh_target()
-            t, _ = run(["bash", "-c", "set -o pipefail; age -d -i %s %s | zstd -d -q | %s restored"
-                        % (key, piped, my.client)])
-            times["r:shell"].append(t)
+            times["r:shell"].append(pipeline("age -d -i %s %s | zstd -d -q | %s restored"
+                                             % (key, piped, my.client)))
             check_restore("the shell pipeline")
             print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
 

@@ -20,7 +20,6 @@ Storage and dumps live on a tmpfs (--workdir, default /dev/shm).
 
 usage: db_postgres.py --backupop PATH [--scale 70] [--rounds 3] [--workdir /dev/shm]
 """
-import argparse
 import os
 import shutil
 import subprocess
@@ -29,21 +28,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, fmt_size, report, run, stored_object  # noqa: E402
+from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
+                      missing_tool, pipeline, report, run, write_config)
 
 
-class Postgres:
+class Postgres(LocalServer):
     def __init__(self, workdir):
-        self.dir = tempfile.mkdtemp(prefix="pg.", dir=workdir)
-        os.chmod(self.dir, 0o755)
-        subprocess.run(["sh", os.path.join(ROOT, "tests/env/pg-local.sh"), "start", self.dir],
-                       check=True, stdout=subprocess.DEVNULL)
-        self.env = {}
-        with open(os.path.join(self.dir, "env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                if k:
-                    self.env[k] = v.strip("'\"")
+        super().__init__("pg-local.sh", workdir)
         self.bin = self.env["PG_BIN"]
         self.host = self.env["PG_SOCKDIR"]
         self.port = self.env["PG_PORT"]
@@ -61,11 +52,6 @@ class Postgres:
                              stdout=subprocess.PIPE,
                              env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
         return out.stdout.strip()
-
-    def stop(self):
-        subprocess.run(["sh", os.path.join(ROOT, "tests/env/pg-local.sh"), "stop", self.dir],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def fill(pg, db, scale):
@@ -88,27 +74,17 @@ def counts(pg, db):
                       "(SELECT sum(abalance) FROM pgbench_accounts)")
 
 
-def write_config(path, pg, db, restore_db, storage, recipient):
-    with open(path, "w") as f:
-        f.write("storage: {url: \"file://%s\"}\nname: bench/%s\n" % (storage, db))
-        f.write("engine:\n  postgres: {host: \"%s\", port: %s, database: %s, user: %s,\n"
-                "             binDir: \"%s\", restore: {database: %s}}\n"
-                % (pg.host, pg.port, db, pg.user, pg.bin, restore_db))
-        f.write("compression: {algorithm: zstd, level: 3}\n")
-        f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
+def pg_config(path, pg, db, restore_db, storage, recipient):
+    write_config(path, storage, "bench/" + db,
+                 "postgres: {host: \"%s\", port: %s, database: %s, user: %s, binDir: \"%s\", "
+                 "restore: {database: %s}}" % (pg.host, pg.port, db, pg.user, pg.bin, restore_db),
+                 recipient)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--backupop", required=True)
-    ap.add_argument("--scale", type=int, default=70)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    args = ap.parse_args()
-    for tool in ("zstd", "age"):
-        if not shutil.which(tool):
-            print("bench: postgres skipped: %s is not installed" % tool)
-            return 0
+    args = arg_parser(__doc__.splitlines()[0], scale=70).parse_args()
+    if missing_tool("postgres", ("zstd", "age")):
+        return 0
     bop = os.path.abspath(args.backupop)
     work = tempfile.mkdtemp(prefix="bench-db.", dir=args.workdir)
     os.chmod(work, 0o755)
@@ -126,13 +102,12 @@ def main():
         source = counts(pg, "bench")
 
         key = os.path.join(work, "key.txt")
-        recipient = subprocess.run([bop, "keygen", "-o", key], check=True,
-                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+        recipient = keygen(bop, key)
         storage = os.path.join(work, "store")
         cfg = os.path.join(work, "bench.yaml")
-        write_config(cfg, pg, "bench", "restored", storage, recipient)
+        pg_config(cfg, pg, "bench", "restored", storage, recipient)
         cfg_small = os.path.join(work, "small.yaml")
-        write_config(cfg_small, pg, "small", "restored", storage, recipient)
+        pg_config(cfg_small, pg, "small", "restored", storage, recipient)
         dump = os.path.join(work, "dump.fc")
         piped = os.path.join(work, "dump.zst.age")
         pg_dump = "%s -h %s -p %s -U %s" % (pg.tool("pg_dump"), pg.host, pg.port, pg.user)
@@ -154,32 +129,26 @@ def main():
                 sys.exit("bench: %s restored %s rows, the source has %s" % (who, got, source))
 
         for r in range(args.rounds):
-            shutil.rmtree(storage, ignore_errors=True)
-            t, m = run([bop, "--log-level", "warn", "backup", "--config", cfg], watch_rss=True)
+            t, m, sizes["backupop"] = bop_backup(bop, cfg, storage)
             times["b:backupop"].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            sizes["backupop"] = os.path.getsize(stored_object(storage))
             t, _ = run("%s -Fc bench -f %s" % (pg_dump, dump), shell=True)
             times["b:pg_dump -Fc"].append(t)
             sizes["pg_dump -Fc"] = os.path.getsize(dump)
-            t, _ = run(["bash", "-c", "set -o pipefail; %s -Fc -Z0 bench | zstd -3 -T0 -q | "
-                        "age -r %s > %s" % (pg_dump, recipient, piped)])
-            times["b:shell"].append(t)
+            times["b:shell"].append(pipeline("%s -Fc -Z0 bench | zstd -3 -T0 -q | age -r %s > %s"
+                                             % (pg_dump, recipient, piped)))
             sizes["shell"] = os.path.getsize(piped)
 
             fresh_target()
-            t, _ = run([bop, "--log-level", "warn", "restore", "--config", cfg,
-                        "--identity", key, "latest"])
-            times["r:backupop"].append(t)
+            times["r:backupop"].append(bop_restore(bop, cfg, key))
             check_restore("backupop")
             fresh_target()
             t, _ = run("%s -d restored %s" % (pg_restore, dump), shell=True)
             times["r:pg_restore"].append(t)
             check_restore("pg_restore")
             fresh_target()
-            t, _ = run(["bash", "-c", "set -o pipefail; age -d -i %s %s | zstd -d -q | %s -d restored"
-                        % (key, piped, pg_restore)])
-            times["r:shell"].append(t)
+            times["r:shell"].append(pipeline("age -d -i %s %s | zstd -d -q | %s -d restored"
+                                             % (key, piped, pg_restore)))
             check_restore("the shell pipeline")
             print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
 

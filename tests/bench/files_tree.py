@@ -17,7 +17,6 @@ contents). backupop's own peak RSS at the full tree and at a quarter of it.
 
 usage: files_tree.py --backupop PATH [--tree /usr/share] [--rounds 3] [--workdir /dev/shm]
 """
-import argparse
 import filecmp
 import os
 import shutil
@@ -26,7 +25,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import fmt_size, report, run, stored_object, tree_size  # noqa: E402
+from benchlib import (arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
+                      missing_tool, pipeline, report, run, tree_size, write_config)
 
 
 def same_tree(a, b):
@@ -51,25 +51,17 @@ def file_count(path):
     return sum(len(fs) for _, _, fs in os.walk(path))
 
 
-def write_config(path, tree, restore_to, storage, recipient):
-    with open(path, "w") as f:
-        f.write("storage: {url: \"file://%s\"}\nname: bench/files\n" % storage)
-        f.write("engine:\n  files: {path: \"%s\", restore: {path: \"%s\"}}\n" % (tree, restore_to))
-        f.write("compression: {algorithm: zstd, level: 3}\n")
-        f.write("encryption: {recipients: [\"%s\"]}\n" % recipient)
+def files_config(path, tree, restore_to, storage, recipient):
+    write_config(path, storage, "bench/files",
+                 "files: {path: \"%s\", restore: {path: \"%s\"}}" % (tree, restore_to), recipient)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--backupop", required=True)
+    ap = arg_parser(__doc__.splitlines()[0])
     ap.add_argument("--tree", default="/usr/share")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     args = ap.parse_args()
-    for tool in ("zstd", "age", "tar"):
-        if not shutil.which(tool):
-            print("bench: files skipped: %s is not installed" % tool)
-            return 0
+    if missing_tool("files", ("zstd", "age", "tar")):
+        return 0
     restic = shutil.which("restic")
     bop = os.path.abspath(args.backupop)
     work = tempfile.mkdtemp(prefix="bench-files.", dir=args.workdir)
@@ -87,14 +79,13 @@ def main():
               (args.tree, fmt_size(size), files, fmt_size(tree_size(small))), flush=True)
 
         key = os.path.join(work, "key.txt")
-        recipient = subprocess.run([bop, "keygen", "-o", key], check=True,
-                                   stdout=subprocess.PIPE, text=True).stdout.strip()
+        recipient = keygen(bop, key)
         storage = os.path.join(work, "store")
         out = os.path.join(work, "out")
         cfg = os.path.join(work, "files.yaml")
-        write_config(cfg, tree, out, storage, recipient)
+        files_config(cfg, tree, out, storage, recipient)
         cfg_small = os.path.join(work, "small.yaml")
-        write_config(cfg_small, small, out, storage, recipient)
+        files_config(cfg_small, small, out, storage, recipient)
         piped = os.path.join(work, "tree.tar.zst.age")
         repo = os.path.join(work, "restic")
         os.environ["RESTIC_PASSWORD"] = "bench-only"
@@ -110,14 +101,11 @@ def main():
             shutil.rmtree(out)
 
         for r in range(args.rounds):
-            shutil.rmtree(storage, ignore_errors=True)
-            t, m = run([bop, "--log-level", "warn", "backup", "--config", cfg], watch_rss=True)
+            t, m, sizes["backupop"] = bop_backup(bop, cfg, storage)
             times[("b", "backupop")].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            sizes["backupop"] = os.path.getsize(stored_object(storage))
-            t, _ = run(["bash", "-c", "set -o pipefail; tar -C %s -c . | zstd -3 -T0 -q | "
-                        "age -r %s > %s" % (tree, recipient, piped)])
-            times[("b", "tar")].append(t)
+            times[("b", "tar")].append(pipeline("tar -C %s -c . | zstd -3 -T0 -q | age -r %s > %s"
+                                                % (tree, recipient, piped)))
             sizes["tar"] = os.path.getsize(piped)
             if restic:
                 shutil.rmtree(repo, ignore_errors=True)
@@ -127,14 +115,11 @@ def main():
                 times[("b", "restic")].append(t)
                 sizes["restic"] = tree_size(repo)
 
-            t, _ = run([bop, "--log-level", "warn", "restore", "--config", cfg,
-                        "--identity", key, "latest"])
-            times[("r", "backupop")].append(t)
+            times[("r", "backupop")].append(bop_restore(bop, cfg, key))
             restored("by backupop")
             os.mkdir(out)
-            t, _ = run(["bash", "-c", "set -o pipefail; age -d -i %s %s | zstd -d -q | "
-                        "tar -C %s -x" % (key, piped, out)])
-            times[("r", "tar")].append(t)
+            times[("r", "tar")].append(pipeline("age -d -i %s %s | zstd -d -q | tar -C %s -x"
+                                                % (key, piped, out)))
             restored("by tar")
             if restic:
                 t, _ = run([restic, "restore", "-q", "--repo", repo, "latest", "--target", out])

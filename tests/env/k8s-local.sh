@@ -28,13 +28,8 @@ PORT=${K8S_PORT:-6443}
 SRC_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 ORIG_SHA256=b83c0780efb182d928dc63d46488a847f161f04e40a94b96bf5247dd671ecdfc
 
-need_pkgs() {
-	local missing=()
-	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-	((${#missing[@]} == 0)) && return 0
-	apt-get update -q >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tests/env/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build() {
 	build_bins kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler

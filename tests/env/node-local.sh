@@ -56,13 +56,8 @@ cannot() { echo "cannot run a node here: $*" >&2; exit 77; }
 ctr_() { ctr --address "$SOCK" -n k8s.io "$@"; }
 k() { "$CACHE/kubectl" --kubeconfig "$D/kubeconfig" "$@"; }
 
-need_pkgs() {
-	local missing=()
-	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-	((${#missing[@]} == 0)) && return 0
-	apt-get update -q >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tests/env/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The cgroup hierarchies: every v1 one mounted under /sys/fs/cgroup, and the v2 one.
 hierarchies() {

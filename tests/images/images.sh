@@ -9,6 +9,7 @@
 #     controller, the runner, the CLI, pg_dump and mariadb-dump from them.
 # Sizes and times are TAP comments. Skipped, with the reason, without root or mmdebstrap.
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
+. "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 [ "$(id -u)" -eq 0 ] || skip_all "building images needs root (mmdebstrap, umoci unpack)"
 for t in mmdebstrap umoci dpkg-buildpackage git; do
 	command -v "$t" >/dev/null || skip_all "$t is not installed"
@@ -134,12 +135,7 @@ EOF
 } >"$T/tools.yaml"
 t0=$(date +%s)
 ok "a pod of both images, read-only root, user 65532, is created" k -n "$NS" apply -f "$T/tools.yaml"
-phase=
-for _ in $(seq 180); do
-	phase=$(k -n "$NS" get pod tools -o 'jsonpath={.status.phase}' 2>/dev/null)
-	case $phase in Succeeded | Failed) break ;; esac
-	sleep 0.5
-done
+phase=$(wait_pod_done "$NS" tools 90)
 check "it runs to completion (phase ${phase:-none})" "$([ "$phase" = Succeeded ]; echo $?)"
 diag "pod created to Succeeded in $(since "$t0") s"
 for c in keygen runner-version pg-dump mariadb-dump controller-version; do

@@ -14,6 +14,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import check, done_testing  # noqa: E402
+
 src = os.environ.get("BOP_SOURCE_ROOT") or os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 map_path = os.path.join(src, "libbackupop", "libbackupop.map")
 sym_path = os.path.join(src, "debian", "libbackupop1.symbols")
@@ -79,17 +82,6 @@ if sys.argv[1:] == ["--update"]:
     print("%s: %d symbols" % (sym_path, len(want) - len(HEADER)))
     sys.exit(0)
 
-n = failed = 0
-
-
-def check(cond, name, detail=""):
-    global n, failed
-    n += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n, name))
-    if not cond:
-        failed += 1
-        for line in detail.splitlines():
-            print("# " + line)
 
 
 check(len(syms) > 1, "the map has a version node and symbols (%d entries)" % len(syms))
@@ -105,5 +97,4 @@ check(lines == want, "the file is as --update writes it (sorted, no other lines)
       "run tests/lib/check-debian-symbols.py --update")
 bad = [k + " " + v for k, v in old.items() if not re.match(r"^\d+(\.\d+)*$", v)]
 check(not bad, "every minimal version is an upstream version", "\n".join(bad))
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done_testing()

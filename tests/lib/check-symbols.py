@@ -8,20 +8,11 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import check, done_testing  # noqa: E402
+
 src = os.environ.get("BOP_SOURCE_ROOT", ".")
 build = os.environ.get("BOP_BUILD_ROOT", "build")
-n = 0
-failed = 0
-
-
-def check(cond, name, detail=""):
-    global n, failed
-    n += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n, name))
-    if not cond:
-        failed += 1
-        for line in detail.splitlines():
-            print("# " + line)
 
 
 headers = glob.glob(os.path.join(src, "include", "backupop", "*.h")) + \
@@ -60,5 +51,4 @@ check(exported - set(mapped) == set(), "the library exports nothing beyond the m
 soname = subprocess.run(["objdump", "-p", lib], capture_output=True, text=True).stdout
 check("SONAME               libbackupop.so.1" in soname, "the soname is libbackupop.so.1")
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done_testing()

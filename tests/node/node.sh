@@ -9,6 +9,7 @@
 # runs alone (is_parallel: false): while a node runs, other tests' pods would really be
 # scheduled and run. It is skipped, with the reason, where a node cannot run.
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
+. "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 ENV=$BOP_SOURCE_ROOT/tests/env
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 KUBECTL=$CACHE/kubectl
@@ -124,12 +125,7 @@ EOF
 	t1=$(date +%s%3N)
 	ok "a pod with a read-only root, user 65532, an emptyDir and a Secret is created" \
 		k -n "$NS" apply -f "$T/ro.yaml"
-	phase=
-	for _ in $(seq 120); do
-		phase=$(k -n "$NS" get pod ro -o 'jsonpath={.status.phase}' 2>/dev/null)
-		case $phase in Succeeded | Failed) break ;; esac
-		sleep 0.5
-	done
+	phase=$(wait_pod_done "$NS" ro)
 	check "it runs to completion (phase $phase)" "$([ "$phase" = Succeeded ]; echo $?)"
 	diag "pod created to Succeeded in $(since "$t1") s"
 	k -n "$NS" logs ro >"$T/ro.log" 2>&1
@@ -191,11 +187,7 @@ spec:
 EOF
 	ok "a pod that connects to the bridge's address and the node IP is created" \
 		k -n "$NS" apply -f "$T/net.yaml"
-	for _ in $(seq 120); do
-		phase=$(k -n "$NS" get pod net -o 'jsonpath={.status.phase}' 2>/dev/null)
-		case $phase in Succeeded | Failed) break ;; esac
-		sleep 0.5
-	done
+	phase=$(wait_pod_done "$NS" net)
 	check "it runs to completion (phase $phase)" "$([ "$phase" = Succeeded ]; echo $?)"
 	k -n "$NS" logs net >"$T/net.log" 2>&1
 	sed 's/^/#   log: /' "$T/net.log"
