@@ -71,10 +71,14 @@ def main():
         subprocess.run(["cp", "-a", args.tree, tree], check=True)
         small = os.path.join(work, "small")
         os.mkdir(small)
-        subdirs = sorted(os.listdir(tree))
-        for d in subdirs[: max(1, len(subdirs) // 4)]:
-            subprocess.run(["cp", "-a", os.path.join(tree, d), small], check=True)
+        # the quarter: whole top-level folders, largest first, until a quarter of the bytes
         size, files = tree_size(tree), file_count(tree)
+        taken = 0
+        for d in sorted(os.listdir(tree), key=lambda d: -tree_size(os.path.join(tree, d))):
+            part = tree_size(os.path.join(tree, d))
+            if taken + part <= size // 4 or taken == 0:
+                subprocess.run(["cp", "-a", os.path.join(tree, d), small], check=True)
+                taken += part
         print("bench: tree %s: %s in %d files; quarter %s" %
               (args.tree, fmt_size(size), files, fmt_size(tree_size(small))), flush=True)
 
