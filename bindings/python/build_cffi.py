@@ -1,0 +1,37 @@
+#!/usr/bin/python3
+"""Writes the C source of the backupop._backupop extension module (cffi, out-of-line API
+mode). Meson compiles it against the built libbackupop.
+
+    build_cffi.py DECL OUTPUT.c
+"""
+import sys
+
+import cffi
+
+HEADERS = """
+#include <backupop/common.h>
+#include <backupop/errors.h>
+#include <backupop/age.h>
+#include <backupop/io.h>
+#include <backupop/storage.h>
+#include <backupop/compress.h>
+#include <backupop/pipeline.h>
+#include <backupop/catalog.h>
+#include <backupop/retention.h>
+#include <backupop/schedule.h>
+"""
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.exit("usage: build_cffi.py DECL OUTPUT.c")
+    decl, output = argv[1], argv[2]
+    ffibuilder = cffi.FFI()
+    with open(decl, encoding="utf-8") as f:
+        ffibuilder.cdef(f.read())
+    ffibuilder.set_source("backupop._backupop", HEADERS)
+    ffibuilder.emit_c_code(output)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
