@@ -38,7 +38,11 @@ class _Call:
         return lib.bop_error_set(lib.BOP_ERROR, msg.encode("utf-8", "replace"))
 
     def reraise(self) -> None:
-        """Raises the stored exception, if a callback raised one."""
+        """Called once the C call returned: drops the handle (which refers back to this
+        object, so the pair would otherwise wait for the cycle collector) and raises the
+        stored exception, if a callback raised one."""
+        self.handle = None
+        self.on_progress_error = None
         if self.error is not None:
             exc, self.error = self.error, None
             raise exc
