@@ -239,3 +239,67 @@ extern "Python" int _bop_py_read(void *buf, size_t cap, size_t *got, void *paylo
 extern "Python" int _bop_py_write(const void *buf, size_t len, void *payload);
 extern "Python" int _bop_py_list(const char *key, const bop_storage_stat_t *st, void *payload);
 extern "Python" void _bop_py_progress(uint64_t bytes_in, uint64_t bytes_out, void *payload);
+
+/* Plug-ins (<backupop/sys/>): the vtables a backend, source or sink written in Python
+ * fills in, and the module's own structs that carry a Python handle after them. */
+int bop_storage_register(const char *scheme,
+	int (*open)(bop_storage_t **out, const char *url, const bop_storage_options_t *opts,
+		void *payload),
+	void *payload);
+
+struct bop_source {
+	unsigned int version;
+	int (*read)(bop_source_t *src, void *buf, size_t cap, size_t *got);
+	int (*close)(bop_source_t *src);
+	void (*free)(bop_source_t *src);
+};
+
+struct bop_sink {
+	unsigned int version;
+	int (*write)(bop_sink_t *sink, const void *buf, size_t len);
+	int (*commit)(bop_sink_t *sink);
+	void (*abort)(bop_sink_t *sink);
+	void (*free)(bop_sink_t *sink);
+};
+
+struct bop_storage {
+	unsigned int version;
+	int (*put)(bop_storage_t *storage, bop_sink_t **out, const char *key,
+		const bop_put_options_t *opts);
+	int (*get)(bop_storage_t *storage, bop_source_t **out, const char *key, uint64_t offset);
+	int (*stat)(bop_storage_t *storage, bop_storage_stat_t *st, const char *key);
+	int (*list)(bop_storage_t *storage, const char *prefix, bop_storage_list_cb cb,
+		void *payload);
+	int (*remove)(bop_storage_t *storage, const char *key);
+	void (*free)(bop_storage_t *storage);
+	int (*cleanup)(bop_storage_t *storage, const char *prefix, int64_t older_than_seconds,
+		int dry_run, bop_storage_list_cb cb, void *payload);
+	int (*remove_many)(bop_storage_t *storage, const char *const *keys, size_t n);
+};
+#define BOP_SOURCE_VERSION ...
+#define BOP_SINK_VERSION ...
+#define BOP_STORAGE_VERSION ...
+
+struct bop_py_storage { bop_storage_t base; void *handle; };
+struct bop_py_source { bop_source_t base; void *handle; };
+struct bop_py_sink { bop_sink_t base; void *handle; };
+
+extern "Python" int _bop_py_open(bop_storage_t **out, const char *url,
+	const bop_storage_options_t *opts, void *payload);
+extern "Python" int _bop_py_st_put(bop_storage_t *storage, bop_sink_t **out, const char *key,
+	const bop_put_options_t *opts);
+extern "Python" int _bop_py_st_get(bop_storage_t *storage, bop_source_t **out,
+	const char *key, uint64_t offset);
+extern "Python" int _bop_py_st_stat(bop_storage_t *storage, bop_storage_stat_t *st,
+	const char *key);
+extern "Python" int _bop_py_st_list(bop_storage_t *storage, const char *prefix,
+	bop_storage_list_cb cb, void *payload);
+extern "Python" int _bop_py_st_remove(bop_storage_t *storage, const char *key);
+extern "Python" void _bop_py_st_free(bop_storage_t *storage);
+extern "Python" int _bop_py_src_read(bop_source_t *src, void *buf, size_t cap, size_t *got);
+extern "Python" int _bop_py_src_close(bop_source_t *src);
+extern "Python" void _bop_py_src_free(bop_source_t *src);
+extern "Python" int _bop_py_sink_write(bop_sink_t *sink, const void *buf, size_t len);
+extern "Python" int _bop_py_sink_commit(bop_sink_t *sink);
+extern "Python" void _bop_py_sink_abort(bop_sink_t *sink);
+extern "Python" void _bop_py_sink_free(bop_sink_t *sink);

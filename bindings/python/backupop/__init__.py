@@ -24,6 +24,7 @@ from .storage import Reader, Stat, Storage, Writer
 from .catalog import (Catalog, Command, Manifest, RetentionEntry, RetentionPlan,
                       RetentionPolicy)
 from .schedule import Schedule, next_run
+from .plugin import StorageBackend, register_storage
 
 __version__: str = _ffi.string(_lib.bop_version_string()).decode()
 
@@ -33,5 +34,6 @@ __all__ = [
     "NoKey", "NotFound", "NotSupported", "OutOfMemory", "Timeout", "VersionError",
     "error_class", "KeyPair", "Keys", "identity_to_recipient", "keygen", "Reader", "Stat",
     "Storage", "Writer", "Catalog", "Command", "Manifest", "RetentionEntry",
-    "RetentionPlan", "RetentionPolicy", "Schedule", "next_run", "__version__",
+    "RetentionPlan", "RetentionPolicy", "Schedule", "next_run", "StorageBackend",
+    "register_storage", "__version__",
 ]

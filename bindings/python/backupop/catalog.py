@@ -457,6 +457,7 @@ class Catalog:
         if self._ptr is not None:
             ptr, self._ptr = self._ptr, None
             ffi.release(ptr)
+            self._storage_ptr = None
 
     def __enter__(self) -> "Catalog":
         return self
