@@ -21,12 +21,14 @@ HEADERS = """
 #include <backupop/schedule.h>
 #include <backupop/sys/io.h>
 #include <backupop/sys/storage.h>
+#include <backupop/sys/stage.h>
 
 /* A plug-in written in Python: the library's struct first, then the Python object's
  * handle (ffi.new_handle), kept alive by the module until the library frees it. */
 struct bop_py_storage { bop_storage_t base; void *handle; };
 struct bop_py_source { bop_source_t base; void *handle; };
 struct bop_py_sink { bop_sink_t base; void *handle; };
+struct bop_py_stage { bop_stage_t base; void *handle; };
 """
 
 

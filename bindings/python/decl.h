@@ -303,3 +303,69 @@ extern "Python" int _bop_py_sink_write(bop_sink_t *sink, const void *buf, size_t
 extern "Python" int _bop_py_sink_commit(bop_sink_t *sink);
 extern "Python" void _bop_py_sink_abort(bop_sink_t *sink);
 extern "Python" void _bop_py_sink_free(bop_sink_t *sink);
+
+/* stage.h, sys/stage.h, compress.h, age.h stages, pipeline.h */
+typedef struct bop_inbuf {
+	const void *src;
+	size_t size;
+	size_t pos;
+} bop_inbuf_t;
+typedef struct bop_outbuf {
+	void *dst;
+	size_t size;
+	size_t pos;
+} bop_outbuf_t;
+typedef enum bop_stream_directive {
+	BOP_STREAM_CONTINUE = 0,
+	BOP_STREAM_FLUSH = 1,
+	BOP_STREAM_END = 2,
+} bop_stream_directive_t;
+typedef struct bop_stage bop_stage_t;
+struct bop_stage {
+	unsigned int version;
+	const char *name;
+	int (*process)(bop_stage_t *stage, bop_outbuf_t *out, bop_inbuf_t *in,
+		bop_stream_directive_t directive);
+	void (*free)(bop_stage_t *stage);
+};
+#define BOP_STAGE_VERSION ...
+const char *bop_stage_name(const bop_stage_t *stage);
+void bop_stage_free(bop_stage_t *stage);
+
+typedef struct bop_compress_options {
+	unsigned int version;
+	bop_compression_t algorithm;
+	int level;
+	int threads;
+} bop_compress_options_t;
+#define BOP_COMPRESS_OPTIONS_VERSION ...
+int bop_compress_options_init(bop_compress_options_t *opts, unsigned int version);
+int bop_stage_compress_new(bop_stage_t **out, const bop_compress_options_t *opts);
+int bop_stage_decompress_new(bop_stage_t **out, bop_compression_t algorithm);
+int bop_stage_age_encrypt_new(bop_stage_t **out, const bop_keys_t *keys);
+int bop_stage_age_decrypt_new(bop_stage_t **out, const bop_keys_t *keys);
+
+typedef struct bop_pipeline bop_pipeline_t;
+typedef struct bop_pipeline_options {
+	unsigned int version;
+	size_t buffer_size;
+	bop_progress_cb progress;
+	void *payload;
+	unsigned int progress_interval_ms;
+} bop_pipeline_options_t;
+#define BOP_PIPELINE_OPTIONS_VERSION ...
+int bop_pipeline_options_init(bop_pipeline_options_t *opts, unsigned int version);
+int bop_pipeline_new(bop_pipeline_t **out, const bop_pipeline_options_t *opts);
+int bop_pipeline_set_source(bop_pipeline_t *p, bop_source_t *source);
+int bop_pipeline_add_stage(bop_pipeline_t *p, bop_stage_t *stage);
+int bop_pipeline_set_sink(bop_pipeline_t *p, bop_sink_t *sink);
+int bop_pipeline_run(bop_pipeline_t *p);
+void bop_pipeline_cancel(bop_pipeline_t *p);
+uint64_t bop_pipeline_bytes_in(const bop_pipeline_t *p);
+uint64_t bop_pipeline_bytes_out(const bop_pipeline_t *p);
+void bop_pipeline_free(bop_pipeline_t *p);
+
+struct bop_py_stage { bop_stage_t base; void *handle; };
+extern "Python" int _bop_py_stage_process(bop_stage_t *stage, bop_outbuf_t *out,
+	bop_inbuf_t *in, bop_stream_directive_t directive);
+extern "Python" void _bop_py_stage_free(bop_stage_t *stage);

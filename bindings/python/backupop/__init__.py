@@ -25,6 +25,7 @@ from .catalog import (Catalog, Command, Manifest, RetentionEntry, RetentionPlan,
                       RetentionPolicy)
 from .schedule import Schedule, next_run
 from .plugin import StorageBackend, register_storage
+from .pipeline import Compress, Decompress, Decrypt, Encrypt, Pipeline, Stage
 
 __version__: str = _ffi.string(_lib.bop_version_string()).decode()
 
@@ -35,5 +36,6 @@ __all__ = [
     "error_class", "KeyPair", "Keys", "identity_to_recipient", "keygen", "Reader", "Stat",
     "Storage", "Writer", "Catalog", "Command", "Manifest", "RetentionEntry",
     "RetentionPlan", "RetentionPolicy", "Schedule", "next_run", "StorageBackend",
-    "register_storage", "__version__",
+    "register_storage", "Compress", "Decompress", "Decrypt", "Encrypt", "Pipeline",
+    "Stage", "__version__",
 ]

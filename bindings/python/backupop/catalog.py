@@ -199,6 +199,50 @@ def _command_options(cmd: Command) -> Tuple[Any, list]:
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", Command, Any]
 
 
+def make_source(source: Source, call: _cb._Call) -> Any:
+    """A new bop_source_t * for a Python source (see Catalog.backup()); callbacks go
+    through ``call``."""
+    p = ffi.new("bop_source_t **")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view = memoryview(source).cast("B")
+        check(lib.bop_source_memory_new(p, ffi.from_buffer(view), len(view)))
+    elif isinstance(source, (str, os.PathLike)):
+        check(lib.bop_source_file_new(p, os.fsencode(source)))
+    elif isinstance(source, Command):
+        opts, keep = _command_options(source)
+        check(lib.bop_source_command_new(p, opts))
+        del keep
+    else:
+        if hasattr(source, "read"):
+            call.reader = _cb.file_reader(source)
+        elif hasattr(source, "__iter__"):
+            call.reader = _cb.iter_reader(source)
+        else:
+            raise TypeError("cannot back up a %s: give bytes, a path, a binary file, "
+                            "an iterable of bytes or a Command" % type(source).__name__)
+        check(lib.bop_source_callback_new(p, lib._bop_py_read, call.handle))
+    return p[0]
+
+
+def make_sink(to: Any, call: _cb._Call) -> Any:
+    """A new bop_sink_t * for a path (written beside, renamed into place at commit), a
+    Command (its stdin), or a binary file object (written through ``call``)."""
+    p = ffi.new("bop_sink_t **")
+    if isinstance(to, (str, os.PathLike)):
+        check(lib.bop_sink_file_new(p, os.fsencode(to)))
+    elif isinstance(to, Command):
+        opts, keep = _command_options(to)
+        check(lib.bop_sink_command_new(p, opts))
+        del keep
+    elif hasattr(to, "write"):
+        call.writer = _cb.file_writer(to)
+        check(lib.bop_sink_callback_new(p, lib._bop_py_write, call.handle))
+    else:
+        raise TypeError("cannot write to a %s: give a path, a binary file or a Command"
+                        % type(to).__name__)
+    return p[0]
+
+
 class Catalog:
     """The backups of one name in a storage (a bop_catalog_t).
 
@@ -245,28 +289,6 @@ class Catalog:
         call.reraise()
         check(rc)
 
-    def _source(self, source: Source, call: _cb._Call) -> Any:
-        p = ffi.new("bop_source_t **")
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            view = memoryview(source).cast("B")
-            check(lib.bop_source_memory_new(p, ffi.from_buffer(view), len(view)))
-        elif isinstance(source, (str, os.PathLike)):
-            check(lib.bop_source_file_new(p, os.fsencode(source)))
-        elif isinstance(source, Command):
-            opts, keep = _command_options(source)
-            check(lib.bop_source_command_new(p, opts))
-            del keep
-        else:
-            if hasattr(source, "read"):
-                call.reader = _cb.file_reader(source)
-            elif hasattr(source, "__iter__"):
-                call.reader = _cb.iter_reader(source)
-            else:
-                raise TypeError("cannot back up a %s: give bytes, a path, a binary file, "
-                                "an iterable of bytes or a Command" % type(source).__name__)
-            check(lib.bop_source_callback_new(p, lib._bop_py_read, call.handle))
-        return p[0]
-
     def backup(self, source: Source, *, compression: str = "zstd", level: int = 0,
                threads: int = 0, recipients: Recipients = None,
                passphrase: Optional[Union[str, bytes]] = None,
@@ -299,7 +321,7 @@ class Catalog:
         if progress is not None:
             opts.progress = lib._bop_py_progress
             opts.payload = call.handle
-        src = self._source(source, call)
+        src = make_source(source, call)
         out = ffi.new("bop_manifest_t **")
         rc = lib.bop_catalog_backup(self.ptr, out, src, opts)
         del keep
@@ -367,21 +389,9 @@ class Catalog:
         m = self._get(id)
         keys = _keys(None, identities, passphrase)
         call = self._call(progress)
-        collected: Optional[io.BytesIO] = None
-        p = ffi.new("bop_sink_t **")
-        if to is None:
-            collected = io.BytesIO()
-            call.writer = _cb.file_writer(collected)
-            check(lib.bop_sink_callback_new(p, lib._bop_py_write, call.handle))
-        elif isinstance(to, (str, os.PathLike)):
-            check(lib.bop_sink_file_new(p, os.fsencode(to)))
-        elif hasattr(to, "write"):
-            call.writer = _cb.file_writer(to)
-            check(lib.bop_sink_callback_new(p, lib._bop_py_write, call.handle))
-        else:
-            raise TypeError("cannot restore to a %s: give a path, a binary file or None"
-                            % type(to).__name__)
-        rc = lib.bop_catalog_restore(self.ptr, m, p[0], self._restore_opts(keys, call))
+        collected = io.BytesIO() if to is None else None
+        sink = make_sink(collected if to is None else to, call)
+        rc = lib.bop_catalog_restore(self.ptr, m, sink, self._restore_opts(keys, call))
         self._finish(call, rc)
         return collected.getvalue() if collected is not None else None
 
