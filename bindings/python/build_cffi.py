@@ -22,6 +22,8 @@ HEADERS = """
 #include <backupop/sys/io.h>
 #include <backupop/sys/storage.h>
 #include <backupop/sys/stage.h>
+#include <backupop/sys/engine.h>
+#include <backupop/engine.h>
 
 /* A plug-in written in Python: the library's struct first, then the Python object's
  * handle (ffi.new_handle), kept alive by the module until the library frees it. */
@@ -29,6 +31,7 @@ struct bop_py_storage { bop_storage_t base; void *handle; };
 struct bop_py_source { bop_source_t base; void *handle; };
 struct bop_py_sink { bop_sink_t base; void *handle; };
 struct bop_py_stage { bop_stage_t base; void *handle; };
+struct bop_py_engine { bop_engine_t base; void *handle; };
 """
 
 

@@ -369,3 +369,33 @@ struct bop_py_stage { bop_stage_t base; void *handle; };
 extern "Python" int _bop_py_stage_process(bop_stage_t *stage, bop_outbuf_t *out,
 	bop_inbuf_t *in, bop_stream_directive_t directive);
 extern "Python" void _bop_py_stage_free(bop_stage_t *stage);
+
+/* engine.h, sys/engine.h */
+typedef struct bop_engine bop_engine_t;
+typedef void (*bop_engine_warning_cb)(const char *field, const char *message, void *payload);
+struct bop_engine {
+	unsigned int version;
+	int (*validate)(bop_engine_t *engine);
+	int (*backup)(bop_engine_t *engine, bop_source_t **out);
+	int (*restore)(bop_engine_t *engine, bop_sink_t **out);
+	int (*pod_customize)(bop_engine_t *engine, char **patch_json);
+	void (*free)(bop_engine_t *engine);
+	int (*count_rows)(bop_engine_t *engine, int64_t *tables, int64_t *rows);
+	int (*warnings)(bop_engine_t *engine, bop_engine_warning_cb cb, void *payload);
+};
+#define BOP_ENGINE_VERSION ...
+int bop_engine_open(bop_engine_t **out, const char *name, const char *config_json);
+void bop_engine_free(bop_engine_t *engine);
+int bop_engine_validate(bop_engine_t *engine);
+int bop_engine_backup(bop_engine_t *engine, bop_source_t **out);
+int bop_engine_restore(bop_engine_t *engine, bop_sink_t **out);
+int bop_engine_register(const char *name, unsigned int capabilities,
+	int (*open)(bop_engine_t **out, const char *config_json, void *payload), void *payload);
+
+struct bop_py_engine { bop_engine_t base; void *handle; };
+extern "Python" int _bop_py_eng_open(bop_engine_t **out, const char *config_json,
+	void *payload);
+extern "Python" int _bop_py_eng_validate(bop_engine_t *engine);
+extern "Python" int _bop_py_eng_backup(bop_engine_t *engine, bop_source_t **out);
+extern "Python" int _bop_py_eng_restore(bop_engine_t *engine, bop_sink_t **out);
+extern "Python" void _bop_py_eng_free(bop_engine_t *engine);

@@ -24,7 +24,8 @@ from .storage import Reader, Stat, Storage, Writer
 from .catalog import (Catalog, Command, Manifest, RetentionEntry, RetentionPlan,
                       RetentionPolicy)
 from .schedule import Schedule, next_run
-from .plugin import StorageBackend, register_storage
+from .plugin import EngineBackend, StorageBackend, register_engine, register_storage
+from .engine import Engine
 from .pipeline import Compress, Decompress, Decrypt, Encrypt, Pipeline, Stage
 
 __version__: str = _ffi.string(_lib.bop_version_string()).decode()
@@ -37,5 +38,5 @@ __all__ = [
     "Storage", "Writer", "Catalog", "Command", "Manifest", "RetentionEntry",
     "RetentionPlan", "RetentionPolicy", "Schedule", "next_run", "StorageBackend",
     "register_storage", "Compress", "Decompress", "Decrypt", "Encrypt", "Pipeline",
-    "Stage", "__version__",
+    "Stage", "Engine", "EngineBackend", "register_engine", "__version__",
 ]

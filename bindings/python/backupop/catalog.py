@@ -12,6 +12,7 @@ from typing import (Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 from ._backupop import ffi, lib
 from ._errors import check, cstr, take_string
 from . import _cb
+from .engine import Engine
 from .keys import Keys, KeyPair
 from .storage import Storage
 
@@ -212,6 +213,8 @@ def make_source(source: Source, call: _cb._Call) -> Any:
         opts, keep = _command_options(source)
         check(lib.bop_source_command_new(p, opts))
         del keep
+    elif isinstance(source, Engine):
+        check(lib.bop_engine_backup(source.ptr, p))
     else:
         if hasattr(source, "read"):
             call.reader = _cb.file_reader(source)
@@ -234,6 +237,8 @@ def make_sink(to: Any, call: _cb._Call) -> Any:
         opts, keep = _command_options(to)
         check(lib.bop_sink_command_new(p, opts))
         del keep
+    elif isinstance(to, Engine):
+        check(lib.bop_engine_restore(to.ptr, p))
     elif hasattr(to, "write"):
         call.writer = _cb.file_writer(to)
         check(lib.bop_sink_callback_new(p, lib._bop_py_write, call.handle))
@@ -297,7 +302,8 @@ class Catalog:
         """Takes a backup of everything ``source`` yields and returns its manifest.
 
         ``source``: bytes-like; a path (str or os.PathLike) of a file; a binary file
-        object; an iterable of bytes chunks; or a Command. ``compression``: "zstd",
+        object; an iterable of bytes chunks; a Command; or an Engine (recorded as the
+        manifest's engine). ``compression``: "zstd",
         "gzip" or "none" (``level`` 0 for the default). ``recipients``: "age1..."
         recipients (or KeyPairs, or a Keys) to encrypt to; ``passphrase`` to encrypt with
         scrypt instead. ``progress(bytes_in, bytes_out)`` is called now and then.
@@ -315,6 +321,8 @@ class Catalog:
         opts.threads = threads
         opts.keys = keys._ptr if keys is not None else ffi.NULL
         opts.tags = tagv
+        if engine is None and isinstance(source, Engine):
+            engine = source.name
         eng = ffi.new("char[]", engine.encode()) if engine else ffi.NULL
         opts.engine = eng
         call = self._call(progress)
@@ -383,8 +391,8 @@ class Catalog:
         """Restores backup ``id`` (decrypting with ``identities`` or ``passphrase``,
         decompressing, checking size and SHA-256 against the manifest).
 
-        ``to``: a path (the file appears only if everything checked out), a binary file
-        object (written as data is authenticated: on failure it holds a partial stream),
+        ``to``: a path (the file appears only if everything checked out), an Engine or a
+        Command (they get the stream and apply it at the end), a binary file object (written as data is authenticated: on failure it holds a partial stream),
         or None to return the data as bytes."""
         m = self._get(id)
         keys = _keys(None, identities, passphrase)

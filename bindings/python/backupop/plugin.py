@@ -138,6 +138,29 @@ def _bop_py_open(out, url, opts, payload):  # type: ignore[no-untyped-def]
         return _fail(e)
 
 
+def _new_source(data: Any) -> Any:
+    """A bop_source_t * reading bytes or a binary file object (readinto()/read())."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = io.BytesIO(bytes(data))
+    s = _keep("struct bop_py_source *", data)
+    s.base.version = lib.BOP_SOURCE_VERSION
+    s.base.read = lib._bop_py_src_read
+    s.base.close = lib._bop_py_src_close
+    s.base.free = lib._bop_py_src_free
+    return ffi.cast("bop_source_t *", s)
+
+
+def _new_sink(writer: Any) -> Any:
+    """A bop_sink_t * over a writer with write(), commit() and abort()."""
+    s = _keep("struct bop_py_sink *", _SinkState(writer))
+    s.base.version = lib.BOP_SINK_VERSION
+    s.base.write = lib._bop_py_sink_write
+    s.base.commit = lib._bop_py_sink_commit
+    s.base.abort = lib._bop_py_sink_abort
+    s.base.free = lib._bop_py_sink_free
+    return ffi.cast("bop_sink_t *", s)
+
+
 class _SinkState:
     def __init__(self, writer: Any) -> None:
         self.writer = writer
@@ -150,13 +173,7 @@ def _bop_py_st_put(storage, out, key, opts):  # type: ignore[no-untyped-def]
     try:
         backend = _obj(storage, "struct bop_py_storage *")
         writer = backend.put(ffi.string(key).decode(), int(opts.size_hint), bool(opts.exclusive))
-        s = _keep("struct bop_py_sink *", _SinkState(writer))
-        s.base.version = lib.BOP_SINK_VERSION
-        s.base.write = lib._bop_py_sink_write
-        s.base.commit = lib._bop_py_sink_commit
-        s.base.abort = lib._bop_py_sink_abort
-        s.base.free = lib._bop_py_sink_free
-        out[0] = ffi.cast("bop_sink_t *", s)
+        out[0] = _new_sink(writer)
         return 0
     except BaseException as e:  # noqa: B902
         return _fail(e)
@@ -167,15 +184,7 @@ def _bop_py_st_get(storage, out, key, offset):  # type: ignore[no-untyped-def]
     out[0] = ffi.NULL
     try:
         backend = _obj(storage, "struct bop_py_storage *")
-        data = backend.get(ffi.string(key).decode(), int(offset))
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            data = io.BytesIO(bytes(data))
-        s = _keep("struct bop_py_source *", data)
-        s.base.version = lib.BOP_SOURCE_VERSION
-        s.base.read = lib._bop_py_src_read
-        s.base.close = lib._bop_py_src_close
-        s.base.free = lib._bop_py_src_free
-        out[0] = ffi.cast("bop_source_t *", s)
+        out[0] = _new_source(backend.get(ffi.string(key).decode(), int(offset)))
         return 0
     except BaseException as e:  # noqa: B902
         return _fail(e)
@@ -308,4 +317,98 @@ def _bop_py_sink_free(sink):  # type: ignore[no-untyped-def]
         try:
             state.writer.abort()
         except Exception:  # noqa: BLE001
+            pass
+
+
+class EngineBackend:
+    """Base class of an engine written in Python: how to produce a backup stream and how
+    to consume one to restore. ``config`` is the engine's JSON configuration, parsed.
+    Register it with register_engine(); open it with backupop.Engine(name, config)."""
+
+    def __init__(self, config: Dict[str, Any]) -> None:
+        self.config = config
+
+    def validate(self) -> None:
+        """Raise (InvalidArgument, NotFound, ...) if the engine cannot run here."""
+
+    def backup(self) -> Any:
+        """The backup stream: bytes, a binary file object, or anything a Python
+        storage backend's get() may return."""
+        raise NotImplementedError
+
+    def restore(self) -> Any:
+        """A writer with write(), commit() (the stream is complete: apply it) and abort()
+        (leave the target as it was)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the library frees the engine."""
+
+
+def register_engine(name: str, engine: Type[EngineBackend], capabilities: int = 0) -> None:
+    """Registers ``engine`` (an EngineBackend subclass, or a callable taking the parsed
+    config) under ``name``. AlreadyExists if the name is taken. Lasts for the process."""
+    from ._errors import check
+    handle = ffi.new_handle(engine)
+    check(lib.bop_engine_register(name.encode(), capabilities, lib._bop_py_eng_open, handle))
+    _factories.append(handle)
+
+
+@ffi.def_extern()
+def _bop_py_eng_open(out, config_json, payload):  # type: ignore[no-untyped-def]
+    import json
+    out[0] = ffi.NULL
+    try:
+        text = ffi.string(config_json).decode() if config_json != ffi.NULL else ""
+        engine = ffi.from_handle(payload)(json.loads(text) if text.strip() else {})
+        s = _keep("struct bop_py_engine *", engine)
+        s.base.version = lib.BOP_ENGINE_VERSION
+        s.base.validate = lib._bop_py_eng_validate
+        s.base.backup = lib._bop_py_eng_backup
+        s.base.restore = lib._bop_py_eng_restore
+        s.base.free = lib._bop_py_eng_free
+        out[0] = ffi.cast("bop_engine_t *", s)
+        return 0
+    except ValueError as e:
+        return lib.bop_error_set(lib.BOP_EINVAL, ("engine config: %s" % e).encode())
+    except BaseException as e:  # noqa: B902
+        return _fail(e)
+
+
+@ffi.def_extern()
+def _bop_py_eng_validate(engine):  # type: ignore[no-untyped-def]
+    try:
+        _obj(engine, "struct bop_py_engine *").validate()
+        return 0
+    except BaseException as e:  # noqa: B902
+        return _fail(e)
+
+
+@ffi.def_extern()
+def _bop_py_eng_backup(engine, out):  # type: ignore[no-untyped-def]
+    out[0] = ffi.NULL
+    try:
+        out[0] = _new_source(_obj(engine, "struct bop_py_engine *").backup())
+        return 0
+    except BaseException as e:  # noqa: B902
+        return _fail(e)
+
+
+@ffi.def_extern()
+def _bop_py_eng_restore(engine, out):  # type: ignore[no-untyped-def]
+    out[0] = ffi.NULL
+    try:
+        out[0] = _new_sink(_obj(engine, "struct bop_py_engine *").restore())
+        return 0
+    except BaseException as e:  # noqa: B902
+        return _fail(e)
+
+
+@ffi.def_extern()
+def _bop_py_eng_free(engine):  # type: ignore[no-untyped-def]
+    obj = _drop(engine)
+    if obj is not None:
+        try:
+            obj.close()
+        except Exception:  # noqa: BLE001 - free cannot fail
             pass
