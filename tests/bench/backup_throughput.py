@@ -21,19 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def run(cmd, stdin=None, stdout=None, shell=False):
-    """Runs one contender; returns (seconds, peak RSS in KiB of the heaviest process)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, shell=shell)
-    _, status, usage = os.wait4(p.pid, 0)
-    elapsed = time.perf_counter() - start
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        sys.exit("bench: %r failed with status %d" % (cmd, p.returncode))
-    return elapsed, usage.ru_maxrss
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run  # noqa: E402
 
 
 def main():
@@ -69,7 +59,7 @@ def bench(args, work):
     contenders = {
         "backupop": lambda: run([args.backupop, "backup", "--storage", storage, "--name", "bench",
                                  "--recipient", recipient, "--compression", "zstd", "--level", "3",
-                                 "-q", "-i", inp], stdout=subprocess.DEVNULL),
+                                 "-q", "-i", inp]),
         "zstd": lambda: run(["zstd", "-q", "-3", "-T0", "-f", "-o", out, inp]),
         "zstd|age": lambda: run("zstd -q -3 -T0 -c '%s' | age -r %s > '%s'" % (inp, recipient, out),
                                 shell=True),
@@ -99,7 +89,7 @@ def bench(args, work):
         with open(path, "wb") as f:
             subprocess.run([args.gen_sql, str(size << 20), "7"], stdout=f, check=True)
         _, rss[size] = run([args.backupop, "backup", "--storage", storage, "--name", "rss",
-                            "--recipient", recipient, "-q", "-i", path], stdout=subprocess.DEVNULL)
+                            "--recipient", recipient, "-q", "-i", path])
         os.unlink(path)
         shutil.rmtree(os.path.join(work, "store"), ignore_errors=True)
     small, big = rss[args.size_mib], rss[args.big_mib]

@@ -25,7 +25,7 @@ def vmhwm_kib(pid):
     return 0
 
 
-def run(cmd, shell=False, watch_rss=False, cwd=None):
+def run(cmd, shell=False, watch_rss=False, cwd=None, stdin=None):
     """Runs one contender to completion; exits the benchmark if it fails.
 
     Returns (seconds, peak RSS in KiB). With watch_rss the RSS is the process's own
@@ -33,7 +33,7 @@ def run(cmd, shell=False, watch_rss=False, cwd=None):
     process and the children it waited for (the heaviest of them).
     """
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, cwd=cwd)
+    p = subprocess.Popen(cmd, shell=shell, stdin=stdin, stdout=subprocess.DEVNULL, cwd=cwd)
     peak = [0]
     done = threading.Event()
 
