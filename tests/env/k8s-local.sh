@@ -11,7 +11,9 @@
 #                        BOP_TEST_K8S_DIR (this state dir) for tests/node/ and restarts
 # Env: BOP_CACHE_DIR (cache root, default /var/cache/backupop-testenv; the binaries go in
 # $BOP_CACHE_DIR/k8s-1.20.2), K8S_CACHE (the binaries' directory itself, overrides that),
-# K8S_DIR (state, default /tmp/backupop-k8s), K8S_PORT (6443).
+# K8S_DIR (state, default /tmp/backupop-k8s), K8S_PORT (6443), K8S_ETCD_PORT (2379; etcd's peer
+# port is the next one), K8S_KCM_PORT (10257): a second control plane beside the first needs
+# all three, and its own K8S_DIR.
 #
 # Where the binaries come from: Debian bookworm's `kubernetes` source package carries the full
 # upstream v1.20.2 tree with vendor/, and Debian's Go 1.19 builds it offline. One patch: the
@@ -24,7 +26,13 @@
 set -euo pipefail
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 D=${K8S_DIR:-/tmp/backupop-k8s}
+# A running control plane's ports are remembered, so that stop and restart-apiserver need only
+# K8S_DIR (the file only fills in the variables the caller did not set).
+# shellcheck disable=SC1091
+[[ -f $D/ports.env ]] && . "$D/ports.env"
 PORT=${K8S_PORT:-6443}
+ETCD_PORT=${K8S_ETCD_PORT:-2379}
+KCM_PORT=${K8S_KCM_PORT:-10257}
 SRC_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 ORIG_SHA256=b83c0780efb182d928dc63d46488a847f161f04e40a94b96bf5247dd671ecdfc
 
@@ -139,7 +147,7 @@ stop() {
 # Starts kube-apiserver on the existing etcd and PKI and waits until it is ready.
 start_apiserver() {
 	local p=$D/pki
-	"$CACHE/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+	"$CACHE/kube-apiserver" --etcd-servers=http://127.0.0.1:$ETCD_PORT \
 		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$PORT" --insecure-port=0 \
 		--tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
 		--client-ca-file="$p/ca.crt" --token-auth-file="$p/tokens.csv" --authorization-mode=RBAC \
@@ -176,16 +184,18 @@ start() {
 	stop
 	rm -rf "$D" && mkdir -p "$D"
 	pki
+	echo ": \"\${K8S_PORT:=$PORT}\" \"\${K8S_ETCD_PORT:=$ETCD_PORT}\" \"\${K8S_KCM_PORT:=$KCM_PORT}\"" >"$D/ports.env"
 	local p=$D/pki
 	etcd --name backupop-test --data-dir "$D/etcd" \
-		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-		--initial-cluster backupop-test=http://127.0.0.1:2380 --initial-cluster-state new \
+		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+		--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+		--initial-cluster "backupop-test=http://127.0.0.1:$((ETCD_PORT + 1))" --initial-cluster-state new \
 		--logger zap --log-level warn >"$D/etcd.log" 2>&1 &
 	echo $! >"$D/etcd.pid"
 	start_apiserver
 	"$CACHE/kube-controller-manager" --kubeconfig="$D/kubeconfig-kcm" \
-		--bind-address=127.0.0.1 --secure-port=10257 --port=0 --leader-elect=false \
+		--bind-address=127.0.0.1 --secure-port="$KCM_PORT" --port=0 --leader-elect=false \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
 		--controllers='*' --flex-volume-plugin-dir="$D/flexvolume" --v=1 >"$D/kcm.log" 2>&1 &
 	echo $! >"$D/kube-controller-manager.pid"
