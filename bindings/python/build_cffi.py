@@ -11,6 +11,7 @@ import cffi
 HEADERS = """
 #include <backupop/common.h>
 #include <backupop/errors.h>
+#include <backupop/log.h>
 #include <backupop/age.h>
 #include <backupop/io.h>
 #include <backupop/storage.h>

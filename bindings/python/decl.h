@@ -234,11 +234,37 @@ const char *bop_schedule_time_zone(const bop_schedule_t *s);
 int bop_schedule_format_time(const bop_schedule_t *s, char *buf, size_t size, int64_t t);
 void bop_schedule_free(bop_schedule_t *s);
 
+/* log.h */
+typedef enum bop_log_level {
+	BOP_LOG_TRACE = 0,
+	BOP_LOG_DEBUG = 1,
+	BOP_LOG_INFO = 2,
+	BOP_LOG_WARN = 3,
+	BOP_LOG_ERROR = 4,
+	BOP_LOG_OFF = 5,
+} bop_log_level_t;
+typedef enum bop_log_format {
+	BOP_LOG_FORMAT_AUTO = 0,
+	BOP_LOG_FORMAT_TEXT = 1,
+	BOP_LOG_FORMAT_JSON = 2,
+} bop_log_format_t;
+typedef void (*bop_log_cb)(bop_log_level_t level, const char *component,
+	const char *message, void *payload);
+void bop_log_set_level(bop_log_level_t level);
+int bop_log_level_parse(bop_log_level_t *out, const char *name);
+void bop_log_set_format(bop_log_format_t format);
+void bop_log_set_fd(int fd);
+void bop_log_set_callback(bop_log_cb cb, void *payload);
+int bop_log_add_secret(const char *secret);
+void bop_log(bop_log_level_t level, const char *component, const char *message);
+
 /* Python callbacks handed to the library (they take the GIL when called). */
 extern "Python" int _bop_py_read(void *buf, size_t cap, size_t *got, void *payload);
 extern "Python" int _bop_py_write(const void *buf, size_t len, void *payload);
 extern "Python" int _bop_py_list(const char *key, const bop_storage_stat_t *st, void *payload);
 extern "Python" void _bop_py_progress(uint64_t bytes_in, uint64_t bytes_out, void *payload);
+extern "Python" void _bop_py_log(bop_log_level_t level, const char *component,
+	const char *message, void *payload);
 
 /* Plug-ins (<backupop/sys/>): the vtables a backend, source or sink written in Python
  * fills in, and the module's own structs that carry a Python handle after them. */

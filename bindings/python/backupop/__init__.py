@@ -27,6 +27,7 @@ from .schedule import Schedule, next_run
 from .plugin import EngineBackend, StorageBackend, register_engine, register_storage
 from .engine import Engine
 from .pipeline import Compress, Decompress, Decrypt, Encrypt, Pipeline, Stage
+from .log import add_secret, log_to, set_log_format, set_log_level
 
 __version__: str = _ffi.string(_lib.bop_version_string()).decode()
 
@@ -38,5 +39,6 @@ __all__ = [
     "Storage", "Writer", "Catalog", "Command", "Manifest", "RetentionEntry",
     "RetentionPlan", "RetentionPolicy", "Schedule", "next_run", "StorageBackend",
     "register_storage", "Compress", "Decompress", "Decrypt", "Encrypt", "Pipeline",
-    "Stage", "Engine", "EngineBackend", "register_engine", "__version__",
+    "Stage", "Engine", "EngineBackend", "register_engine", "set_log_level",
+    "set_log_format", "log_to", "add_secret", "__version__",
 ]
