@@ -8,7 +8,8 @@
 #   k8s-local.sh env     print the exports tests need (KUBECONFIG, K8S_SERVER, K8S_TOKEN, K8S_CA)
 #   k8s-local.sh env     also prints BOP_TEST_KUBECONFIG, the variable tests/k8s/ reads
 #                        and BOP_KUBECTL (the cached kubectl) for tests/deploy/, and
-#                        BOP_TEST_K8S_DIR (this state dir) for tests/node/ and restarts
+#                        BOP_TEST_K8S_DIR (this state dir) for tests/node/ and restarts,
+#                        BOP_TEST_ETCD (etcd's client URL) for the informer's compaction tests
 # Env: BOP_CACHE_DIR (cache root, default /var/cache/backupop-testenv; the binaries go in
 # $BOP_CACHE_DIR/k8s-1.20.2), K8S_CACHE (the binaries' directory itself, overrides that),
 # K8S_DIR (state, default /tmp/backupop-k8s), K8S_PORT (6443), K8S_ETCD_PORT (2379; etcd's peer
@@ -205,7 +206,7 @@ start() {
 envs() {
 	echo "export KUBECONFIG=$D/kubeconfig BOP_TEST_KUBECONFIG=$D/kubeconfig K8S_SERVER=https://127.0.0.1:$PORT" \
 		"K8S_TOKEN=$(cat "$D/admin.token") K8S_CA=$D/pki/ca.crt" \
-		"BOP_KUBECTL=$CACHE/kubectl BOP_TEST_K8S_DIR=$D"
+		"BOP_KUBECTL=$CACHE/kubectl BOP_TEST_K8S_DIR=$D BOP_TEST_ETCD=http://127.0.0.1:$ETCD_PORT"
 }
 
 case ${1:-start} in

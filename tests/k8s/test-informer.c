@@ -21,7 +21,14 @@
 #include "k8s-test.h"
 #include "k8s/k8s.h"
 
-#define ETCD "http://127.0.0.1:2379"
+/* The API server's etcd: BOP_TEST_ETCD (tests/env/k8s-local.sh env prints it), by default
+ * the one of a control plane on the default ports. */
+static const char *etcd_endpoint(void)
+{
+	const char *e = getenv("BOP_TEST_ETCD");
+
+	return e && *e ? e : "http://127.0.0.1:2379";
+}
 #define MAX_EVENTS 20000
 
 typedef struct ev {
@@ -269,12 +276,15 @@ static bool have_etcdctl(void)
 
 static long long etcd_revision(void)
 {
-	FILE *p = popen("etcdctl --endpoints=" ETCD " endpoint status -w json 2>/dev/null", "r");
-	char buf[4096];
+	char cmd[512], buf[4096];
+	FILE *p;
 	size_t n;
 	json_object *o, *st, *hdr, *rev;
 	long long r = -1;
 
+	snprintf(cmd, sizeof(cmd), "etcdctl --endpoints='%s' endpoint status -w json 2>/dev/null",
+		etcd_endpoint());
+	p = popen(cmd, "r");
 	if (!p)
 		return -1;
 	n = fread(buf, 1, sizeof(buf) - 1, p);
@@ -292,9 +302,10 @@ static long long etcd_revision(void)
 
 static int etcd_compact(long long rev)
 {
-	char cmd[160];
+	char cmd[512];
 
-	snprintf(cmd, sizeof(cmd), "etcdctl --endpoints=" ETCD " compact %lld >/dev/null 2>&1", rev);
+	snprintf(cmd, sizeof(cmd), "etcdctl --endpoints='%s' compact %lld >/dev/null 2>&1",
+		etcd_endpoint(), rev);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
