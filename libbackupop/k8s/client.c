@@ -312,7 +312,7 @@ static int transport_error(bop__k8s_client_t *c, const char *what, CURLcode rc,
 	*retry = false;
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
 		*retry = true;
-		return bop__error(BOP_EIO, "%s: cannot connect to the API server %s: %s", what,
+		return bop__error(BOP_ECONNECT, "%s: cannot connect to the API server %s: %s", what,
 			server, detail);
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT) {

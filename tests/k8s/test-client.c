@@ -196,8 +196,8 @@ static void test_refused(void)
 	int64_t t0 = bop__now_ms();
 
 	bop__k8s_client_set_retry(c, 3, 10, 5000);
-	is_int(bop__k8s_do(c, BOP__K8S_GET, "/version", NULL, NULL, NULL), BOP_EIO,
-		"a refused connection is BOP_EIO");
+	is_int(bop__k8s_do(c, BOP__K8S_GET, "/version", NULL, NULL, NULL), BOP_ECONNECT,
+		"a refused connection is BOP_ECONNECT");
 	ok(strstr(bop_error_last(), "cannot connect to the API server http://127.0.0.1:1") &&
 		strstr(bop_error_last(), "3 tries"), "after retries, naming the server: %s",
 		bop_error_last());

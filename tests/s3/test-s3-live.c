@@ -374,8 +374,8 @@ static void test_refused(void)
 	((s3_storage_t *)st)->retry_base_ms = 10;
 	t0 = bop__now_ms();
 	ret = bop_storage_stat(st, &info, "k");
-	ok(ret == BOP_EIO && strstr(bop_error_last(), "cannot connect to http://127.0.0.1:1: Connection refused"),
-		"connection refused → BOP_EIO: %s", bop_error_last());
+	ok(ret == BOP_ECONNECT && strstr(bop_error_last(), "cannot connect to http://127.0.0.1:1: Connection refused"),
+		"connection refused → BOP_ECONNECT (exit status 9 in the CLI): %s", bop_error_last());
 	ok(bop__now_ms() - t0 < 5000, "retried a bounded number of times (%lld ms)",
 		(long long)(bop__now_ms() - t0));
 	bop_storage_free(st);

@@ -197,9 +197,9 @@ def test_no_server_is_an_os_error_saying_it_cannot_connect():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     u = "s3://%s/p?endpoint=http://127.0.0.1:%d&path_style=true" % (BUCKET, port)
-    # After its retries (about 4 s); IOFailure today, an OSError as ConnectError is too.
-    with pytest.raises(OSError) as e:
+    # After its retries (about 4 s).
+    with pytest.raises(backupop.ConnectError) as e:
         with backupop.Storage.open(u) as s:
             s.put("k", b"v")
-    assert isinstance(e.value, backupop.BackupopError)
+    assert isinstance(e.value, OSError)
     assert "cannot connect to http://127.0.0.1:%d" % port in str(e.value)

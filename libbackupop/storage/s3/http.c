@@ -285,10 +285,10 @@ int bop__s3_curl_error(s3_storage_t *s3, const s3_request_t *req, CURL *curl, CU
 	*retry = true;
 	curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
 	if (rc == CURLE_COULDNT_CONNECT)
-		return bop__error(BOP_EIO, "%s: cannot connect to %s: %s", what, s3->cfg.endpoint,
+		return bop__error(BOP_ECONNECT, "%s: cannot connect to %s: %s", what, s3->cfg.endpoint,
 			os_errno ? strerror((int)os_errno) : detail);
 	if (rc == CURLE_COULDNT_RESOLVE_HOST)
-		return bop__error(BOP_EIO, "%s: cannot resolve the host of %s: %s", what,
+		return bop__error(BOP_ECONNECT, "%s: cannot resolve the host of %s: %s", what,
 			s3->base_url, detail);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return bop__error(BOP_ETIMEOUT, "%s: no progress from %s for %ld s (%s)", what,
