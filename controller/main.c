@@ -158,8 +158,7 @@ static int start_http(ctl_t *c)
 		h_healthz, c)) ||
 	    (ret = bop_http_server_route(c->http, "GET", "/readyz", BOP_HTTP_ROUTE_PUBLIC,
 		h_readyz, c)) ||
-	    (ret = bop_http_server_serve_metrics(c->http, "/metrics", BOP_HTTP_ROUTE_PUBLIC,
-		c->metrics)) ||
+	    (ret = ctl_metrics_route(c)) ||
 	    (ret = bop_http_server_start(c->http)))
 		return ret;
 	clog_(BOP_LOG_INFO, "serving /metrics, /healthz and /readyz on port %d",
