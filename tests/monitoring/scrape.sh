@@ -220,4 +220,18 @@ k -n "$NS" delete backupschedule other --wait=false >/dev/null
 gone() { ! scrape "$CPORT" | grep -q "schedule=\"other\""; }
 ok "... and has none once it is deleted" wait_for 30 gone
 ok "... while the remaining schedule keeps them" sh -c "curl -s http://127.0.0.1:$CPORT/metrics | grep -q 'backupop_schedule_info{namespace=\"$NS\",schedule=\"app\"'"
+
+# With two replicas on the Lease, only the leader exports the per-schedule gauges.
+stop_ctl "$PID_a"
+start_ctl b --leader-elect --lease-seconds 5 --identity mon-b --runner-url "http://127.0.0.1:$RPORT" ||
+	{ echo "Bail out! controller b did not become ready"; exit 1; }
+leads() { [ "$(metric "$MPORT_b" backupop_controller_leader)" = 1 ]; }
+ok "replica b takes the Lease" wait_for 30 leads
+start_ctl c --leader-elect --lease-seconds 5 --identity mon-c --runner-url "http://127.0.0.1:$RPORT" ||
+	{ echo "Bail out! controller c did not become ready"; exit 1; }
+has_app() { scrape "$1" | grep -q "backupop_schedule_info{namespace=\"$NS\",schedule=\"app\""; }
+ok "the leader exports the schedule's gauges" wait_for 20 has_app "$MPORT_b"
+ok "the replica that stands by exports none" sh -c "
+	curl -sf http://127.0.0.1:$MPORT_c/metrics | grep -q '^backupop_controller_leader 0' &&
+	! curl -sf http://127.0.0.1:$MPORT_c/metrics | grep -q '^backupop_schedule_'"
 done_testing
