@@ -439,6 +439,7 @@ int main(int argc, char **argv)
 	clog_(BOP_LOG_INFO, "stopping");
 	ctl_stop_workers(c);
 	bop_k8s_leader_free(c->leader);         /* releases the lease */
+	bop_http_server_stop(c->http);          /* /readyz and /metrics read the informers */
 	free_informers(c);
 	bop_http_server_free(c->http);
 	bop_k8s_recorder_free(c->recorder);

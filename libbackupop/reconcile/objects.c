@@ -335,7 +335,6 @@ static int build_statefulset(bop_reconcile_t *r, json_object *data)
 	int ret = pod && path ? config_hash(r, data, pod) : BOP_ENOMEM;
 
 	snprintf(mport, sizeof(mport), "%u", r->metrics_port);
-
 	if (!ret)
 		o = obj("apiVersion", str("apps/v1"), "kind", str("StatefulSet"),
 			"metadata", metadata(r),
