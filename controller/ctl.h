@@ -111,6 +111,9 @@ int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
 int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name);
 int ctl_sweep_orphans(ctl_t *c, int w);
 
+/* metrics.c: GET /metrics on c->http, with the per-schedule gauges while leading */
+int ctl_metrics_route(ctl_t *c);
+
 /* runs.c */
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name);
 int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedule,

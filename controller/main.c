@@ -158,8 +158,7 @@ static int start_http(ctl_t *c)
 		h_healthz, c)) ||
 	    (ret = bop_http_server_route(c->http, "GET", "/readyz", BOP_HTTP_ROUTE_PUBLIC,
 		h_readyz, c)) ||
-	    (ret = bop_http_server_serve_metrics(c->http, "/metrics", BOP_HTTP_ROUTE_PUBLIC,
-		c->metrics)) ||
+	    (ret = ctl_metrics_route(c)) ||
 	    (ret = bop_http_server_start(c->http)))
 		return ret;
 	clog_(BOP_LOG_INFO, "serving /metrics, /healthz and /readyz on port %d",
@@ -440,6 +439,7 @@ int main(int argc, char **argv)
 	clog_(BOP_LOG_INFO, "stopping");
 	ctl_stop_workers(c);
 	bop_k8s_leader_free(c->leader);         /* releases the lease */
+	bop_http_server_stop(c->http);          /* /readyz and /metrics read the informers */
 	free_informers(c);
 	bop_http_server_free(c->http);
 	bop_k8s_recorder_free(c->recorder);

@@ -202,6 +202,12 @@ static int setup_metrics(ctl_t *c)
 	    (ret = bop_metrics_gauge(c->metrics, &c->m_leader, "backupop_controller_leader",
 		"1 while this process is the leader.", NULL)))
 		return ret;
+	/* errors are rare: their series exist from the start, at 0 (rate() and alerts) */
+	for (int i = 0; i < 2; i++) {
+		const char *labels[] = { i ? "BackupRun" : "BackupSchedule", "error", NULL };
+
+		bop_metric_add(c->m_errors, labels, 0);
+	}
 	return 0;
 }
 

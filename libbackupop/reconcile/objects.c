@@ -13,6 +13,7 @@
 #include "util/base64.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,8 +161,9 @@ static json_object *container(const bop_reconcile_t *r)
 		c = obj("name", str("runner"), "image", str(r->image),
 			"imagePullPolicy", str("IfNotPresent"),
 			"args", arr(2, str("--config"), str(config)),
-			"ports", arr(1, obj("name", str("api"), "containerPort", num(r->port),
-				"protocol", str("TCP"), NULL)),
+			"ports", arr(2, obj("name", str("api"), "containerPort", num(r->port),
+				"protocol", str("TCP"), NULL), obj("name", str("metrics"),
+				"containerPort", num(r->metrics_port), "protocol", str("TCP"), NULL)),
 			"resources", resources(r),
 			"readinessProbe", probe("/readyz", 2, 10, 3),
 			"livenessProbe", probe("/healthz", 10, 20, 6),
@@ -329,8 +331,10 @@ static int build_statefulset(bop_reconcile_t *r, json_object *data)
 	json_object *pod = pod_spec(r), *o = NULL;
 	char *path = bop__sprintf("/apis/apps/v1/namespaces/%s/statefulsets/%s", r->target_ns,
 		r->object_name);
+	char mport[16];
 	int ret = pod && path ? config_hash(r, data, pod) : BOP_ENOMEM;
 
+	snprintf(mport, sizeof(mport), "%u", r->metrics_port);
 	if (!ret)
 		o = obj("apiVersion", str("apps/v1"), "kind", str("StatefulSet"),
 			"metadata", metadata(r),
@@ -341,7 +345,9 @@ static int build_statefulset(bop_reconcile_t *r, json_object *data)
 				"selector", obj("matchLabels", labels(r, true), NULL),
 				"template", obj("metadata", obj("labels", labels(r, false),
 					"annotations", obj(CONFIG_HASH_ANNOTATION, str(r->config_hash),
-						NULL), NULL),
+						"prometheus.io/scrape", str("true"),
+						"prometheus.io/port", str(mport),
+						"prometheus.io/path", str("/metrics"), NULL), NULL),
 					"spec", json_object_get(pod), NULL), NULL), NULL);
 	if (!ret)
 		ret = o ? finish(r, BOP_RECONCILE_STATEFULSET, o, path) : BOP_ENOMEM;

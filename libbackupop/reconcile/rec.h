@@ -29,6 +29,7 @@ struct bop_reconcile {
 	char **pull_secrets;
 	size_t n_pull_secrets;
 	unsigned int port;
+	unsigned int metrics_port;      /* /metrics without the token: port + 1 */
 	char *token;
 	bop_reconcile_lookup_cb lookup;
 	void *ud;

@@ -156,6 +156,7 @@ static int copy_options(bop_reconcile_t *r, const bop_reconcile_options_t *o)
 	r->lookup = o->lookup;
 	r->ud = o->payload;
 	r->port = o->runner_port ? o->runner_port : 8080;
+	r->metrics_port = r->port < 65535 ? r->port + 1 : r->port - 1;
 	if (!(r->target_ns = bop__strdup(o->runner_namespace)) || !(r->image = bop__strdup(o->runner_image)) ||
 	    (o->api_token && !(r->token = bop__strdup(o->api_token))))
 		return BOP_ENOMEM;

@@ -831,6 +831,21 @@ static int build_api(bop_reconcile_t *r, json_object **out)
 	return 0;
 }
 
+/* The runner's metrics listener: no token, nothing secret (backupop-runner(8)). */
+static int build_metrics(bop_reconcile_t *r, json_object *config)
+{
+	char *listen = bop__sprintf(":%u", r->metrics_port);
+	json_object *m = listen ? json_object_new_object() : NULL;
+	int ret = m ? bop__rec_add(m, "listen", json_object_new_string(listen)) : bop__error_oom();
+
+	free(listen);
+	if (ret) {
+		json_object_put(m);
+		return ret;
+	}
+	return bop__rec_add(config, "metrics", m);
+}
+
 /* Adds a block that a builder made (nothing when it made none). */
 static int add_built(json_object *config, const char *key, int ret, json_object *block)
 {
@@ -879,5 +894,7 @@ int bop__rec_build_config(bop_reconcile_t *r)
 	    (ret = copy_member(c, r->spec, "tags")))
 		return ret;
 	ret = build_api(r, &block);
-	return add_built(c, "api", ret, block);
+	if ((ret = add_built(c, "api", ret, block)))
+		return ret;
+	return build_metrics(r, c);
 }

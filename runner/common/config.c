@@ -143,6 +143,11 @@ static const cfg_field_t api_fields[] = {
 	END,
 };
 
+static const cfg_field_t metrics_fields[] = {
+	{ "listen", CFG_STRING, O(metrics_listen), NULL, 0, NULL, 0 },
+	END,
+};
+
 static const cfg_field_t root_fields[] = {
 	{ "name", CFG_STRING, O(name), NULL, 0, NULL, 0 },
 	{ "namespace", CFG_STRING, O(namespace_), NULL, 0, NULL, 0 },
@@ -163,6 +168,7 @@ static const cfg_field_t root_fields[] = {
 	{ "verification", CFG_MAP, 0, verification_fields, 0, NULL, 0 },
 	{ "tags", CFG_LIST, O(tags), NULL, 0, NULL, 0 },
 	{ "api", CFG_MAP, 0, api_fields, 0, NULL, 0 },
+	{ "metrics", CFG_MAP, 0, metrics_fields, 0, NULL, 0 },
 	END,
 };
 

@@ -77,6 +77,7 @@ typedef struct rcfg {
 	char *api_token;                /* from token or tokenFile */
 	char *api_token_file;
 	char *api_advertise_url;        /* how a database reaches the API (cockroach) */
+	char *metrics_listen;           /* /metrics without the token, or NULL (off) */
 } rcfg_t;
 
 void rcfg_init(rcfg_t *c);

@@ -63,7 +63,8 @@ void rcfg_clear(rcfg_t *c)
 	char **strings[] = { &c->path, &c->name, &c->namespace_, &c->schedule_name,
 		&c->schedule, &c->time_zone, &c->engine_name, &c->storage_url, &c->compression,
 		&c->recipients_file, &c->identity_file, &c->passphrase_file, &c->verify_schedule,
-		&c->verify_engine_name, &c->api_listen, &c->api_token_file, &c->api_advertise_url };
+		&c->verify_engine_name, &c->api_listen, &c->api_token_file, &c->api_advertise_url,
+		&c->metrics_listen };
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
 		free(*strings[i]);
@@ -128,6 +129,7 @@ void rcfg_merge(rcfg_t *base, rcfg_t *over)
 		{ &base->api_listen, &over->api_listen }, { &base->api_token, &over->api_token },
 		{ &base->api_token_file, &over->api_token_file },
 		{ &base->api_advertise_url, &over->api_advertise_url },
+		{ &base->metrics_listen, &over->metrics_listen },
 	};
 	rcfg_strlist_t *lists[][2] = {
 		{ &base->storage_settings, &over->storage_settings },

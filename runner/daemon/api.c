@@ -435,8 +435,43 @@ int api_start(runner_t *rn)
 	return 0;
 }
 
+/* Serves only what carries no secret: a scraper in the cluster needs no token for it,
+ * while the API (and its own /metrics) keeps the token. */
+int metrics_listener_start(runner_t *rn)
+{
+	bop_http_server_options_t opts;
+	bop_http_server_t *server = NULL;
+	int ret;
+
+	if (!rn->cfg.metrics_listen || !*rn->cfg.metrics_listen)
+		return 0;
+	bop_http_server_options_init(&opts, BOP_HTTP_SERVER_OPTIONS_VERSION);
+	opts.listen = rn->cfg.metrics_listen;
+	ret = bop_http_server_new(&server, &opts);
+	if (ret == 0)
+		ret = bop_http_server_serve_metrics(server, "/metrics", BOP_HTTP_ROUTE_PUBLIC,
+			rn->metrics);
+	if (ret == 0)
+		ret = bop_http_server_route(server, "GET", "/healthz", BOP_HTTP_ROUTE_PUBLIC,
+			h_healthz, rn);
+	if (ret == 0)
+		ret = bop_http_server_route(server, "GET", "/readyz", BOP_HTTP_ROUTE_PUBLIC,
+			h_readyz, rn);
+	if (ret == 0)
+		ret = bop_http_server_start(server);
+	if (ret < 0) {
+		bop_http_server_free(server);
+		return ret;
+	}
+	rn->metrics_http = server;
+	rlog(BOP_LOG_INFO, "metrics listening on %s (port %d): /metrics, /healthz, /readyz "
+		"without a token", rn->cfg.metrics_listen, bop_http_server_port(server));
+	return 0;
+}
+
 void api_stop(runner_t *rn)
 {
+	bop_http_server_stop(rn->metrics_http);
 	bop_http_server_stop(rn->api);
 	if (rn->api_token_path) {
 		unlink(rn->api_token_path);

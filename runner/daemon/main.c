@@ -252,16 +252,16 @@ static void on_wakeup(uv_async_t *h)
 	sched_kick(h->data);
 }
 
-static void write_port(runner_t *rn)
+static void write_port(runner_t *rn, void *server, const char *file)
 {
 	char *path = NULL;
 	FILE *fp;
 
-	if (!rn->state_dir || !rn->api || asprintf(&path, "%s/api-port", rn->state_dir) < 0)
+	if (!rn->state_dir || !server || asprintf(&path, "%s/%s", rn->state_dir, file) < 0)
 		return;
 	fp = fopen(path, "we");
 	if (fp) {
-		fprintf(fp, "%d\n", bop_http_server_port(rn->api));
+		fprintf(fp, "%d\n", bop_http_server_port(server));
 		fclose(fp);
 	}
 	free(path);
@@ -287,7 +287,12 @@ static int setup_loop(runner_t *rn)
 		rlog(BOP_LOG_ERROR, "cannot start the API: %s", bop_error_last());
 		return 1;
 	}
-	write_port(rn);
+	if (metrics_listener_start(rn) < 0) {
+		rlog(BOP_LOG_ERROR, "cannot start the metrics listener: %s", bop_error_last());
+		return 1;
+	}
+	write_port(rn, rn->metrics_http, "metrics-port");
+	write_port(rn, rn->api, "api-port");
 	return 0;
 }
 
@@ -307,6 +312,7 @@ static void runner_free(runner_t *rn)
 	}
 	api_stop(rn);           /* also removes a generated token's file */
 	bop_http_server_free(rn->api);
+	bop_http_server_free(rn->metrics_http);
 	bop_metrics_free(rn->metrics);
 	for (int i = 0; i < 2; i++)
 		bop_schedule_free(rn->slots[i].schedule);

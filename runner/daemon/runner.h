@@ -75,6 +75,7 @@ typedef struct runner {
 	bool ready;
 	char lock_owner[512];           /* "backupop-runner:<name>:<host>:<pid>" */
 	void *api;                      /* the HTTP server, when built with one */
+	void *metrics_http;             /* the metrics listener (metrics.listen), or NULL */
 	char *api_token_path;           /* the token generated without api.token, or NULL */
 	crdb_endpoint_t *crdb;          /* the cockroach endpoint of the running run, under mu */
 
@@ -152,6 +153,8 @@ int metrics_init(runner_t *rn);
 void metrics_run_done(runner_t *rn, const run_t *r);
 int api_start(runner_t *rn);
 void api_stop(runner_t *rn);
+/* The listener of metrics.listen: /metrics, /healthz and /readyz without the token. */
+int metrics_listener_start(runner_t *rn);
 
 /* Logging through the library's logger (redacted). */
 void rlog(bop_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -395,6 +395,18 @@ static void test_valid(void)
 	is_int(at_int(sts, "spec.template.spec.containers.0.ports.0.containerPort"), 8080,
 		"container port 8080");
 	is_str(at_str(sts, "spec.template.spec.containers.0.ports.0.name"), "api", "port named api");
+	is_str(at_str(sts, "spec.template.spec.containers.0.ports.1.name"), "metrics",
+		"port named metrics");
+	is_int(at_int(sts, "spec.template.spec.containers.0.ports.1.containerPort"), 8081,
+		"metrics port: the API port plus one");
+	{
+		json_object *v = NULL;
+
+		json_object_object_get_ex(at(sts, "spec.template.metadata.annotations"),
+			"prometheus.io/port", &v);
+		is_str(v ? json_object_get_string(v) : NULL, "8081",
+			"pod annotation prometheus.io/port names the metrics port");
+	}
 	is_str(at_str(sts, "spec.template.spec.containers.0.readinessProbe.httpGet.path"), "/readyz",
 		"readiness probe /readyz");
 	is_str(at_str(sts, "spec.template.spec.containers.0.livenessProbe.httpGet.path"), "/healthz",
@@ -449,6 +461,7 @@ static void test_valid(void)
 	ok(cfg != NULL, "data.config.json is base64 of JSON");
 	is_str(at_str(cfg, "namespace"), "shop", "config: namespace");
 	is_str(at_str(cfg, "scheduleName"), "orders-db", "config: scheduleName");
+	is_str(at_str(cfg, "metrics.listen"), ":8081", "config: the metrics listener on its port");
 	is_str(at_str(cfg, "name"), "shop/orders-db", "config: catalog name from the path template");
 	is_str(at_str(cfg, "schedule"), "0 */6 * * *", "config: schedule");
 	is_str(at_str(cfg, "timeZone"), "Europe/Berlin", "config: timeZone");
@@ -811,6 +824,7 @@ static void test_variants(void)
 	}
 	is_str(at_str(cfg, "storage.caFile"), "ca.crt", "config: caFile next to the config");
 	is_str(at_str(cfg, "api.listen"), ":9090", "config: another runner port");
+	is_str(at_str(cfg, "metrics.listen"), ":9091", "config: metrics beside another port");
 	is_int(at_int(svc, "spec.ports.0.port"), 9090, "Service: another port");
 	is_str(at_str(cfg, "api.advertiseURL"), "http://runner-shop-orders-db.backupop-system.svc:9090",
 		"advertiseURL with the port");

@@ -139,7 +139,8 @@ static void test_full(void)
 		"                        restore: {clean: true}}}\n"
 		"    expectRows: 10\n"
 		"tags: [nightly]\n"
-		"api: {listen: '127.0.0.1:0', tokenFile: token}\n");
+		"api: {listen: '127.0.0.1:0', tokenFile: token}\n"
+		"metrics: {listen: ':8081'}\n");
 	ok(!error, "a full document loads%s%s", error ? ": " : "", error ? error : "");
 	is_str(c.name, "shop/orders-db", "name defaults to namespace/scheduleName");
 	is_str(c.schedule, "*/2 * * * * *", "schedule");
@@ -175,6 +176,7 @@ static void test_full(void)
 	is_int(c.verify_expect_rows, 10, "verification.restore.expectRows");
 	is_str(c.api_token, "0123456789abcdef0123", "api.tokenFile read");
 	is_str(c.api_listen, "127.0.0.1:0", "api.listen");
+	is_str(c.metrics_listen, ":8081", "metrics.listen");
 	rcfg_clear(&c);
 	free(error);
 	free(token);
