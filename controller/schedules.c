@@ -245,7 +245,13 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	bool dirty = false;
 
 	cond.type = "Ready";
-	if (bop_reconcile_valid(r)) {
+	if (bop_reconcile_valid(r) && !js(sched, "spec.schedule")) {
+		/* a schedule without a cron only parents BackupRuns (backupop-controller(8)) */
+		cond.status = "True";
+		cond.reason = "OnDemandOnly";
+		cond.message = "the runner's Secret, StatefulSet and Service are up to date; no "
+			"spec.schedule, so backups run only when a BackupRun asks";
+	} else if (bop_reconcile_valid(r)) {
 		cond.status = "True";
 		cond.reason = "RunnerApplied";
 		cond.message = "the runner's Secret, StatefulSet and Service are up to date";
@@ -268,6 +274,8 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	    bop_schedule_next(s, next_out, ctl_now()) == 0) {
 		ctl_format_time(*next_out, t);
 		put_string(status, "nextScheduleTime", t);
+	} else {
+		put_string(status, "nextScheduleTime", NULL);     /* null: the merge patch drops it */
 	}
 	bop_schedule_free(s);
 	/* what only the runner knows; kept as it was unless the runner tells us more */
