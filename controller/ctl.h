@@ -111,6 +111,13 @@ int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
 int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name);
 int ctl_sweep_orphans(ctl_t *c, int w);
 
+/* identity.c: spec.encryption.generateIdentity. Makes the Secret when it does not exist
+ * (never touches one that does); *secret is its JSON when this call made or fetched it
+ * (the informer may not have it yet), else NULL; free it with bop_free(). */
+int ctl_identity_ensure(ctl_t *c, int w, json_object *sched, char **secret);
+/* The recipient of the identity in a generated identity Secret (JSON), or NULL. */
+char *ctl_identity_recipient(const char *secret);
+
 /* runs.c */
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name);
 int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedule,

@@ -15,6 +15,8 @@ static const char *const kind_res[BOP_RECONCILE_KINDS] = { "secrets", "statefuls
 typedef struct lookup_ctx {
 	ctl_t *c;
 	int w;
+	const char *fresh_key;          /* "ns/name" of a Secret read or made just now, */
+	const char *fresh;              /* which the informer may not have yet */
 } lookup_ctx_t;
 
 static int lookup_secret(ctl_t *c, int w, const char *ns, const char *name, char **object)
@@ -70,6 +72,13 @@ static int lookup(char **object, const char *kind, const char *ns, const char *n
 {
 	lookup_ctx_t *l = ud;
 
+	if (!strcmp(kind, "Secret") && l->fresh && ns) {
+		char key[512];
+
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		if (!strcmp(key, l->fresh_key))
+			return (*object = bop_strdup(l->fresh)) ? 0 : BOP_ENOMEM;
+	}
 	if (!strcmp(kind, "Secret"))
 		return lookup_secret(l->c, l->w, ns, name, object);
 	if (!strcmp(kind, "Namespace"))
@@ -233,7 +242,7 @@ static json_object *runner_runs(ctl_t *c, const char *ns, const char *name, cons
 }
 
 static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
-	bop_reconcile_t *r, int64_t *next_out, json_object *runs)
+	bop_reconcile_t *r, int64_t *next_out, json_object *runs, const char *recipient)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
 	json_object *old = jget(sched, "status");
@@ -268,6 +277,8 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	json_object_object_add(status, "observedGeneration",
 		json_object_new_int64(jint(sched, "metadata.generation", 0)));
 	put_string(status, "runnerName", bop_reconcile_object_name(r));
+	/* generateIdentity's recipient (public); null drops it */
+	put_string(status, "recipient", recipient);
 	*next_out = 0;
 	if (js(sched, "spec.schedule") &&
 	    bop_schedule_parse(&s, js(sched, "spec.schedule"), js(sched, "spec.timeZone")) == 0 &&
@@ -344,8 +355,9 @@ static void collect_refs(bop_reconcile_t *r, const char **refs, char bufs[][600]
 int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 {
 	char key[512], path[600], *text = NULL, *storage = NULL, *token = NULL, *obj_name = NULL;
+	char *fresh = NULL, *recipient = NULL, fresh_key[512];
 	bop_reconcile_options_t opts = BOP_RECONCILE_OPTIONS_INIT;
-	lookup_ctx_t lc = { c, w };
+	lookup_ctx_t lc = { c, w, NULL, NULL };
 	bop_reconcile_t *r = NULL;
 	json_object *sched = NULL, *runs = NULL;
 	int64_t next = 0, old_next;
@@ -404,11 +416,33 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	opts.n_pull_secrets = c->args.n_pull_secrets;
 	opts.runner_port = c->args.runner_port;
 	opts.api_token = token;
+	ret = ctl_identity_ensure(c, w, sched, &fresh);
+	if (ret) {
+		clog_(BOP_LOG_WARN, "schedule %s: cannot read or create the generateIdentity Secret: %s",
+			key, bop_error_last());
+		goto out;
+	}
+	if (fresh) {
+		snprintf(fresh_key, sizeof(fresh_key), "%s/%s", ns,
+			js(sched, "spec.encryption.generateIdentity.secretName"));
+		lc.fresh_key = fresh_key;
+		lc.fresh = fresh;
+	}
 	opts.lookup = lookup;
 	opts.payload = &lc;
 	ret = bop_reconcile_new(&r, &opts, text, storage);
 	if (ret)
 		goto out;
+	if (bop_reconcile_valid(r) && js(sched, "spec.encryption.generateIdentity.secretName")) {
+		char *secret = NULL;
+
+		if (lookup(&secret, "Secret", ns, js(sched, "spec.encryption.generateIdentity.secretName"),
+		    &lc) == 0)
+			recipient = ctl_identity_recipient(secret);
+		if (secret)
+			memset(secret, 0, strlen(secret));
+		bop_free(secret);
+	}
 	{
 		const char *refs[40];
 		char bufs[40][600];
@@ -440,7 +474,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	else
 		json_object_object_del(c->active, key);
 	pthread_mutex_unlock(&c->lock);
-	ret = write_status(c, w, sched, text, r, &next, runs);
+	ret = write_status(c, w, sched, text, r, &next, runs, recipient);
 	if (ret)
 		goto out;
 	if (runs) {
@@ -458,6 +492,11 @@ out:
 		memset(token, 0, strlen(token));
 		bop_free(token);
 	}
+	if (fresh) {
+		memset(fresh, 0, strlen(fresh));
+		bop_free(fresh);
+	}
+	bop_free(recipient);
 	bop_reconcile_free(r);
 	json_object_put(runs);
 	json_object_put(sched);

@@ -40,6 +40,14 @@ BOP_EXTERN(int) bop_reconcile_name(char **out, const char *prefix, const char *n
 BOP_EXTERN(int) bop_reconcile_runner_token(char **out, const unsigned char *key, size_t key_len,
 	const char *schedule_uid);
 
+/* spec.encryption.generateIdentity {secretName}: the keys of that Secret (in the
+ * schedule's namespace), which a controller creates when it is missing and never writes
+ * again. The identity is the text bop_age_keygen() makes (an age-keygen file); the
+ * recipient, its public half, is there for people (the reconcile derives its own from the
+ * identity). */
+#define BOP_RECONCILE_GENERATED_IDENTITY_KEY "identity"
+#define BOP_RECONCILE_GENERATED_RECIPIENT_KEY "recipient"
+
 /* Looks up a cluster object for the reconcile: `kind` is "Secret" or "Namespace" (`ns`
  * NULL for a Namespace). Set *object to the object's JSON text in memory the reconcile
  * can free with bop_free(): from bop_strdup() or bop_malloc(), or as another bop_
@@ -85,7 +93,8 @@ BOP_EXTERN(int) bop_reconcile_valid(const bop_reconcile_t *r);
 
 /* Why not (CamelCase, for a condition's reason and an Event): "InvalidSpec",
  * "UnknownEngine", "InvalidSchedule", "InvalidTimeZone", "StorageNotFound",
- * "StorageNotAllowed", "SecretNotFound", "SecretKeyNotFound"; and a message for humans
+ * "StorageNotAllowed", "SecretNotFound", "SecretKeyNotFound", "IdentitySecretInvalid"
+ * (the generateIdentity Secret exists without a usable identity); and a message for humans
  * that names the field or object (never a secret's value). NULL when valid. */
 BOP_EXTERN(const char *) bop_reconcile_reason(const bop_reconcile_t *r);
 BOP_EXTERN(const char *) bop_reconcile_message(const bop_reconcile_t *r);

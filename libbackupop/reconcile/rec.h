@@ -139,6 +139,9 @@ typedef struct bop__rec_field {
 int bop__rec_check_fields(bop_reconcile_t *r, json_object *obj, const char *path,
 	const bop__rec_field_t *fields);
 
+/* A DNS subdomain name (RFC 1123: lower case, digits, '-', '.'), at most 253. */
+bool bop__rec_name_valid(const char *s);
+
 /* Checks the schedule's spec and builds the runner config without the storage. */
 int bop__rec_check_spec(bop_reconcile_t *r);
 int bop__rec_build_config(bop_reconcile_t *r);

@@ -257,7 +257,7 @@ static int reconcile(bop_reconcile_t **r, const char *schedule, const char *stor
 }
 
 static char recipient[128];
-static char identity[128];
+static char identity[256];
 
 static void reset_cluster(void)
 {
@@ -860,6 +860,145 @@ static void test_variants(void)
 /* The cockroach engine: its password from a Secret, and the runner's advertiseURL, which
  * the engine needs to send CockroachDB to the runner, in the config the runner loads.
  * (Merging an engine's pod patch is tested in test-merge.c: no built-in engine has one.) */
+/* The config of a reconcile of the base schedule patched with `patch`; NULL when invalid
+ * (*reason then says why). */
+static json_object *config_with(const char *patch, bop_reconcile_t **out)
+{
+	char *s = patched(schedule_base, patch), *config;
+	json_object *cfg = NULL;
+
+	if (reconcile(out, s, storage_base) < 0)
+		diag("%s", bop_error_last());
+	config = bop_reconcile_valid(*out) ? config_of(*out) : NULL;
+	if (config)
+		cfg = json_tokener_parse(config);
+	free(config);
+	free(s);
+	return cfg;
+}
+
+static bool has_recipient(json_object *cfg, const char *rcp)
+{
+	json_object *list = at(cfg, "encryption.recipients");
+
+	for (size_t i = 0; list && i < json_object_array_length(list); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(list, i)), rcp))
+			return true;
+	return false;
+}
+
+static bool secret_has_file(bop_reconcile_t *r, const char *key, const char *content)
+{
+	json_object *sec = object(r, BOP_RECONCILE_SECRET), *v = NULL;
+	char *text = NULL;
+	bool found = false;
+
+	if (json_object_object_get_ex(at(sec, "data"), key, &v))
+		text = unb64(json_object_get_string(v));
+	found = text && !strcmp(text, content);
+	free(text);
+	json_object_put(sec);
+	return found;
+}
+
+static void test_identity(void)
+{
+	bop_reconcile_t *r = NULL;
+	json_object *cfg;
+	char *id2 = NULL, *rcp2 = NULL, *msg, *s;
+
+	put_secret("shop", "restore-key", "identity", identity, NULL, NULL);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"identitySecretRef\":{\"name\":"
+		"\"restore-key\",\"key\":\"identity\"}}}}", &r);
+	ok(cfg != NULL, "identitySecretRef: valid (%s)", bop_reconcile_message(r) ?
+		bop_reconcile_message(r) : "valid");
+	ok(has_recipient(cfg, recipient), "identitySecretRef: the recipients stay in the config");
+	is_str(at_str(cfg, "encryption.identityFile"), "age-identity.txt",
+		"identitySecretRef: the runner gets an identity file");
+	ok(secret_has_file(r, "age-identity.txt", identity),
+		"identitySecretRef: the identity is a key of the runner's Secret");
+	json_object_put(cfg);
+	bop_reconcile_free(r);
+
+	/* generateIdentity: what the controller made is read, never made here */
+	if (bop_age_keygen(&id2, &rcp2) < 0)
+		abort();
+	cfg = config_with("{\"spec\":{\"encryption\":{\"recipientsSecretRef\":null,"
+		"\"generateIdentity\":{\"secretName\":\"made-key\"}}}}", &r);
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "SecretNotFound") &&
+		strstr(bop_reconcile_message(r), "shop/made-key"),
+		"generateIdentity before its Secret exists: SecretNotFound naming it (%s)",
+		bop_reconcile_message(r));
+	is_str(bop_reconcile_secret_ref(r, 1), "shop/made-key",
+		"generateIdentity: its Secret is a secret ref (its creation reconciles again)");
+	bop_reconcile_free(r);
+
+	put_secret("shop", "made-key", BOP_RECONCILE_GENERATED_IDENTITY_KEY, id2,
+		BOP_RECONCILE_GENERATED_RECIPIENT_KEY, rcp2);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"recipientsSecretRef\":null,"
+		"\"generateIdentity\":{\"secretName\":\"made-key\"}}}}", &r);
+	ok(cfg != NULL, "generateIdentity alone: valid (%s)", bop_reconcile_message(r) ?
+		bop_reconcile_message(r) : "valid");
+	ok(has_recipient(cfg, rcp2) && json_object_array_length(at(cfg, "encryption.recipients")) == 1,
+		"generateIdentity: its recipient is the one recipient");
+	is_str(at_str(cfg, "encryption.identityFile"), "age-identity.txt",
+		"generateIdentity: the runner gets the identity file");
+	ok(secret_has_file(r, "age-identity.txt", id2),
+		"generateIdentity: the identity reaches the runner through its Secret");
+	json_object_put(cfg);
+	bop_reconcile_free(r);
+	s = patched(schedule_base, "{\"spec\":{\"encryption\":{\"recipientsSecretRef\":null,"
+		"\"generateIdentity\":{\"secretName\":\"made-key\"}}}}");
+	test_runner_loads(s, storage_base, "generateIdentity");
+	free(s);
+
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"}}}}", &r);
+	ok(has_recipient(cfg, rcp2) && has_recipient(cfg, recipient),
+		"generateIdentity beside recipientsSecretRef: both recipients");
+	json_object_put(cfg);
+	bop_reconcile_free(r);
+
+	put_secret("shop", "made-key", "something", "else", NULL, NULL);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"}}}}", &r);
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "IdentitySecretInvalid"),
+		"a Secret of that name without the identity: IdentitySecretInvalid (%s)",
+		bop_reconcile_message(r));
+	bop_reconcile_free(r);
+
+	put_secret("shop", "made-key", "identity", "AGE-SECRET-KEY-1NOTAKEYATALLSECRETISH", NULL, NULL);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"}}}}", &r);
+	msg = bop_reconcile_message(r) ? strdup(bop_reconcile_message(r)) : NULL;
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "IdentitySecretInvalid"),
+		"a malformed identity: IdentitySecretInvalid (%s)", msg ? msg : "-");
+	ok(msg && !strstr(msg, "NOTAKEY"), "... whose message does not quote it");
+	free(msg);
+	bop_reconcile_free(r);
+
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"},\"identitySecretRef\":{\"name\":\"restore-key\",\"key\":\"identity\"}}}}",
+		&r);
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "InvalidSpec") &&
+		strstr(bop_reconcile_message(r), "not both"),
+		"generateIdentity and identitySecretRef together: InvalidSpec (%s)",
+		bop_reconcile_message(r));
+	bop_reconcile_free(r);
+
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"Not_A_Name\"}}}}", &r);
+	ok(!cfg && bop_reconcile_message(r) &&
+		strstr(bop_reconcile_message(r), "generateIdentity.secretName"),
+		"a secretName that is no Secret name: InvalidSpec naming the field (%s)",
+		bop_reconcile_message(r));
+	bop_reconcile_free(r);
+	drop("Secret", "shop", "made-key");
+	drop("Secret", "shop", "restore-key");
+	bop_free(id2);
+	bop_free(rcp2);
+}
+
 static void test_cockroach(void)
 {
 	bop_reconcile_t *r = NULL;
@@ -1208,6 +1347,7 @@ int main(void)
 	test_invalid();
 	test_refs_when_invalid();
 	test_variants();
+	test_identity();
 	test_cockroach();
 	test_names();
 	test_long_labels();
