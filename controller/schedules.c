@@ -83,6 +83,14 @@ static int lookup(char **object, const char *kind, const char *ns, const char *n
 		return lookup_secret(l->c, l->w, ns, name, object);
 	if (!strcmp(kind, "Namespace"))
 		return bop_k8s_informer_get(l->c->namespaces, object, name);
+	if (!strcmp(kind, "ClusterBackupTemplate"))
+		return bop_k8s_informer_get(l->c->ctemplates, object, name);
+	if (!strcmp(kind, "BackupTemplate") && ns) {
+		char key[512];
+
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		return bop_k8s_informer_get(l->c->templates, object, key);
+	}
 	return BOP_ENOTFOUND;
 }
 
@@ -334,11 +342,23 @@ out:
 
 /* ---- the reconcile ---- */
 
-static void collect_refs(bop_reconcile_t *r, const char **refs, char bufs[][600], size_t max)
+static void collect_refs(bop_reconcile_t *r, json_object *sched, const char **refs,
+	char bufs[][600], size_t max)
 {
+	const char *tkind = js(sched, "spec.templateRef.kind"), *tname = js(sched, "spec.templateRef.name");
 	size_t n = 0;
 	const char *ref;
 
+	if (tname) {
+		/* the template's events bring the schedule back (main.c) */
+		if (tkind && !strcmp(tkind, "BackupTemplate"))
+			snprintf(bufs[n], 600, "template:BackupTemplate:%s/%s",
+				js(sched, "metadata.namespace"), tname);
+		else
+			snprintf(bufs[n], 600, "template:ClusterBackupTemplate:%s", tname);
+		refs[n] = bufs[n];
+		n++;
+	}
 	for (size_t i = 0; n + 2 < max && (ref = bop_reconcile_secret_ref(r, i)); i++) {
 		snprintf(bufs[n], 600, "secret:%s", ref);
 		refs[n] = bufs[n];
@@ -447,7 +467,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		const char *refs[40];
 		char bufs[40][600];
 
-		collect_refs(r, refs, bufs, 40);
+		collect_refs(r, sched, refs, bufs, 40);
 		pthread_mutex_lock(&c->lock);
 		ctl_index_set(c->refs, key, refs);
 		pthread_mutex_unlock(&c->lock);

@@ -100,6 +100,7 @@ static bool type_ok(json_object *v, const field_t *f)
 		}
 		return true;
 	case BOP__F_ARRAY: return json_object_is_type(v, json_type_array);
+	case BOP__F_ANY: return true;
 	}
 	return false;
 }
@@ -115,6 +116,7 @@ static const char *type_words(const field_t *f, char *buf, size_t len)
 	case F_OBJECT: return "expected an object";
 	case F_LIST: return "expected a list of non-empty strings";
 	case BOP__F_ARRAY: return "expected a list";
+	case BOP__F_ANY: return "invalid";
 	}
 	return "invalid";
 }
@@ -775,7 +777,8 @@ int bop__rec_check_spec(bop_reconcile_t *r)
 	const char *path;
 	int ret;
 
-	if ((ret = check_structure(r)) || (ret = check_schedules(r)))
+	if ((ret = bop__rec_apply_template(r)) || (ret = check_structure(r)) ||
+	    (ret = check_schedules(r)))
 		return ret;
 	path = bop__rec_str(bop__rec_get(r->spec, "storage"), "path");
 	return bop__rec_render_path(r, path && *path ? path : DEFAULT_PATH, &r->catalog);

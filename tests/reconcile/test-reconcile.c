@@ -53,13 +53,13 @@ static const char *storage_base =
 /* ---- the cluster: a table of objects ---- */
 
 typedef struct entry {
-	char kind[16];
+	char kind[32];
 	char ns[64];
 	char name[64];
 	char *json;
 } entry_t;
 
-static entry_t cluster[32];
+static entry_t cluster[64];
 static size_t n_cluster;
 static int lookups_failing;
 
@@ -999,6 +999,148 @@ static void test_identity(void)
 	bop_free(rcp2);
 }
 
+/* ---- templates ---- */
+
+#define PG_TEMPLATE \
+	"{\"apiVersion\":\"backupop.io/v1alpha1\",\"kind\":\"ClusterBackupTemplate\"," \
+	"\"metadata\":{\"name\":\"pg\"},\"spec\":{\"variables\":[" \
+	"{\"name\":\"host\",\"required\":true},{\"name\":\"port\",\"type\":\"int\",\"default\":5432}," \
+	"{\"name\":\"user\",\"default\":\"postgres\"},{\"name\":\"extra\"}," \
+	"{\"name\":\"clean\",\"type\":\"bool\",\"default\":false}," \
+	"{\"name\":\"password\",\"secret\":true,\"required\":true}]," \
+	"\"exec\":{\"backupCommand\":[\"pg_dumpall\",\"--host={{ .host }}\",\"--port={{.port}}\"," \
+	"\"--username={{ .user }}\",\"{{ .extra }}\"],\"restoreCommand\":[\"psql\",\"-h\"," \
+	"\"{{ .host }}\",\"--set=clean={{ .clean }}\"],\"env\":{\"PGPASSWORD\":\"{{ .password }}\"," \
+	"\"PGAPPNAME\":\"{{ .extra }}\"},\"timeoutSeconds\":600}}}"
+
+static char *json_text(json_object *o)
+{
+	return o ? strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) : NULL;
+}
+
+/* A template of one command (JSON array text) beside the pg variables. */
+static void put_template(const char *kind, const char *ns, const char *name, const char *cmd)
+{
+	char *json = NULL;
+
+	if (asprintf(&json, "{\"kind\":\"%s\",\"metadata\":{\"name\":\"%s\"},\"spec\":{"
+		    "\"variables\":[{\"name\":\"host\"},{\"name\":\"password\",\"secret\":true}],"
+		    "\"exec\":{\"backupCommand\":%s}}}", kind, name, cmd) < 0)
+		abort();
+	put(kind, ns, name, json);
+}
+
+/* Reconciles the base schedule (engine replaced by `spec`, a JSON object's members) and
+ * checks the reason (NULL: valid); returns the config when valid. */
+static json_object *templated(const char *spec, const char *reason, const char *in_message,
+	const char *what)
+{
+	char *patch = NULL, *config = NULL;
+	bop_reconcile_t *r = NULL;
+	json_object *cfg = NULL;
+	const char *got;
+
+	if (asprintf(&patch, "{\"spec\":{\"engine\":null,%s}}", spec) < 0)
+		abort();
+	cfg = config_with(patch, &r);
+	got = bop_reconcile_reason(r);
+	if (!reason)
+		ok(cfg != NULL, "%s: valid (%s)", what, got ? bop_reconcile_message(r) : "valid");
+	else
+		ok(got && !strcmp(got, reason) && strstr(bop_reconcile_message(r), in_message),
+			"%s: %s naming %s (%s: %s)", what, reason, in_message, got ? got : "valid",
+			got ? bop_reconcile_message(r) : "-");
+	if (got)
+		ok(!strstr(bop_reconcile_message(r), "pw-tmpl-77") &&
+			!strstr(bop_reconcile_message(r), "not-a-number-51"),
+			"%s: the message quotes no value", what);
+	free(config);
+	free(patch);
+	bop_reconcile_free(r);
+	return cfg;
+}
+
+static void test_templates(void)
+{
+	json_object *cfg;
+	char *s;
+
+	put("ClusterBackupTemplate", NULL, "pg", strdup(PG_TEMPLATE));
+	put_secret("shop", "pg-vars", "password", "pw-tmpl-77", "host", "from-secret");
+	cfg = templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db; rm -rf / $(id)\","
+		"\"port\":\"6432\"},\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		NULL, NULL, "a ClusterBackupTemplate with vars and a vars Secret");
+	s = cfg ? json_text(at(cfg, "engine.exec.backupCommand")) : NULL;
+	is_str(s, "[\"pg_dumpall\",\"--host=db; rm -rf \\/ $(id)\",\"--port=6432\","
+		"\"--username=postgres\"]", "each element rendered on its own: the value stays one "
+		"argument, defaults fill in, an unset lone reference is left out");
+	free(s);
+	s = cfg ? json_text(at(cfg, "engine.exec.restoreCommand")) : NULL;
+	is_str(s, "[\"psql\",\"-h\",\"db; rm -rf \\/ $(id)\",\"--set=clean=false\"]",
+		"the restore command, with a bool default");
+	free(s);
+	is_str(at_str(cfg, "engine.exec.env.PGPASSWORD"), "pw-tmpl-77",
+		"the secret variable reaches the runner config through env");
+	ok(cfg && !at(cfg, "engine.exec.env.PGAPPNAME"), "an env value of an unset variable is left out");
+	ok(cfg && at_int(cfg, "engine.exec.timeoutSeconds") == 600, "timeoutSeconds comes along");
+	ok(cfg && !at(cfg, "engine.exec.shell"), "no shell");
+	json_object_put(cfg);
+	s = patched(schedule_base, "{\"spec\":{\"engine\":null,\"templateRef\":{\"name\":\"pg\"},"
+		"\"vars\":{\"host\":\"db\"},\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}}}");
+	test_runner_loads(s, storage_base, "a templated schedule");
+	free(s);
+
+	templated("\"templateRef\":{\"name\":\"pg\"},\"varsSecretRef\":{\"name\":\"pg-vars\","
+		"\"keys\":[\"password\"]}", "TemplateVariableMissing", "variable host", "no host");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\"}",
+		"TemplateVariableMissing", "variable password", "no password");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"port\":\"not-a-number-51\"},"
+		"\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		"TemplateVariableInvalid", "port", "a port that is no int");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"clean\":\"yes\"},"
+		"\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		"TemplateVariableInvalid", "clean", "a bool that is no bool");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"hots\":\"x\"},"
+		"\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		"TemplateVariableInvalid", "spec.vars.hots", "a misspelt variable");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"password\":\"pw-tmpl-77\"}",
+		"TemplateVariableInvalid", "varsSecretRef", "a secret variable given in plain vars");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"varsSecretRef\":{\"name\":\"pg-vars\"}",
+		"TemplateVariableInvalid", "variable host", "a variable from the Secret used in an argument");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\"},\"varsSecretRef\":"
+		"{\"name\":\"pg-vars\",\"keys\":[\"nope\"]}", "TemplateVariableInvalid", "nope",
+		"a Secret key the template does not declare");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\"},\"varsSecretRef\":"
+		"{\"name\":\"no-such\",\"keys\":[\"password\"]}", "SecretNotFound", "no-such",
+		"a vars Secret that does not exist");
+	templated("\"templateRef\":{\"name\":\"nope\"}", "TemplateNotFound", "ClusterBackupTemplate nope",
+		"a template that does not exist");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"engine\":{\"exec\":{\"backupCommand\":[\"x\"]}}",
+		"InvalidSpec", "templateRef", "engine and templateRef");
+	templated("\"vars\":{\"host\":\"db\"}", "InvalidSpec", "templateRef", "vars without a template");
+
+	put_template("ClusterBackupTemplate", NULL, "leaky", "[\"dump\",\"--password={{ .password }}\"]");
+	put_secret("shop", "leaky-vars", "password", "pw-tmpl-77", NULL, NULL);
+	templated("\"templateRef\":{\"name\":\"leaky\"},\"varsSecretRef\":{\"name\":\"leaky-vars\"}",
+		"TemplateVariableInvalid", "process list", "a template putting a secret into argv");
+	put_template("ClusterBackupTemplate", NULL, "shelly", "[\"sh\",\"-c\",\"dump {{ .host }}\"]");
+	templated("\"templateRef\":{\"name\":\"shelly\"},\"vars\":{\"host\":\"db\"}",
+		"TemplateInvalid", "shell", "a shell script with a reference");
+	put_template("ClusterBackupTemplate", NULL, "typo", "[\"dump\",\"{{ .hots }}\"]");
+	templated("\"templateRef\":{\"name\":\"typo\"}", "TemplateInvalid", "unknown variable hots",
+		"a template referring to an undeclared variable");
+	put_template("ClusterBackupTemplate", NULL, "broken", "[\"dump\",\"{{ host\"]");
+	templated("\"templateRef\":{\"name\":\"broken\"}", "TemplateInvalid", "ClusterBackupTemplate broken",
+		"a malformed reference");
+	put_template("BackupTemplate", "shop", "local", "[\"dump\",\"--host={{ .host }}\"]");
+	cfg = templated("\"templateRef\":{\"kind\":\"BackupTemplate\",\"name\":\"local\"},"
+		"\"vars\":{\"host\":\"db\"}", NULL, NULL, "a namespaced BackupTemplate");
+	json_object_put(cfg);
+	templated("\"templateRef\":{\"kind\":\"BackupTemplate\",\"name\":\"pg\"},\"vars\":{\"host\":\"db\"}",
+		"TemplateNotFound", "BackupTemplate shop/pg", "a BackupTemplate is looked up in the "
+		"schedule's namespace only");
+}
+
 static void test_cockroach(void)
 {
 	bop_reconcile_t *r = NULL;
@@ -1348,6 +1490,7 @@ int main(void)
 	test_refs_when_invalid();
 	test_variants();
 	test_identity();
+	test_templates();
 	test_cockroach();
 	test_names();
 	test_long_labels();
