@@ -3,8 +3,8 @@
  * BackupStorage (backupop.io/v1alpha1, JSON text as the API server returns them) to the
  * objects that run it — the runner's config Secret, StatefulSet and Service — or to the
  * reason it cannot run; names, tokens and status conditions. These functions do no I/O:
- * what they need from the cluster (Secrets, Namespaces, templates) comes through a callback, so a
- * controller can answer from its informer caches and tests from tables.
+ * what they need from the cluster (Secrets, Namespaces, templates) comes through a
+ * callback, so a controller can answer from its informer caches and tests from tables.
  *
  * Every object made for schedule <ns>/<name> lives in the controller's namespace, is named
  * bop_reconcile_name("runner", ns, name), carries the labels
