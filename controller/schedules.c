@@ -382,7 +382,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	json_object *sched = NULL, *runs = NULL;
 	int64_t next = 0, old_next;
 	bool poll, active;
-	int ret;
+	int ret, ensure_ret = 0;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupschedules/%s", ns, name);
@@ -436,12 +436,12 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	opts.n_pull_secrets = c->args.n_pull_secrets;
 	opts.runner_port = c->args.runner_port;
 	opts.api_token = token;
-	ret = ctl_identity_ensure(c, w, sched, &fresh);
-	if (ret) {
+	/* on failure the reconcile goes on (its condition says the Secret is missing) and the
+	 * error, returned at the end, has the key retried with backoff */
+	ensure_ret = ctl_identity_ensure(c, w, sched, &fresh);
+	if (ensure_ret)
 		clog_(BOP_LOG_WARN, "schedule %s: cannot read or create the generateIdentity Secret: %s",
 			key, bop_error_last());
-		goto out;
-	}
 	if (fresh) {
 		snprintf(fresh_key, sizeof(fresh_key), "%s/%s", ns,
 			js(sched, "spec.encryption.generateIdentity.secretName"));
@@ -508,6 +508,8 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		ctl_enqueue(c, 's', key, (unsigned int)((next - ctl_now() + 5) * 1000 > 86400000 ?
 			86400000 : (next - ctl_now() + 5) * 1000));
 out:
+	if (ret == 0 && ensure_ret)
+		ret = bop_error_set(ensure_ret, "cannot read or create the generateIdentity Secret");
 	if (token) {
 		memset(token, 0, strlen(token));
 		bop_free(token);
