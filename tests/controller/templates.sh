@@ -6,7 +6,8 @@
 # the StatefulSet. The test plays the kubelet: a BackupRun backup of a real PostgreSQL and a
 # restore after the database was dropped bring every row back. A missing variable or
 # template is a condition naming it, fixed without touching the schedule; a template's
-# change reaches the runner; the shipped mongodb and redis templates render.
+# change reaches the runner; the shipped mongodb and redis templates render, and (when Redis
+# is installed) the redis one takes a snapshot that a fresh server loads.
 . "$BOP_SOURCE_ROOT/tests/controller/lib.sh"
 
 [ -x "$RUNNER" ] || skip_all "backupop-runner was not built"
@@ -19,7 +20,8 @@ st=$?
 [ $st -eq 3 ] && skip_all "PostgreSQL is not installed: $(cat "$T/pg-start.log")"
 [ $st -eq 0 ] || { cat "$T/pg-start.log" >&2; echo "Bail out! cannot start PostgreSQL"; exit 1; }
 MINE="nope-$NS"
-trap 'sh "$PGSCRIPT" stop "$PGD" >/dev/null 2>&1; k delete clusterbackuptemplate "$MINE" >/dev/null 2>&1; cleanup' EXIT
+stop_redis() { for f in "$T"/redis/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; }
+trap 'stop_redis; sh "$PGSCRIPT" stop "$PGD" >/dev/null 2>&1; k delete clusterbackuptemplate "$MINE" >/dev/null 2>&1; cleanup' EXIT
 . "$PGD/env"
 psql_su() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGD" -p "$PG_PORT" -U postgres "$@"; }
 psql_su -d postgres -c 'CREATE DATABASE app' >/dev/null
@@ -163,4 +165,37 @@ AFTER=$(sum_app 2>&1)
 diag "rows before: $BEFORE, after: $AFTER"
 ok "the dropped database is back with every row" test "$BEFORE" = "$AFTER"
 ok "the password never showed in the runner's log" sh -c "! grep -q '$PASSWORD' '$T/runner.log'"
+
+# The shipped redis template against a real Redis (when installed): the rendered config,
+# run by the CLI as a runner would, takes an RDB snapshot; restored to dump.rdb, a fresh
+# server loads it (the restore by hand that the template documents).
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+	RDIR=$T/redis && mkdir -p "$RDIR/a" "$RDIR/b"
+	RP=$(free_port)
+	RPASS='Redis-pass-3317'
+	redis-server --port "$RP" --bind 127.0.0.1 --requirepass "$RPASS" --dir "$RDIR/a" \
+		--save '' --appendonly no --daemonize yes --pidfile "$RDIR/a.pid" >/dev/null
+	wait_for 10 sh -c "REDISCLI_AUTH='$RPASS' redis-cli --no-auth-warning -p $RP ping | grep -q PONG"
+	REDISCLI_AUTH=$RPASS redis-cli --no-auth-warning -p "$RP" set greeting 'hello from redis' >/dev/null
+	k -n "$NS" create secret generic redis-vars --from-literal=password="$RPASS" >/dev/null
+	templated rds '{name: redis}' "{host: 127.0.0.1, port: $RP}" '{name: redis-vars, keys: [password]}'
+	ok "redis: the schedule becomes Ready" wait_for 20 ready_is rds "True OnDemandOnly"
+	k -n "$SYS" get secret "$(rname "$NS" rds)" -o jsonpath='{.data.config\.json}' | base64 -d |
+		jq_py "
+assert d['engine']['exec']['env'] == {'REDISCLI_AUTH': '$RPASS'}, list(d['engine']['exec']['env'])
+d['storage']['url'] = 'file://$T/store/redis'
+print(json.dumps(d))" >"$T/redis.json"
+	chmod 600 "$T/redis.json"
+	ok "redis: a backup with the rendered procedure (redis-cli --rdb -)" \
+		"$BOP" backup --config "$T/redis.json" -q
+	ok "redis: restored to dump.rdb" "$BOP" restore latest --config "$T/redis.json" -q -o "$RDIR/b/dump.rdb"
+	RP2=$(free_port)
+	redis-server --port "$RP2" --bind 127.0.0.1 --dir "$RDIR/b" --dbfilename dump.rdb \
+		--save '' --appendonly no --daemonize yes --pidfile "$RDIR/b.pid" >/dev/null
+	loaded() { [ "$(redis-cli -p "$RP2" get greeting)" = 'hello from redis' ]; }
+	ok "redis: a fresh server loads it, the data is there" wait_for 10 loaded
+	stop_redis
+else
+	skip "redis: redis-server and redis-cli are not installed (Debian: redis-server, redis-tools)"
+fi
 done_testing
