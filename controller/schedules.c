@@ -294,7 +294,7 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 		ctl_format_time(*next_out, t);
 		put_string(status, "nextScheduleTime", t);
 	} else {
-		put_string(status, "nextScheduleTime", NULL);     /* null: the merge patch drops it */
+		put_string(status, "nextScheduleTime", NULL);   /* null: the patch drops it */
 	}
 	bop_schedule_free(s);
 	/* what only the runner knows; kept as it was unless the runner tells us more */
@@ -345,7 +345,8 @@ out:
 static void collect_refs(bop_reconcile_t *r, json_object *sched, const char **refs,
 	char bufs[][600], size_t max)
 {
-	const char *tkind = js(sched, "spec.templateRef.kind"), *tname = js(sched, "spec.templateRef.name");
+	const char *tkind = js(sched, "spec.templateRef.kind");
+	const char *tname = js(sched, "spec.templateRef.name");
 	size_t n = 0;
 	const char *ref;
 
@@ -440,8 +441,8 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	 * error, returned at the end, has the key retried with backoff */
 	ensure_ret = ctl_identity_ensure(c, w, sched, &fresh);
 	if (ensure_ret)
-		clog_(BOP_LOG_WARN, "schedule %s: cannot read or create the generateIdentity Secret: %s",
-			key, bop_error_last());
+		clog_(BOP_LOG_WARN, "schedule %s: cannot read or create the generateIdentity "
+			"Secret: %s", key, bop_error_last());
 	if (fresh) {
 		snprintf(fresh_key, sizeof(fresh_key), "%s/%s", ns,
 			js(sched, "spec.encryption.generateIdentity.secretName"));
@@ -454,10 +455,10 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	if (ret)
 		goto out;
 	if (bop_reconcile_valid(r) && js(sched, "spec.encryption.generateIdentity.secretName")) {
+		const char *id_name = js(sched, "spec.encryption.generateIdentity.secretName");
 		char *secret = NULL;
 
-		if (lookup(&secret, "Secret", ns, js(sched, "spec.encryption.generateIdentity.secretName"),
-		    &lc) == 0)
+		if (lookup(&secret, "Secret", ns, id_name, &lc) == 0)
 			recipient = ctl_identity_recipient(secret);
 		if (secret)
 			memset(secret, 0, strlen(secret));
@@ -509,7 +510,8 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 			86400000 : (next - ctl_now() + 5) * 1000));
 out:
 	if (ret == 0 && ensure_ret)
-		ret = bop_error_set(ensure_ret, "cannot read or create the generateIdentity Secret");
+		ret = bop_error_set(ensure_ret, "cannot read or create the generateIdentity "
+			"Secret");
 	if (token) {
 		memset(token, 0, strlen(token));
 		bop_free(token);
