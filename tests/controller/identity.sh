@@ -119,6 +119,18 @@ ok "... and gives back the data" cmp "$T/data" "$T/restored"
 ok "the identity Secret was never rewritten" sh -c \
 	"[ \"\$('$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get secret vault-identity -o jsonpath='{.metadata.resourceVersion}')\" = '$(jq_py "print(d['metadata']['resourceVersion'])" <"$T/idsecret.json")' ]"
 
+# a new controller (a restart, another leader) finds the Secret and keeps it
+stop_ctl "$PID_a"
+start_ctl b --runner-url "http://127.0.0.1:$RPORT" --runner-port "$RPORT" --poll-seconds 1 ||
+	{ echo "Bail out! the second controller did not become ready"; exit 1; }
+k -n "$NS" annotate backupschedule vault touched=yes >/dev/null   # a reconcile for sure
+sleep 3
+ok "after a controller restart the identity Secret is the same" sh -c \
+	"[ \"\$('$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get secret vault-identity -o jsonpath='{.metadata.resourceVersion}')\" = '$(jq_py "print(d['metadata']['resourceVersion'])" <"$T/idsecret.json")' ]"
+ok "... and so is the recipient in the status" has_recipient
+ok "... and only one IdentityGenerated Event was recorded" sh -c \
+	"[ \"\$('$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get events --field-selector involvedObject.name=vault,reason=IdentityGenerated -o name | wc -l)\" = 1 ]"
+
 k -n "$NS" delete backupschedule vault --wait=false >/dev/null
 gone() { ! k -n "$NS" get backupschedule vault >/dev/null 2>&1 && ! k -n "$SYS" get statefulset "$N" >/dev/null 2>&1; }
 ok "the schedule deleted: it and its runner objects go" wait_for 30 gone
