@@ -42,6 +42,7 @@ typedef struct ctl {
 	bop_k8s_client_t *client;                       /* main thread, leader, events */
 	bop_k8s_client_t *wclient[CTL_WORKERS];         /* one per worker */
 	bop_k8s_informer_t *schedules, *storages, *runs, *secrets, *namespaces;
+	bop_k8s_informer_t *templates, *ctemplates;     /* BackupTemplate, ClusterBackupTemplate */
 	bop_k8s_informer_t *owned[BOP_RECONCILE_KINDS];
 	bop_workqueue_t *queue;
 	bop_k8s_recorder_t *recorder;
@@ -72,7 +73,7 @@ void ctl_format_time(int64_t t, char buf[32]);
 int64_t ctl_parse_time(const char *s);
 void ctl_count_write(ctl_t *c, const char *kind);
 /* The informers (some may still be NULL) and whether all have synced. */
-#define CTL_INFORMERS 8
+#define CTL_INFORMERS 10
 void ctl_informer_list(ctl_t *c, bop_k8s_informer_t *all[CTL_INFORMERS]);
 bool ctl_synced(ctl_t *c);
 /* Once the caches have synced, CTL_WORKERS threads reconcile the keys of the queue. */
@@ -113,6 +114,12 @@ int ctl_sweep_orphans(ctl_t *c, int w);
 
 /* metrics.c: GET /metrics on c->http, with the per-schedule gauges while leading */
 int ctl_metrics_route(ctl_t *c);
+/* identity.c: spec.encryption.generateIdentity. Makes the Secret when it does not exist
+ * (never touches one that does); *secret is its JSON when this call made or fetched it
+ * (the informer may not have it yet), else NULL; free it with bop_free(). */
+int ctl_identity_ensure(ctl_t *c, int w, json_object *sched, char **secret);
+/* The recipient of the identity in a generated identity Secret (JSON), or NULL. */
+char *ctl_identity_recipient(const char *secret);
 
 /* runs.c */
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name);

@@ -54,6 +54,27 @@ static void on_secret(bop_k8s_event_type_t type, const char *key, const char *ob
 	ctl_enqueue_refs(c, ref);
 }
 
+/* Schedules refer to templates as "template:<Kind>:<key>" (schedules.c). */
+static void on_template(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
+{
+	char ref[600];
+
+	(void)type;
+	(void)object;
+	snprintf(ref, sizeof(ref), "template:BackupTemplate:%s", key);
+	ctl_enqueue_refs(ud, ref);
+}
+
+static void on_ctemplate(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
+{
+	char ref[600];
+
+	(void)type;
+	(void)object;
+	snprintf(ref, sizeof(ref), "template:ClusterBackupTemplate:%s", key);
+	ctl_enqueue_refs(ud, ref);
+}
+
 typedef struct ns_ctx {
 	ctl_t *c;
 	const char *ns;
@@ -202,7 +223,11 @@ static int start_informers(ctl_t *c)
 		on_storage)) ||
 	    (ret = informer(c, &c->runs, CTL_GROUP_PATH "/backupruns", NULL, false, on_run)) ||
 	    (ret = informer(c, &c->secrets, "/api/v1/secrets", NULL, true, on_secret)) ||
-	    (ret = informer(c, &c->namespaces, "/api/v1/namespaces", NULL, true, on_namespace)))
+	    (ret = informer(c, &c->namespaces, "/api/v1/namespaces", NULL, true, on_namespace)) ||
+	    (ret = informer(c, &c->templates, CTL_GROUP_PATH "/backuptemplates", NULL, false,
+		on_template)) ||
+	    (ret = informer(c, &c->ctemplates, CTL_GROUP_PATH "/clusterbackuptemplates", NULL, false,
+		on_ctemplate)))
 		return ret;
 	for (int k = 0; k < BOP_RECONCILE_KINDS; k++) {
 		snprintf(p, sizeof(p), "%s%s/%s", owned_paths[k], c->args.namespace, owned_res[k]);

@@ -243,8 +243,15 @@ write:
 
 		bop_k8s_event(c->recorder, text, ok ? "Normal" : "Warning", ok ? "Succeeded" : "Failed",
 			ok ? "the run succeeded" : js(st, "error") ? js(st, "error") : "the run failed");
-		if (sched)
+		if (sched) {
 			ctl_runs_enforce_history(c, w, ns, sname, jget(sched, "spec"));
+			/* the schedule asks its runner once more, so its status shows this run
+			 * (on-demand schedules have no scheduled time that would make it ask) */
+			pthread_mutex_lock(&c->lock);
+			json_object_object_add(c->active, skey, NULL);
+			pthread_mutex_unlock(&c->lock);
+			ctl_enqueue(c, 's', skey, 0);
+		}
 	} else {
 		ctl_enqueue(c, 'r', key, c->args.poll_seconds * 1000);
 	}

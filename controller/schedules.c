@@ -15,6 +15,8 @@ static const char *const kind_res[BOP_RECONCILE_KINDS] = { "secrets", "statefuls
 typedef struct lookup_ctx {
 	ctl_t *c;
 	int w;
+	const char *fresh_key;          /* "ns/name" of a Secret read or made just now, */
+	const char *fresh;              /* which the informer may not have yet */
 } lookup_ctx_t;
 
 static int lookup_secret(ctl_t *c, int w, const char *ns, const char *name, char **object)
@@ -70,10 +72,25 @@ static int lookup(char **object, const char *kind, const char *ns, const char *n
 {
 	lookup_ctx_t *l = ud;
 
+	if (!strcmp(kind, "Secret") && l->fresh && ns) {
+		char key[512];
+
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		if (!strcmp(key, l->fresh_key))
+			return (*object = bop_strdup(l->fresh)) ? 0 : BOP_ENOMEM;
+	}
 	if (!strcmp(kind, "Secret"))
 		return lookup_secret(l->c, l->w, ns, name, object);
 	if (!strcmp(kind, "Namespace"))
 		return bop_k8s_informer_get(l->c->namespaces, object, name);
+	if (!strcmp(kind, "ClusterBackupTemplate"))
+		return bop_k8s_informer_get(l->c->ctemplates, object, name);
+	if (!strcmp(kind, "BackupTemplate") && ns) {
+		char key[512];
+
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		return bop_k8s_informer_get(l->c->templates, object, key);
+	}
 	return BOP_ENOTFOUND;
 }
 
@@ -233,7 +250,7 @@ static json_object *runner_runs(ctl_t *c, const char *ns, const char *name, cons
 }
 
 static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
-	bop_reconcile_t *r, int64_t *next_out, json_object *runs)
+	bop_reconcile_t *r, int64_t *next_out, json_object *runs, const char *recipient)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
 	json_object *old = jget(sched, "status");
@@ -245,7 +262,13 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	bool dirty = false;
 
 	cond.type = "Ready";
-	if (bop_reconcile_valid(r)) {
+	if (bop_reconcile_valid(r) && !js(sched, "spec.schedule")) {
+		/* a schedule without a cron only parents BackupRuns (backupop-controller(8)) */
+		cond.status = "True";
+		cond.reason = "OnDemandOnly";
+		cond.message = "the runner's Secret, StatefulSet and Service are up to date; no "
+			"spec.schedule, so backups run only when a BackupRun asks";
+	} else if (bop_reconcile_valid(r)) {
 		cond.status = "True";
 		cond.reason = "RunnerApplied";
 		cond.message = "the runner's Secret, StatefulSet and Service are up to date";
@@ -262,12 +285,16 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	json_object_object_add(status, "observedGeneration",
 		json_object_new_int64(jint(sched, "metadata.generation", 0)));
 	put_string(status, "runnerName", bop_reconcile_object_name(r));
+	/* generateIdentity's recipient (public); null drops it */
+	put_string(status, "recipient", recipient);
 	*next_out = 0;
 	if (js(sched, "spec.schedule") &&
 	    bop_schedule_parse(&s, js(sched, "spec.schedule"), js(sched, "spec.timeZone")) == 0 &&
 	    bop_schedule_next(s, next_out, ctl_now()) == 0) {
 		ctl_format_time(*next_out, t);
 		put_string(status, "nextScheduleTime", t);
+	} else {
+		put_string(status, "nextScheduleTime", NULL);   /* null: the patch drops it */
 	}
 	bop_schedule_free(s);
 	/* what only the runner knows; kept as it was unless the runner tells us more */
@@ -315,11 +342,24 @@ out:
 
 /* ---- the reconcile ---- */
 
-static void collect_refs(bop_reconcile_t *r, const char **refs, char bufs[][600], size_t max)
+static void collect_refs(bop_reconcile_t *r, json_object *sched, const char **refs,
+	char bufs[][600], size_t max)
 {
+	const char *tkind = js(sched, "spec.templateRef.kind");
+	const char *tname = js(sched, "spec.templateRef.name");
 	size_t n = 0;
 	const char *ref;
 
+	if (tname) {
+		/* the template's events bring the schedule back (main.c) */
+		if (tkind && !strcmp(tkind, "BackupTemplate"))
+			snprintf(bufs[n], 600, "template:BackupTemplate:%s/%s",
+				js(sched, "metadata.namespace"), tname);
+		else
+			snprintf(bufs[n], 600, "template:ClusterBackupTemplate:%s", tname);
+		refs[n] = bufs[n];
+		n++;
+	}
 	for (size_t i = 0; n + 2 < max && (ref = bop_reconcile_secret_ref(r, i)); i++) {
 		snprintf(bufs[n], 600, "secret:%s", ref);
 		refs[n] = bufs[n];
@@ -336,13 +376,14 @@ static void collect_refs(bop_reconcile_t *r, const char **refs, char bufs[][600]
 int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 {
 	char key[512], path[600], *text = NULL, *storage = NULL, *token = NULL, *obj_name = NULL;
+	char *fresh = NULL, *recipient = NULL, fresh_key[512];
 	bop_reconcile_options_t opts = BOP_RECONCILE_OPTIONS_INIT;
-	lookup_ctx_t lc = { c, w };
+	lookup_ctx_t lc = { c, w, NULL, NULL };
 	bop_reconcile_t *r = NULL;
 	json_object *sched = NULL, *runs = NULL;
 	int64_t next = 0, old_next;
 	bool poll, active;
-	int ret;
+	int ret, ensure_ret = 0;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	snprintf(path, sizeof(path), CTL_GROUP_PATH "/namespaces/%s/backupschedules/%s", ns, name);
@@ -396,16 +437,38 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	opts.n_pull_secrets = c->args.n_pull_secrets;
 	opts.runner_port = c->args.runner_port;
 	opts.api_token = token;
+	/* on failure the reconcile goes on (its condition says the Secret is missing) and the
+	 * error, returned at the end, has the key retried with backoff */
+	ensure_ret = ctl_identity_ensure(c, w, sched, &fresh);
+	if (ensure_ret)
+		clog_(BOP_LOG_WARN, "schedule %s: cannot read or create the generateIdentity "
+			"Secret: %s", key, bop_error_last());
+	if (fresh) {
+		snprintf(fresh_key, sizeof(fresh_key), "%s/%s", ns,
+			js(sched, "spec.encryption.generateIdentity.secretName"));
+		lc.fresh_key = fresh_key;
+		lc.fresh = fresh;
+	}
 	opts.lookup = lookup;
 	opts.payload = &lc;
 	ret = bop_reconcile_new(&r, &opts, text, storage);
 	if (ret)
 		goto out;
+	if (bop_reconcile_valid(r) && js(sched, "spec.encryption.generateIdentity.secretName")) {
+		const char *id_name = js(sched, "spec.encryption.generateIdentity.secretName");
+		char *secret = NULL;
+
+		if (lookup(&secret, "Secret", ns, id_name, &lc) == 0)
+			recipient = ctl_identity_recipient(secret);
+		if (secret)
+			memset(secret, 0, strlen(secret));
+		bop_free(secret);
+	}
 	{
 		const char *refs[40];
 		char bufs[40][600];
 
-		collect_refs(r, refs, bufs, 40);
+		collect_refs(r, sched, refs, bufs, 40);
 		pthread_mutex_lock(&c->lock);
 		ctl_index_set(c->refs, key, refs);
 		pthread_mutex_unlock(&c->lock);
@@ -432,7 +495,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	else
 		json_object_object_del(c->active, key);
 	pthread_mutex_unlock(&c->lock);
-	ret = write_status(c, w, sched, text, r, &next, runs);
+	ret = write_status(c, w, sched, text, r, &next, runs, recipient);
 	if (ret)
 		goto out;
 	if (runs) {
@@ -446,10 +509,18 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		ctl_enqueue(c, 's', key, (unsigned int)((next - ctl_now() + 5) * 1000 > 86400000 ?
 			86400000 : (next - ctl_now() + 5) * 1000));
 out:
+	if (ret == 0 && ensure_ret)
+		ret = bop_error_set(ensure_ret, "cannot read or create the generateIdentity "
+			"Secret");
 	if (token) {
 		memset(token, 0, strlen(token));
 		bop_free(token);
 	}
+	if (fresh) {
+		memset(fresh, 0, strlen(fresh));
+		bop_free(fresh);
+	}
+	bop_free(recipient);
 	bop_reconcile_free(r);
 	json_object_put(runs);
 	json_object_put(sched);

@@ -89,7 +89,8 @@ static worker_arg_t worker_args[CTL_WORKERS];
 void ctl_informer_list(ctl_t *c, bop_k8s_informer_t *all[CTL_INFORMERS])
 {
 	bop_k8s_informer_t *list[CTL_INFORMERS] = { c->schedules, c->storages, c->runs,
-		c->secrets, c->namespaces, c->owned[0], c->owned[1], c->owned[2] };
+		c->secrets, c->namespaces, c->owned[0], c->owned[1], c->owned[2], c->templates,
+		c->ctemplates };
 
 	memcpy(all, list, sizeof(list));
 }

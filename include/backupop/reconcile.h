@@ -3,8 +3,8 @@
  * BackupStorage (backupop.io/v1alpha1, JSON text as the API server returns them) to the
  * objects that run it — the runner's config Secret, StatefulSet and Service — or to the
  * reason it cannot run; names, tokens and status conditions. These functions do no I/O:
- * what they need from the cluster (Secrets, Namespaces) comes through a callback, so a
- * controller can answer from its informer caches and tests from tables.
+ * what they need from the cluster (Secrets, Namespaces, templates) comes through a
+ * callback, so a controller can answer from its informer caches and tests from tables.
  *
  * Every object made for schedule <ns>/<name> lives in the controller's namespace, is named
  * bop_reconcile_name("runner", ns, name), carries the labels
@@ -40,8 +40,17 @@ BOP_EXTERN(int) bop_reconcile_name(char **out, const char *prefix, const char *n
 BOP_EXTERN(int) bop_reconcile_runner_token(char **out, const unsigned char *key, size_t key_len,
 	const char *schedule_uid);
 
-/* Looks up a cluster object for the reconcile: `kind` is "Secret" or "Namespace" (`ns`
- * NULL for a Namespace). Set *object to the object's JSON text in memory the reconcile
+/* spec.encryption.generateIdentity {secretName}: the keys of that Secret (in the
+ * schedule's namespace), which a controller creates when it is missing and never writes
+ * again. The identity is the text bop_age_keygen() makes (an age-keygen file); the
+ * recipient, its public half, is there for people (the reconcile derives its own from the
+ * identity). */
+#define BOP_RECONCILE_GENERATED_IDENTITY_KEY "identity"
+#define BOP_RECONCILE_GENERATED_RECIPIENT_KEY "recipient"
+
+/* Looks up a cluster object for the reconcile: `kind` is "Secret", "Namespace",
+ * "ClusterBackupTemplate" (`ns` NULL for these two) or "BackupTemplate" (the schedule's
+ * spec.templateRef, in the schedule's namespace). Set *object to the object's JSON text in memory the reconcile
  * can free with bop_free(): from bop_strdup() or bop_malloc(), or as another bop_
  * function returned it (bop_k8s_informer_get() from an informer's cache). Return 0,
  * BOP_ENOTFOUND when it does not exist, another error when the lookup failed. */
@@ -85,8 +94,11 @@ BOP_EXTERN(int) bop_reconcile_valid(const bop_reconcile_t *r);
 
 /* Why not (CamelCase, for a condition's reason and an Event): "InvalidSpec",
  * "UnknownEngine", "InvalidSchedule", "InvalidTimeZone", "StorageNotFound",
- * "StorageNotAllowed", "SecretNotFound", "SecretKeyNotFound"; and a message for humans
- * that names the field or object (never a secret's value). NULL when valid. */
+ * "StorageNotAllowed", "SecretNotFound", "SecretKeyNotFound", "IdentitySecretInvalid"
+ * (the generateIdentity Secret exists without a usable identity), "TemplateNotFound",
+ * "TemplateInvalid" (the template breaks its own rules), "TemplateVariableMissing",
+ * "TemplateVariableInvalid"; and a message for humans that names the field, variable or
+ * object (never a secret's or a variable's value). NULL when valid. */
 BOP_EXTERN(const char *) bop_reconcile_reason(const bop_reconcile_t *r);
 BOP_EXTERN(const char *) bop_reconcile_message(const bop_reconcile_t *r);
 

@@ -126,7 +126,7 @@ int bop__rec_check_ref(bop_reconcile_t *r, json_object *ref, const char *field, 
 /* ---- spec.c ---- */
 
 typedef enum bop__rec_ftype { BOP__F_STRING, BOP__F_BOOL, BOP__F_COUNT, BOP__F_OBJECT,
-	BOP__F_LIST, BOP__F_ARRAY } bop__rec_ftype_t;
+	BOP__F_LIST, BOP__F_ARRAY, BOP__F_ANY } bop__rec_ftype_t;
 
 /* A known field of an object: its name, type and, for counts, the largest value. */
 typedef struct bop__rec_field {
@@ -140,6 +140,9 @@ typedef struct bop__rec_field {
 int bop__rec_check_fields(bop_reconcile_t *r, json_object *obj, const char *path,
 	const bop__rec_field_t *fields);
 
+/* A DNS subdomain name (RFC 1123: lower case, digits, '-', '.'), at most 253. */
+bool bop__rec_name_valid(const char *s);
+
 /* Checks the schedule's spec and builds the runner config without the storage. */
 int bop__rec_check_spec(bop_reconcile_t *r);
 int bop__rec_build_config(bop_reconcile_t *r);
@@ -148,6 +151,13 @@ int bop__rec_build_config(bop_reconcile_t *r);
  * with r->ns and r->name into the catalog name (*out, malloc'd), or BOP__REC_INVALID with
  * `r` marked invalid (r->reason, r->message) when it makes no valid catalog name. */
 int bop__rec_render_path(bop_reconcile_t *r, const char *tmpl, char **out);
+
+/* ---- template.c ---- */
+
+/* spec.templateRef: looks the template up (lookup kinds "ClusterBackupTemplate" and
+ * "BackupTemplate"), renders its procedure with spec.vars and spec.varsSecretRef and puts
+ * it into the spec as engine.exec (dropping the three fields). 0 without a templateRef. */
+int bop__rec_apply_template(bop_reconcile_t *r);
 
 /* ---- storage.c ---- */
 

@@ -94,9 +94,13 @@ static int collect_refs(bop_reconcile_t *r)
 
 	if ((ret = collect_engine_refs(r, bop__rec_get(spec, "engine"), 0)) ||
 	    (ret = bop__rec_add_secret_ref(r, r->ns,
+		    bop__rec_str(bop__rec_get(spec, "varsSecretRef"), "name"))) ||
+	    (ret = bop__rec_add_secret_ref(r, r->ns,
 		    bop__rec_str(bop__rec_get(enc, "recipientsSecretRef"), "name"))) ||
 	    (ret = bop__rec_add_secret_ref(r, r->ns,
 		    bop__rec_str(bop__rec_get(enc, "identitySecretRef"), "name"))) ||
+	    (ret = bop__rec_add_secret_ref(r, r->ns,
+		    bop__rec_str(bop__rec_get(enc, "generateIdentity"), "secretName"))) ||
 	    (ret = collect_engine_refs(r, bop__rec_get(vrestore, "engine"), 0)) ||
 	    (ret = bop__rec_add_secret_ref(r, bop__rec_str(cred, "namespace"),
 		    bop__rec_str(cred, "name"))))

@@ -45,8 +45,10 @@ static const field_t compression_fields[] = {
 
 static const field_t encryption_fields[] = {
 	{ "recipientsSecretRef", F_OBJECT, 0 }, { "recipients", F_LIST, 0 },
-	{ "identitySecretRef", F_OBJECT, 0 }, END,
+	{ "identitySecretRef", F_OBJECT, 0 }, { "generateIdentity", F_OBJECT, 0 }, END,
 };
+
+static const field_t generate_fields[] = { { "secretName", F_STRING, 0 }, END };
 
 static const field_t retention_fields[] = {
 	{ "keepLast", F_COUNT, 1000000 }, { "keepHourly", F_COUNT, 1000000 },
@@ -98,6 +100,7 @@ static bool type_ok(json_object *v, const field_t *f)
 		}
 		return true;
 	case BOP__F_ARRAY: return json_object_is_type(v, json_type_array);
+	case BOP__F_ANY: return true;
 	}
 	return false;
 }
@@ -113,6 +116,7 @@ static const char *type_words(const field_t *f, char *buf, size_t len)
 	case F_OBJECT: return "expected an object";
 	case F_LIST: return "expected a list of non-empty strings";
 	case BOP__F_ARRAY: return "expected a list";
+	case BOP__F_ANY: return "invalid";
 	}
 	return "invalid";
 }
@@ -508,6 +512,7 @@ static int check_encryption(bop_reconcile_t *r)
 	json_object *enc = bop__rec_get(r->spec, "encryption");
 	json_object *ref = bop__rec_get(enc, "recipientsSecretRef");
 	json_object *list = bop__rec_get(enc, "recipients");
+	json_object *gen = bop__rec_get(enc, "generateIdentity");
 	int ret;
 
 	if (!enc)
@@ -515,14 +520,36 @@ static int check_encryption(bop_reconcile_t *r)
 	if (ref && (ret = bop__rec_check_ref(r, ref, "spec.encryption.recipientsSecretRef", false,
 		    true)))
 		return ret;
-	if (!ref && (!list || !json_object_array_length(list)))
-		return bop__rec_invalid(r, "InvalidSpec", "spec.encryption: give recipientsSecretRef "
-			"or recipients");
+	if ((ret = check_child(r, enc, "spec.encryption", "generateIdentity", generate_fields)))
+		return ret;
+	if (gen && !bop__rec_name_valid(bop__rec_str(gen, "secretName")))
+		return bop__rec_invalid(r, "InvalidSpec", "spec.encryption.generateIdentity.secretName: "
+			"required, the name of the Secret (made when missing) for the age identity");
+	if (!ref && (!list || !json_object_array_length(list)) && !gen)
+		return bop__rec_invalid(r, "InvalidSpec", "spec.encryption: give recipientsSecretRef, "
+			"recipients or generateIdentity");
 	ref = bop__rec_get(enc, "identitySecretRef");
+	if (ref && gen)
+		return bop__rec_invalid(r, "InvalidSpec", "spec.encryption: give either "
+			"identitySecretRef or generateIdentity, not both");
 	if (ref && (ret = bop__rec_check_ref(r, ref, "spec.encryption.identitySecretRef", false,
 		    true)))
 		return ret;
 	return 0;
+}
+
+/* A DNS subdomain (RFC 1123), as Kubernetes names Secrets. */
+bool bop__rec_name_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+		    s[i] == '.'))
+			return false;
+	return true;
 }
 
 /* The identity for restores and verifications through the runner: the Secret's text (an
@@ -538,7 +565,7 @@ static int add_identity(bop_reconcile_t *r, json_object *block, json_object *ref
 
 	ret = bop__rec_secret_value(r, field, r->ns, bop__rec_str(ref, "name"),
 		bop__rec_str(ref, "key"), false, &text, &len);
-	if (ret || !bop_reconcile_valid(r))
+	if (ret)        /* BOP__REC_INVALID too: r is only marked valid once all is built */
 		goto out;
 	if (!(copy = bop__strdup(text)) || bop_keys_new(&keys)) {
 		ret = bop__error_oom();
@@ -566,6 +593,76 @@ static int add_identity(bop_reconcile_t *r, json_object *block, json_object *ref
 		ret = bop__rec_add(block, "identityFile", json_object_new_string(BOP__REC_IDENTITY_KEY));
 out:
 	bop_keys_free(keys);
+	if (copy)
+		bop__wipe(copy, strlen(copy));
+	if (text)
+		bop__wipe(text, len);
+	free(copy);
+	free(text);
+	return ret;
+}
+
+/* spec.encryption.generateIdentity: the controller makes Secret <secretName> (keys
+ * BOP_RECONCILE_GENERATED_IDENTITY_KEY and ..._RECIPIENT_KEY, see reconcile.h) when it is
+ * missing and never writes it again. Here it is only read: its identity goes to the runner
+ * like identitySecretRef's, and its recipient joins the others (derived from the identity,
+ * so what the runner encrypts to is what it can decrypt). A Secret of that name that holds
+ * no usable identity is a condition, never a reason to replace it. */
+static int add_generated_identity(bop_reconcile_t *r, json_object *block, json_object *list,
+	json_object *gen)
+{
+	const char *field = "spec.encryption.generateIdentity", *name = bop__rec_str(gen, "secretName");
+	char *text = NULL, *copy = NULL, *line, *save = NULL, *rcp = NULL;
+	size_t len = 0, n = 0;
+	int ret;
+
+	ret = bop__rec_secret_value(r, field, r->ns, name, BOP_RECONCILE_GENERATED_IDENTITY_KEY,
+		true, &text, &len);
+	if (ret)
+		goto out;
+	if (!text || strlen(text) != len) {
+		ret = bop__rec_invalid(r, "IdentitySecretInvalid", "%s: Secret %s/%s exists but has "
+			"no usable key \"%s\"; it is never overwritten (it may hold the only key to "
+			"older backups): name another secretName, or move that Secret away if nothing "
+			"in it is needed", field, r->ns, name, BOP_RECONCILE_GENERATED_IDENTITY_KEY);
+		goto out;
+	}
+	if (!(copy = bop__strdup(text))) {
+		ret = bop__error_oom();
+		goto out;
+	}
+	for (line = strtok_r(copy, "\r\n", &save); line && !ret;
+	     line = strtok_r(NULL, "\r\n", &save)) {
+		json_object *v;
+
+		if (strncmp(line, "AGE-SECRET-KEY-1", 16))
+			continue;
+		n++;
+		if (bop_age_identity_to_recipient(&rcp, line) < 0) {
+			/* the library's message never quotes the key */
+			ret = bop__rec_invalid(r, "IdentitySecretInvalid", "%s: Secret %s/%s key \"%s\": "
+				"identity %zu: %s; the Secret is never overwritten", field, r->ns, name,
+				BOP_RECONCILE_GENERATED_IDENTITY_KEY, n, bop_error_last());
+			break;
+		}
+		v = json_object_new_string(rcp);
+		if (!v || json_object_array_add(list, v) < 0) {
+			json_object_put(v);
+			ret = bop__error_oom();
+		}
+		bop_free(rcp);
+		rcp = NULL;
+	}
+	if (!ret && !n)
+		ret = bop__rec_invalid(r, "IdentitySecretInvalid", "%s: Secret %s/%s key \"%s\" holds "
+			"no age identity (AGE-SECRET-KEY-1...); the Secret is never overwritten", field,
+			r->ns, name, BOP_RECONCILE_GENERATED_IDENTITY_KEY);
+	if (!ret)
+		ret = bop__rec_add(r->files, BOP__REC_IDENTITY_KEY, json_object_new_string_len(text,
+			(int)len));
+	if (!ret)
+		ret = bop__rec_add(block, "identityFile", json_object_new_string(BOP__REC_IDENTITY_KEY));
+out:
 	if (copy)
 		bop__wipe(copy, strlen(copy));
 	if (text)
@@ -680,7 +777,8 @@ int bop__rec_check_spec(bop_reconcile_t *r)
 	const char *path;
 	int ret;
 
-	if ((ret = check_structure(r)) || (ret = check_schedules(r)))
+	if ((ret = bop__rec_apply_template(r)) || (ret = check_structure(r)) ||
+	    (ret = check_schedules(r)))
 		return ret;
 	path = bop__rec_str(bop__rec_get(r->spec, "storage"), "path");
 	return bop__rec_render_path(r, path && *path ? path : DEFAULT_PATH, &r->catalog);
@@ -766,12 +864,14 @@ static int build_encryption(bop_reconcile_t *r, json_object **out)
 		if (ret)
 			goto out;
 	}
+	if (bop__rec_get(enc, "generateIdentity") &&
+	    (ret = add_generated_identity(r, block, list, bop__rec_get(enc, "generateIdentity"))))
+		goto out;
 	if ((ret = bop__rec_add(block, "recipients", list)))
 		goto out;
 	list = NULL;
 	if (bop__rec_get(enc, "identitySecretRef") &&
-	    ((ret = add_identity(r, block, bop__rec_get(enc, "identitySecretRef"))) ||
-	     !bop_reconcile_valid(r)))
+	    (ret = add_identity(r, block, bop__rec_get(enc, "identitySecretRef"))))
 		goto out;
 	*out = block;
 	block = NULL;

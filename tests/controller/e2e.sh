@@ -69,8 +69,16 @@ start_ctl a --runner-url "http://127.0.0.1:$RPORT" --runner-port "$RPORT" --poll
 	{ echo "Bail out! the controller did not become ready"; exit 1; }
 N=$(rname "$NS" app)
 ok "the controller writes the runner Secret" wait_for 30 k -n "$SYS" get secret "$N"
-k -n "$SYS" get secret "$N" -o jsonpath='{.data.config\.json}' | base64 -d >"$T/config.json"
-chmod 600 "$T/config.json"
+# the runner's config and the identity beside it, as the Secret's volume gives them
+play_config() {
+	k -n "$SYS" get secret "$N" -o jsonpath='{.data.config\.json}' | base64 -d >"$T/config.json"
+	k -n "$SYS" get secret "$N" -o jsonpath='{.data.age-identity\.txt}' | base64 -d >"$T/age-identity.txt"
+	chmod 600 "$T/config.json" "$T/age-identity.txt"
+}
+play_config
+ok "the runner config encrypts and names the identity from identitySecretRef" jq_py "
+e = d['encryption']
+assert e['recipients'] == ['$RECIPIENT'] and e['identityFile'] == 'age-identity.txt', e" <"$T/config.json"
 
 # Play the kubelet: run the runner with the config from the Secret.
 "$RUNNER" --config "$T/config.json" --state-dir "$T/runner.state" --log-format text \
@@ -133,7 +141,7 @@ k -n "$NS" patch backupschedule app --type merge -p '{"spec":{"suspend":false}}'
 # the runner reads its config at start: play the kubelet again (the config hash changed)
 kill "$RPID"; wait "$RPID" 2>/dev/null
 sleep 1
-k -n "$SYS" get secret "$N" -o jsonpath='{.data.config\.json}' | base64 -d >"$T/config.json"
+play_config
 "$RUNNER" --config "$T/config.json" --state-dir "$T/runner.state" --log-format text \
 	>>"$T/runner.log" 2>&1 &
 RPID=$!

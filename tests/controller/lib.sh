@@ -49,7 +49,7 @@ wait_for() {
 # The shipped manifests, applied as an administrator would.
 k apply -f "$BOP_SOURCE_ROOT/controller/deploy/" >"$T/apply.log" 2>&1 ||
 	{ sed 's/^/# /' "$T/apply.log"; echo "Bail out! kubectl apply -f controller/deploy/ failed"; exit 1; }
-for crd in backupstorages backupschedules backupruns; do
+for crd in backupstorages backupschedules backupruns clusterbackuptemplates backuptemplates; do
 	k wait --for condition=established --timeout=60s "crd/$crd.backupop.io" >/dev/null 2>&1 ||
 		{ echo "Bail out! CRD $crd.backupop.io is not established"; exit 1; }
 done

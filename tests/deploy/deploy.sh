@@ -63,7 +63,7 @@ while IFS= read -r line; do
 		PGPASSWORD=example AWS_ACCESS_KEY_ID=example-id AWS_SECRET_ACCESS_KEY=example-secret
 		$cmd"
 done <"$T/readme.sh"
-for crd in backupstorages backupschedules backupruns; do
+for crd in backupstorages backupschedules backupruns clusterbackuptemplates backuptemplates; do
 	ok "CRD $crd.backupop.io is Established" \
 		k wait --for condition=established --timeout=60s "crd/$crd.backupop.io"
 done
@@ -201,6 +201,8 @@ cannot() { fails "the controller may not $*" k auth can-i --as="$SA" "$@"; }
 can list backupschedules.backupop.io --all-namespaces
 can watch backupstorages.backupop.io
 can watch backupruns.backupop.io --all-namespaces
+can watch clusterbackuptemplates.backupop.io
+can watch backuptemplates.backupop.io --all-namespaces
 can patch backupschedules.backupop.io --subresource=status -n "$NS"
 can patch backupruns.backupop.io --subresource=status -n "$NS"
 can patch backupschedules.backupop.io -n "$NS"
@@ -219,7 +221,11 @@ cannot delete backupschedules.backupop.io -n "$NS"
 cannot create backupschedules.backupop.io -n "$NS"
 cannot create backupstorages.backupop.io
 cannot update backupstorages.backupop.io
-cannot create secrets -n "$NS"
+can create secrets -n "$NS"            # spec.encryption.generateIdentity, when missing
+cannot update secrets -n "$NS"         # ... and never rewritten
+cannot patch secrets -n "$NS"
+cannot delete secrets -n "$NS"
+cannot create backuptemplates.backupop.io -n "$NS"
 cannot delete secrets -n default
 cannot create statefulsets.apps -n "$NS"
 cannot create services -n default

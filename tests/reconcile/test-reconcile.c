@@ -53,13 +53,13 @@ static const char *storage_base =
 /* ---- the cluster: a table of objects ---- */
 
 typedef struct entry {
-	char kind[16];
+	char kind[32];
 	char ns[64];
 	char name[64];
 	char *json;
 } entry_t;
 
-static entry_t cluster[32];
+static entry_t cluster[64];
 static size_t n_cluster;
 static int lookups_failing;
 
@@ -257,7 +257,7 @@ static int reconcile(bop_reconcile_t **r, const char *schedule, const char *stor
 }
 
 static char recipient[128];
-static char identity[128];
+static char identity[256];
 
 static void reset_cluster(void)
 {
@@ -874,6 +874,287 @@ static void test_variants(void)
 /* The cockroach engine: its password from a Secret, and the runner's advertiseURL, which
  * the engine needs to send CockroachDB to the runner, in the config the runner loads.
  * (Merging an engine's pod patch is tested in test-merge.c: no built-in engine has one.) */
+/* The config of a reconcile of the base schedule patched with `patch`; NULL when invalid
+ * (*reason then says why). */
+static json_object *config_with(const char *patch, bop_reconcile_t **out)
+{
+	char *s = patched(schedule_base, patch), *config;
+	json_object *cfg = NULL;
+
+	if (reconcile(out, s, storage_base) < 0)
+		diag("%s", bop_error_last());
+	config = bop_reconcile_valid(*out) ? config_of(*out) : NULL;
+	if (config)
+		cfg = json_tokener_parse(config);
+	free(config);
+	free(s);
+	return cfg;
+}
+
+static bool has_recipient(json_object *cfg, const char *rcp)
+{
+	json_object *list = at(cfg, "encryption.recipients");
+
+	for (size_t i = 0; list && i < json_object_array_length(list); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(list, i)), rcp))
+			return true;
+	return false;
+}
+
+static bool secret_has_file(bop_reconcile_t *r, const char *key, const char *content)
+{
+	json_object *sec = object(r, BOP_RECONCILE_SECRET), *v = NULL;
+	char *text = NULL;
+	bool found = false;
+
+	if (json_object_object_get_ex(at(sec, "data"), key, &v))
+		text = unb64(json_object_get_string(v));
+	found = text && !strcmp(text, content);
+	free(text);
+	json_object_put(sec);
+	return found;
+}
+
+static void test_identity(void)
+{
+	bop_reconcile_t *r = NULL;
+	json_object *cfg;
+	char *id2 = NULL, *rcp2 = NULL, *msg, *s;
+
+	put_secret("shop", "restore-key", "identity", identity, NULL, NULL);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"identitySecretRef\":{\"name\":"
+		"\"restore-key\",\"key\":\"identity\"}}}}", &r);
+	ok(cfg != NULL, "identitySecretRef: valid (%s)", bop_reconcile_message(r) ?
+		bop_reconcile_message(r) : "valid");
+	ok(has_recipient(cfg, recipient), "identitySecretRef: the recipients stay in the config");
+	is_str(at_str(cfg, "encryption.identityFile"), "age-identity.txt",
+		"identitySecretRef: the runner gets an identity file");
+	ok(secret_has_file(r, "age-identity.txt", identity),
+		"identitySecretRef: the identity is a key of the runner's Secret");
+	json_object_put(cfg);
+	bop_reconcile_free(r);
+
+	/* generateIdentity: what the controller made is read, never made here */
+	if (bop_age_keygen(&id2, &rcp2) < 0)
+		abort();
+	cfg = config_with("{\"spec\":{\"encryption\":{\"recipientsSecretRef\":null,"
+		"\"generateIdentity\":{\"secretName\":\"made-key\"}}}}", &r);
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "SecretNotFound") &&
+		strstr(bop_reconcile_message(r), "shop/made-key"),
+		"generateIdentity before its Secret exists: SecretNotFound naming it (%s)",
+		bop_reconcile_message(r));
+	is_str(bop_reconcile_secret_ref(r, 1), "shop/made-key",
+		"generateIdentity: its Secret is a secret ref (its creation reconciles again)");
+	bop_reconcile_free(r);
+
+	put_secret("shop", "made-key", BOP_RECONCILE_GENERATED_IDENTITY_KEY, id2,
+		BOP_RECONCILE_GENERATED_RECIPIENT_KEY, rcp2);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"recipientsSecretRef\":null,"
+		"\"generateIdentity\":{\"secretName\":\"made-key\"}}}}", &r);
+	ok(cfg != NULL, "generateIdentity alone: valid (%s)", bop_reconcile_message(r) ?
+		bop_reconcile_message(r) : "valid");
+	ok(has_recipient(cfg, rcp2) && json_object_array_length(at(cfg, "encryption.recipients")) == 1,
+		"generateIdentity: its recipient is the one recipient");
+	is_str(at_str(cfg, "encryption.identityFile"), "age-identity.txt",
+		"generateIdentity: the runner gets the identity file");
+	ok(secret_has_file(r, "age-identity.txt", id2),
+		"generateIdentity: the identity reaches the runner through its Secret");
+	json_object_put(cfg);
+	bop_reconcile_free(r);
+	s = patched(schedule_base, "{\"spec\":{\"encryption\":{\"recipientsSecretRef\":null,"
+		"\"generateIdentity\":{\"secretName\":\"made-key\"}}}}");
+	test_runner_loads(s, storage_base, "generateIdentity");
+	free(s);
+
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"}}}}", &r);
+	ok(has_recipient(cfg, rcp2) && has_recipient(cfg, recipient),
+		"generateIdentity beside recipientsSecretRef: both recipients");
+	json_object_put(cfg);
+	bop_reconcile_free(r);
+
+	put_secret("shop", "made-key", "something", "else", NULL, NULL);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"}}}}", &r);
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "IdentitySecretInvalid"),
+		"a Secret of that name without the identity: IdentitySecretInvalid (%s)",
+		bop_reconcile_message(r));
+	bop_reconcile_free(r);
+
+	put_secret("shop", "made-key", "identity", "AGE-SECRET-KEY-1NOTAKEYATALLSECRETISH", NULL, NULL);
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"}}}}", &r);
+	msg = bop_reconcile_message(r) ? strdup(bop_reconcile_message(r)) : NULL;
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "IdentitySecretInvalid"),
+		"a malformed identity: IdentitySecretInvalid (%s)", msg ? msg : "-");
+	ok(msg && !strstr(msg, "NOTAKEY"), "... whose message does not quote it");
+	free(msg);
+	bop_reconcile_free(r);
+
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"made-key\"},\"identitySecretRef\":{\"name\":\"restore-key\",\"key\":\"identity\"}}}}",
+		&r);
+	ok(!cfg && bop_reconcile_reason(r) && !strcmp(bop_reconcile_reason(r), "InvalidSpec") &&
+		strstr(bop_reconcile_message(r), "not both"),
+		"generateIdentity and identitySecretRef together: InvalidSpec (%s)",
+		bop_reconcile_message(r));
+	bop_reconcile_free(r);
+
+	cfg = config_with("{\"spec\":{\"encryption\":{\"generateIdentity\":{\"secretName\":"
+		"\"Not_A_Name\"}}}}", &r);
+	ok(!cfg && bop_reconcile_message(r) &&
+		strstr(bop_reconcile_message(r), "generateIdentity.secretName"),
+		"a secretName that is no Secret name: InvalidSpec naming the field (%s)",
+		bop_reconcile_message(r));
+	bop_reconcile_free(r);
+	drop("Secret", "shop", "made-key");
+	drop("Secret", "shop", "restore-key");
+	bop_free(id2);
+	bop_free(rcp2);
+}
+
+/* ---- templates ---- */
+
+#define PG_TEMPLATE \
+	"{\"apiVersion\":\"backupop.io/v1alpha1\",\"kind\":\"ClusterBackupTemplate\"," \
+	"\"metadata\":{\"name\":\"pg\"},\"spec\":{\"variables\":[" \
+	"{\"name\":\"host\",\"required\":true},{\"name\":\"port\",\"type\":\"int\",\"default\":5432}," \
+	"{\"name\":\"user\",\"default\":\"postgres\"},{\"name\":\"extra\"}," \
+	"{\"name\":\"clean\",\"type\":\"bool\",\"default\":false}," \
+	"{\"name\":\"password\",\"secret\":true,\"required\":true}]," \
+	"\"exec\":{\"backupCommand\":[\"pg_dumpall\",\"--host={{ .host }}\",\"--port={{.port}}\"," \
+	"\"--username={{ .user }}\",\"{{ .extra }}\"],\"restoreCommand\":[\"psql\",\"-h\"," \
+	"\"{{ .host }}\",\"--set=clean={{ .clean }}\"],\"env\":{\"PGPASSWORD\":\"{{ .password }}\"," \
+	"\"PGAPPNAME\":\"{{ .extra }}\"},\"timeoutSeconds\":600}}}"
+
+static char *json_text(json_object *o)
+{
+	return o ? strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) : NULL;
+}
+
+/* A template of one command (JSON array text) beside the pg variables. */
+static void put_template(const char *kind, const char *ns, const char *name, const char *cmd)
+{
+	char *json = NULL;
+
+	if (asprintf(&json, "{\"kind\":\"%s\",\"metadata\":{\"name\":\"%s\"},\"spec\":{"
+		    "\"variables\":[{\"name\":\"host\"},{\"name\":\"password\",\"secret\":true}],"
+		    "\"exec\":{\"backupCommand\":%s}}}", kind, name, cmd) < 0)
+		abort();
+	put(kind, ns, name, json);
+}
+
+/* Reconciles the base schedule (engine replaced by `spec`, a JSON object's members) and
+ * checks the reason (NULL: valid); returns the config when valid. */
+static json_object *templated(const char *spec, const char *reason, const char *in_message,
+	const char *what)
+{
+	char *patch = NULL, *config = NULL;
+	bop_reconcile_t *r = NULL;
+	json_object *cfg = NULL;
+	const char *got;
+
+	if (asprintf(&patch, "{\"spec\":{\"engine\":null,%s}}", spec) < 0)
+		abort();
+	cfg = config_with(patch, &r);
+	got = bop_reconcile_reason(r);
+	if (!reason)
+		ok(cfg != NULL, "%s: valid (%s)", what, got ? bop_reconcile_message(r) : "valid");
+	else
+		ok(got && !strcmp(got, reason) && strstr(bop_reconcile_message(r), in_message),
+			"%s: %s naming %s (%s: %s)", what, reason, in_message, got ? got : "valid",
+			got ? bop_reconcile_message(r) : "-");
+	if (got)
+		ok(!strstr(bop_reconcile_message(r), "pw-tmpl-77") &&
+			!strstr(bop_reconcile_message(r), "not-a-number-51"),
+			"%s: the message quotes no value", what);
+	free(config);
+	free(patch);
+	bop_reconcile_free(r);
+	return cfg;
+}
+
+static void test_templates(void)
+{
+	json_object *cfg;
+	char *s;
+
+	put("ClusterBackupTemplate", NULL, "pg", strdup(PG_TEMPLATE));
+	put_secret("shop", "pg-vars", "password", "pw-tmpl-77", "host", "from-secret");
+	cfg = templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db; rm -rf / $(id)\","
+		"\"port\":\"6432\"},\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		NULL, NULL, "a ClusterBackupTemplate with vars and a vars Secret");
+	s = cfg ? json_text(at(cfg, "engine.exec.backupCommand")) : NULL;
+	is_str(s, "[\"pg_dumpall\",\"--host=db; rm -rf \\/ $(id)\",\"--port=6432\","
+		"\"--username=postgres\"]", "each element rendered on its own: the value stays one "
+		"argument, defaults fill in, an unset lone reference is left out");
+	free(s);
+	s = cfg ? json_text(at(cfg, "engine.exec.restoreCommand")) : NULL;
+	is_str(s, "[\"psql\",\"-h\",\"db; rm -rf \\/ $(id)\",\"--set=clean=false\"]",
+		"the restore command, with a bool default");
+	free(s);
+	is_str(at_str(cfg, "engine.exec.env.PGPASSWORD"), "pw-tmpl-77",
+		"the secret variable reaches the runner config through env");
+	ok(cfg && !at(cfg, "engine.exec.env.PGAPPNAME"), "an env value of an unset variable is left out");
+	ok(cfg && at_int(cfg, "engine.exec.timeoutSeconds") == 600, "timeoutSeconds comes along");
+	ok(cfg && !at(cfg, "engine.exec.shell"), "no shell");
+	json_object_put(cfg);
+	s = patched(schedule_base, "{\"spec\":{\"engine\":null,\"templateRef\":{\"name\":\"pg\"},"
+		"\"vars\":{\"host\":\"db\"},\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}}}");
+	test_runner_loads(s, storage_base, "a templated schedule");
+	free(s);
+
+	templated("\"templateRef\":{\"name\":\"pg\"},\"varsSecretRef\":{\"name\":\"pg-vars\","
+		"\"keys\":[\"password\"]}", "TemplateVariableMissing", "variable host", "no host");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\"}",
+		"TemplateVariableMissing", "variable password", "no password");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"port\":\"not-a-number-51\"},"
+		"\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		"TemplateVariableInvalid", "port", "a port that is no int");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"clean\":\"yes\"},"
+		"\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		"TemplateVariableInvalid", "clean", "a bool that is no bool");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"hots\":\"x\"},"
+		"\"varsSecretRef\":{\"name\":\"pg-vars\",\"keys\":[\"password\"]}",
+		"TemplateVariableInvalid", "spec.vars.hots", "a misspelt variable");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\",\"password\":\"pw-tmpl-77\"}",
+		"TemplateVariableInvalid", "varsSecretRef", "a secret variable given in plain vars");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"varsSecretRef\":{\"name\":\"pg-vars\"}",
+		"TemplateVariableInvalid", "variable host", "a variable from the Secret used in an argument");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\"},\"varsSecretRef\":"
+		"{\"name\":\"pg-vars\",\"keys\":[\"nope\"]}", "TemplateVariableInvalid", "nope",
+		"a Secret key the template does not declare");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"vars\":{\"host\":\"db\"},\"varsSecretRef\":"
+		"{\"name\":\"no-such\",\"keys\":[\"password\"]}", "SecretNotFound", "no-such",
+		"a vars Secret that does not exist");
+	templated("\"templateRef\":{\"name\":\"nope\"}", "TemplateNotFound", "ClusterBackupTemplate nope",
+		"a template that does not exist");
+	templated("\"templateRef\":{\"name\":\"pg\"},\"engine\":{\"exec\":{\"backupCommand\":[\"x\"]}}",
+		"InvalidSpec", "templateRef", "engine and templateRef");
+	templated("\"vars\":{\"host\":\"db\"}", "InvalidSpec", "templateRef", "vars without a template");
+
+	put_template("ClusterBackupTemplate", NULL, "leaky", "[\"dump\",\"--password={{ .password }}\"]");
+	put_secret("shop", "leaky-vars", "password", "pw-tmpl-77", NULL, NULL);
+	templated("\"templateRef\":{\"name\":\"leaky\"},\"varsSecretRef\":{\"name\":\"leaky-vars\"}",
+		"TemplateVariableInvalid", "process list", "a template putting a secret into argv");
+	put_template("ClusterBackupTemplate", NULL, "shelly", "[\"sh\",\"-c\",\"dump {{ .host }}\"]");
+	templated("\"templateRef\":{\"name\":\"shelly\"},\"vars\":{\"host\":\"db\"}",
+		"TemplateInvalid", "shell", "a shell script with a reference");
+	put_template("ClusterBackupTemplate", NULL, "typo", "[\"dump\",\"{{ .hots }}\"]");
+	templated("\"templateRef\":{\"name\":\"typo\"}", "TemplateInvalid", "unknown variable hots",
+		"a template referring to an undeclared variable");
+	put_template("ClusterBackupTemplate", NULL, "broken", "[\"dump\",\"{{ host\"]");
+	templated("\"templateRef\":{\"name\":\"broken\"}", "TemplateInvalid", "ClusterBackupTemplate broken",
+		"a malformed reference");
+	put_template("BackupTemplate", "shop", "local", "[\"dump\",\"--host={{ .host }}\"]");
+	cfg = templated("\"templateRef\":{\"kind\":\"BackupTemplate\",\"name\":\"local\"},"
+		"\"vars\":{\"host\":\"db\"}", NULL, NULL, "a namespaced BackupTemplate");
+	json_object_put(cfg);
+	templated("\"templateRef\":{\"kind\":\"BackupTemplate\",\"name\":\"pg\"},\"vars\":{\"host\":\"db\"}",
+		"TemplateNotFound", "BackupTemplate shop/pg", "a BackupTemplate is looked up in the "
+		"schedule's namespace only");
+}
+
 static void test_cockroach(void)
 {
 	bop_reconcile_t *r = NULL;
@@ -1222,6 +1503,8 @@ int main(void)
 	test_invalid();
 	test_refs_when_invalid();
 	test_variants();
+	test_identity();
+	test_templates();
 	test_cockroach();
 	test_names();
 	test_long_labels();
