@@ -117,7 +117,10 @@ refused "retention.keepLast -1" "spec.retention.keepLast" \
   retention: {keepLast: -1}")"
 refused "two engines" "spec.engine" \
 	"$(bad_schedule two "  engine: {postgres: {host: db}, mysql: {host: db}}")"
-refused "no engine" "spec.engine" "$(bad_schedule none "  schedule: '@daily'")"
+refused "neither engine nor templateRef" "spec.engine" "$(bad_schedule none "  schedule: '@daily'")"
+refused "both engine and templateRef" "one and only one" \
+	"$(bad_schedule both "$PG
+  templateRef: {name: postgresql}")"
 refused "concurrencyPolicy Allow" "spec.concurrencyPolicy" \
 	"$(bad_schedule allow "$PG
   concurrencyPolicy: Allow")"
