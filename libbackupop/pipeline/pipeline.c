@@ -21,6 +21,7 @@ struct bop_pipeline {
 	size_t nstages;
 	bop_sink_t *sink;
 	unsigned char **bufs;          /* one output buffer per stage, plus the read buffer */
+	bool *taps;                    /* SHA-256 taps: they see the buffer that goes on */
 	volatile sig_atomic_t canceled;
 	volatile sig_atomic_t *watched;     /* an owner's cancel flag, or NULL */
 	atomic_uint_fast64_t bytes_in;
@@ -141,6 +142,11 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 
 	if (is_canceled(p))
 		return bop__error(BOP_ECANCELED, "the operation was canceled");
+	if (i < p->nstages && p->taps[i]) {
+		ret = bop__sha256_observe(p->stages[i], (const unsigned char *)in->src + in->pos,
+			in->size - in->pos, directive);
+		return ret < 0 ? ret : push(p, i + 1, in, directive);
+	}
 	if (i == p->nstages) {
 		size_t len = in->size - in->pos;
 
@@ -187,9 +193,14 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 static int alloc_buffers(bop_pipeline_t *p)
 {
 	p->bufs = bop__calloc(p->nstages + 1, sizeof(*p->bufs));
-	if (!p->bufs)
+	p->taps = bop__calloc(p->nstages + 1, sizeof(*p->taps));
+	if (!p->bufs || !p->taps)
 		return BOP_ENOMEM;
+	for (size_t i = 0; i < p->nstages; i++)
+		p->taps[i] = bop__sha256_is_tap(p->stages[i]);
 	for (size_t i = 0; i <= p->nstages; i++) {
+		if (i > 0 && p->taps[i - 1])
+			continue;       /* a tap's output buffer is never used */
 		p->bufs[i] = malloc(p->opts.buffer_size);
 		if (!p->bufs[i])
 			return bop__error_oom();
@@ -284,6 +295,7 @@ BOP_EXTERN(void) bop_pipeline_free(bop_pipeline_t *p)
 			free(p->bufs[i]);
 	}
 	free(p->bufs);
+	free(p->taps);
 	free(p->stages);
 	free(p);
 }
