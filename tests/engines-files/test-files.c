@@ -616,6 +616,14 @@ static void test_hostile(void)
 		{ "symlink", "i = tarfile.TarInfo('link'); i.type = tarfile.SYMTYPE; i.linkname = OUT; t.addfile(i)\n"
 			"t.addfile(tarfile.TarInfo('link/evil'), io.BytesIO(b''))" },
 		{ "hardlink", "i = tarfile.TarInfo('hl'); i.type = tarfile.LNKTYPE; i.linkname = '../evil'; t.addfile(i)" },
+		{ "dir-over-symlink", "i = tarfile.TarInfo('link'); i.type = tarfile.SYMTYPE; i.linkname = OUT; t.addfile(i)\n"
+			"i = tarfile.TarInfo('link/'); i.type = tarfile.DIRTYPE; i.mode = 0o777; t.addfile(i)" },
+		{ "link-to-symlink", "i = tarfile.TarInfo('a/./link'); i.type = tarfile.SYMTYPE; i.linkname = OUT; t.addfile(i)\n"
+			"i = tarfile.TarInfo('hl'); i.type = tarfile.LNKTYPE; i.linkname = 'a//link'; t.addfile(i)\n"
+			"t.addfile(tarfile.TarInfo('hl/evil'), io.BytesIO(b''))" },
+		{ "link-below-symlink", "i = tarfile.TarInfo('link'); i.type = tarfile.SYMTYPE; i.linkname = OUT; t.addfile(i)\n"
+			"open(OUT + '/secret', 'w').write('outside')\n"
+			"i = tarfile.TarInfo('hl'); i.type = tarfile.LNKTYPE; i.linkname = 'link/secret'; t.addfile(i)" },
 	};
 	char *outside = xasprintf("%s/victim", tmp);
 	char *abs = xasprintf("%s/evil", outside);
