@@ -8,7 +8,11 @@
  * the next read, so memory stays bounded by a block whatever the size of the files.
  *
  * Names in the archive are relative to "path": the root is ".", the rest "a/b". Owners
- * are numeric (no user or group names). A file that changes or vanishes while it is read
+ * are numeric (no user or group names). Names are bytes: libarchive converts them from the
+ * locale's charset to UTF-8 for the pax headers, so the archive is written under C.UTF-8
+ * (valid UTF-8 names go as they are, whatever the process's locale), and a name that is
+ * not UTF-8 is stored as raw bytes (hdrcharset=BINARY), which the restore gives back as
+ * they were. A file that changes or vanishes while it is read
  * is logged at WARN and the backup goes on; a file or directory that cannot be read
  * (permission denied, I/O error) fails the backup, naming it: a backup that silently
  * lacks data is worse than one that fails — exclude what should not be backed up.
@@ -18,6 +22,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,6 +51,7 @@ typedef struct files_source {
 	long data_mtime_ns;
 	bool done;
 	int failed;             /* the error a later read repeats */
+	locale_t utf8;          /* C.UTF-8, or 0 where it does not exist */
 } files_source_t;
 
 static la_ssize_t tar_write(struct archive *a, void *payload, const void *buf, size_t len)
@@ -190,6 +196,17 @@ static int start_data(files_source_t *s, struct archive_entry *e, const char *pa
 	return 0;
 }
 
+/* Whether the entry's name and link target are UTF-8 (this thread's locale is C.UTF-8). */
+static bool names_utf8(struct archive_entry *e)
+{
+	const char *name = archive_entry_pathname(e), *link = archive_entry_symlink(e);
+
+	if (!link)
+		link = archive_entry_hardlink(e);
+	return (!name || mbstowcs(NULL, name, 0) != (size_t)-1) &&
+		(!link || mbstowcs(NULL, link, 0) != (size_t)-1);
+}
+
 /* Writes the header of the entry just read from disk (renamed relative to the root). */
 static int add_entry(files_source_t *s, const char *path, const char *rel)
 {
@@ -206,7 +223,9 @@ static int add_entry(files_source_t *s, const char *path, const char *rel)
 	}
 	if (r < ARCHIVE_WARN)
 		return tar_error(s, path);
-	if (r == ARCHIVE_WARN)
+	if (r == ARCHIVE_WARN && s->utf8 && !names_utf8(e))
+		bop__log(BOP_LOG_DEBUG, "files", "%s: its name is not UTF-8: stored as raw bytes", path);
+	else if (r == ARCHIVE_WARN)
 		bop__log(BOP_LOG_WARN, "files", "%s: %s", path, archive_error_string(s->tar));
 	if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0)
 		return start_data(s, e, path);
@@ -266,11 +285,15 @@ static int files_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
 {
 	files_source_t *s = (files_source_t *)base;
 	size_t n = s->out_len - s->out_pos;
+	locale_t caller = s->utf8 ? uselocale(s->utf8) : 0;
 	int ret = 0;
 
 	*got = 0;
-	if (s->failed)
+	if (s->failed) {
+		if (caller)
+			uselocale(caller);
 		return bop__error(s->failed, "the backup of %s failed earlier", s->cfg->path);
+	}
 	/* First what did not fit last time. */
 	if (n > cap)
 		n = cap;
@@ -291,6 +314,8 @@ static int files_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
 		s->failed = ret;
 		*got = 0;
 	}
+	if (caller)
+		uselocale(caller);
 	return ret;
 }
 
@@ -307,6 +332,8 @@ static void files_source_free(bop_source_t *base)
 	if (s->links)
 		archive_entry_linkresolver_free(s->links);
 	bop__files_config_free(s->cfg);
+	if (s->utf8)
+		freelocale(s->utf8);
 	free(s->data_path);
 	free(s->zeros);
 	free(s->out);
@@ -373,6 +400,7 @@ int bop__files_source_new(bop_source_t **out, const bop__files_config_t *cfg)
 	s->base.read = files_read;
 	s->base.free = files_source_free;
 	s->cfg = bop__files_config_dup(cfg);
+	s->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	s->zeros = bop__calloc(1, CHUNK);
 	s->entry = archive_entry_new();
 	if (!s->cfg || !s->zeros || !s->entry) {

@@ -17,6 +17,10 @@
  * of the restore's time on a tree of small files. Owners are restored (numerically) when
  * running as root.
  *
+ * The worker runs under C.UTF-8, so that the UTF-8 names of the pax headers come back as
+ * the same bytes whatever the process's locale (names stored as raw bytes, hdrcharset=
+ * BINARY, are not converted at all).
+ *
  * Commit requires the extraction to have ended without error; then the staging directory
  * replaces the target: with renameat2(RENAME_EXCHANGE) when the target exists (atomic),
  * else a plain rename. Abort removes the staging directory; the target is never touched.
@@ -30,6 +34,7 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,7 +447,13 @@ static void drain(files_sink_t *s)
 static void *worker(void *arg)
 {
 	files_sink_t *s = arg;
-	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	struct archive *in, *out;
+
+	if (utf8)
+		uselocale(utf8);
+	in = archive_read_new();
+	out = archive_write_disk_new();
 
 	if (!in || !out) {
 		worker_fail(s, BOP_ENOMEM, "out of memory");
@@ -466,6 +477,10 @@ out:
 		archive_read_free(in);
 	if (out)
 		archive_write_free(out);
+	if (utf8) {
+		uselocale(LC_GLOBAL_LOCALE);
+		freelocale(utf8);
+	}
 	pthread_mutex_lock(&s->lock);
 	s->worker_done = true;
 	s->pending = NULL;
