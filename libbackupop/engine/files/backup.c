@@ -297,8 +297,10 @@ static int files_read(bop_source_t *base, void *buf, size_t cap, size_t *got)
 	/* First what did not fit last time. */
 	if (n > cap)
 		n = cap;
-	memcpy(buf, s->out + s->out_pos, n);
-	s->out_pos += n;
+	if (n) {
+		memcpy(buf, s->out + s->out_pos, n);
+		s->out_pos += n;
+	}
 	if (s->out_pos == s->out_len)
 		s->out_pos = s->out_len = 0;
 	s->dst = buf;
