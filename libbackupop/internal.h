@@ -142,6 +142,28 @@ void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag);
  * FLUSH does not release them. */
 int bop__stage_holdback_new(bop_stage_t **out, size_t bytes);
 
+/* What a stage the pipeline drives itself passes on: 0 or an error. */
+typedef int (*bop__emit_fn)(void *ctx, const void *buf, size_t len);
+
+/* Whether `stage` is a hold-back stage, which the pipeline drives with
+ * bop__holdback_pass() so that the bulk of the stream is not copied through it. */
+bool bop__holdback_is(const bop_stage_t *stage);
+
+/* Gives hold-back `stage` `len` more bytes of the stream: the bytes that leave it go to
+ * `emit` (held ones first, then a part of `buf` itself) and only the stream's newest
+ * bytes are copied in; END releases all. */
+int bop__holdback_pass(bop_stage_t *stage, const void *buf, size_t len,
+	bop_stream_directive_t directive, bop__emit_fn emit, void *ctx);
+
+/* Whether `stage` is a SHA-256 tap, which the pipeline lets look at its buffers and then
+ * passes them on as they are, instead of having the tap copy them. */
+bool bop__sha256_is_tap(const bop_stage_t *stage);
+
+/* Has SHA-256 tap `stage` look at `len` bytes of the stream (and at the directive: END
+ * completes the hash and its checks): 0 or an error, as bop_stage_process(). */
+int bop__sha256_observe(bop_stage_t *stage, const void *buf, size_t len,
+	bop_stream_directive_t directive);
+
 /* bop_sink_file_new(); with `exclusive`, commit fails with BOP_EEXISTS if `path` exists. */
 int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive);
 

@@ -180,20 +180,14 @@ static int sha256_finish(sha256_stage_t *s)
 	return sha256_check(s);
 }
 
-static int sha256_process(bop_stage_t *base, bop_outbuf_t *out, bop_inbuf_t *in,
-	bop_stream_directive_t directive)
+/* Hashes and counts `n` more bytes of the stream. */
+static int sha256_take(sha256_stage_t *s, const unsigned char *src, size_t n)
 {
-	sha256_stage_t *s = (sha256_stage_t *)base;
-	size_t n = in->size - in->pos;
-	const unsigned char *src = (const unsigned char *)in->src + in->pos;
-
 	if (s->ended) {
 		if (n)
 			return bop__error(BOP_EINVAL, "sha256: input given after the end of the stream");
 		return 0;
 	}
-	if (n > out->size - out->pos)
-		n = out->size - out->pos;
 	/* A stream longer than expected fails before its excess goes on: a decompression
 	 * bomb stops one byte past the declared size, not at its end. */
 	if (s->expect && n > s->expect_bytes - s->bytes)
@@ -205,14 +199,44 @@ static int sha256_process(bop_stage_t *base, bop_outbuf_t *out, bop_inbuf_t *in,
 			ring_push(s->ring, src, n);
 		else if (!EVP_DigestUpdate(s->ctx, src, n))
 			return bop__error(BOP_ERROR, "SHA-256 could not be computed (OpenSSL error)");
+		s->bytes += n;
+	}
+	return 0;
+}
+
+static int sha256_process(bop_stage_t *base, bop_outbuf_t *out, bop_inbuf_t *in,
+	bop_stream_directive_t directive)
+{
+	sha256_stage_t *s = (sha256_stage_t *)base;
+	size_t n = in->size - in->pos;
+	const unsigned char *src = (const unsigned char *)in->src + in->pos;
+	int ret;
+
+	if (n > out->size - out->pos)
+		n = out->size - out->pos;
+	if ((ret = sha256_take(s, src, n)) < 0)
+		return ret;
+	if (n) {
 		memcpy((unsigned char *)out->dst + out->pos, src, n);
 		out->pos += n;
 		in->pos += n;
-		s->bytes += n;
 	}
 	if (in->pos < in->size)
 		return 1;
-	if (directive == BOP_STREAM_END)
+	if (directive == BOP_STREAM_END && !s->ended)
+		return sha256_finish(s);
+	return 0;
+}
+
+int bop__sha256_observe(bop_stage_t *stage, const void *buf, size_t len,
+	bop_stream_directive_t directive)
+{
+	sha256_stage_t *s = (sha256_stage_t *)stage;
+	int ret;
+
+	if ((ret = sha256_take(s, buf, len)) < 0)
+		return ret;
+	if (directive == BOP_STREAM_END && !s->ended)
 		return sha256_finish(s);
 	return 0;
 }
@@ -257,6 +281,11 @@ static bool is_sha256_stage(const bop_stage_t *stage)
 {
 	return stage && BOP__VERSION_OK(stage->version, STAGE_VERSION) &&
 		stage->process == sha256_process;
+}
+
+bool bop__sha256_is_tap(const bop_stage_t *stage)
+{
+	return is_sha256_stage(stage);
 }
 
 BOP_EXTERN(int) bop_stage_sha256_expect(bop_stage_t *stage, const char *hex, uint64_t bytes)

@@ -85,6 +85,46 @@ static void holdback_free(bop_stage_t *base)
 	free(h);
 }
 
+bool bop__holdback_is(const bop_stage_t *stage)
+{
+	return stage && stage->process == holdback_process;
+}
+
+int bop__holdback_pass(bop_stage_t *stage, const void *buf, size_t len,
+	bop_stream_directive_t directive, bop__emit_fn emit, void *ctx)
+{
+	holdback_t *h = (holdback_t *)stage;
+	const unsigned char *src = buf;
+	size_t from_held, from_src;
+	int ret;
+
+	if (directive == BOP_STREAM_END) {
+		/* Everything upstream ended without error: the rest may go. */
+		if (h->len && (ret = emit(ctx, h->buf, h->len)) < 0)
+			return ret;
+		h->len = 0;
+		return len ? emit(ctx, src, len) : 0;
+	}
+	if (h->len + len <= h->cap) {
+		memcpy(h->buf + h->len, src, len);
+		h->len += len;
+		return 0;
+	}
+	/* The oldest bytes beyond `cap` go on: held ones first, then the start of `buf`,
+	 * straight from where they are; only the new tail is copied. */
+	from_held = min_size(h->len, h->len + len - h->cap);
+	from_src = h->len + len - h->cap - from_held;
+	if (from_held && (ret = emit(ctx, h->buf, from_held)) < 0)
+		return ret;
+	if (from_src && (ret = emit(ctx, src, from_src)) < 0)
+		return ret;
+	memmove(h->buf, h->buf + from_held, h->len - from_held);
+	h->len -= from_held;
+	memcpy(h->buf + h->len, src + from_src, len - from_src);
+	h->len += len - from_src;
+	return 0;
+}
+
 int bop__stage_holdback_new(bop_stage_t **out, size_t bytes)
 {
 	holdback_t *h;

@@ -21,6 +21,8 @@ struct bop_pipeline {
 	size_t nstages;
 	bop_sink_t *sink;
 	unsigned char **bufs;          /* one output buffer per stage, plus the read buffer */
+	bool *taps;                    /* SHA-256 taps: they see the buffer that goes on */
+	bool *holds;                   /* hold-back stages: they pass on most of it as it is */
 	volatile sig_atomic_t canceled;
 	volatile sig_atomic_t *watched;     /* an owner's cancel flag, or NULL */
 	atomic_uint_fast64_t bytes_in;
@@ -132,6 +134,36 @@ static void report_progress(bop_pipeline_t *p, bool force)
 	p->opts.progress(atomic_load(&p->bytes_in), atomic_load(&p->bytes_out), p->opts.payload);
 }
 
+static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directive_t directive);
+
+/* Where a hold-back stage's output goes: on to the stage after it. */
+typedef struct emit_ctx {
+	bop_pipeline_t *p;
+	size_t next;
+} emit_ctx_t;
+
+static int emit_next(void *ctx, const void *buf, size_t len)
+{
+	emit_ctx_t *e = ctx;
+	bop_inbuf_t in = { buf, len, 0 };
+
+	return push(e->p, e->next, &in, BOP_STREAM_CONTINUE);
+}
+
+static int push_holdback(bop_pipeline_t *p, size_t i, bop_inbuf_t *in,
+	bop_stream_directive_t directive)
+{
+	emit_ctx_t ctx = { p, i + 1 };
+	bop_inbuf_t empty = { NULL, 0, 0 };
+	int ret = bop__holdback_pass(p->stages[i], (const unsigned char *)in->src + in->pos,
+		in->size - in->pos, directive, emit_next, &ctx);
+
+	if (ret < 0)
+		return ret;
+	in->pos = in->size;
+	return directive == BOP_STREAM_CONTINUE ? 0 : push(p, i + 1, &empty, directive);
+}
+
 /* Feeds `in` to stage i (or to the sink after the last stage) until it has consumed it
  * and, for FLUSH/END, until the stage is done, pushing every output downstream. */
 static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directive_t directive)
@@ -141,6 +173,13 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 
 	if (is_canceled(p))
 		return bop__error(BOP_ECANCELED, "the operation was canceled");
+	if (i < p->nstages && p->taps[i]) {
+		ret = bop__sha256_observe(p->stages[i], (const unsigned char *)in->src + in->pos,
+			in->size - in->pos, directive);
+		return ret < 0 ? ret : push(p, i + 1, in, directive);
+	}
+	if (i < p->nstages && p->holds[i])
+		return push_holdback(p, i, in, directive);
 	if (i == p->nstages) {
 		size_t len = in->size - in->pos;
 
@@ -187,9 +226,17 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 static int alloc_buffers(bop_pipeline_t *p)
 {
 	p->bufs = bop__calloc(p->nstages + 1, sizeof(*p->bufs));
-	if (!p->bufs)
+	p->taps = bop__calloc(p->nstages + 1, sizeof(*p->taps));
+	p->holds = bop__calloc(p->nstages + 1, sizeof(*p->holds));
+	if (!p->bufs || !p->taps || !p->holds)
 		return BOP_ENOMEM;
+	for (size_t i = 0; i < p->nstages; i++) {
+		p->taps[i] = bop__sha256_is_tap(p->stages[i]);
+		p->holds[i] = bop__holdback_is(p->stages[i]);
+	}
 	for (size_t i = 0; i <= p->nstages; i++) {
+		if (i > 0 && (p->taps[i - 1] || p->holds[i - 1]))
+			continue;       /* their output buffers are never used */
 		p->bufs[i] = malloc(p->opts.buffer_size);
 		if (!p->bufs[i])
 			return bop__error_oom();
@@ -284,6 +331,8 @@ BOP_EXTERN(void) bop_pipeline_free(bop_pipeline_t *p)
 			free(p->bufs[i]);
 	}
 	free(p->bufs);
+	free(p->taps);
+	free(p->holds);
 	free(p->stages);
 	free(p);
 }
