@@ -3,6 +3,10 @@
  * user's tools image), for a runner in another container of the same pod.
  *
  *   backupop-exec-agent --socket PATH [--allow-uid UID]...
+ *   backupop-exec-agent --install DEST
+ *
+ * --install copies the agent itself to DEST (mode 0755): the runner pod's init container
+ * puts it into a volume shared with the tools container, without needing cp or a shell.
  *
  * It listens on the Unix socket PATH (mode 0600, or handed to the one allowed uid when run
  * as root). Each connection is served by a forked copy of the agent: the peer's uid must be
@@ -58,7 +62,8 @@ static void say(const char *fmt, ...)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: %s --socket PATH [--allow-uid UID]...\n", prog);
+	fprintf(stderr, "usage: %s --socket PATH [--allow-uid UID]...\n"
+		"       %s --install DEST\n", prog, prog);
 	return 2;
 }
 
@@ -87,6 +92,23 @@ static bool read_all(int fd, void *buf, size_t len)
 
 	while (len > 0) {
 		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool write_all_fd(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -449,6 +471,44 @@ static int listen_at(const char *path)
 	return fd;
 }
 
+/* Copies this program to `dest` through a temporary file beside it. */
+static int install(const char *dest)
+{
+	char tmp[PATH_MAX], buf[65536];
+	int in, out, ok = 1;
+	ssize_t n;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= (int)sizeof(tmp)) {
+		say("the path %s is too long", dest);
+		return 1;
+	}
+	in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		say("cannot read /proc/self/exe: %s", strerror(errno));
+		return 1;
+	}
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (out < 0) {
+		say("cannot create %s: %s", tmp, strerror(errno));
+		close(in);
+		return 1;
+	}
+	while (ok && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		ok = n > 0 && write_all_fd(out, buf, (size_t)n);
+	}
+	ok = ok && fchmod(out, 0755) == 0 && fsync(out) == 0;
+	close(in);
+	if (close(out) < 0 || !ok || rename(tmp, dest) < 0) {
+		say("cannot install the agent at %s: %s", dest, strerror(errno));
+		unlink(tmp);
+		return 1;
+	}
+	say("installed at %s", dest);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -456,7 +516,9 @@ int main(int argc, char **argv)
 	int lfd;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--install") && i + 1 < argc && argc == 3) {
+			return install(argv[i + 1]);
+		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
 			path = argv[++i];
 		} else if (!strcmp(argv[i], "--allow-uid") && i + 1 < argc) {
 			char *end;
