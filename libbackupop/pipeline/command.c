@@ -842,8 +842,8 @@ static int agent_send(command_t *c, const int fds[3], const char *body, size_t l
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(h) || !send_all(c->agent_fd, body, len))
 		return bop__error_errno(BOP_ERROR, n < 0 ? errno : EPIPE,
-			"cannot send command '%s' to the tools container's agent at %s (is this process's uid allowed by its --allow-uid?)",
-			c->name, c->agent);
+			"the tools container's agent at %s refused command '%s' (is this process's uid allowed by its --allow-uid? see the tools container's log)",
+			c->agent, c->name);
 	return 0;
 }
 

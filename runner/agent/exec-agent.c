@@ -472,7 +472,7 @@ static int listen_at(const char *path)
 }
 
 /* Copies this program to `dest` through a temporary file beside it. */
-static int install(const char *dest)
+static int install(const char *self, const char *dest)
 {
 	char tmp[PATH_MAX], buf[65536];
 	int in, out, ok = 1;
@@ -483,8 +483,10 @@ static int install(const char *dest)
 		return 1;
 	}
 	in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (in < 0 && strchr(self, '/'))        /* no /proc: the path we were started by */
+		in = open(self, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {
-		say("cannot read /proc/self/exe: %s", strerror(errno));
+		say("cannot read /proc/self/exe or %s: %s", self, strerror(errno));
 		return 1;
 	}
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
@@ -517,7 +519,7 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--install") && i + 1 < argc && argc == 3) {
-			return install(argv[i + 1]);
+			return install(argv[0], argv[i + 1]);
 		} else if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
 			path = argv[++i];
 		} else if (!strcmp(argv[i], "--allow-uid") && i + 1 < argc) {

@@ -121,8 +121,8 @@ stop_agent
 # A root holding nothing but the static agent and a static busybox: no libraries, no
 # /bin/sh, no /dev, no name service.
 BUSYBOX=$(command -v busybox)
-if [ "$(id -u)" = 0 ] && [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -q 'statically linked' &&
-	file -L "$AGENT" | grep -q 'statically linked'; then
+if [ "$(id -u)" = 0 ] && [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -Eq 'static(ally|-pie) linked' &&
+	file -L "$AGENT" | grep -Eq 'static(ally|-pie) linked'; then
 	R="$T/root"
 	mkdir -p "$R/sock" "$R/data"
 	env -i "$AGENT" --install "$R/backupop-exec-agent" 2>/dev/null
