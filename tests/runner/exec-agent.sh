@@ -167,8 +167,19 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	ok "... the runner says so" grep -q "refused command 'cat'" "$T/err"
 	ok "... the agent logs it" grep -q "refused a connection from uid 4003" "$T/agent.log"
 	stop_agent
+	# The agent as root (a tools image that needs root) allowing one uid: the socket is
+	# handed to that uid, still mode 0600.
+	mkdir -p "$T/r" && chmod 0777 "$T/r"
+	start_agent "$T/r/agent.sock" --allow-uid 4001
+	ok "an agent run as root hands its socket to the one allowed uid" \
+		test "$(stat -c %u:%a "$T/r/agent.sock")" = 4001:600
+	config "$T/root-uid.yaml" "$T/r/agent.sock" "[cat, $T/input]" "[cat]"
+	chmod a+r "$T/root-uid.yaml"
+	setpriv --reuid 4001 --regid 4001 --clear-groups "$BOP" -q backup --config "$T/root-uid.yaml" >/dev/null 2>"$T/err"
+	check "... which may run commands" $?
+	stop_agent
 else
-	for _ in 1 2 3 4; do skip "a peer of another uid (needs root and setpriv)"; done
+	for _ in 1 2 3 4 5 6; do skip "a peer of another uid (needs root and setpriv)"; done
 fi
 
 ok "the secret env value never reached a message" sh -c '! grep -rq very-secret-pw "$1"/err "$1"/agent.log' sh "$T"
