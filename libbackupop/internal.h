@@ -167,6 +167,14 @@ int bop__sha256_observe(bop_stage_t *stage, const void *buf, size_t len,
 /* bop_sink_file_new(); with `exclusive`, commit fails with BOP_EEXISTS if `path` exists. */
 int bop__sink_file_new(bop_sink_t **out, const char *path, bool exclusive);
 
+/* bop_source_command_new() and bop_sink_command_new() whose command runs in another
+ * container, through the backupop-exec-agent listening at `agent_socket` (see
+ * pipeline/exec_agent.h). opts->cwd is a directory there. */
+int bop__source_command_agent_new(bop_source_t **out, const bop_command_options_t *opts,
+	const char *agent_socket);
+int bop__sink_command_agent_new(bop_sink_t **out, const bop_command_options_t *opts,
+	const char *agent_socket);
+
 /* ---- crypto (age) ---- */
 
 /* "x25519", "scrypt" or "none" for what encrypting with `keys` would produce. */

@@ -4,7 +4,9 @@
 #
 #   backupop/runner:VERSION       backupop-runner and the backupop CLI, with the database
 #                                 clients the engines run (postgresql-client-15,
-#                                 mariadb-client); entrypoint /usr/sbin/backupop-runner
+#                                 mariadb-client); entrypoint /usr/sbin/backupop-runner;
+#                                 and /usr/lib/backupop/backupop-exec-agent (static), which
+#                                 runner pods copy into a schedule's tools container
 #   backupop/controller:VERSION   backupop-controller; entrypoint /usr/sbin/backupop-controller
 #
 # Each is a Debian 12 root made by mmdebstrap (the essential set plus those packages and

@@ -16,12 +16,20 @@
  * killed with SIGKILL; killing a command is asking the supervisor to do the same, then to
  * reap the command and die of SIGKILL. The command itself dies with the supervisor. The
  * supervisor's exit is watched through a pidfd.
+ *
+ * With an agent socket the command runs in another container instead, started by
+ * backupop-exec-agent (pipeline/exec_agent.h), which gets the same three pipe ends and no
+ * data: the connection to the agent takes the supervisor's place. Its start and exit
+ * replies are read from the socket; killing is a 'K' byte (the agent also kills the
+ * command's group when the connection drops, so it dies with this process).
  */
 #include "internal.h"
+#include "pipeline/exec_agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +37,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -48,6 +58,10 @@ extern char **environ;
 #define EXIT_GRACE_MS 2000
 /* How often the exit is checked where there is no pidfd (Linux before 5.3). */
 #define EXIT_POLL_MS 20
+/* How long the agent may take to come up (its container starts beside ours). */
+#define AGENT_CONNECT_MS 5000
+/* How long the agent may take to answer a start. */
+#define AGENT_REPLY_MS 30000
 
 typedef struct command command_t;
 
@@ -78,6 +92,12 @@ struct command {
 	bool deadline_killed;   /* ... and the child was still running then */
 	int64_t exit_status;
 	int term_signal;
+	/* with an agent: the command runs in the tools container */
+	char *agent;            /* its socket's path; NULL: run here */
+	int agent_fd;
+	uv_poll_t agent_poll;
+	bool agent_poll_active;
+	bool agent_lost;        /* the connection ended without an exit reply */
 	uv_pipe_t data;         /* the child's stdout (source) or stdin (sink) */
 	bool data_active;
 	bool data_eof;
@@ -179,6 +199,13 @@ static void command_kill(command_t *c)
 {
 	if (!c->spawned || c->exited)
 		return;
+	if (c->agent) {
+		char k = BOP_AGENT_KILL;
+
+		if (send(c->agent_fd, &k, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+			shutdown(c->agent_fd, SHUT_WR);        /* a dropped connection kills too */
+		return;
+	}
 	/* Not reaped yet, so the pid cannot have been reused. The supervisor kills the
 	 * command's group, reaps the command and dies of SIGKILL. */
 	kill(c->pid, SIGTERM);
@@ -256,6 +283,9 @@ static int timeout_error(command_t *c)
 /* BOP_ECHILD for a non-zero exit or a signal, else 0. `when` qualifies the message. */
 static int exit_error(const command_t *c, const char *when)
 {
+	if (c->agent_lost)
+		return bop__error(BOP_ECHILD, "command '%s'%s: the connection to the tools container's agent at %s ended without its exit status (did the tools container stop?)%s%s",
+			c->name, when, c->agent, last_line_sep(c), c->last_line);
 	if (c->term_signal)
 		return bop__error(BOP_ECHILD, "command '%s' was killed by signal %d (%s)%s%s%s",
 			c->name, c->term_signal, strsignal(c->term_signal), when,
@@ -672,6 +702,228 @@ static void supervise(pid_t parent, int fds[3], int errfd, char **args, char **e
 	}
 }
 
+
+/* ---- starting in the tools container, through the agent ---- */
+
+static void on_agent_readable(uv_poll_t *poll, int status, int events)
+{
+	command_t *c = poll->data;
+	bop_agent_reply_t r;
+	ssize_t n;
+
+	BOP_UNUSED(status);
+	BOP_UNUSED(events);
+	do
+		n = recv(c->agent_fd, &r, sizeof(r), MSG_WAITALL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n == (ssize_t)sizeof(r) && r.type == BOP_AGENT_EXITED) {
+		c->exit_status = r.a;
+		c->term_signal = r.b;
+	} else {
+		c->agent_lost = true;
+		c->exit_status = 127;
+	}
+	c->exited = true;
+	uv_poll_stop(&c->agent_poll);
+	bop__log(BOP_LOG_DEBUG, "command", "'%s' in the tools container ended: status %lld, signal %d",
+		c->name, (long long)c->exit_status, c->term_signal);
+}
+
+static int agent_unreachable(const command_t *c, int err)
+{
+	return bop__error_errno(BOP_ENOTFOUND, err,
+		"the tools container's agent is not reachable at %s (is runner.tools set in the schedule, or engine.exec.tools.socket right?); command '%s' cannot run",
+		c->agent, c->name);
+}
+
+/* Connects to the agent, waiting a while for it to come up. */
+static int agent_connect(command_t *c)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int waited = 0, err;
+
+	if (strlen(c->agent) >= sizeof(addr.sun_path))
+		return bop__error(BOP_EINVAL, "the tools agent's socket path %s is too long", c->agent);
+	strcpy(addr.sun_path, c->agent);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			return bop__error_errno(BOP_ERROR, errno, "cannot create a socket");
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+			c->agent_fd = fd;
+			return 0;
+		}
+		err = errno;
+		close(fd);
+		if ((err != ENOENT && err != ECONNREFUSED && err != EINTR) ||
+		    waited >= AGENT_CONNECT_MS)
+			return agent_unreachable(c, err);
+		usleep(100 * 1000);
+		waited += 100;
+	}
+}
+
+/* The request's body: argc, envc, flags, then the strings. */
+static char *agent_body(char **args, const bop_command_options_t *opts, size_t *len)
+{
+	bop_agent_request_t req = { 0, 0, 0 };
+	size_t n = sizeof(req), pos;
+	char *body;
+
+	for (; args[req.argc]; req.argc++)
+		n += strlen(args[req.argc]) + 1;
+	for (; opts->env && opts->env[req.envc]; req.envc++)
+		n += strlen(opts->env[req.envc]) + 1;
+	if (opts->cwd)
+		n += strlen(opts->cwd) + 1;
+	req.flags = (opts->inherit_env ? BOP_AGENT_INHERIT_ENV : 0) |
+		(opts->cwd ? BOP_AGENT_HAS_CWD : 0);
+	if (n > BOP_AGENT_MAX_BODY) {
+		bop__error(BOP_EINVAL, "the command's arguments and environment are too large (%zu bytes)", n);
+		return NULL;
+	}
+	if (!(body = bop__calloc(1, n)))
+		return NULL;
+	memcpy(body, &req, sizeof(req));
+	pos = sizeof(req);
+	for (uint32_t i = 0; i < req.argc; i++)
+		pos += (size_t)(stpcpy(body + pos, args[i]) - (body + pos)) + 1;
+	for (uint32_t i = 0; i < req.envc; i++)
+		pos += (size_t)(stpcpy(body + pos, opts->env[i]) - (body + pos)) + 1;
+	if (opts->cwd)
+		stpcpy(body + pos, opts->cwd);
+	*len = n;
+	return body;
+}
+
+static bool send_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Sends the header with the three descriptors, then the body. */
+static int agent_send(command_t *c, const int fds[3], const char *body, size_t len)
+{
+	bop_agent_header_t h = { BOP_AGENT_MAGIC_INIT, (uint32_t)len };
+	union {
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { &h, sizeof(h) };
+	struct msghdr msg = { 0 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&u, 0, sizeof(u));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = u.buf;
+	msg.msg_controllen = sizeof(u.buf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+	do
+		n = sendmsg(c->agent_fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(h) || !send_all(c->agent_fd, body, len))
+		return bop__error_errno(BOP_ERROR, n < 0 ? errno : EPIPE,
+			"the tools container's agent at %s refused command '%s' (is this process's uid allowed by its --allow-uid? see the tools container's log)",
+			c->agent, c->name);
+	return 0;
+}
+
+static int agent_start_reply(command_t *c, bop_agent_reply_t *r)
+{
+	struct pollfd pfd = { c->agent_fd, POLLIN, 0 };
+	ssize_t n;
+	int p;
+
+	do
+		p = poll(&pfd, 1, AGENT_REPLY_MS);
+	while (p < 0 && errno == EINTR);
+	if (p == 0)
+		return bop__error(BOP_ETIMEOUT, "the tools container's agent at %s did not start command '%s' within %d s",
+			c->agent, c->name, AGENT_REPLY_MS / 1000);
+	do
+		n = recv(c->agent_fd, r, sizeof(*r), MSG_WAITALL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*r) || r->type != BOP_AGENT_STARTED)
+		return bop__error(BOP_ERROR, "the tools container's agent at %s refused command '%s' (is this process's uid allowed by its --allow-uid? see the tools container's log)",
+			c->agent, c->name);
+	return 0;
+}
+
+static int agent_start_error(const command_t *c, const char *file, int err)
+{
+	if (err == ENOENT)
+		return bop__error(BOP_ENOTFOUND, "command '%s' not found in the tools container (is it in the tools image and in its PATH, or is the working directory missing?)",
+			file);
+	if (err == EACCES)
+		return bop__error(BOP_ERROR, "command '%s' cannot be run in the tools container: permission denied",
+			file);
+	return bop__error_errno(BOP_ERROR, err, "cannot start command '%s' in the tools container",
+		c->name);
+}
+
+static int spawn_remote(command_t *c, const bop_command_options_t *opts, bool sink,
+	const int child[3])
+{
+	int fds[3] = { sink ? child[0] : -1, child[1], child[2] };
+	char **args = NULL, *body = NULL;
+	bop_agent_reply_t r;
+	size_t len = 0;
+	int ret;
+
+	if (!sink && (fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return bop__error_errno(BOP_ERROR, errno, "cannot open /dev/null");
+	ret = build_args(&args, opts);
+	if (ret == 0 && !(body = agent_body(args, opts, &len)))
+		ret = bop_error_last_code();
+	if (ret == 0)
+		ret = agent_connect(c);
+	if (ret == 0)
+		ret = agent_send(c, fds, body, len);
+	if (ret == 0)
+		ret = agent_start_reply(c, &r);
+	if (ret == 0 && r.a != 0)
+		ret = agent_start_error(c, args[0], r.a);
+	if (ret == 0) {
+		c->spawned = true;
+		c->pid = r.b;
+		uv_poll_init(&c->loop, &c->agent_poll, c->agent_fd);
+		c->agent_poll.data = c;
+		c->agent_poll_active = true;
+		ret = uv_poll_start(&c->agent_poll, UV_READABLE | UV_DISCONNECT, on_agent_readable);
+		if (ret < 0)
+			ret = bop__error(BOP_ERROR, "cannot watch command '%s': %s", c->name,
+				uv_strerror(ret));
+		bop__log(BOP_LOG_DEBUG, "command", "started '%s' in the tools container (pid %d there)",
+			c->name, (int)c->pid);
+	}
+	if (!sink)
+		close(fds[0]);
+	if (body)
+		bop__wipe(body, len);
+	free(body);
+	free(args);
+	return ret;
+}
+
 /* ---- starting ---- */
 
 /* Reads the error of a failed start: 0 when the command was started. */
@@ -806,8 +1058,9 @@ static int command_start(command_t *c, const bop_command_options_t *opts, bool s
 
 	c->timeout_ms = opts->timeout_ms;
 	c->pidfd = -1;
+	c->agent_fd = -1;
 	ret = set_names(c, opts);
-	if (ret == 0)
+	if (ret == 0 && !c->agent)
 		ret = check_cwd(c, opts->cwd);
 	if (ret < 0)
 		return ret;
@@ -824,7 +1077,7 @@ static int command_start(command_t *c, const bop_command_options_t *opts, bool s
 	c->grace_active = true;
 	ret = open_pipes(c, sink, child);
 	if (ret == 0)
-		ret = spawn(c, opts, sink, child);
+		ret = c->agent ? spawn_remote(c, opts, sink, child) : spawn(c, opts, sink, child);
 	if (ret == 0)
 		ret = start_reading_logs(c);
 	if (ret == 0)
@@ -842,6 +1095,7 @@ static void command_destroy(command_t *c)
 		command_kill_and_reap(c);
 		close_handle((uv_handle_t *)&c->exit_poll, &c->exit_poll_active);
 		close_handle((uv_handle_t *)&c->exit_timer, &c->exit_timer_active);
+		close_handle((uv_handle_t *)&c->agent_poll, &c->agent_poll_active);
 		close_handle((uv_handle_t *)&c->data, &c->data_active);
 		close_handle((uv_handle_t *)&c->err.pipe, &c->err.active);
 		close_handle((uv_handle_t *)&c->out.pipe, &c->out.active);
@@ -850,12 +1104,15 @@ static void command_destroy(command_t *c)
 		uv_run(&c->loop, UV_RUN_DEFAULT);
 		if (c->pidfd >= 0)
 			close(c->pidfd);
+		if (c->agent_fd >= 0)
+			close(c->agent_fd);
 		if (uv_loop_close(&c->loop) != 0)
 			bop__log(BOP_LOG_WARN, "command", "the event loop of '%s' did not close cleanly",
 				c->name);
 	}
 	free(c->name);
 	free(c->component);
+	free(c->agent);
 }
 
 /* ---- source: the child's stdout ---- */
@@ -888,7 +1145,8 @@ static void cmd_sink_free(bop_sink_t *base);
 
 /* The constructors' common part: checks the options, starts the command, *out is the
  * source or sink (`is_sink`). */
-static int command_io_new(const bop_command_options_t *opts, bool is_sink, command_io_t **out)
+static int command_io_new(const bop_command_options_t *opts, bool is_sink, const char *agent,
+	command_io_t **out)
 {
 	command_io_t *io;
 	int ret;
@@ -905,6 +1163,10 @@ static int command_io_new(const bop_command_options_t *opts, bool is_sink, comma
 	else
 		io->base.source = (bop_source_t)BOP_SOURCE_INIT(.read = cmd_source_read,
 			.close = cmd_source_close, .free = cmd_source_free);
+	if (agent && !(io->cmd.agent = bop__strdup(agent))) {
+		free(io);
+		return BOP_ENOMEM;
+	}
 	if ((ret = command_start(&io->cmd, opts, is_sink)) < 0) {
 		/* Nothing was written or read: no abort needed. */
 		command_destroy(&io->cmd);
@@ -1007,7 +1269,18 @@ BOP_EXTERN(int) bop_source_command_new(bop_source_t **out, const bop_command_opt
 
 	if (!out)
 		return bop__error(BOP_EINVAL, "bop_source_command_new: NULL out");
-	ret = command_io_new(opts, false, &io);
+	ret = command_io_new(opts, false, NULL, &io);
+	*out = ret == 0 ? &io->base.source : NULL;
+	return ret;
+}
+
+int bop__source_command_agent_new(bop_source_t **out, const bop_command_options_t *opts,
+	const char *agent_socket)
+{
+	command_io_t *io;
+	int ret;
+
+	ret = command_io_new(opts, false, agent_socket, &io);
 	*out = ret == 0 ? &io->base.source : NULL;
 	return ret;
 }
@@ -1190,7 +1463,18 @@ BOP_EXTERN(int) bop_sink_command_new(bop_sink_t **out, const bop_command_options
 
 	if (!out)
 		return bop__error(BOP_EINVAL, "bop_sink_command_new: NULL out");
-	ret = command_io_new(opts, true, &io);
+	ret = command_io_new(opts, true, NULL, &io);
+	*out = ret == 0 ? &io->base.sink : NULL;
+	return ret;
+}
+
+int bop__sink_command_agent_new(bop_sink_t **out, const bop_command_options_t *opts,
+	const char *agent_socket)
+{
+	command_io_t *io;
+	int ret;
+
+	ret = command_io_new(opts, true, agent_socket, &io);
 	*out = ret == 0 ? &io->base.sink : NULL;
 	return ret;
 }

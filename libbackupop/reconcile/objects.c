@@ -8,6 +8,12 @@
  * then also replaces a pod that never became ready (OrderedReady waits for it forever).
  * The engine's pod_customize() patch is an RFC 7386 merge patch onto the pod spec
  * (lists, e.g. containers, are replaced whole).
+ *
+ * With spec.runner.tools the pod also gets the user's tools container, where the exec
+ * engine's commands run: an init container from the runner image copies the static
+ * backupop-exec-agent into an emptyDir shared by all three, the tools container's command
+ * is that agent listening on a socket there (serving the runner's uid only), and the
+ * runner config points the exec engine at the socket (spec.c).
  */
 #include "rec.h"
 #include "util/base64.h"
@@ -148,6 +154,72 @@ static json_object *resources(const bop_reconcile_t *r)
 		"limits", obj("memory", str("1Gi"), NULL), NULL);
 }
 
+static json_object *tools(const bop_reconcile_t *r)
+{
+	return bop__rec_get(bop__rec_get(r->spec, "runner"), "tools");
+}
+
+static json_object *tools_mount(void)
+{
+	return obj("name", str(BOP__REC_TOOLS_VOLUME), "mountPath", str(BOP__REC_TOOLS_DIR), NULL);
+}
+
+static json_object *restricted(void)
+{
+	return obj("allowPrivilegeEscalation", yes(false), "readOnlyRootFilesystem", yes(true),
+		"runAsNonRoot", yes(true), "capabilities", obj("drop", arr(1, str("ALL")), NULL),
+		NULL);
+}
+
+/* Copies the agent from the runner image into the shared volume (no cp, no shell). */
+static json_object *agent_installer(const bop_reconcile_t *r)
+{
+	return obj("name", str("backupop-tools-install"), "image", str(r->image),
+		"imagePullPolicy", str("IfNotPresent"),
+		"command", arr(3, str(BOP__REC_AGENT_IN_IMAGE), str("--install"), str(BOP__REC_AGENT)),
+		"resources", obj("requests", obj("cpu", str("10m"), "memory", str("16Mi"), NULL),
+			"limits", obj("memory", str("64Mi"), NULL), NULL),
+		"securityContext", restricted(),
+		"volumeMounts", arr(1, tools_mount()), NULL);
+}
+
+static json_object *copy_or(json_object *v, json_object *fallback)
+{
+	if (v) {
+		json_object_put(fallback);
+		return bop__rec_sorted_copy(v);
+	}
+	return fallback;
+}
+
+/* The user's image running the agent; it serves the runner's uid. */
+static json_object *tools_container(const bop_reconcile_t *r)
+{
+	json_object *t = tools(r);
+	const char *policy = bop__rec_str(t, "imagePullPolicy");
+	char uid[16];
+	json_object *c;
+
+	snprintf(uid, sizeof(uid), "%d", RUNNER_UID);
+	c = obj("name", str("tools"), "image", str(bop__rec_str(t, "image")),
+		"imagePullPolicy", str(policy ? policy : "IfNotPresent"),
+		"command", arr(5, str(BOP__REC_AGENT), str("--socket"), str(BOP__REC_TOOLS_SOCKET),
+			str("--allow-uid"), str(uid)),
+		"resources", copy_or(bop__rec_get(t, "resources"),
+			obj("requests", obj("cpu", str("100m"), "memory", str("128Mi"), NULL),
+				"limits", obj("memory", str("1Gi"), NULL), NULL)),
+		"securityContext", copy_or(bop__rec_get(t, "securityContext"),
+			obj("allowPrivilegeEscalation", yes(false),
+				"capabilities", obj("drop", arr(1, str("ALL")), NULL), NULL)),
+		"volumeMounts", arr(1, tools_mount()), NULL);
+	if (c && bop__rec_get(t, "env") &&
+	    bop__rec_add(c, "env", bop__rec_sorted_copy(bop__rec_get(t, "env"))) < 0) {
+		json_object_put(c);
+		return NULL;
+	}
+	return c;
+}
+
 static json_object *container(const bop_reconcile_t *r)
 {
 	char *config = bop__sprintf("%s/%s", BOP__REC_CONFIG_DIR, BOP__REC_CONFIG_KEY);
@@ -157,6 +229,11 @@ static json_object *container(const bop_reconcile_t *r)
 		obj("name", str("tmp"), "mountPath", str("/tmp"), NULL));
 	json_object *c = NULL;
 
+	if (config && tools(r) && mounts &&
+	    json_object_array_add(mounts, tools_mount()) < 0) {
+		json_object_put(mounts);
+		mounts = NULL;
+	}
 	if (config && !extend(mounts, r->mounts))
 		c = obj("name", str("runner"), "image", str(r->image),
 			"imagePullPolicy", str("IfNotPresent"),
@@ -217,7 +294,9 @@ static json_object *pod_spec(const bop_reconcile_t *r)
 	json_object *spec;
 	int ret;
 
-	if (extend(volumes, r->volumes) < 0) {
+	if (extend(volumes, r->volumes) < 0 || (tools(r) && json_object_array_add(volumes,
+		    obj("name", str(BOP__REC_TOOLS_VOLUME), "emptyDir", json_object_new_object(),
+			    NULL)) < 0)) {
 		json_object_put(volumes);
 		return NULL;
 	}
@@ -228,6 +307,16 @@ static json_object *pod_spec(const bop_reconcile_t *r)
 			"seccompProfile", obj("type", str("RuntimeDefault"), NULL), NULL),
 		"containers", arr(1, container(r)), "volumes", volumes, NULL);
 	ret = spec ? 0 : BOP_ENOMEM;
+	if (!ret && tools(r)) {
+		json_object *tc = tools_container(r);
+
+		if (!tc || json_object_array_add(bop__rec_get(spec, "containers"), tc) < 0) {
+			json_object_put(tc);
+			ret = bop__error_oom();
+		}
+		if (!ret)
+			ret = bop__rec_add(spec, "initContainers", arr(1, agent_installer(r)));
+	}
 	if (!ret && r->n_pull_secrets)
 		ret = bop__rec_add(spec, "imagePullSecrets", pull_secrets(r));
 	if (!ret && sel && json_object_object_length(sel))

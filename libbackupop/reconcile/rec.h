@@ -21,6 +21,13 @@
 #define BOP__REC_CA_KEY "ca.crt"
 #define BOP__REC_IDENTITY_KEY "age-identity.txt"
 #define BOP__REC_FILE_MOUNT "/var/lib/backupop/storage"
+/* The volume shared by the runner and the tools container (spec.runner.tools), the exec
+ * agent copied into it from the runner image, and the agent's socket. */
+#define BOP__REC_TOOLS_VOLUME "backupop-tools"
+#define BOP__REC_TOOLS_DIR "/backupop-tools"
+#define BOP__REC_AGENT_IN_IMAGE "/usr/lib/backupop/backupop-exec-agent"
+#define BOP__REC_AGENT "/backupop-tools/backupop-exec-agent"
+#define BOP__REC_TOOLS_SOCKET "/backupop-tools/agent.sock"
 
 struct bop_reconcile {
 	/* the options, copied */

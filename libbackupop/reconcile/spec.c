@@ -75,7 +75,12 @@ static const field_t verify_restore_fields[] = {
 	{ "engine", F_OBJECT, 0 }, { "expectRows", F_COUNT, 1LL << 60 }, END,
 };
 
-static const field_t runner_fields[] = { { "affinity", F_OBJECT, 0 }, { "resources", F_OBJECT, 0 }, END };
+static const field_t runner_fields[] = { { "affinity", F_OBJECT, 0 }, { "resources", F_OBJECT, 0 },
+	{ "tools", F_OBJECT, 0 }, END };
+/* The tools container: the user's image, where the exec engine's commands run. */
+static const field_t tools_fields[] = { { "image", F_STRING, 0 }, { "imagePullPolicy", F_STRING, 0 },
+	{ "env", BOP__F_ARRAY, 0 }, { "resources", F_OBJECT, 0 },
+	{ "securityContext", F_OBJECT, 0 }, END };
 static const field_t affinity_fields[] = { { "podSelector", F_OBJECT, 0 }, END };
 static const field_t resources_fields[] = { { "requests", F_OBJECT, 0 }, { "limits", F_OBJECT, 0 }, END };
 
@@ -348,6 +353,12 @@ static int resolve_refs(bop_reconcile_t *r, json_object *v, const char *path, in
 	return ret;
 }
 
+/* Whether the exec engine's commands run in the tools container (spec.runner.tools). */
+static bool has_tools(const bop_reconcile_t *r)
+{
+	return bop__rec_get(bop__rec_get(r->spec, "runner"), "tools") != NULL;
+}
+
 /* The engine block with Secrets resolved, checked by the engine itself; its pod patch
  * into *patch when asked. */
 static int build_engine(bop_reconcile_t *r, json_object *engine, const char *path,
@@ -362,7 +373,13 @@ static int build_engine(bop_reconcile_t *r, json_object *engine, const char *pat
 	*out = NULL;
 	if (!block || !sub)
 		goto out;
-	if ((ret = resolve_refs(r, block, sub, 0)) || !(json = bop__rec_to_string(block)))
+	if ((ret = resolve_refs(r, block, sub, 0)))
+		goto out;
+	if (!strcmp(name, "exec") && has_tools(r) && (ret = bop__rec_add(block, "tools",
+		    json_object_new_object())) == 0)
+		ret = bop__rec_add(bop__rec_get(block, "tools"), "socket",
+			json_object_new_string(BOP__REC_TOOLS_SOCKET));
+	if (ret || !(json = bop__rec_to_string(block)))
 		goto out;
 	ret = bop_engine_open(&e, name, json);
 	if (ret == BOP_ENOTFOUND) {
@@ -730,6 +747,39 @@ static int check_verification(bop_reconcile_t *r)
 	return 0;
 }
 
+
+/* spec.runner.tools: an image, a known pull policy, and an engine that runs commands. */
+static int check_tools(bop_reconcile_t *r)
+{
+	static const char *const policies[] = { "Always", "IfNotPresent", "Never", NULL };
+	json_object *tools = bop__rec_get(bop__rec_get(r->spec, "runner"), "tools");
+	json_object *env = bop__rec_get(tools, "env");
+	const char *image = bop__rec_str(tools, "image");
+	const char *engine = engine_name(bop__rec_get(r->spec, "engine"));
+	int ret;
+
+	if (!tools)
+		return 0;
+	if ((ret = bop__rec_check_fields(r, tools, "spec.runner.tools", tools_fields)) ||
+	    (ret = check_enum(r, tools, "spec.runner.tools", "imagePullPolicy", policies)))
+		return ret;
+	if (!image || !*image)
+		return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools.image: required (the "
+			"image whose programs the exec engine runs, e.g. mongo:7)");
+	for (size_t i = 0; env && i < json_object_array_length(env); i++) {
+		json_object *e = json_object_array_get_idx(env, i);
+		const char *name = bop__rec_str(e, "name");
+
+		if (!json_object_is_type(e, json_type_object) || !name || !*name)
+			return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools.env[%zu]: an "
+				"object with a name, as a container's env", i);
+	}
+	if (engine && strcmp(engine, "exec"))
+		return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools: only the exec engine "
+			"runs its commands in the tools container, and spec.engine is %s", engine);
+	return 0;
+}
+
 static int check_structure(bop_reconcile_t *r)
 {
 	static const char *const policies[] = { "Forbid", "Replace", NULL };
@@ -760,7 +810,8 @@ static int check_structure(bop_reconcile_t *r)
 		    affinity_fields)) ||
 	    (ret = check_child(r, bop__rec_get(spec, "runner"), "spec.runner", "resources",
 		    resources_fields)) ||
-	    (ret = check_pod_selector(r)))
+	    (ret = check_pod_selector(r)) ||
+	    (ret = check_tools(r)))
 		return ret;
 	within = bop__rec_str(bop__rec_get(spec, "retention"), "keepWithin");
 	if (within && !duration_valid(within))

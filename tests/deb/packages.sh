@@ -71,10 +71,11 @@ check "libbackupop1's symbols file names the -dev package and every symbol's ver
 check "backupop has the CLI and its man pages" \
 	"$(has backupop 'usr/bin/backupop' && has backupop 'usr/share/man/man1/backupop\.1\.gz' &&
 		has backupop 'usr/share/man/man5/backupop-config\.5\.gz'; echo $?)"
-check "backupop-runner has the daemon, its man page, the systemd unit and the config example" \
+check "backupop-runner has the daemon, its man page, the systemd unit, the exec agent and the config example" \
 	"$(has backupop-runner 'usr/sbin/backupop-runner' &&
 		has backupop-runner 'usr/share/man/man8/backupop-runner\.8\.gz' &&
 		has backupop-runner 'lib/systemd/system/backupop-runner@\.service' &&
+		has backupop-runner 'usr/lib/backupop/backupop-exec-agent' &&
 		has backupop-runner 'usr/share/doc/backupop-runner/examples/runner-example\.yaml'; echo $?)"
 check "backupop-controller has the operator, its man page, the CRDs and the manifests" \
 	"$(has backupop-controller 'usr/sbin/backupop-controller' &&

@@ -70,6 +70,8 @@ r=$T/runner/rootfs
 for tool in backupop pg_dump pg_restore psql mariadb-dump mariadb; do
 	ok "runner: $tool runs as 65532 in the image's root" chroot --userspec=65532:65532 "$r" "$tool" --version
 done
+ok "runner: the exec agent for tools containers is there and statically linked" \
+	sh -c 'file -L "$1" | grep -Eq "static(ally|-pie) linked"' sh "$r/usr/lib/backupop/backupop-exec-agent"
 
 t0=$(date +%s)
 ok "a second build from the same packages" "$BUILD" -d "$T/a/debs" -o "$T/b"

@@ -1483,6 +1483,99 @@ static void test_options(void)
 		"getters accept NULL");
 }
 
+/* spec.runner.tools: the tools container beside the runner, the agent copied in by an init
+ * container, a shared volume, and the exec engine pointed at the agent's socket. */
+static void test_tools(void)
+{
+	bop_reconcile_t *r = NULL;
+	json_object *sts, *cfg;
+	char *s, *config;
+
+	s = patched(schedule_base, "{\"spec\":{\"engine\":{\"postgres\":null,\"exec\":{"
+		"\"backupCommand\":[\"mongodump\",\"--archive\"],\"restoreCommand\":[\"mongorestore\","
+		"\"--archive\"]}},\"verification\":null,\"runner\":{\"tools\":{\"image\":\"mongo:7\","
+		"\"imagePullPolicy\":\"Always\",\"env\":[{\"name\":\"MONGO_HOST\",\"value\":\"db\"}],"
+		"\"resources\":{\"limits\":{\"memory\":\"2Gi\"}}}}}}");
+	if (reconcile(&r, s, storage_base) < 0)
+		diag("%s", bop_error_last());
+	ok(bop_reconcile_valid(r), "a schedule with runner.tools (%s)",
+		bop_reconcile_message(r) ? bop_reconcile_message(r) : "valid");
+	sts = object(r, BOP_RECONCILE_STATEFULSET);
+	config = config_of(r);
+	cfg = config ? json_tokener_parse(config) : NULL;
+	is_str(at_str(cfg, "engine.exec.tools.socket"), "/backupop-tools/agent.sock",
+		"tools: the exec engine runs its commands through the agent's socket");
+	is_str(at_str(sts, "spec.template.spec.initContainers.0.image"), image,
+		"tools: the init container is the runner image");
+	is_str(at_str(sts, "spec.template.spec.initContainers.0.command.0"),
+		"/usr/lib/backupop/backupop-exec-agent", "tools: ... running the agent it ships");
+	is_str(at_str(sts, "spec.template.spec.initContainers.0.command.2"),
+		"/backupop-tools/backupop-exec-agent", "tools: ... copying it into the shared volume");
+	is_str(at_str(sts, "spec.template.spec.containers.1.name"), "tools",
+		"tools: a second container");
+	is_str(at_str(sts, "spec.template.spec.containers.1.image"), "mongo:7",
+		"tools: the user's image");
+	is_str(at_str(sts, "spec.template.spec.containers.1.imagePullPolicy"), "Always",
+		"tools: its pull policy");
+	is_str(at_str(sts, "spec.template.spec.containers.1.command.0"),
+		"/backupop-tools/backupop-exec-agent", "tools: its command is the agent");
+	is_str(at_str(sts, "spec.template.spec.containers.1.command.2"),
+		"/backupop-tools/agent.sock", "tools: ... listening on the socket");
+	is_str(at_str(sts, "spec.template.spec.containers.1.command.4"), "65532",
+		"tools: ... serving the runner's uid");
+	is_str(at_str(sts, "spec.template.spec.containers.1.env.0.name"), "MONGO_HOST",
+		"tools: its env");
+	is_str(at_str(sts, "spec.template.spec.containers.1.resources.limits.memory"), "2Gi",
+		"tools: its resources");
+	is_str(at_str(sts, "spec.template.spec.containers.1.volumeMounts.0.mountPath"),
+		"/backupop-tools", "tools: the tools container mounts the shared volume");
+	is_str(at_str(sts, "spec.template.spec.containers.0.volumeMounts.2.mountPath"),
+		"/backupop-tools", "tools: so does the runner");
+	is_str(at_str(sts, "spec.template.spec.volumes.2.name"), "backupop-tools",
+		"tools: the shared volume");
+	ok(at(sts, "spec.template.spec.volumes.2.emptyDir") != NULL, "tools: ... an emptyDir");
+	json_object_put(cfg);
+	json_object_put(sts);
+	free(config);
+	bop_reconcile_free(r);
+	test_runner_loads(s, storage_base, "a schedule with runner.tools");
+	free(s);
+
+	reconcile(&r, schedule_base, storage_base);
+	sts = object(r, BOP_RECONCILE_STATEFULSET);
+	ok(!at(sts, "spec.template.spec.initContainers") && !at(sts, "spec.template.spec.containers.1"),
+		"without runner.tools: only the runner container");
+	json_object_put(sts);
+	bop_reconcile_free(r);
+
+	s = patched(schedule_base, "{\"spec\":{\"runner\":{\"tools\":{\"image\":\"mongo:7\"}}}}");
+	reconcile(&r, s, storage_base);
+	ok(!bop_reconcile_valid(r) && bop_reconcile_message(r) &&
+		strstr(bop_reconcile_message(r), "only the exec engine"),
+		"runner.tools with the postgres engine is refused: %s", bop_reconcile_message(r));
+	bop_reconcile_free(r);
+	free(s);
+
+	s = patched(schedule_base, "{\"spec\":{\"engine\":{\"postgres\":null,\"exec\":{"
+		"\"backupCommand\":[\"redis-cli\"]}},\"verification\":null,\"runner\":{\"tools\":{"
+		"\"imagePullPolicy\":\"Sometimes\"}}}}");
+	reconcile(&r, s, storage_base);
+	ok(!bop_reconcile_valid(r) && bop_reconcile_message(r) &&
+		strstr(bop_reconcile_message(r), "imagePullPolicy"),
+		"a bad pull policy is refused: %s", bop_reconcile_message(r));
+	bop_reconcile_free(r);
+	free(s);
+
+	s = patched(schedule_base, "{\"spec\":{\"engine\":{\"postgres\":null,\"exec\":{"
+		"\"backupCommand\":[\"redis-cli\"]}},\"verification\":null,\"runner\":{\"tools\":{}}}}");
+	reconcile(&r, s, storage_base);
+	ok(!bop_reconcile_valid(r) && bop_reconcile_message(r) &&
+		strstr(bop_reconcile_message(r), "spec.runner.tools.image: required"),
+		"a tools container without an image is refused: %s", bop_reconcile_message(r));
+	bop_reconcile_free(r);
+	free(s);
+}
+
 int main(void)
 {
 	char *id = NULL, *rcp = NULL;
@@ -1506,6 +1599,7 @@ int main(void)
 	test_identity();
 	test_templates();
 	test_cockroach();
+	test_tools();
 	test_names();
 	test_long_labels();
 	test_long_path();

@@ -344,6 +344,10 @@ static void test_config_bad(void)
 		{ "{\"timeoutSeconds\": -1}", "timeoutSeconds", "a negative timeout" },
 		{ "{\"timeoutSeconds\": 1.5}", "timeoutSeconds", "a fractional timeout" },
 		{ "{\"timeoutSeconds\": null}", "timeoutSeconds", "a null timeout" },
+		{ "{\"tools\": \"/s.sock\"}", "tools", "tools as a string" },
+		{ "{\"tools\": {}}", "socket", "tools without a socket" },
+		{ "{\"tools\": {\"socket\": \"s.sock\"}}", "absolute", "a relative tools socket" },
+		{ "{\"tools\": {\"sock\": \"/s\"}}", "sock", "an unknown tools field" },
 	};
 
 	for (size_t i = 0; i < BOP_ARRAY_SIZE(bad); i++) {
@@ -382,6 +386,12 @@ static void test_validate(void)
 	e = exec_open("{\"backupCommand\": [\"cat\"], \"workingDir\": \"/no/such/dir\"}");
 	is_int(bop_engine_validate(e), BOP_ENOTFOUND, "a missing workingDir");
 	ok(contains(bop_error_last(), "/no/such/dir"), "%s", bop_error_last());
+	bop_engine_free(e);
+
+	/* With a tools container, program and directory are there, not here. */
+	e = exec_open("{\"backupCommand\": [\"mongodump-bop\"], \"workingDir\": \"/no/such/dir\","
+		" \"tools\": {\"socket\": \"/backupop-tools/agent.sock\"}}");
+	is_int(bop_engine_validate(e), 0, "with tools, programs are not looked up here");
 	bop_engine_free(e);
 }
 

@@ -5,6 +5,11 @@
  *    "env": {"PGPASSWORD": "..."}, "workingDir": "/srv", "timeoutSeconds": 3600}
  * Values of env variables whose name says they are secret (PASSWORD, SECRET, TOKEN, KEY)
  * are registered for redaction, and reach the command only through its environment.
+ *
+ * With "tools": {"socket": "/backupop-tools/agent.sock"} the commands run in the pod's tools
+ * container instead, started by the backupop-exec-agent listening there; stdout and stdin
+ * are still pipes to this process, and "workingDir", the program and the environment
+ * (added to the tools container's own) are those of the tools container.
  */
 #include "engine/config.h"
 
@@ -27,10 +32,11 @@ typedef struct exec_engine {
 	bool shell;
 	char *cwd;
 	int64_t timeout_ms;
+	char *tools_socket;     /* the tools container's agent; NULL: run here */
 } exec_engine_t;
 
 static const char *const known_fields =
-	"backupCommand, restoreCommand, shell, env, workingDir, timeoutSeconds";
+	"backupCommand, restoreCommand, shell, env, workingDir, timeoutSeconds, tools";
 
 static void strv_free_wiped(char **v)
 {
@@ -172,6 +178,29 @@ static int parse_timeout(exec_engine_t *e, json_object *val)
 	return 0;
 }
 
+static int parse_tools(exec_engine_t *e, json_object *val)
+{
+	const char *s = NULL;
+	int ret;
+
+	if (!json_object_is_type(val, json_type_object))
+		return bop__error(BOP_EINVAL, "\"tools\" must be an object, e.g. {\"socket\": \"/backupop-tools/agent.sock\"}");
+	json_object_object_foreach(val, name, v) {
+		if (strcmp(name, "socket"))
+			return bop__error(BOP_EINVAL, "\"tools\" has an unknown field \"%s\" (known: socket)", name);
+		if ((ret = get_string(v, "\"tools\".socket", &s)) < 0)
+			return ret;
+		if (*s != '/')
+			return bop__error(BOP_EINVAL, "\"tools\".socket must be an absolute path, e.g. /backupop-tools/agent.sock");
+		free(e->tools_socket);
+		if (!(e->tools_socket = bop__strdup(s)))
+			return BOP_ENOMEM;
+	}
+	if (!e->tools_socket)
+		return bop__error(BOP_EINVAL, "\"tools\" needs \"socket\", the path of the tools container's agent");
+	return 0;
+}
+
 static int parse_field(void *ud, const char *key, json_object *val)
 {
 	exec_engine_t *e = ud;
@@ -186,6 +215,8 @@ static int parse_field(void *ud, const char *key, json_object *val)
 		return parse_env(e, val);
 	if (!strcmp(key, "timeoutSeconds"))
 		return parse_timeout(e, val);
+	if (!strcmp(key, "tools"))
+		return parse_tools(e, val);
 	if (!strcmp(key, "shell")) {
 		if (!json_object_is_type(val, json_type_boolean))
 			return bop__error(BOP_EINVAL, "\"shell\" must be true or false");
@@ -275,6 +306,10 @@ static int exec_validate(bop_engine_t *base)
 
 	if (!e->backup_argv && !e->restore_argv)
 		return bop__error(BOP_EINVAL, "neither \"backupCommand\" nor \"restoreCommand\" is set");
+	/* The programs and the directory are in the tools container, which may still be
+	 * starting: a missing one is reported when the command runs. */
+	if (e->tools_socket)
+		return 0;
 	if (e->cwd && (stat(e->cwd, &st) < 0 || !S_ISDIR(st.st_mode)))
 		return bop__error(BOP_ENOTFOUND, "\"workingDir\" %s is not a directory", e->cwd);
 	if ((ret = check_program(e, "backupCommand", e->backup_argv)) < 0)
@@ -302,6 +337,8 @@ static int exec_backup(bop_engine_t *base, bop_source_t **out)
 	if (!e->backup_argv)
 		return bop__error(BOP_EINVAL, "the exec engine has no \"backupCommand\"; add one to its configuration, e.g. \"backupCommand\": [\"pg_dumpall\"]");
 	command_options(e, e->backup_argv, &opts);
+	if (e->tools_socket)
+		return bop__source_command_agent_new(out, &opts, e->tools_socket);
 	return bop_source_command_new(out, &opts);
 }
 
@@ -313,6 +350,8 @@ static int exec_restore(bop_engine_t *base, bop_sink_t **out)
 	if (!e->restore_argv)
 		return bop__error(BOP_EINVAL, "the exec engine has no \"restoreCommand\"; add one to its configuration, e.g. \"restoreCommand\": [\"psql\"]");
 	command_options(e, e->restore_argv, &opts);
+	if (e->tools_socket)
+		return bop__sink_command_agent_new(out, &opts, e->tools_socket);
 	return bop_sink_command_new(out, &opts);
 }
 
@@ -324,6 +363,7 @@ static void exec_free(bop_engine_t *base)
 	strv_free_wiped(e->restore_argv);
 	strv_free_wiped(e->env);
 	free(e->cwd);
+	free(e->tools_socket);
 	free(e);
 }
 
