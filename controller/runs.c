@@ -110,7 +110,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/backups/%s", backup);
-		ret = ctl_runner_call(c, ns, sched, uid, "DELETE", p, NULL, &rep);
+		ret = ctl_runner_call(c, w, ns, sched, uid, "DELETE", p, NULL, &rep);
 		if (ret == 0 && rep.status != 404 && (rep.status < 200 || rep.status > 299)) {
 			ret = bop_error_set(BOP_EIO, rep.body ? rep.body : "the runner refused");
 		}
@@ -182,7 +182,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 
 		if (backup && strcmp(action, "backup"))
 			json_object_object_add(body, "backup", json_object_new_string(backup));
-		ret = ctl_runner_call(c, ns, sname, uid, "POST", action_path(action),
+		ret = ctl_runner_call(c, w, ns, sname, uid, "POST", action_path(action),
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
 		if (ret) {
@@ -219,7 +219,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/runs/%s", run_id);
-		ret = ctl_runner_call(c, ns, sname, uid, "GET", p, NULL, &rep);
+		ret = ctl_runner_call(c, w, ns, sname, uid, "GET", p, NULL, &rep);
 	}
 	if (ret)
 		goto out;
