@@ -116,8 +116,10 @@ int ctl_sweep_orphans(ctl_t *c, int w);
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name);
 int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedule,
 	json_object *spec);
+/* Creates a BackupRun for each scheduled run of `runs` (the runner's) after `since`, the
+ * schedule's lastScheduleTime before this reconcile wrote its status. */
 int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
-	const char *uid, json_object *runs);
+	int64_t since, json_object *runs);
 
 /* state.c: queue keys are "s/<ns>/<name>" schedules, "r/<ns>/<name>" runs. */
 void ctl_enqueue(ctl_t *c, char kind, const char *ns_name, unsigned int delay_ms);

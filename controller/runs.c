@@ -276,20 +276,12 @@ static void run_name(char *out, size_t size, const char *schedule, const char *i
 }
 
 int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
-	const char *uid, json_object *runs)
+	int64_t since, json_object *runs)
 {
-	char skey[512], *stext = NULL;
-	json_object *sched = NULL;
-	int64_t since = 0;
+	char skey[512];
 	int ret = 0;
 
-	(void)uid;
 	snprintf(skey, sizeof(skey), "%s/%s", ns, schedule);
-	if (bop_k8s_informer_get(c->schedules, &stext, skey) == 0) {
-		sched = jparse(stext);
-		if (js(sched, "status.lastScheduleTime"))
-			since = ctl_parse_time(js(sched, "status.lastScheduleTime"));
-	}
 	for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
 		json_object *rr = json_object_array_get_idx(runs, i), *o, *meta, *spec, *lab, *ann;
 		char name[254], key[600], path[600], *have = NULL;
@@ -337,8 +329,6 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 		ctl_count_write(c, "BackupRun");
 		clog_(BOP_LOG_INFO, "scheduled run %s of %s mirrored as BackupRun %s", id, skey, name);
 	}
-	json_object_put(sched);
-	bop_free(stext);
 	return ret;
 }
 

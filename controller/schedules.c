@@ -437,7 +437,10 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	if (ret)
 		goto out;
 	if (runs) {
-		ctl_runs_mirror_scheduled(c, w, ns, name, js(sched, "metadata.uid"), runs);
+		/* the status as it was before write_status(): the informer's copy may already
+		 * carry the lastScheduleTime just written, which would hide these runs */
+		ctl_runs_mirror_scheduled(c, w, ns, name, js(sched, "status.lastScheduleTime") ?
+			ctl_parse_time(js(sched, "status.lastScheduleTime")) : 0, runs);
 		ctl_runs_enforce_history(c, w, ns, name, jget(sched, "spec"));
 	}
 	/* come back after the next run to refresh the status */
