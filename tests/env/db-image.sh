@@ -62,7 +62,7 @@ if [ ! -d "$data/mysql" ]; then
 	umask 077
 	mkdir -p "$data"
 	mariadb-install-db --datadir="$data" --auth-root-authentication-method=normal \
-		--skip-test-db --skip-name-resolve >/var/lib/db/install.log 2>&1
+		--skip-test-db --skip-name-resolve --force >/var/lib/db/install.log 2>&1
 	cat >/var/lib/db/init.sql <<SQL
 CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '$DB_PASSWORD';
 GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;
