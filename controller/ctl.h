@@ -27,6 +27,7 @@ typedef struct ctl_args {
 	const char *kubeconfig;
 	const char *context;
 	const char *runner_url;         /* test flag: every runner API is at this URL */
+	bool runner_via_service;        /* --runner-address service: by DNS, not the pod IP */
 	unsigned int runner_port;
 	unsigned int resync_seconds;
 	unsigned int lease_seconds;
@@ -104,8 +105,8 @@ void ctl_index_remove(ctl_index_t *ix, const char *key);
 /* Calls fn for every key referring to `ref`. */
 void ctl_index_each(ctl_index_t *ix, const char *ref, void (*fn)(void *ud, const char *key), void *ud);
 
-/* runner.c: the runner API (the reply is freed with rapi_reply_clear()) */
-int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
+/* runner.c: the runner API of worker w (the reply is freed with rapi_reply_clear()) */
+int ctl_runner_call(ctl_t *c, int w, const char *ns, const char *name, const char *uid,
 	const char *method, const char *path, const char *body, rapi_reply_t *reply);
 
 /* schedules.c */
@@ -125,8 +126,10 @@ char *ctl_identity_recipient(const char *secret);
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name);
 int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedule,
 	json_object *spec);
+/* Creates a BackupRun for each scheduled run of `runs` (the runner's) after `since`, the
+ * schedule's lastScheduleTime before this reconcile wrote its status. */
 int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
-	const char *uid, json_object *runs);
+	int64_t since, json_object *runs);
 
 /* state.c: queue keys are "s/<ns>/<name>" schedules, "r/<ns>/<name>" runs. */
 void ctl_enqueue(ctl_t *c, char kind, const char *ns_name, unsigned int delay_ms);

@@ -256,13 +256,15 @@ static void usage(FILE *out)
 		"  --kubeconfig FILE, --context NAME\n"
 		"  --resync-seconds N        default 600\n"
 		"  --runner-port N           default 8080\n"
+		"  --runner-address pod|service  reach runners at their pod's IP (default) or\n"
+		"                            at their Service's DNS name\n"
 		"  --log-format text|json, --log-level LEVEL\n", out);
 }
 
 static int parse_args(ctl_args_t *a, int argc, char **argv)
 {
 	enum { O_NS = 256, O_IMAGE, O_PULL, O_LEADER, O_LEASE, O_LEASE_S, O_ID, O_METRICS, O_KCFG,
-		O_CTX, O_RESYNC, O_PORT, O_FMT, O_LEVEL, O_RURL, O_POLL, O_HELP, O_VERSION };
+		O_CTX, O_RESYNC, O_PORT, O_FMT, O_LEVEL, O_RURL, O_RADDR, O_POLL, O_HELP, O_VERSION };
 	static const struct option longopts[] = {
 		{ "namespace", required_argument, NULL, O_NS },
 		{ "runner-image", required_argument, NULL, O_IMAGE },
@@ -278,6 +280,7 @@ static int parse_args(ctl_args_t *a, int argc, char **argv)
 		{ "runner-port", required_argument, NULL, O_PORT },
 		{ "log-format", required_argument, NULL, O_FMT },
 		{ "log-level", required_argument, NULL, O_LEVEL },
+		{ "runner-address", required_argument, NULL, O_RADDR },
 		{ "runner-url", required_argument, NULL, O_RURL },   /* tests only */
 		{ "poll-seconds", required_argument, NULL, O_POLL },
 		{ "help", no_argument, NULL, O_HELP },
@@ -309,6 +312,13 @@ static int parse_args(ctl_args_t *a, int argc, char **argv)
 		case O_PORT: a->runner_port = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case O_POLL: a->poll_seconds = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case O_RURL: a->runner_url = optarg; break;
+		case O_RADDR:
+			if (strcmp(optarg, "pod") && strcmp(optarg, "service")) {
+				fprintf(stderr, "backupop-controller: --runner-address is pod or service\n");
+				return 2;
+			}
+			a->runner_via_service = !strcmp(optarg, "service");
+			break;
 		case O_FMT:
 			if (!strcmp(optarg, "json"))
 				bop_log_set_format(BOP_LOG_FORMAT_JSON);

@@ -5,10 +5,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
+/* The runner pod's address: the StatefulSet's only pod, <object>-0, asked of the API
+ * server. A pod that has no IP yet or is being deleted has no address (a new run must not
+ * go to a runner that is stopping). */
+static int runner_pod_ip(ctl_t *c, int w, const char *obj, char *ip, size_t size)
+{
+	char path[600], *body = NULL, msg[700];
+	json_object *pod = NULL;
+	const char *addr;
+	int ret;
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s-0", c->args.namespace, obj);
+	ret = bop_k8s_request(c->wclient[w], NULL, &body, BOP_K8S_GET, path, NULL, NULL);
+	if (ret == BOP_ENOTFOUND) {
+		snprintf(msg, sizeof(msg), "its pod %s-0 does not exist (yet)", obj);
+		ret = bop_error_set(BOP_EIO, msg);
+	}
+	if (ret)
+		goto out;
+	pod = jparse(body);
+	addr = js(pod, "status.podIP");
+	if (jget(pod, "metadata.deletionTimestamp")) {
+		snprintf(msg, sizeof(msg), "its pod %s-0 is being deleted", obj);
+		ret = bop_error_set(BOP_EIO, msg);
+	} else if (!addr || !*addr || strlen(addr) >= size) {
+		snprintf(msg, sizeof(msg), "its pod %s-0 has no IP address yet", obj);
+		ret = bop_error_set(BOP_EIO, msg);
+	} else {
+		strcpy(ip, addr);
+	}
+out:
+	json_object_put(pod);
+	bop_free(body);
+	return ret;
+}
+
+int ctl_runner_call(ctl_t *c, int w, const char *ns, const char *name, const char *uid,
 	const char *method, const char *path, const char *body, rapi_reply_t *reply)
 {
-	char *obj = NULL, *token = NULL, url[1024], err[512];
+	char *obj = NULL, *token = NULL, url[1024], err[512], ip[64], msg[1400];
 	int ret;
 
 	memset(reply, 0, sizeof(*reply));
@@ -17,16 +52,26 @@ int ctl_runner_call(ctl_t *c, const char *ns, const char *name, const char *uid,
 		ret = bop_reconcile_runner_token(&token, c->key, sizeof(c->key), uid);
 	if (ret)
 		goto out;
-	if (c->args.runner_url)
+	if (c->args.runner_url) {
 		snprintf(url, sizeof(url), "%s%s", c->args.runner_url, path);
-	else
+	} else if (c->args.runner_via_service) {
 		snprintf(url, sizeof(url), "http://%s.%s.svc:%u%s", obj, c->args.namespace,
 			c->args.runner_port, path);
+	} else {
+		ret = runner_pod_ip(c, w, obj, ip, sizeof(ip));
+		if (ret) {
+			snprintf(msg, sizeof(msg), "runner %s is not reachable: %s", obj,
+				bop_error_last());
+			ret = bop_error_set(BOP_EIO, msg);
+			goto out;
+		}
+		snprintf(url, sizeof(url), strchr(ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s",
+			ip, c->args.runner_port, path);
+	}
 	if (rapi_request(url, method, token, body, 3000, 15000, reply, err, sizeof(err)) < 0) {
-		char msg[1400];
-
 		snprintf(msg, sizeof(msg), "runner %s is not reachable at %s: %s", obj,
-			c->args.runner_url ? c->args.runner_url : "its Service", err);
+			c->args.runner_url ? c->args.runner_url : c->args.runner_via_service ?
+			"its Service" : "its pod's IP", err);
 		ret = bop_error_set(BOP_EIO, msg);
 		goto out;
 	}

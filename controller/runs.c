@@ -110,7 +110,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/backups/%s", backup);
-		ret = ctl_runner_call(c, ns, sched, uid, "DELETE", p, NULL, &rep);
+		ret = ctl_runner_call(c, w, ns, sched, uid, "DELETE", p, NULL, &rep);
 		if (ret == 0 && rep.status != 404 && (rep.status < 200 || rep.status > 299)) {
 			ret = bop_error_set(BOP_EIO, rep.body ? rep.body : "the runner refused");
 		}
@@ -182,7 +182,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 
 		if (backup && strcmp(action, "backup"))
 			json_object_object_add(body, "backup", json_object_new_string(backup));
-		ret = ctl_runner_call(c, ns, sname, uid, "POST", action_path(action),
+		ret = ctl_runner_call(c, w, ns, sname, uid, "POST", action_path(action),
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
 		if (ret) {
@@ -219,7 +219,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/runs/%s", run_id);
-		ret = ctl_runner_call(c, ns, sname, uid, "GET", p, NULL, &rep);
+		ret = ctl_runner_call(c, w, ns, sname, uid, "GET", p, NULL, &rep);
 	}
 	if (ret)
 		goto out;
@@ -283,20 +283,12 @@ static void run_name(char *out, size_t size, const char *schedule, const char *i
 }
 
 int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
-	const char *uid, json_object *runs)
+	int64_t since, json_object *runs)
 {
-	char skey[512], *stext = NULL;
-	json_object *sched = NULL;
-	int64_t since = 0;
+	char skey[512];
 	int ret = 0;
 
-	(void)uid;
 	snprintf(skey, sizeof(skey), "%s/%s", ns, schedule);
-	if (bop_k8s_informer_get(c->schedules, &stext, skey) == 0) {
-		sched = jparse(stext);
-		if (js(sched, "status.lastScheduleTime"))
-			since = ctl_parse_time(js(sched, "status.lastScheduleTime"));
-	}
 	for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
 		json_object *rr = json_object_array_get_idx(runs, i), *o, *meta, *spec, *lab, *ann;
 		char name[254], key[600], path[600], *have = NULL;
@@ -344,8 +336,6 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 		ctl_count_write(c, "BackupRun");
 		clog_(BOP_LOG_INFO, "scheduled run %s of %s mirrored as BackupRun %s", id, skey, name);
 	}
-	json_object_put(sched);
-	bop_free(stext);
 	return ret;
 }
 

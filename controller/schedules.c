@@ -230,12 +230,13 @@ static bool run_going(json_object *runs)
 }
 
 /* The runner's runs, or NULL when it cannot be asked. */
-static json_object *runner_runs(ctl_t *c, const char *ns, const char *name, const char *uid)
+static json_object *runner_runs(ctl_t *c, int w, const char *ns, const char *name,
+	const char *uid)
 {
 	rapi_reply_t rep;
 	json_object *o, *runs = NULL;
 
-	if (ctl_runner_call(c, ns, name, uid, "GET", "/v1/runs", NULL, &rep) || rep.status != 200) {
+	if (ctl_runner_call(c, w, ns, name, uid, "GET", "/v1/runs", NULL, &rep) || rep.status != 200) {
 		clog_(BOP_LOG_DEBUG, "schedule %s/%s: cannot list the runner's runs: %s", ns, name,
 			rep.status ? "unexpected answer" : bop_error_last());
 		rapi_reply_clear(&rep);
@@ -487,7 +488,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	pthread_mutex_unlock(&c->lock);
 	poll = (old_next > 0 && old_next <= ctl_now()) || active;
 	if (poll && bop_reconcile_valid(r))
-		runs = runner_runs(c, ns, name, js(sched, "metadata.uid"));
+		runs = runner_runs(c, w, ns, name, js(sched, "metadata.uid"));
 	active = runs && run_going(runs);
 	pthread_mutex_lock(&c->lock);
 	if (active)
@@ -499,7 +500,10 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	if (ret)
 		goto out;
 	if (runs) {
-		ctl_runs_mirror_scheduled(c, w, ns, name, js(sched, "metadata.uid"), runs);
+		/* the status as it was before write_status(): the informer's copy may already
+		 * carry the lastScheduleTime just written, which would hide these runs */
+		ctl_runs_mirror_scheduled(c, w, ns, name, js(sched, "status.lastScheduleTime") ?
+			ctl_parse_time(js(sched, "status.lastScheduleTime")) : 0, runs);
 		ctl_runs_enforce_history(c, w, ns, name, jget(sched, "spec"));
 	}
 	/* come back after the next run to refresh the status */

@@ -220,6 +220,7 @@ can create statefulsets.apps -n backupop-system
 can patch services -n backupop-system
 can delete secrets -n backupop-system
 can update leases.coordination.k8s.io -n backupop-system
+can get pods -n backupop-system
 cannot delete backupschedules.backupop.io -n "$NS"
 cannot create backupschedules.backupop.io -n "$NS"
 cannot create backupstorages.backupop.io
@@ -233,6 +234,7 @@ cannot delete secrets -n default
 cannot create statefulsets.apps -n "$NS"
 cannot create services -n default
 cannot create pods -n backupop-system
+cannot list pods -n backupop-system
 cannot get pods -n "$NS"
 cannot delete leases.coordination.k8s.io -n backupop-system
 cannot create leases.coordination.k8s.io -n "$NS"

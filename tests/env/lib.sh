@@ -21,3 +21,10 @@ wait_pod_done() {
 	done
 	echo "$phase"
 }
+
+# images_key SRC: what the images of controller/images/build.sh depend on in the source
+# checkout SRC: its committed tree without tests/. Tests keep the images they built in
+# $BOP_BUILD_ROOT/images with this key in its file "tree", and reuse them when it matches.
+images_key() {
+	git -C "$1" ls-tree HEAD | grep -v "$(printf '\t')tests\$" | sha256sum | cut -c1-16
+}

@@ -5,6 +5,9 @@
 #   usage:   s3-local.sh start | stop | env
 #   env:     RGW_DIR (default /tmp/rgw-ci)   everything of this instance: data, logs, pids
 #            RGW_PORT (default 7480)         S3 port; the next free one if it is taken
+#            RGW_BIND (default 127.0.0.1)    the S3 port's address, e.g. a node's bridge
+#                                            address so that pods reach it (Ceph itself
+#                                            stays on loopback)
 #            MON_PORT (default 3300)         Ceph monitor port; the next free one if taken
 #            S3_ACCESS_KEY, S3_SECRET_KEY    the S3 user's keys (ci-access-key/ci-secret-key)
 #            S3_BUCKET (default backupop-test) created after start
@@ -19,6 +22,7 @@ D=${RGW_DIR:-/tmp/rgw-ci}
 AK=${S3_ACCESS_KEY:-ci-access-key}; SK=${S3_SECRET_KEY:-ci-secret-key}
 BUCKET=${S3_BUCKET:-backupop-test}; STORE=${OSD_STORE:-bluestore}
 DAEMONS="client.rgw.a osd.0 mon.a"
+BIND=${RGW_BIND:-127.0.0.1}
 
 alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z ]; }
 
@@ -43,13 +47,13 @@ stop() {
 	done
 }
 
-# Whether something listens on 127.0.0.1:$1.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Whether something listens on ${2:-127.0.0.1}:$1.
+port_busy() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 # The first port from $1 on that nothing listens on.
 free_port() {
 	local p=$1
-	while port_busy "$p"; do
+	while port_busy "$p" || port_busy "$p" "$BIND"; do
 		p=$((p + 1))
 		[ "$p" -lt 65536 ] || { echo "s3-local.sh: no free port from $1 on" >&2; exit 1; }
 	done
@@ -115,7 +119,7 @@ bluestore cache autotune = false
 bluestore cache size = 268435456
 [client.rgw.a]
 keyring = /dev/null
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+rgw frontends = beast endpoint=$BIND:$PORT
 rgw data = $D/rgw
 rgw gc obj min wait = 60
 rgw gc processor period = 60
@@ -128,7 +132,7 @@ timeout 60 ceph $C osd new "$OSDUUID" >/dev/null
 ceph-osd $C -i 0 --mkfs --osd-uuid "$OSDUUID" >"$D/log/osd-mkfs.log" 2>&1
 ceph-osd $C -i 0 2>>"$D/log/osd-start.log"
 radosgw $C -n client.rgw.a
-ENDPOINT=http://127.0.0.1:$PORT
+ENDPOINT=http://$BIND:$PORT
 for i in $(seq 1 120); do curl -s -o /dev/null "$ENDPOINT/" && break; sleep 0.5; done
 curl -s -o /dev/null "$ENDPOINT/" || { echo "s3-local.sh: radosgw did not come up; see $D/log" >&2; exit 1; }
 radosgw-admin $C -n client.rgw.a --admin-socket= user create --uid=ci --display-name=ci \

@@ -17,6 +17,9 @@ done
 git -C "$BOP_SOURCE_ROOT" rev-parse HEAD >/dev/null 2>&1 ||
 	skip_all "the source is not a git checkout (the images are built from its committed tree)"
 T=$(mktemp -d "${TMPDIR:-/tmp}/bop-images.XXXXXX") || exit 1
+# kept for tests/e2e, which reuses images of the same tree (images_key)
+IMG=$BOP_BUILD_ROOT/images
+rm -f "$IMG/tree" "$IMG"/*.oci.tar "$IMG"/*.docker.tar
 TAP_LOG=$T/log
 BUILD=$BOP_SOURCE_ROOT/controller/images/build.sh
 version=$(sed -n "s/^  version: '\([^']*\)',/\1/p" "$BOP_SOURCE_ROOT/meson.build")
@@ -37,21 +40,21 @@ since() { echo $(($(date +%s) - $1)); }
 
 t0=$(date +%s)
 export SOURCE_DATE_EPOCH=$(git -C "$BOP_SOURCE_ROOT" log -1 --format=%ct)
-ok "controller/images/build.sh builds the packages and both images" "$BUILD" -o "$T/a"
+ok "controller/images/build.sh builds the packages and both images" "$BUILD" -o "$IMG"
 diag "packages and both images built in $(since "$t0") s"
 grep '^backupop/' "$T/log" | sed 's/^/# /'
 for img in runner controller; do
-	check "$img: an OCI layout tarball" "$(tar -tf "$T/a/$img-$version.oci.tar" 2>/dev/null | grep -qx './oci-layout'; echo $?)"
+	check "$img: an OCI layout tarball" "$(tar -tf "$IMG/$img-$version.oci.tar" 2>/dev/null | grep -qx './oci-layout'; echo $?)"
 	if command -v skopeo >/dev/null; then
 		check "$img: a docker-archive for docker load" \
-			"$(tar -tf "$T/a/$img-$version.docker.tar" 2>/dev/null | grep -qx 'manifest.json'; echo $?)"
+			"$(tar -tf "$IMG/$img-$version.docker.tar" 2>/dev/null | grep -qx 'manifest.json'; echo $?)"
 	fi
 done
 
 # Unpacked as a runtime would see them.
 for img in runner controller; do
 	mkdir -p "$T/oci-$img"
-	tar -C "$T/oci-$img" -xf "$T/a/$img-$version.oci.tar"
+	tar -C "$T/oci-$img" -xf "$IMG/$img-$version.oci.tar"
 	ok "$img: umoci unpacks it" umoci unpack --image "$T/oci-$img:$version" "$T/$img"
 	cfg=$T/$img/config.json
 	check "$img: runs as user 65532" "$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["process"]["user"]; sys.exit(not (p["uid"] == 65532 and p["gid"] == 65532))' "$cfg"; echo $?)"
@@ -64,7 +67,7 @@ for img in runner controller; do
 		"$(grep -q '^backupop:x:65532:65532:' "$r/etc/passwd"; echo $?)"
 	ok "$img: backupop-$img --version runs as 65532 in the image's root" \
 		chroot --userspec=65532:65532 "$r" "/usr/sbin/backupop-$img" --version
-	diag "$img: $(du -sm "$r" | cut -f1) MB unpacked, $(($(stat -c %s "$T/a/$img-$version.oci.tar") / 1000000)) MB as an OCI tarball"
+	diag "$img: $(du -sm "$r" | cut -f1) MB unpacked, $(($(stat -c %s "$IMG/$img-$version.oci.tar") / 1000000)) MB as an OCI tarball"
 done
 r=$T/runner/rootfs
 for tool in backupop pg_dump pg_restore psql mariadb-dump mariadb; do
@@ -74,13 +77,15 @@ ok "runner: the exec agent for tools containers is there and statically linked" 
 	sh -c 'file -L "$1" | grep -Eq "static(ally|-pie) linked"' sh "$r/usr/lib/backupop/backupop-exec-agent"
 
 t0=$(date +%s)
-ok "a second build from the same packages" "$BUILD" -d "$T/a/debs" -o "$T/b"
+ok "a second build from the same packages" "$BUILD" -d "$IMG/debs" -o "$T/b"
 diag "both images rebuilt in $(since "$t0") s"
 for img in runner controller; do
-	check "$img: the second build is byte for byte the same ($(sha256sum <"$T/a/$img-$version.oci.tar" | cut -c1-16))" \
-		"$(cmp -s "$T/a/$img-$version.oci.tar" "$T/b/$img-$version.oci.tar"; echo $?)"
+	check "$img: the second build is byte for byte the same ($(sha256sum <"$IMG/$img-$version.oci.tar" | cut -c1-16))" \
+		"$(cmp -s "$IMG/$img-$version.oci.tar" "$T/b/$img-$version.oci.tar"; echo $?)"
 done
 rm -rf "$T/b" "$T/oci-runner" "$T/oci-controller"
+[ -s "$IMG/runner-$version.oci.tar" ] && [ -s "$IMG/controller-$version.oci.tar" ] &&
+	images_key "$BOP_SOURCE_ROOT" >"$IMG/tree"
 
 # On a real node, when there is one to start.
 if [ -z "${BOP_TEST_K8S_DIR:-}" ]; then
@@ -99,7 +104,7 @@ check "a node starts" $rc
 [ $rc -eq 0 ] || { sed 's/^/# /' "$T/node.err" | tail -20; done_testing; }
 for img in runner controller; do
 	ok "$img: imported into the node's containerd" \
-		bash "$BOP_SOURCE_ROOT/tests/env/node-local.sh" import "$T/a/$img-$version.oci.tar" "backupop/$img"
+		bash "$BOP_SOURCE_ROOT/tests/env/node-local.sh" import "$IMG/$img-$version.oci.tar" "backupop/$img"
 done
 k create namespace "$NS" >/dev/null
 container() { # name image command...
