@@ -36,8 +36,20 @@ trap cleanup EXIT
 cd "$T" || exit 1
 
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+# free_port: a free port P whose P+1 is free too (a runner the controller configures
+# listens for metrics on its API port + 1).
 free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	python3 -c '
+import socket
+while True:
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        continue
+    print(p)
+    break'
 }
 # wait_for SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
 wait_for() {
