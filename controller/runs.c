@@ -166,6 +166,14 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		st = failed("spec.action must be backup, restore or verify");
 		goto write;
 	}
+	if (js(run, "spec.targetDatabase")) {
+		/* Accepted by the CRD of 0.1 but never implemented: restoring into the engine's
+		 * own database instead would overwrite what the user meant to keep. */
+		st = failed("spec.targetDatabase is not supported yet, so nothing was restored: a "
+			"restore goes into the database the schedule's engine names (set "
+			"engine.<name>.restore.database on a schedule made for restores)");
+		goto write;
+	}
 	if (!sched || !uid) {
 		char msg[600];
 

@@ -71,6 +71,17 @@ ok "... and gives back the data" cmp "$T/data" "$T/restored"
 shows_backup() { [ "$(k -n "$NS" get backupschedule adhoc -o jsonpath='{.status.lastSuccessfulBackup}')" = "$BID" ]; }
 ok "the schedule's status shows the BackupRun's backup" wait_for 30 shows_backup
 
+k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: r2}
+spec: {scheduleRef: {name: adhoc}, action: restore, backup: "$BID", targetDatabase: other}
+EOF
+ok "a restore with targetDatabase (not supported) fails instead of restoring elsewhere" \
+	wait_for 30 phase_is r2 Failed
+says_target() { k -n "$NS" get backuprun r2 -o jsonpath='{.status.error}' | grep -q "targetDatabase is not supported"; }
+ok "... saying why" says_target
+
 TOKEN=$(jq_py "print(d['api']['token'])" <"$T/config.json")
 only_api_runs() {
 	curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$RPORT/v1/runs" | jq_py "
