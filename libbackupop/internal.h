@@ -136,6 +136,11 @@ int64_t bop__now_ms(void);
 /* Makes the pipeline also stop (BOP_ECANCELED) once *flag is non-zero; the flag must
  * outlive the run. */
 void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag);
+/* While bop_pipeline_run() pumps on this thread: whether its cancel flag (or the one it
+ * watches) is set, and whether there is any to watch. A source or sink that waits (a
+ * command that writes nothing) checks it periodically and stops with BOP_ECANCELED. */
+bool bop__cancel_requested(void);
+bool bop__cancel_watchable(void);
 
 /* A stage that passes everything through but withholds the last `bytes` of the stream
  * until BOP_STREAM_END reaches it, i.e. until every stage before it ended without error.

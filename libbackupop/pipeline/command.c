@@ -62,6 +62,8 @@ extern char **environ;
 #define AGENT_CONNECT_MS 5000
 /* How long the agent may take to answer a start. */
 #define AGENT_REPLY_MS 30000
+/* How often a wait for the child checks whether the pipeline was canceled. */
+#define CANCEL_POLL_MS 100
 
 typedef struct command command_t;
 
@@ -109,6 +111,9 @@ struct command {
 	uv_timer_t grace;
 	bool grace_active;
 	bool grace_expired;
+	uv_timer_t cancel_check;
+	bool cancel_check_active;
+	bool canceled;          /* the pipeline was canceled during a wait for the child */
 	int64_t timeout_ms;
 	char *name;             /* for messages: argv[0], or the shell script shortened */
 	char *component;        /* for the log: the basename of argv[0], or "sh" */
@@ -134,21 +139,48 @@ static void on_grace(uv_timer_t *timer)
 	c->grace_expired = true;
 }
 
-/* Runs the loop until done(c), or for at most grace_ms when that is not 0. */
-static void run_until(command_t *c, done_fn done, uint64_t grace_ms)
+static void on_cancel_check(uv_timer_t *timer)
 {
+	command_t *c = timer->data;
+
+	if (bop__cancel_requested())
+		c->canceled = true;
+}
+
+/* Runs the loop until done(c), or for at most grace_ms when that is not 0; with
+ * `cancelable`, while a pipeline runs on this thread, also until it is canceled
+ * (c->canceled): a child that writes or reads nothing must not hold up a cancel. */
+static void run_until_(command_t *c, done_fn done, uint64_t grace_ms, bool cancelable)
+{
+	bool watch;
+
 	c->grace_expired = false;
 	if (done(c))
 		return;
-	if (grace_ms) {
-		uv_update_time(&c->loop);
+	uv_update_time(&c->loop);
+	if (grace_ms)
 		uv_timer_start(&c->grace, on_grace, grace_ms, 0);
-	}
-	while (!done(c) && !c->grace_expired) {
+	watch = cancelable && !c->canceled && bop__cancel_watchable();
+	if (watch)
+		uv_timer_start(&c->cancel_check, on_cancel_check, CANCEL_POLL_MS, CANCEL_POLL_MS);
+	while (!done(c) && !c->grace_expired && !(watch && c->canceled)) {
 		if (uv_run(&c->loop, UV_RUN_ONCE) == 0)
 			break;
 	}
 	uv_timer_stop(&c->grace);
+	if (watch)
+		uv_timer_stop(&c->cancel_check);
+}
+
+static void run_until(command_t *c, done_fn done, uint64_t grace_ms)
+{
+	run_until_(c, done, grace_ms, false);
+}
+
+/* Waits for data (or room for it), the end of the child, or a cancel of the pipeline. */
+static void run_until_or_canceled(command_t *c, done_fn done)
+{
+	run_until_(c, done, 0, true);
 }
 
 static bool is_exited(const command_t *c)
@@ -1075,6 +1107,9 @@ static int command_start(command_t *c, const bop_command_options_t *opts, bool s
 	uv_timer_init(&c->loop, &c->grace);
 	c->grace.data = c;
 	c->grace_active = true;
+	uv_timer_init(&c->loop, &c->cancel_check);
+	c->cancel_check.data = c;
+	c->cancel_check_active = true;
 	ret = open_pipes(c, sink, child);
 	if (ret == 0)
 		ret = c->agent ? spawn_remote(c, opts, sink, child) : spawn(c, opts, sink, child);
@@ -1101,6 +1136,7 @@ static void command_destroy(command_t *c)
 		close_handle((uv_handle_t *)&c->out.pipe, &c->out.active);
 		close_handle((uv_handle_t *)&c->deadline, &c->deadline_active);
 		close_handle((uv_handle_t *)&c->grace, &c->grace_active);
+		close_handle((uv_handle_t *)&c->cancel_check, &c->cancel_check_active);
 		uv_run(&c->loop, UV_RUN_DEFAULT);
 		if (c->pidfd >= 0)
 			close(c->pidfd);
@@ -1221,9 +1257,14 @@ static int cmd_source_read(bop_source_t *base, void *buf, size_t cap, size_t *go
 	if (r < 0)
 		return bop__error(BOP_EIO, "cannot read the output of command '%s': %s", c->name,
 			uv_strerror(r));
-	run_until(c, read_ready, 0);
+	run_until_or_canceled(c, read_ready);
 	uv_read_stop((uv_stream_t *)&c->data);
 	c->rbuf = NULL;
+	if (c->canceled && !read_ready(c)) {
+		command_kill(c);
+		return bop__error(BOP_ECANCELED, "the operation was canceled while command '%s' "
+			"had written nothing yet; it was stopped", c->name);
+	}
 	if (c->timed_out)
 		return timeout_error(c);
 	if (c->data_error)
@@ -1370,11 +1411,16 @@ static int write_chunk(command_t *c, const char *p, size_t n)
 	r = uv_write(&c->wreq, (uv_stream_t *)&c->data, &buf, 1, on_write);
 	if (r < 0)
 		return write_error(c, r);
-	run_until(c, write_ready, 0);
+	run_until_or_canceled(c, write_ready);
 	if (!c->wdone) {
 		/* Closing cancels the write, whose callback must run before `p` goes away. */
 		close_handle((uv_handle_t *)&c->data, &c->data_active);
 		run_until(c, write_finished, 0);
+		if (c->canceled) {
+			command_kill(c);
+			return bop__error(BOP_ECANCELED, "the operation was canceled while command "
+				"'%s' was not reading its input; it was stopped", c->name);
+		}
 		return write_error(c, UV_EPIPE);
 	}
 	if (c->wstatus < 0)

@@ -118,6 +118,21 @@ void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag)
 	p->watched = flag;
 }
 
+/* The cancel flags of the pipeline running on this thread (a pipeline reads its source and
+ * writes its sink on the thread that runs it), for a source or sink that can block for
+ * long without data, such as a command that writes nothing yet. */
+static _Thread_local const volatile sig_atomic_t *tl_cancel[2];
+
+bool bop__cancel_requested(void)
+{
+	return (tl_cancel[0] && *tl_cancel[0]) || (tl_cancel[1] && *tl_cancel[1]);
+}
+
+bool bop__cancel_watchable(void)
+{
+	return tl_cancel[0] || tl_cancel[1];
+}
+
 static void report_progress(bop_pipeline_t *p, bool force)
 {
 	struct timespec now;
@@ -285,7 +300,10 @@ BOP_EXTERN(int) bop_pipeline_run(bop_pipeline_t *p)
 	ret = alloc_buffers(p);
 	if (ret < 0)
 		goto fail;
+	tl_cancel[0] = &p->canceled;
+	tl_cancel[1] = p->watched;
 	ret = pump(p);
+	tl_cancel[0] = tl_cancel[1] = NULL;
 	if (ret < 0)
 		goto fail;
 	/* The producer must have succeeded before the result may become visible. */

@@ -83,6 +83,10 @@ typedef struct cli {
 
 /* Set by the SIGINT/SIGTERM handler during backup and restore. */
 extern volatile sig_atomic_t cli_interrupted;
+/* The catalog the handler also cancels (bop_catalog_cancel() only sets a flag), so that
+ * a wait for a producer or consumer that writes or reads nothing ends too; set while a
+ * backup or restore runs, NULL otherwise. */
+extern bop_catalog_t *volatile cli_cancel_catalog;
 
 /* Standard input was closed when backupop started (main.c put /dev/null there). */
 extern bool cli_stdin_closed;

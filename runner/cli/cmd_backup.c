@@ -191,8 +191,12 @@ int cli_cmd_backup(cli_t *cli)
 	ret = cli_open_catalog(cli, &storage, &catalog);
 	if (ret)
 		goto out;
+	cli_cancel_catalog = catalog;
+	if (cli_interrupted)
+		bop_catalog_cancel(catalog);
 	ret = take_backup(cli, catalog, &opts);
 out:
+	cli_cancel_catalog = NULL;
 	bop_catalog_free(catalog);
 	bop_storage_free(storage);
 	bop_keys_free(keys);

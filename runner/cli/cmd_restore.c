@@ -104,6 +104,9 @@ static int restore_open(cli_t *cli, restore_ctx_t *ctx, const char *verb)
 	ret = cli_open_catalog(cli, &ctx->storage, &ctx->catalog);
 	if (ret)
 		return ret;
+	cli_cancel_catalog = ctx->catalog;
+	if (cli_interrupted)
+		bop_catalog_cancel(ctx->catalog);
 	ret = bop_catalog_get(ctx->catalog, &ctx->manifest, cli->args[0]);
 	if (ret < 0)
 		return cli_fail(ret, true);
@@ -122,6 +125,7 @@ static void restore_close(restore_ctx_t *ctx)
 {
 	cli_progress_end(&ctx->progress);
 	bop_manifest_free(ctx->manifest);
+	cli_cancel_catalog = NULL;
 	bop_catalog_free(ctx->catalog);
 	bop_storage_free(ctx->storage);
 	bop_keys_free(ctx->keys);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 volatile sig_atomic_t cli_interrupted;
+bop_catalog_t *volatile cli_cancel_catalog;
 
 double cli_now(void)
 {
@@ -78,6 +79,8 @@ static void on_signal(int sig)
 		raise(sig);
 	}
 	cli_interrupted = 1;
+	if (cli_cancel_catalog)
+		bop_catalog_cancel(cli_cancel_catalog);
 }
 
 void cli_install_signal_handlers(void)

@@ -82,4 +82,36 @@ is "SIGTERM during restore: exit status 130" "$status" 130
 sleep 2.5
 ok "... the command never saw the end of its input" test ! -e "$T/DONE"
 
+# SIGTERM while the producer has written nothing yet (a pg_dump waiting on a lock): the
+# cancel does not wait for output; the producer is stopped at once.
+marker="bop-silent-$$-$RANDOM"
+rm -rf "$store"
+"$BOP" -q backup --storage "$S" -- sh -c "sleep 30; echo $marker" >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 1
+t0=$(date +%s%N)
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "SIGTERM with a silent producer: exit status 130" "$status" 130
+ok "... within 3 s, not when the producer writes ($ms ms)" test "$ms" -lt 3000
+ok "... the producer is stopped" sh -c "! pgrep -f '[s]leep 30; echo $marker' >/dev/null"
+is "... no file left in the storage" "$(leftovers "$store")" ""
+
+# SIGTERM while a restore's consumer reads nothing (its input pipe is full): likewise.
+bop backup --storage "$S" -c none -i "$T/big" >/dev/null
+"$BOP" -q restore --storage "$S" latest -- sh -c "sleep 30; echo $marker-r; cat >/dev/null" \
+	>/dev/null 2>"$T/err" &
+pid=$!
+sleep 1.5
+t0=$(date +%s%N)
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "SIGTERM with a consumer that does not read: exit status 130" "$status" 130
+ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
+ok "... the consumer is stopped" sh -c "! pgrep -f '[e]cho $marker-r' >/dev/null"
+
 done_testing

@@ -145,6 +145,31 @@ ok "... no data and no temporary files left" \
 ok "... the run is recorded Failed: canceled at shutdown" \
 	grep -q '"phase":"Failed".*canceled at shutdown' "$T/store/slow/runs/$rid.json"
 
+# ---- 2b. SIGTERM while the backup command has written nothing (pg_dump waiting on a lock)
+cat >"$T/silent.yaml" <<YAML
+name: silent
+storage: 'file://$T/store'
+engine:
+  exec:
+    backupCommand: [sh, -c, 'sleep 60; echo bop-silent-$$']
+api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+YAML
+start silent "$T/silent.yaml"
+api -X POST "$URL/v1/backups" >"$T/post.json"
+rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+ok "a backup whose command writes nothing runs" wait_phase "$rid" Running
+sleep 1
+t0=$(date +%s%N)
+kill -TERM "$PID"
+wait "$PID"
+st=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ok "SIGTERM with a silent command: exit 0 (got $st) within 3 s, not when it writes ($ms ms)" \
+	test "$st" -eq 0 -a "$ms" -lt 3000
+ok "... the command is stopped" sh -c "! pgrep -f '[e]cho bop-silent-$$' >/dev/null"
+ok "... the run is recorded Failed: canceled at shutdown" \
+	grep -q '"phase":"Failed".*canceled at shutdown' "$T/store/silent/runs/$rid.json"
+
 # ---- 3. kill -9 in the middle of a backup, then a restart ------------------------------
 start slow "$T/slow.yaml"
 api -X POST "$URL/v1/backups" >"$T/post.json"
