@@ -92,19 +92,8 @@ ok "the identity is not in the controller's log, the schedule's status or any Ev
 ! '$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' get events -A -o json | grep -q '$SECRET_LINE'"
 
 # Play the kubelet: the runner with the Secret's files, its volume a local directory.
-"$RUNNER" --config "$T/config.json" --state-dir "$T/runner.state" --log-format text \
-	>"$T/runner.log" 2>&1 &
-PIDS+=("$!")
-ok "the runner starts" wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
-run() { # NAME ACTION [BACKUP]
-	k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupRun
-metadata: {name: $1}
-spec: {scheduleRef: {name: vault}, action: $2${3:+, backup: $3}}
-EOF
-}
-phase_is() { [ "$(k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}')" = "$2" ]; }
+ok "the runner starts" start_runner "$T/config.json"
+run() { backuprun vault "$@"; } # NAME ACTION [BACKUP]
 run b1 backup
 ok "a BackupRun backup succeeds" wait_for 60 phase_is b1 Succeeded
 BID=$(k -n "$NS" get backuprun b1 -o jsonpath='{.status.backupId}')

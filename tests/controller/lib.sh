@@ -133,6 +133,25 @@ for l in sys.stdin:
 print(int(t))"
 }
 # rname NS NAME: the runner objects' name
+# start_runner CONFIG: plays the kubelet: the runner with a config taken from the
+# controller's Secret, in the background; succeeds once it answers /healthz on $RPORT.
+start_runner() {
+	"$RUNNER" --config "$1" --state-dir "$T/runner.state" --log-format text \
+		>"$T/runner.log" 2>&1 &
+	PIDS+=("$!")
+	wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
+}
+# backuprun SCHEDULE NAME ACTION [BACKUP]: a BackupRun in $NS.
+backuprun() {
+	k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: $2}
+spec: {scheduleRef: {name: $1}, action: $3${4:+, backup: $4}}
+EOF
+}
+# phase_is RUN PHASE: the BackupRun's status.phase.
+phase_is() { [ "$(k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}')" = "$2" ]; }
 rname() { echo "runner-$1-$2"; }
 cond() { # KIND NAME: "status reason" of the Ready condition
 	k -n "$NS" get "$1" "$2" -o json 2>/dev/null | jq_py "

@@ -48,20 +48,9 @@ d['storage']['url'] = 'file://$T/store/od'
 print(json.dumps(d))" >"$T/config.json"
 check "the runner config has no schedule" $?
 chmod 600 "$T/config.json"
-"$RUNNER" --config "$T/config.json" --state-dir "$T/runner.state" --log-format text \
-	>"$T/runner.log" 2>&1 &
-PIDS+=("$!")
-ok "the runner starts with that config" wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
+ok "the runner starts with that config" start_runner "$T/config.json"
 
-run() { # NAME ACTION [BACKUP]
-	k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupRun
-metadata: {name: $1}
-spec: {scheduleRef: {name: adhoc}, action: $2${3:+, backup: $3}}
-EOF
-}
-phase_is() { [ "$(k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}')" = "$2" ]; }
+run() { backuprun adhoc "$@"; } # NAME ACTION [BACKUP]
 run b1 backup
 ok "a BackupRun backup succeeds" wait_for 60 phase_is b1 Succeeded
 BID=$(k -n "$NS" get backuprun b1 -o jsonpath='{.status.backupId}')

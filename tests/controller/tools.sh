@@ -95,19 +95,8 @@ d['storage']['url'] = 'file://$T/store/tools'
 d['engine']['exec']['tools']['socket'] = '$T/tools/agent.sock'
 print(json.dumps(d))" <"$T/config.orig.json" >"$T/config.json"
 chmod 600 "$T/config.json"
-"$RUNNER" --config "$T/config.json" --state-dir "$T/runner.state" --log-format text \
-	>"$T/runner.log" 2>&1 &
-PIDS+=("$!")
-ok "the runner starts with that config" wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
-run() { # NAME ACTION [BACKUP]
-	k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupRun
-metadata: {name: $1}
-spec: {scheduleRef: {name: mongo}, action: $2${3:+, backup: $3}}
-EOF
-}
-phase_is() { [ "$(k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}')" = "$2" ]; }
+ok "the runner starts with that config" start_runner "$T/config.json"
+run() { backuprun mongo "$@"; } # NAME ACTION [BACKUP]
 run b1 backup
 ok "a BackupRun backup through the tools container succeeds" wait_for 60 phase_is b1 Succeeded
 BID=$(k -n "$NS" get backuprun b1 -o jsonpath='{.status.backupId}')
