@@ -69,12 +69,14 @@ static int usage(void)
 
 /* ---- one connection ---- */
 
+/* For the connection and for --install's copy: the server ignores SIGPIPE, so a closed
+ * connection is an EPIPE here, not a signal. */
 static bool write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -92,23 +94,6 @@ static bool read_all(int fd, void *buf, size_t len)
 
 	while (len > 0) {
 		ssize_t n = read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool write_all_fd(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -498,7 +483,7 @@ static int install(const char *self, const char *dest)
 	while (ok && (n = read(in, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		ok = n > 0 && write_all_fd(out, buf, (size_t)n);
+		ok = n > 0 && write_all(out, buf, (size_t)n);
 	}
 	ok = ok && fchmod(out, 0755) == 0 && fsync(out) == 0;
 	close(in);
