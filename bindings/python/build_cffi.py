@@ -2,7 +2,7 @@
 """Writes the C source of the backupop._backupop extension module (cffi, out-of-line API
 mode). Meson compiles it against the built libbackupop.
 
-    build_cffi.py DECL OUTPUT.c
+    build_cffi.py CDEF OUTPUT.c
 """
 import sys
 
@@ -38,7 +38,7 @@ struct bop_py_engine { bop_engine_t base; void *handle; };
 
 def main(argv):
     if len(argv) != 3:
-        sys.exit("usage: build_cffi.py DECL OUTPUT.c")
+        sys.exit("usage: build_cffi.py CDEF OUTPUT.c")
     decl, output = argv[1], argv[2]
     ffibuilder = cffi.FFI()
     with open(decl, encoding="utf-8") as f:
