@@ -1,8 +1,9 @@
 #!/bin/bash
 # The shipped manifests (controller/deploy/) against a real kube-apiserver: they apply,
 # the CRDs become Established, the examples apply, invalid objects are refused by the
-# schemas with the field named, printer columns show, and the controller's ServiceAccount
-# may do what the controller needs and no more.
+# schemas with the field named, printer columns show, the controller's ServiceAccount
+# may do what the controller needs and no more, and the folder's Kustomization and
+# docs/install.md's overlay of it give the objects they should.
 # Needs BOP_TEST_KUBECONFIG (tests/env/k8s-local.sh start) and kubectl (BOP_KUBECTL, by
 # default the one tests/env/k8s-local.sh build puts in the cache). CRDs and the
 # backupop-system objects stay installed (applying them again is a no-op); the custom
@@ -241,5 +242,46 @@ cannot create leases.coordination.k8s.io -n "$NS"
 cannot delete namespaces
 cannot update clusterroles.rbac.authorization.k8s.io
 cannot delete customresourcedefinitions.apiextensions.k8s.io
+
+# The Kustomization: `kubectl apply -k controller/deploy/` gives the objects of the folder's
+# files, and docs/install.md's overlay sets the namespace, the images and the runner image
+if ! python3 -c 'import yaml' 2>/dev/null; then
+	skip "python3-yaml is not installed: the Kustomization is not checked"
+	skip "python3-yaml is not installed: docs/install.md's overlay is not checked"
+	done_testing
+fi
+objects() { python3 -c '
+import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d: print(d["kind"], d["metadata"].get("namespace", "-"), d["metadata"]["name"])' | sort; }
+for f in "$D"/*.yaml; do cat "$f"; echo ---; done | objects >"$T/files.objects"
+k kustomize "$D" | objects >"$T/kustomize.objects"
+check "kubectl kustomize controller/deploy/ gives the objects of its files ($(wc -l <"$T/files.objects"))" \
+	"$([ -s "$T/files.objects" ] && cmp -s "$T/files.objects" "$T/kustomize.objects"; echo $?)"
+mkdir -p "$T/install/backupop-install"
+ln -s "$BOP_SOURCE_ROOT" "$T/install/backupop"
+sed -n "/^cat >backupop-install\/kustomization.yaml <<'EOF'$/,/^EOF$/p" \
+	"$BOP_SOURCE_ROOT/docs/install.md" | sed '1d;$d' >"$T/install/backupop-install/kustomization.yaml"
+k kustomize "$T/install/backupop-install" >"$T/install.yaml" 2>"$T/log"
+ok "docs/install.md's overlay sets the namespace, the controller's image and the runner image" python3 -c "
+import yaml
+objs = [d for d in yaml.safe_load_all(open('$T/install.yaml')) if d]
+assert len(objs) == $(wc -l <"$T/files.objects"), len(objs)
+by = {(o['kind'], o['metadata']['name']): o for o in objs}
+dep = by[('Deployment', 'backupop-controller')]
+assert dep['metadata']['namespace'] == 'backups'
+c = dep['spec']['template']['spec']['containers'][0]
+assert c['image'] == 'localhost/backupop/controller:0.1.0', c['image']
+assert '--runner-image=\$(RUNNER_IMAGE)' in c['args'], c['args']
+ref = [e for e in c['env'] if e['name'] == 'RUNNER_IMAGE'][0]['valueFrom']['configMapKeyRef']
+cm = [o for o in objs if o['kind'] == 'ConfigMap' and o['metadata']['name'] == ref['name']][0]
+assert cm['metadata']['namespace'] == 'backups'
+assert cm['data'][ref['key']] == 'localhost/backupop/runner:0.1.0', cm['data']
+for kind in ('ClusterRoleBinding', 'RoleBinding'):
+    assert by[(kind, 'backupop-controller')]['subjects'][0]['namespace'] == 'backups', kind
+for o in objs:
+    if o['kind'] not in ('Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'):
+        assert o['metadata']['namespace'] == 'backups', o['metadata']
+"
 
 done_testing

@@ -1,25 +1,30 @@
 #!/bin/bash
 # backupop in a real cluster, installed from the shipped manifests only: a real node
 # (tests/env/node-local.sh) beside the API server of tests/run, the images built from the
-# Debian packages (controller/images/build.sh), `kubectl apply -f controller/deploy/`, and
-# then objects written like controller/deploy/examples:
+# Debian packages (controller/images/build.sh), `kubectl apply -k` of an overlay of
+# controller/deploy/ (its Kustomization) that sets the namespace, the controller's image
+# and the runner image, as docs/install.md tells a user to, and then objects written like
+# controller/deploy/examples:
 #   - the controller runs as a pod with its ServiceAccount and the shipped RBAC (in-cluster
-#     config: no kubeconfig), and becomes ready and the leader;
-#   - PostgreSQL 15 runs as a pod (a test image made the same way, tests/env/db-image.sh)
-#     with data loaded; radosgw listens on the node's bridge, where pods reach it;
-#   - a BackupStorage and a BackupSchedule: the runner's pod becomes Running and Ready,
-#     takes a scheduled backup, a BackupRun backup, a verify, and a restore into a new
-#     database, compared with the original row by row;
-#   (MariaDB: tests/env/db-image.sh makes its image, not yet run here)
+#     config: no kubeconfig), from the overlay's image, in the overlay's namespace, and
+#     becomes ready and the leader;
+#   - PostgreSQL 15 and MariaDB 10.11 run as pods (test images made the same way,
+#     tests/env/db-image.sh) with data loaded; radosgw listens on the node's bridge, where
+#     pods reach it;
+#   - a BackupStorage and a BackupSchedule per database (engines postgres and mysql): each
+#     runner's pod (the overlay's runner image) becomes Running and Ready, takes a
+#     scheduled backup, a BackupRun backup, a verify, and a restore into a new database,
+#     compared with the original row by row; the MariaDB schedule is then deleted;
 #   - a changed password Secret restarts the runner pod with the new configuration;
 #   - a runner pod deleted in the middle of a backup leaves no manifest and no data, and
 #     the next backup succeeds;
 #   - with no controller pod, the runner goes on taking scheduled backups, and a new
 #     controller pod brings the schedule's status up to date;
 #   - deleting the schedule removes the runner's pod and objects.
-# Times and sizes are TAP comments. Skipped, with the reason, where the node cannot run or
-# the images cannot be built. It starts and stops the node and radosgw itself and runs
-# alone (is_parallel: false).
+# Times and sizes are TAP comments: the node's start, the images' build (or their reuse),
+# from `kubectl apply -k` to the first Succeeded backup of each database. Skipped, with the
+# reason, where the node cannot run or the images cannot be built. It starts and stops the
+# node and radosgw itself and runs alone (is_parallel: false).
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 ENV=$BOP_SOURCE_ROOT/tests/env
@@ -32,7 +37,7 @@ AWS=/usr/bin/aws
 for b in kubelet kube-scheduler kubectl; do
 	[ -x "$CACHE/$b" ] || skip_all "$b is not built ($CACHE; tests/env/k8s-local.sh build makes it)"
 done
-for t in mmdebstrap umoci dpkg-buildpackage git psql radosgw ceph-mon; do
+for t in mmdebstrap umoci dpkg-buildpackage git psql mariadb radosgw ceph-mon; do
 	command -v "$t" >/dev/null || skip_all "$t is not installed"
 done
 [ -x "$AWS" ] || skip_all "awscli is not installed ($AWS)"
@@ -43,28 +48,27 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/bop-e2e.XXXXXX") || exit 1
 chmod 755 "$T"
 TAP_LOG=$T/log
 export K8S_DIR=$BOP_TEST_K8S_DIR
-SYS=backupop-system
 NS=bop-e2e-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# the overlay's namespace for the controller and the runners, and its image names (the
+# images are imported under these names only, so a pod runs only if the overlay set them)
+SYS=$NS-system
 STORE=e2e-$NS
 version=$(sed -n "s/^  version: '\([^']*\)',/\1/p" "$BOP_SOURCE_ROOT/meson.build")
+CIMG=localhost/bop-e2e/controller RIMG=localhost/bop-e2e/runner
 k() { "$KUBECTL" --kubeconfig "$K8S_DIR/kubeconfig" "$@"; }
 node() { bash "$ENV/node-local.sh" "$@"; }
-node_started= rgw_started= lock_pid= had_key=
+node_started= rgw_started= lock_pid=
 cleanup() {
 	[ -z "$lock_pid" ] || kill "$lock_pid" 2>/dev/null
 	if [ -n "$node_started" ]; then
 		for o in $(k -n "$NS" get backupschedules,backupruns -o name 2>/dev/null); do
 			k -n "$NS" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
 		done
-		k delete namespace "$NS" --wait=false >/dev/null 2>&1
+		k delete namespace "$NS" "$SYS" --wait=false >/dev/null 2>&1
 		k delete backupstorage "$STORE" --wait=false >/dev/null 2>&1
-		k -n "$SYS" delete deployment,service -l app.kubernetes.io/name=backupop-controller \
-			--wait=false >/dev/null 2>&1
-		k -n "$SYS" delete statefulsets,services,secrets \
-			-l app.kubernetes.io/managed-by=backupop-controller --wait=false >/dev/null 2>&1
-		k -n "$SYS" delete secret "s3-$NS" --wait=false >/dev/null 2>&1
-		k -n "$SYS" delete lease backupop-controller >/dev/null 2>&1
-		[ -n "$had_key" ] || k -n "$SYS" delete secret backupop-controller-key >/dev/null 2>&1
+		# the overlay bound the controller's ClusterRole to its ServiceAccount in $SYS:
+		# back to the shipped binding
+		k apply -f "$BOP_SOURCE_ROOT/controller/deploy/02-rbac.yaml" >/dev/null 2>&1
 		node stop >/dev/null 2>&1
 	fi
 	[ -z "$rgw_started" ] || RGW_DIR=$T/rgw bash "$ENV/s3-local.sh" stop >/dev/null 2>&1
@@ -104,11 +108,15 @@ t0=$(now)
 bash "$ENV/db-image.sh" postgres "$T/postgres.tar" >"$T/db-image.log" 2>&1 ||
 	{ tail -5 "$T/db-image.log" | sed 's/^/# /'; skip_all "the PostgreSQL image cannot be built (tests/env/db-image.sh failed)"; }
 diag "PostgreSQL image ready in $(since "$t0") s"
+t0=$(now)
+bash "$ENV/db-image.sh" mariadb "$T/mariadb.tar" >"$T/db-image.log" 2>&1 ||
+	{ tail -5 "$T/db-image.log" | sed 's/^/# /'; skip_all "the MariaDB image cannot be built (tests/env/db-image.sh failed)"; }
+diag "MariaDB image ready in $(since "$t0") s"
 
 # ---- the node, the images in it, radosgw on its bridge ----
 # A controller Deployment left by the tests without a node (tests/controller/ apply the
 # same manifests) would start before its image is there, and back off: it goes first.
-k -n "$SYS" delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
+k -n backupop-system delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
 t0=$(now)
 rc=0
 node start >"$T/node.env" 2>"$T/node.err" || rc=$?
@@ -121,10 +129,11 @@ diag "node Ready in $(since "$t0") s"
 [ -n "${BOP_TEST_NODE_INCLUSTER:-}" ] ||
 	{ diag "pods cannot reach the API server's Service here (no iptables?): nothing more to test"; done_testing; }
 t0=$(now)
-ok "the runner and controller images and the PostgreSQL image are imported" sh -c "
-	bash '$ENV/node-local.sh' import '$IMG/runner-$version.oci.tar' backupop/runner &&
-	bash '$ENV/node-local.sh' import '$IMG/controller-$version.oci.tar' backupop/controller &&
-	bash '$ENV/node-local.sh' import '$T/postgres.tar' bop-postgres"
+ok "the runner and controller images and the PostgreSQL and MariaDB images are imported" sh -c "
+	bash '$ENV/node-local.sh' import '$IMG/runner-$version.oci.tar' $RIMG &&
+	bash '$ENV/node-local.sh' import '$IMG/controller-$version.oci.tar' $CIMG &&
+	bash '$ENV/node-local.sh' import '$T/postgres.tar' bop-postgres &&
+	bash '$ENV/node-local.sh' import '$T/mariadb.tar' bop-mariadb"
 diag "images imported in $(since "$t0") s"
 t0=$(now)
 rgw_started=1
@@ -141,10 +150,24 @@ manifests() {
 		sed -n 's|.*/\([^/]*\)/manifest\.json$|\1|p' | sort
 }
 
-# ---- 1. the controller, from the shipped manifests ----
-k -n "$SYS" get secret backupop-controller-key >/dev/null 2>&1 && had_key=1
+# ---- 1. the controller, from the shipped manifests through an overlay (docs/install.md) ----
+# kubectl 1.20's kustomize (2.0.3) takes a folder as "bases" (later ones as "resources"
+# too), and leaves the Namespace object of the base as it is: the namespace is made first
+mkdir "$T/overlay"
+cat >"$T/overlay/kustomization.yaml" <<EOF
+bases: [$(realpath --relative-to="$T/overlay" "$BOP_SOURCE_ROOT/controller/deploy")]
+namespace: $SYS
+images:
+- {name: backupop/controller, newName: $CIMG, newTag: "$version"}
+configMapGenerator:
+- name: backupop-controller
+  behavior: merge
+  literals: [runnerImage=$RIMG:$version]
+EOF
+k create namespace "$SYS" >/dev/null
 T_APPLY=$(now)
-ok "kubectl apply -f controller/deploy/" k apply -f "$BOP_SOURCE_ROOT/controller/deploy/"
+ok "kubectl apply -k of an overlay of controller/deploy/ (namespace, images, runner image)" \
+	k apply -k "$T/overlay"
 ok "the controller Deployment rolls out" k -n "$SYS" rollout status deployment/backupop-controller --timeout=120s
 diag "controller Ready $(since "$T_APPLY") s after kubectl apply"
 CPOD=$(k -n "$SYS" get pods -l app.kubernetes.io/name=backupop-controller -o jsonpath='{.items[0].metadata.name}')
@@ -157,6 +180,8 @@ c = p['spec']['containers'][0]
 assert not any('kubeconfig' in a for a in c.get('args', []) + c.get('command', [])), c
 assert not any(e['name'] == 'KUBECONFIG' for e in c.get('env', [])), c
 assert c['securityContext']['readOnlyRootFilesystem'] is True
+assert c['image'] == '$CIMG:$version', c['image']
+assert p['metadata']['namespace'] == '$SYS'
 assert p['status']['phase'] == 'Running', p['status']"
 leader() { k -n "$SYS" logs "$CPOD" | grep -q 'became the leader'; }
 ok "it became the leader (its log)" wait_for 30 leader
@@ -181,6 +206,30 @@ spec:
     env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: orders-db-admin, key: password}}}]
     ports: [{containerPort: 5432, protocol: TCP}]
     readinessProbe: {tcpSocket: {port: 5432}, periodSeconds: 1}
+    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
+                      capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: data, mountPath: /var/lib/db}]
+EOF
+# MariaDB's pod starts meanwhile (its first start makes the system tables: some seconds)
+MYPW=my-admin-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+MBPW=bop-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+k -n "$NS" create secret generic shop-db-admin --from-literal=password="$MYPW" >/dev/null
+T_MY=$(now)
+k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: shop-db, labels: {app: shop-db}}
+spec:
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: mariadb
+    image: docker.io/library/bop-mariadb:10.11
+    imagePullPolicy: Never
+    env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: shop-db-admin, key: password}}}]
+    ports: [{containerPort: 3306, protocol: TCP}]
+    readinessProbe: {tcpSocket: {port: 3306}, periodSeconds: 1}
     securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
                       capabilities: {drop: [ALL]}}
     volumeMounts: [{name: data, mountPath: /var/lib/db}]
@@ -213,6 +262,38 @@ rows() { # DB: every row of both tables, in order
 		-c 'COPY (SELECT * FROM orders ORDER BY id) TO STDOUT'
 }
 rows app >"$T/rows.app"
+
+ok "the MariaDB pod becomes Ready" k -n "$NS" wait --for=condition=Ready pod/shop-db --timeout=90s
+k -n "$NS" get pod shop-db -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True ||
+	k -n "$NS" logs shop-db 2>&1 | tail -20 | sed 's/^/# /'
+diag "MariaDB pod Ready $(since "$T_MY") s after it was made"
+MYIP=$(k -n "$NS" get pod shop-db -o jsonpath='{.status.podIP}')
+my_as() { # USER PASSWORD DB ARGS... (the password in the environment, not on the command line)
+	local u=$1 p=$2 d=$3; shift 3
+	MYSQL_PWD=$p mariadb --connect-timeout=5 -N -B -h "$MYIP" -u "$u" "$d" "$@"
+}
+ok "the MariaDB database, its owner and a second database to restore into are made" \
+	my_as root "$MYPW" mysql -e "CREATE USER bop@'%' IDENTIFIED BY '$MBPW';
+		CREATE DATABASE shop; CREATE DATABASE shop_restored;
+		GRANT ALL ON shop.* TO bop@'%'; GRANT ALL ON shop_restored.* TO bop@'%'"
+t0=$(now)
+ok "data is loaded into MariaDB" my_as bop "$MBPW" shop <<'SQL'
+CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, since DATE) CHARACTER SET utf8mb4;
+CREATE TABLE orders (id BIGINT PRIMARY KEY, customer INT NOT NULL REFERENCES customers (id),
+  total DECIMAL(12,2), placed DATETIME(3), note JSON, data VARBINARY(32));
+CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, kind ENUM('new', 'paid', 'sent'), body TEXT);
+INSERT INTO customers SELECT seq, CONCAT('customer ', seq, ' ü'), DATE '2020-01-01' + INTERVAL seq DAY
+  FROM seq_1_to_2000;
+INSERT INTO orders SELECT seq, 1 + seq % 2000, seq * 1.25, TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq MINUTE,
+  JSON_OBJECT('n', seq, 'tag', MD5(seq)), UNHEX(CONCAT(MD5(seq), MD5(seq * 7))) FROM seq_1_to_50000;
+INSERT INTO events (kind, body) SELECT ELT(1 + seq % 3, 'new', 'paid', 'sent'),
+  IF(seq % 5 = 0, NULL, REPEAT(CONCAT('line ', seq, '\t\\ "quoted"\n'), 3)) FROM seq_1_to_10000;
+SQL
+diag "50,000 + 2,000 + 10,000 rows loaded into MariaDB in $(since "$t0") s"
+my_rows() { # DB: every row of the three tables, in order
+	for t in customers orders events; do my_as bop "$MBPW" "$1" -e "SELECT * FROM $t ORDER BY id"; done
+}
+my_rows shop >"$T/myrows.shop"
 
 # ---- 3. storage, schedule, the runner; scheduled backup, backup, verify, restore ----
 k -n "$SYS" create secret generic "s3-$NS" --from-literal=accessKeyId="$AWS_ACCESS_KEY_ID" \
@@ -252,8 +333,29 @@ spec:
   historyLimits: {successful: 20, failed: 5}
   runner: {affinity: {podSelector: {app: orders-db}}}
 EOF
+# MariaDB's, in the same storage: its runner starts and backs up while PostgreSQL's is tested
+k -n "$NS" create secret generic shop-db-backup --from-literal=password="$MBPW" >/dev/null
+ok "a BackupSchedule of MariaDB (engine mysql), every 20 s" k -n "$NS" apply -f - <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: shop-db}
+spec:
+  schedule: "*/20 * * * * *"
+  engine:
+    mysql: {host: "$MYIP", port: 3306, database: shop, user: bop,
+            passwordSecretRef: {name: shop-db-backup, key: password},
+            restore: {database: shop_restored}}
+  storage: {name: $STORE}
+  compression: {algorithm: zstd, level: 3}
+  encryption: {recipientsSecretRef: {name: backup-keys, key: recipients},
+               identitySecretRef: {name: backup-keys, key: identity}}
+  retention: {keepLast: 3}
+  concurrencyPolicy: Forbid
+  runner: {affinity: {podSelector: {app: shop-db}}}
+EOF
+SCHED=orders-db
 sched_ready() {
-	k -n "$NS" get backupschedule orders-db \
+	k -n "$NS" get backupschedule "$SCHED" \
 		-o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
 }
 ok "the schedule becomes Ready" wait_for 30 sched_ready
@@ -270,7 +372,7 @@ s = p['spec']
 assert s['securityContext']['runAsUser'] == 65532
 assert s['automountServiceAccountToken'] is False
 assert s['containers'][0]['securityContext']['readOnlyRootFilesystem'] is True
-assert s['containers'][0]['image'] == 'backupop/runner:$version', s['containers'][0]['image']"
+assert s['containers'][0]['image'] == '$RIMG:$version', s['containers'][0]['image']"
 RUID=$(python3 -c "import json; print(json.load(open('$T/rpod.json'))['metadata']['uid'])")
 
 phase() { k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }
@@ -286,7 +388,6 @@ wait_done() {
 }
 # new_run ACTION [BACKUP]: a BackupRun of the schedule $SCHED as in examples/runs/; prints
 # its name
-SCHED=orders-db
 new_run() {
 	k -n "$NS" create -o jsonpath='{.metadata.name}' -f - <<EOF
 apiVersion: backupop.io/v1alpha1
@@ -314,10 +415,10 @@ for r in json.load(sys.stdin)['items']:
 have_scheduled() { [ -n "$(scheduled_ok)" ]; }
 ok "a scheduled backup appears as a Succeeded BackupRun" wait_for 90 have_scheduled
 first=$(scheduled_ok | head -1)
-diag "first Succeeded scheduled backup $(since "$T_APPLY") s after kubectl apply, $(since "$T_SCHED") s after the schedule"
+diag "first Succeeded scheduled PostgreSQL backup seen $(since "$T_APPLY") s after kubectl apply -k, $(since "$T_SCHED") s after its schedule was applied"
 [ -z "$first" ] || run_diag "${first%% *}" "scheduled backup ${first#* }"
 check "its manifest is in the bucket" "$([ -n "$first" ] && manifests | grep -qx "${first#* }"; echo $?)"
-last_ok() { k -n "$NS" get backupschedule orders-db -o jsonpath='{.status.lastSuccessfulBackup}'; }
+last_ok() { k -n "$NS" get backupschedule "$SCHED" -o jsonpath='{.status.lastSuccessfulBackup}'; }
 has_last() { [ -n "$(last_ok)" ]; }
 ok "the schedule's status shows the last success" wait_for 20 has_last
 
@@ -337,6 +438,47 @@ run_diag "$R" "restore"
 rows app_restored >"$T/rows.restored"
 check "app_restored has every row of app, the same ($(wc -l <"$T/rows.app") rows)" \
 	"$([ -s "$T/rows.app" ] && cmp -s "$T/rows.app" "$T/rows.restored"; echo $?)"
+
+# ---- 3b. MariaDB: its runner, a scheduled backup, backup, verify, restore ----
+SCHED=shop-db
+ok "the MariaDB schedule is Ready" wait_for 30 sched_ready
+MRPOD=$(k -n "$NS" get backupschedule shop-db -o jsonpath='{.status.runnerName}')-0
+ok "its runner's pod $SYS/$MRPOD appears" wait_for 30 k -n "$SYS" get pod "$MRPOD"
+ok "it is Running and Ready" k -n "$SYS" wait --for=condition=Ready "pod/$MRPOD" --timeout=120s
+# (server times, 1 s resolution: these things happened while PostgreSQL's were tested)
+epoch() { date -d "$1" +%s; }
+MYSCHED_T=$(epoch "$(k -n "$NS" get backupschedule shop-db -o jsonpath='{.metadata.creationTimestamp}')")
+diag "MariaDB runner started $(($(epoch "$(k -n "$SYS" get pod "$MRPOD" \
+	-o jsonpath='{.status.containerStatuses[0].state.running.startedAt}')") - MYSCHED_T)) s after its schedule was applied"
+ok "a scheduled MariaDB backup appears as a Succeeded BackupRun" wait_for 90 have_scheduled
+first=$(scheduled_ok | head -1)
+if [ -n "$first" ]; then
+	done_t=$(epoch "$(field "${first%% *}" completionTime)")
+	diag "first Succeeded scheduled MariaDB backup $((done_t - MYSCHED_T)) s after its schedule was applied," \
+		"$((done_t - T_APPLY / 1000)) s after kubectl apply -k"
+	run_diag "${first%% *}" "scheduled MariaDB backup ${first#* }"
+fi
+check "its manifest is in the bucket" "$([ -n "$first" ] && manifests | grep -qx "${first#* }"; echo $?)"
+B=$(new_run backup)
+check "a BackupRun backup of MariaDB Succeeds" "$([ "$(wait_done "$B" 90)" = Succeeded ]; echo $?)"
+BID=$(field "$B" backupId)
+run_diag "$B" "BackupRun backup $BID"
+[ "$(phase "$B")" = Succeeded ] || diag "backup: $(field "$B" error)"
+check "its manifest is in the bucket" "$(manifests | grep -qx "$BID"; echo $?)"
+V=$(new_run verify "$BID")
+check "a BackupRun verify of it Succeeds" "$([ "$(wait_done "$V" 90)" = Succeeded ]; echo $?)"
+run_diag "$V" "verify"
+R=$(new_run restore "$BID")
+check "a BackupRun restore of it into the database shop_restored Succeeds" \
+	"$([ "$(wait_done "$R" 120)" = Succeeded ]; echo $?)"
+run_diag "$R" "restore"
+[ "$(phase "$R")" = Succeeded ] || diag "restore: $(field "$R" error)"
+my_rows shop_restored >"$T/myrows.restored"
+check "shop_restored has every row of shop, the same ($(wc -l <"$T/myrows.shop") rows)" \
+	"$([ -s "$T/myrows.shop" ] && cmp -s "$T/myrows.shop" "$T/myrows.restored"; echo $?)"
+# done with it: its runner goes (section 7 checks what a deleted schedule leaves)
+k -n "$NS" delete backupschedule shop-db --wait=false >/dev/null
+SCHED=orders-db
 
 # ---- 4. a changed Secret restarts the runner with the new configuration ----
 BPW2=bop2-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')

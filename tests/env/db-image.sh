@@ -55,6 +55,8 @@ else
 #!/bin/sh
 # (the password goes into SQL as it is: no quotes or backslashes in it)
 set -eu
+# the root is read-only: temporary files (mariadb-install-db's server too) go below /var/lib/db
+export TMPDIR=/var/lib/db
 data=/var/lib/db/data
 case $DB_PASSWORD in *\'* | *\\*) echo "DB_PASSWORD: no quotes or backslashes" >&2; exit 2 ;; esac
 init=
