@@ -166,12 +166,8 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		st = failed("spec.action must be backup, restore or verify");
 		goto write;
 	}
-	if (js(run, "spec.targetDatabase")) {
-		/* Accepted by the CRD of 0.1 but never implemented: restoring into the engine's
-		 * own database instead would overwrite what the user meant to keep. */
-		st = failed("spec.targetDatabase is not supported yet, so nothing was restored: a "
-			"restore goes into the database the schedule's engine names (set "
-			"engine.<name>.restore.database on a schedule made for restores)");
+	if (js(run, "spec.targetDatabase") && (!action || strcmp(action, "restore"))) {
+		st = failed("spec.targetDatabase applies to restores only (spec.action: restore)");
 		goto write;
 	}
 	if (!sched || !uid) {
@@ -190,6 +186,10 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 
 		if (backup && strcmp(action, "backup"))
 			json_object_object_add(body, "backup", json_object_new_string(backup));
+		/* the runner checks the name and whether its engine can restore into it */
+		if (js(run, "spec.targetDatabase"))
+			json_object_object_add(body, "targetDatabase",
+				json_object_new_string(js(run, "spec.targetDatabase")));
 		ret = ctl_runner_call(c, w, ns, sname, uid, "POST", action_path(action),
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
