@@ -62,7 +62,7 @@ st=$?
 t2=$(date +%s)
 diag "phases: $(phases); the last ended $((t2 - t1)) s after the last was made (deadline $DEADLINE s)"
 check "all $N_RUNS end Failed" $st
-check "... within 30 s of the deadline" "$([ $((t2 - t1)) -le $((DEADLINE + 30)) ]; echo $?)"
+check "... within 60 s of the deadline (before: Pending for minutes)" "$([ $((t2 - t1)) -le $((DEADLINE + 60)) ]; echo $?)"
 k -n "$NS" get backuprun r0000 -o jsonpath='{.status.error}' >"$T/error"
 ok "... saying nothing was run, the time, the flag and the runner's failure" grep -q \
 	"^nothing was run: the runner could not be reached for [0-9]*s after the BackupRun was made (--runner-unreachable-seconds $DEADLINE): runner .* is not reachable at http://127.0.0.1:$RPORT" "$T/error"
