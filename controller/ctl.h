@@ -32,6 +32,7 @@ typedef struct ctl_args {
 	unsigned int resync_seconds;
 	unsigned int lease_seconds;
 	unsigned int poll_seconds;      /* BackupRun progress polling */
+	unsigned int unreachable_seconds; /* a BackupRun not started by then fails */
 } ctl_args_t;
 
 /* A multimap from strings to schedule keys: which schedules refer to a Secret, a storage
@@ -57,6 +58,8 @@ typedef struct ctl {
 	ctl_index_t *refs;                              /* "secret:ns/name", "storage:x" -> keys */
 	json_object *secret_cache;                      /* "ns/name" -> {rv, object} */
 	json_object *active;                            /* schedules whose runner has a run going */
+	json_object *unreachable;                       /* "ns/schedule" -> its runner's last
+	                                                 * failed call: {t, error, busy} */
 
 	pthread_t workers[CTL_WORKERS];
 	int nworkers;

@@ -258,13 +258,15 @@ static void usage(FILE *out)
 		"  --runner-port N           default 8080\n"
 		"  --runner-address pod|service  reach runners at their pod's IP (default) or\n"
 		"                            at their Service's DNS name\n"
+		"  --runner-unreachable-seconds N  a BackupRun whose runner cannot be reached\n"
+		"                            that long after it was made fails (default 300)\n"
 		"  --log-format text|json, --log-level LEVEL\n", out);
 }
 
 static int parse_args(ctl_args_t *a, int argc, char **argv)
 {
 	enum { O_NS = 256, O_IMAGE, O_PULL, O_LEADER, O_LEASE, O_LEASE_S, O_ID, O_METRICS, O_KCFG,
-		O_CTX, O_RESYNC, O_PORT, O_FMT, O_LEVEL, O_RURL, O_RADDR, O_POLL, O_HELP, O_VERSION };
+		O_CTX, O_RESYNC, O_PORT, O_FMT, O_LEVEL, O_RURL, O_RADDR, O_POLL, O_UNREACH, O_HELP, O_VERSION };
 	static const struct option longopts[] = {
 		{ "namespace", required_argument, NULL, O_NS },
 		{ "runner-image", required_argument, NULL, O_IMAGE },
@@ -283,6 +285,7 @@ static int parse_args(ctl_args_t *a, int argc, char **argv)
 		{ "runner-address", required_argument, NULL, O_RADDR },
 		{ "runner-url", required_argument, NULL, O_RURL },   /* tests only */
 		{ "poll-seconds", required_argument, NULL, O_POLL },
+		{ "runner-unreachable-seconds", required_argument, NULL, O_UNREACH },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -311,6 +314,9 @@ static int parse_args(ctl_args_t *a, int argc, char **argv)
 		case O_RESYNC: a->resync_seconds = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case O_PORT: a->runner_port = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case O_POLL: a->poll_seconds = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case O_UNREACH:
+			a->unreachable_seconds = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
 		case O_RURL: a->runner_url = optarg; break;
 		case O_RADDR:
 			if (strcmp(optarg, "pod") && strcmp(optarg, "service")) {
@@ -401,11 +407,14 @@ int main(int argc, char **argv)
 	c->args.resync_seconds = 600;
 	c->args.lease_seconds = 15;
 	c->args.poll_seconds = 2;
+	c->args.unreachable_seconds = 300;
 	ret = parse_args(&c->args, argc, argv);
 	if (ret)
 		return ret;
 	if (!c->args.poll_seconds)
 		c->args.poll_seconds = 1;
+	if (!c->args.unreachable_seconds)
+		c->args.unreachable_seconds = 1;
 	if (pipe(wake_pipe)) {
 		perror("pipe");
 		return 1;

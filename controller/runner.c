@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The runner pod's address: the StatefulSet's only pod, <object>-0, asked of the API
  * server. A pod that has no IP yet or is being deleted has no address (a new run must not
@@ -40,13 +41,70 @@ out:
 	return ret;
 }
 
+/* ---- runners that cannot be reached ----
+ * The last failed call to each schedule's runner is remembered (c->unreachable): while a
+ * call to it is under way, or for RETRY_MS after one failed, other calls to it do not
+ * connect again but fail the same way at once. So a thousand BackupRuns of a runner that
+ * does not answer cost one connection attempt (up to its timeout) at a time, not a
+ * thousand, and the workers stay free for other schedules. */
+#define RETRY_MS 2000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a call to the runner of `skey` may go out now; if not, its last failure is
+ * the error. A call that may go marks the runner busy until runner_done(). */
+static bool runner_may_call(ctl_t *c, const char *skey)
+{
+	json_object *e;
+	char *recent = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	e = jget(c->unreachable, skey);
+	if (e && (json_object_get_boolean(jget(e, "busy")) ||
+	    mono_ms() - jint(e, "t", 0) < RETRY_MS))
+		recent = strdup(js(e, "error") ? js(e, "error") : "its runner is not reachable");
+	else if (e)
+		json_object_object_add(e, "busy", json_object_new_boolean(true));
+	pthread_mutex_unlock(&c->lock);
+	if (!recent)
+		return true;
+	bop_error_set(BOP_EIO, recent);
+	free(recent);
+	return false;
+}
+
+static void runner_done(ctl_t *c, const char *skey, bool reached)
+{
+	json_object *n;
+
+	pthread_mutex_lock(&c->lock);
+	if (reached) {
+		json_object_object_del(c->unreachable, skey);
+	} else {
+		n = json_object_new_object();
+		json_object_object_add(n, "t", json_object_new_int64(mono_ms()));
+		json_object_object_add(n, "error", json_object_new_string(bop_error_last()));
+		json_object_object_add(c->unreachable, skey, n);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 int ctl_runner_call(ctl_t *c, int w, const char *ns, const char *name, const char *uid,
 	const char *method, const char *path, const char *body, rapi_reply_t *reply)
 {
-	char *obj = NULL, *token = NULL, url[1024], err[512], ip[64], msg[1400];
+	char *obj = NULL, *token = NULL, url[1024], err[512], ip[64], msg[1400], skey[512];
 	int ret;
 
 	memset(reply, 0, sizeof(*reply));
+	snprintf(skey, sizeof(skey), "%s/%s", ns, name);
+	if (!runner_may_call(c, skey))
+		return bop_error_last_code();
 	ret = bop_reconcile_name(&obj, "runner", ns, name);
 	if (ret == 0)
 		ret = bop_reconcile_runner_token(&token, c->key, sizeof(c->key), uid);
@@ -76,6 +134,7 @@ int ctl_runner_call(ctl_t *c, int w, const char *ns, const char *name, const cha
 		goto out;
 	}
 out:
+	runner_done(c, skey, ret == 0);
 	if (token) {
 		explicit_bzero(token, strlen(token));
 		bop_free(token);

@@ -126,6 +126,38 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 	return ctl_set_finalizer(c, w, run, path, false);
 }
 
+#define PENDING_POLL_MS 5000
+
+/* The run could not be sent to its runner: Pending with the reason, tried again in a few
+ * seconds; Failed once the runner has not been reached for --runner-unreachable-seconds
+ * since the run was made (nothing was run). */
+static json_object *not_sent(ctl_t *c, json_object *run, const char *key, const char *why,
+	unsigned int *retry_ms)
+{
+	int64_t made = ctl_parse_time(js(run, "metadata.creationTimestamp"));
+	int64_t age = made > 0 ? ctl_now() - made : 0, left;
+	json_object *st;
+	char msg[1400];
+
+	left = (int64_t)c->args.unreachable_seconds - age;
+	if (left <= 0) {
+		snprintf(msg, sizeof(msg), "nothing was run: the runner could not be reached for "
+			"%llds after the BackupRun was made (--runner-unreachable-seconds %u): %s",
+			(long long)age, c->args.unreachable_seconds, why);
+		clog_(BOP_LOG_WARN, "BackupRun %s: %s", key, msg);
+		return failed(msg);
+	}
+	if (!js(run, "status.error") || strcmp(js(run, "status.error"), why))
+		clog_(BOP_LOG_INFO, "BackupRun %s: %s (trying again; it fails in %llds if the "
+			"runner stays unreachable)", key, why, (long long)left);
+	st = json_object_new_object();
+	put_str(st, "phase", "Pending");
+	put_str(st, "error", why);
+	*retry_ms = left * 1000 < PENDING_POLL_MS ? (unsigned int)(left * 1000 + 100) :
+		PENDING_POLL_MS;
+	return st;
+}
+
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 {
 	char key[512], path[700], skey[512], *text = NULL, *stext = NULL;
@@ -166,12 +198,8 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		st = failed("spec.action must be backup, restore or verify");
 		goto write;
 	}
-	if (js(run, "spec.targetDatabase")) {
-		/* Accepted by the CRD of 0.1 but never implemented: restoring into the engine's
-		 * own database instead would overwrite what the user meant to keep. */
-		st = failed("spec.targetDatabase is not supported yet, so nothing was restored: a "
-			"restore goes into the database the schedule's engine names (set "
-			"engine.<name>.restore.database on a schedule made for restores)");
+	if (js(run, "spec.targetDatabase") && (!action || strcmp(action, "restore"))) {
+		st = failed("spec.targetDatabase applies to restores only (spec.action: restore)");
 		goto write;
 	}
 	if (!sched || !uid) {
@@ -190,16 +218,23 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 
 		if (backup && strcmp(action, "backup"))
 			json_object_object_add(body, "backup", json_object_new_string(backup));
+		/* the runner checks the name and whether its engine can restore into it */
+		if (js(run, "spec.targetDatabase"))
+			json_object_object_add(body, "targetDatabase",
+				json_object_new_string(js(run, "spec.targetDatabase")));
 		ret = ctl_runner_call(c, w, ns, sname, uid, "POST", action_path(action),
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
 		if (ret) {
-			/* the runner may still be starting: try again with backoff */
-			clog_(BOP_LOG_INFO, "BackupRun %s: %s", key, bop_error_last());
-			st = json_object_new_object();
-			put_str(st, "phase", "Pending");
-			put_str(st, "error", bop_error_last());
-			patch_status(c, w, run, path, st);
+			/* the runner may still be starting: try again, up to the deadline */
+			unsigned int retry_ms = 0;
+
+			st = not_sent(c, run, key, bop_error_last(), &retry_ms);
+			if (!retry_ms)
+				goto write;
+			ret = patch_status(c, w, run, path, st);
+			if (ret == 0)
+				ctl_enqueue(c, 'r', key, retry_ms);
 			goto out;
 		}
 		if (rep.status < 200 || rep.status > 299) {
@@ -252,9 +287,9 @@ write:
 		bop_k8s_event(c->recorder, text, ok ? "Normal" : "Warning", ok ? "Succeeded" : "Failed",
 			ok ? "the run succeeded" : js(st, "error") ? js(st, "error") : "the run failed");
 		if (sched) {
-			ctl_runs_enforce_history(c, w, ns, sname, jget(sched, "spec"));
 			/* the schedule asks its runner once more, so its status shows this run
-			 * (on-demand schedules have no scheduled time that would make it ask) */
+			 * (on-demand schedules have no scheduled time that would make it ask), and
+			 * applies the history limits: once however many runs end meanwhile */
 			pthread_mutex_lock(&c->lock);
 			json_object_object_add(c->active, skey, NULL);
 			pthread_mutex_unlock(&c->lock);

@@ -383,7 +383,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	bop_reconcile_t *r = NULL;
 	json_object *sched = NULL, *runs = NULL;
 	int64_t next = 0, old_next;
-	bool poll, active;
+	bool poll, active, ended;
 	int ret, ensure_ret = 0;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
@@ -394,6 +394,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		pthread_mutex_lock(&c->lock);
 		ctl_index_remove(c->refs, key);
 		json_object_object_del(c->active, key);
+		json_object_object_del(c->unreachable, key);
 		pthread_mutex_unlock(&c->lock);
 		ret = bop_reconcile_name(&obj_name, "runner", ns, name);
 		if (ret == 0)
@@ -419,6 +420,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		pthread_mutex_lock(&c->lock);
 		ctl_index_remove(c->refs, key);
 		json_object_object_del(c->active, key);
+		json_object_object_del(c->unreachable, key);
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
@@ -487,6 +489,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	active = json_object_object_get_ex(c->active, key, NULL);
 	pthread_mutex_unlock(&c->lock);
 	poll = (old_next > 0 && old_next <= ctl_now()) || active;
+	ended = active;
 	if (poll && bop_reconcile_valid(r))
 		runs = runner_runs(c, w, ns, name, js(sched, "metadata.uid"));
 	active = runs && run_going(runs);
@@ -504,6 +507,9 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		 * carry the lastScheduleTime just written, which would hide these runs */
 		ctl_runs_mirror_scheduled(c, w, ns, name, js(sched, "status.lastScheduleTime") ?
 			ctl_parse_time(js(sched, "status.lastScheduleTime")) : 0, runs);
+		ctl_runs_enforce_history(c, w, ns, name, jget(sched, "spec"));
+	} else if (ended) {
+		/* BackupRuns ended (or were followed) while the runner cannot be asked */
 		ctl_runs_enforce_history(c, w, ns, name, jget(sched, "spec"));
 	}
 	/* come back after the next run to refresh the status */

@@ -222,7 +222,8 @@ int ctl_state_init(ctl_t *c)
 	c->refs = ctl_index_new();
 	c->secret_cache = json_object_new_object();
 	c->active = json_object_new_object();
-	if (!c->refs || !c->secret_cache || !c->active)
+	c->unreachable = json_object_new_object();
+	if (!c->refs || !c->secret_cache || !c->active || !c->unreachable)
 		return bop_error_set(BOP_ENOMEM, "out of memory");
 	if ((ret = setup_metrics(c)) || (ret = bop_workqueue_new(&c->queue, NULL)))
 		return ret;
@@ -236,5 +237,6 @@ void ctl_state_free(ctl_t *c)
 	ctl_index_free(c->refs);
 	json_object_put(c->secret_cache);
 	json_object_put(c->active);
+	json_object_put(c->unreachable);
 	pthread_mutex_destroy(&c->lock);
 }

@@ -770,9 +770,22 @@ static int check_tools(bop_reconcile_t *r)
 		json_object *e = json_object_array_get_idx(env, i);
 		const char *name = bop__rec_str(e, "name");
 
+		json_object *from = bop__rec_get(e, "valueFrom");
+
 		if (!json_object_is_type(e, json_type_object) || !name || !*name)
 			return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools.env[%zu]: an "
 				"object with a name, as a container's env", i);
+		/* The runner pod lives in the controller's namespace: a key reference there would
+		 * read that namespace's Secrets (other runners' configs, the controller's key),
+		 * not the schedule's. */
+		if (bop__rec_get(from, "secretKeyRef") || bop__rec_get(from, "configMapKeyRef"))
+			return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools.env[%zu] (%s): "
+				"valueFrom.%s is not taken: the runner pod runs in the controller's "
+				"namespace, where it would read that namespace's objects, not this one's; "
+				"give a secret to the commands through the exec engine's env "
+				"(env: {%sSecretRef: {name, key}}, from this namespace) or a template's "
+				"varsSecretRef", i, name, bop__rec_get(from, "secretKeyRef") ?
+				"secretKeyRef" : "configMapKeyRef", name);
 	}
 	if (engine && strcmp(engine, "exec"))
 		return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools: only the exec engine "

@@ -86,20 +86,34 @@ static json_object *run_json(const run_t *r)
 
 static int post_run(bop_http_request_t *req, runner_t *rn, run_kind_t kind)
 {
-	char *backup = NULL, location[128], why[512];
+	char *backup = NULL, *target = NULL, *engine = NULL, location[128], why[512];
 	size_t len = 0;
 	const char *body = bop_http_request_body(req, &len);
 	run_t *r, **p;
 	int ret;
 
 	/* Everything is checked here: a bad request gets 400, never a run that fails later. */
-	ret = api_parse_run_body(body, len, kind != RUN_BACKUP, &backup, why, sizeof(why));
+	ret = api_parse_run_body(body, len, kind != RUN_BACKUP, &backup,
+		kind == RUN_RESTORE ? &target : NULL, why, sizeof(why));
 	if (ret == -1)
 		return bop_http_respond_error(req, 400, why);
 	if (ret < 0)
 		return bop_http_respond_error(req, 500, "out of memory");
+	/* A target database the engine cannot restore into is refused now, not later. */
+	if (target && !(engine = job_target_engine_json(&rn->cfg, target, why, sizeof(why)))) {
+		free(backup);
+		free(target);
+		return bop_http_respond_error(req, 400, why);
+	}
+	if (engine)
+		explicit_bzero(engine, strlen(engine));
+	free(engine);
 	r = run_new(kind, RUN_API, backup);
 	free(backup);
+	if (r)
+		r->target_database = target;
+	else
+		free(target);
 	if (!r)
 		return bop_http_respond_error(req, 500, "out of memory");
 	pthread_mutex_lock(&rn->mu);

@@ -35,14 +35,54 @@ bool api_backup_id_ok(const char *id, char *why, size_t whylen)
 	return false;
 }
 
-int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **backup,
+bool api_database_name_ok(const char *name, char *why, size_t whylen)
+{
+	char shown[QUOTED_MAX + 4];
+	size_t n = name ? strlen(name) : 0;
+	const char *bad = NULL;
+
+	for (size_t i = 0; i < n && !bad; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		    (i > 0 && ((c >= '0' && c <= '9') || c == '-'))))
+			bad = &name[i];
+	}
+	if (n && n <= API_DATABASE_MAX && !bad)
+		return true;
+	quote(shown, sizeof(shown), name ? name : "");
+	snprintf(why, whylen, "targetDatabase: invalid database name \"%s\" (%zu bytes): a target "
+		"database is 1 to %d letters, digits, '_' or '-', starting with a letter or '_'",
+		shown, n, API_DATABASE_MAX);
+	return false;
+}
+
+/* A string field of the body without NUL characters, or -1 with the reason. */
+static int string_field(json_object *v, const char *key, const char *what, const char **out,
 	char *why, size_t whylen)
+{
+	if (!json_object_is_type(v, json_type_string)) {
+		snprintf(why, whylen, "%s: must be a string, %s", key, what);
+		return -1;
+	}
+	*out = json_object_get_string(v);
+	if (strlen(*out) != (size_t)json_object_get_string_len(v)) {
+		snprintf(why, whylen, "%s: contains a NUL character", key);
+		return -1;
+	}
+	return 0;
+}
+
+int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **backup,
+	char **target, char *why, size_t whylen)
 {
 	json_tokener *tok;
 	json_object *o;
 	int ret = 0;
 
 	*backup = NULL;
+	if (target)
+		*target = NULL;
 	if (!body || !len)
 		return 0;
 	tok = json_tokener_new_ex(JSON_DEPTH);
@@ -75,22 +115,30 @@ int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **b
 		char shown[QUOTED_MAX + 4];
 		const char *id;
 
+		if (target && !strcmp(key, "targetDatabase")) {
+			if (string_field(v, key, "a database name", &id, why, whylen) < 0 ||
+			    !api_database_name_ok(id, why, whylen)) {
+				ret = -1;
+				break;
+			}
+			free(*target);
+			if (!(*target = strdup(id))) {
+				ret = -2;
+				break;
+			}
+			continue;
+		}
 		if (!takes_backup || strcmp(key, "backup")) {
 			quote(shown, sizeof(shown), key);
-			snprintf(why, whylen, "unknown field \"%s\"%s", shown, takes_backup ?
+			snprintf(why, whylen, "unknown field \"%s\"%s", shown, target ?
+				" (the body is {\"backup\": \"latest\" or \"<id>\", \"targetDatabase\": "
+				"\"<name>\"}, each optional)" : takes_backup ?
 				" (the body is {\"backup\": \"latest\"} or {\"backup\": \"<id>\"})" :
 				" (a backup takes no fields)");
 			ret = -1;
 			break;
 		}
-		if (!json_object_is_type(v, json_type_string)) {
-			snprintf(why, whylen, "backup: must be a string, \"latest\" or a backup id");
-			ret = -1;
-			break;
-		}
-		id = json_object_get_string(v);
-		if (strlen(id) != (size_t)json_object_get_string_len(v)) {
-			snprintf(why, whylen, "backup: contains a NUL character");
+		if (string_field(v, key, "\"latest\" or a backup id", &id, why, whylen) < 0) {
 			ret = -1;
 			break;
 		}
@@ -110,6 +158,10 @@ int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **b
 	if (ret < 0) {
 		free(*backup);
 		*backup = NULL;
+		if (target) {
+			free(*target);
+			*target = NULL;
+		}
 	}
 	return ret;
 }

@@ -266,15 +266,82 @@ out:
 	bop_manifest_list_free(list);
 }
 
+static bool jbool(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_boolean) &&
+		json_object_get_boolean(v);
+}
+
+char *job_target_engine_json(const rcfg_t *c, const char *target, char *why, size_t whylen)
+{
+	const char *name = c->engine_name ? c->engine_name : "";
+	json_object *o = NULL, *restore = NULL;
+	char *text = NULL;
+
+	if (strcmp(name, "postgres") && strcmp(name, "mysql")) {
+		snprintf(why, whylen, "targetDatabase: the %s engine has no database to restore "
+			"into (a target database needs the postgres or mysql engine)",
+			*name ? name : "configured");
+		return NULL;
+	}
+	o = json_tokener_parse(c->engine_json ? c->engine_json : "{}");
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		snprintf(why, whylen, "targetDatabase: the engine block is not a mapping");
+		goto out;
+	}
+	if (jbool(o, "allDatabases") || jbool(o, "globals")) {
+		snprintf(why, whylen, "targetDatabase: the %s engine backs up %s, which a restore "
+			"recreates under their own names: a target database needs a backup of one "
+			"database (engine.%s.database)", name, jbool(o, "allDatabases") ?
+			"every database (allDatabases)" : "roles and tablespaces (globals)", name);
+		goto out;
+	}
+	if (!json_object_object_get_ex(o, "restore", &restore)) {
+		restore = json_object_new_object();
+		json_object_object_add(o, "restore", restore);
+	}
+	if (!json_object_is_type(restore, json_type_object)) {
+		snprintf(why, whylen, "targetDatabase: engine.%s.restore is not a mapping", name);
+		goto out;
+	}
+	if (jbool(restore, "create")) {
+		snprintf(why, whylen, "targetDatabase: engine.postgres.restore.create is set, so "
+			"pg_restore would create the dump's database under its own name instead; "
+			"restore into another database with a schedule whose restore.create is off");
+		goto out;
+	}
+	json_object_object_add(restore, "database", json_object_new_string(target));
+	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	if (!text)
+		snprintf(why, whylen, "out of memory");
+out:
+	json_object_put(o);
+	return text;
+}
+
 static int open_engine(job_t *j, bool scratch)
 {
 	const rcfg_t *c = &j->rn->cfg;
 	const char *name = scratch ? c->verify_engine_name : c->engine_name;
 	const char *json = scratch ? c->verify_engine_json : c->engine_json;
+	char why[512], *text;
+	int ret;
 
 	if (!name)
 		return bop_error_set(BOP_EINVAL, "the config has no engine block");
-	return bop_engine_open(&j->engine, name, json);
+	if (scratch || j->r->kind != RUN_RESTORE || !j->r->target_database)
+		return bop_engine_open(&j->engine, name, json);
+	/* A restore into another database: the engine's restore.database, for this run. */
+	if (!(text = job_target_engine_json(c, j->r->target_database, why, sizeof(why))))
+		return bop_error_set(BOP_EINVAL, why);
+	rlog(BOP_LOG_INFO, "run %s: restoring into database %s (targetDatabase)", j->r->id,
+		j->r->target_database);
+	ret = bop_engine_open(&j->engine, name, text);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return ret;
 }
 
 static void backup_options(job_t *j, bop_backup_options_t *opts)

@@ -34,6 +34,7 @@ typedef struct run {
 	uint64_t bytes_out;
 	char sha256[BOP_SHA256_HEX_SIZE];
 	char *backup;                   /* the backup taken, or the one to restore/verify */
+	char *target_database;          /* a restore's targetDatabase, or NULL */
 	char *error;
 	int64_t created_ms;             /* unix milliseconds when queued: orders the history */
 	int64_t scheduled;              /* the fire time of a scheduled run, else 0 */
@@ -119,6 +120,12 @@ run_t *runs_find(runner_t *rn, const char *id);
 
 /* jobs.c: executes `r` (worker thread); fills its phase, counters and error. */
 void job_execute(runner_t *rn, run_t *r);
+/* The engine block of the config for a restore into `target` (a name that
+ * api_database_name_ok() took): restore.database set to it, for this run only. NULL with
+ * the reason in `why` when the engine has no database to restore into (files, exec,
+ * cockroach) or backs up several (allDatabases, globals), or when out of memory. The
+ * text holds the engine's secrets: wipe it before free(). */
+char *job_target_engine_json(const rcfg_t *c, const char *target, char *why, size_t whylen);
 
 /* Opens the configured storage (URL and settings of the config). */
 int runner_open_storage(runner_t *rn, bop_storage_t **out);

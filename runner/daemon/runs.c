@@ -84,6 +84,7 @@ void run_free(run_t *r)
 	if (!r)
 		return;
 	free(r->backup);
+	free(r->target_database);
 	free(r->error);
 	free(r->cancel_reason);
 	free(r);
@@ -109,6 +110,8 @@ char *run_to_json(const run_t *r)
 	json_object_object_add(o, "bytesOut", json_object_new_int64((int64_t)r->bytes_out));
 	add_string(o, "sha256", r->sha256);
 	add_string(o, "backup", r->backup);
+	if (r->kind == RUN_RESTORE && r->target_database)
+		add_string(o, "targetDatabase", r->target_database);
 	add_string(o, "error", r->error);
 	json_object_object_add(o, "createdMs", json_object_new_int64(r->created_ms));
 	json_object_object_add(o, "scheduledTime", r->scheduled ?
@@ -186,6 +189,8 @@ static run_t *run_from_json(const char *text, size_t len)
 	r->rows = get_int_or(o, "rows", -1);
 	snprintf(r->sha256, sizeof(r->sha256), "%s", get_str(o, "sha256") ? get_str(o, "sha256") : "");
 	r->backup = get_str(o, "backup") ? strdup(get_str(o, "backup")) : NULL;
+	r->target_database = get_str(o, "targetDatabase") ?
+		strdup(get_str(o, "targetDatabase")) : NULL;
 	r->error = get_str(o, "error") ? strdup(get_str(o, "error")) : NULL;
 out:
 	json_object_put(o);

@@ -121,6 +121,29 @@ AFTER=$(sum_app 2>&1)
 diag "rows before: $BEFORE, after: $AFTER"
 ok "every row is back (count and md5 of all rows)" test "$BEFORE" = "$AFTER"
 
+# spec.targetDatabase: the same backup into another, new database; app stays as it is.
+psql_su -d postgres -c 'CREATE DATABASE app_copy' >/dev/null
+psql_su -d app -c 'DELETE FROM orders WHERE id <= 10' >/dev/null
+CHANGED=$(sum_app)
+k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: r2}
+spec: {scheduleRef: {name: app}, action: restore, backup: "$BID", targetDatabase: app_copy}
+EOF
+ok "BackupRun restore with targetDatabase app_copy reaches Succeeded" wait_for 60 phase_is r2 Succeeded
+[ "$(phase r2)" = Succeeded ] || k -n "$NS" get backuprun r2 -o yaml | sed 's/^/# /'
+COPY=$(psql_su -d app_copy -c "SELECT count(*), md5(string_agg(id || customer || total || note::text, ',' ORDER BY id)) FROM orders" 2>&1)
+ok "... app_copy holds every row of the backup" test "$BEFORE" = "$COPY"
+ok "... app, the schedule's database, is untouched" test "$(sum_app)" = "$CHANGED"
+k -n "$NS" apply -f - >/dev/null 2>"$T/apply-bad.err" <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: r3}
+spec: {scheduleRef: {name: app}, action: restore, targetDatabase: "app; DROP"}
+EOF
+ok "the API server refuses a targetDatabase that is not a plain name" grep -q 'spec.targetDatabase' "$T/apply-bad.err"
+
 run bad restore no-such-backup
 ok "a restore of a backup that does not exist fails" wait_for 30 phase_is bad Failed
 ok "... saying so in its status" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get backuprun bad -o jsonpath='{.status.error}' | grep -qi 'no-such-backup\\|not found\\|not exist'"

@@ -66,10 +66,19 @@ kind: BackupRun
 metadata: {name: r2}
 spec: {scheduleRef: {name: adhoc}, action: restore, backup: "$BID", targetDatabase: other}
 EOF
-ok "a restore with targetDatabase (not supported) fails instead of restoring elsewhere" \
+ok "a restore with targetDatabase through the exec engine fails instead of restoring elsewhere" \
 	wait_for 30 phase_is r2 Failed
-says_target() { k -n "$NS" get backuprun r2 -o jsonpath='{.status.error}' | grep -q "targetDatabase is not supported"; }
-ok "... saying why" says_target
+says_target() { k -n "$NS" get backuprun r2 -o jsonpath='{.status.error}' | grep -q "the exec engine has no database to restore into"; }
+ok "... saying why (the runner refused it)" says_target
+k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: b2}
+spec: {scheduleRef: {name: adhoc}, action: backup, targetDatabase: other}
+EOF
+ok "a backup with targetDatabase fails" wait_for 30 phase_is b2 Failed
+says_restores() { k -n "$NS" get backuprun b2 -o jsonpath='{.status.error}' | grep -q "targetDatabase applies to restores only"; }
+ok "... saying it applies to restores only" says_restores
 
 TOKEN=$(jq_py "print(d['api']['token'])" <"$T/config.json")
 only_api_runs() {

@@ -5,7 +5,8 @@
 # runner config points the exec engine at its socket. Then the test plays the kubelet: the
 # init container's and the tools container's commands (the real agent, empty environment)
 # and the runner with the Secret's config, the paths moved into a local directory; a
-# BackupRun backup and restore run their commands in the "tools container".
+# BackupRun backup and restore run their commands in the "tools container". A tools env
+# reading a Secret by valueFrom (which would be one of the runner's namespace) is refused.
 . "$BOP_SOURCE_ROOT/tests/controller/lib.sh"
 
 AGENT="$BOP_BUILD_ROOT/runner/agent/backupop-exec-agent"
@@ -33,6 +34,7 @@ spec:
 EOF
 ok "the API server refuses runner.tools without an image" test $? -ne 0
 ok "... naming the field" grep -q 'runner.tools.*image' "$T/noimage.log"
+k -n "$NS" create secret generic mongo-uri --from-literal=uri='mongodb://backup:s3cret@mongo:27017' >/dev/null
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule
@@ -42,14 +44,26 @@ spec:
     exec:
       backupCommand: [cat, "$T/data"]
       restoreCommand: [dd, "of=$T/restored", status=none]
+      env: {MONGO_URISecretRef: {name: mongo-uri, key: uri}}
   storage: {name: files-$NS}
   runner:
     tools:
       image: mongo:7
       imagePullPolicy: IfNotPresent
-      env: [{name: MONGO_URI, valueFrom: {secretKeyRef: {name: mongo-uri, key: uri}}}]
+      env: [{name: TZ, value: UTC}, {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
       resources: {limits: {memory: 2Gi}}
       securityContext: {readOnlyRootFilesystem: true}
+---
+apiVersion: backupop.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: steal}
+spec:
+  engine: {exec: {backupCommand: [printenv, KEY]}}
+  storage: {name: files-$NS}
+  runner:
+    tools:
+      image: busybox
+      env: [{name: KEY, valueFrom: {secretKeyRef: {name: backupop-controller-key, key: key}}}]
 EOF
 check "the API server accepts a schedule with runner.tools" $?
 start_ctl a --runner-url "http://127.0.0.1:$RPORT" --runner-port "$RPORT" --poll-seconds 1 ||
@@ -57,6 +71,11 @@ start_ctl a --runner-url "http://127.0.0.1:$RPORT" --runner-port "$RPORT" --poll
 N=$(rname "$NS" mongo)
 ready_is() { [ "$(cond backupschedule mongo)" = "$1" ]; }
 ok "it becomes Ready" wait_for 30 ready_is "True OnDemandOnly"
+steal_refused() { [ "$(cond backupschedule steal)" = "False InvalidSpec" ]; }
+ok "a tools env valueFrom.secretKeyRef (a Secret of the runner's namespace) is refused: InvalidSpec" \
+	wait_for 30 steal_refused
+ok "... naming the entry and where secrets go instead" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get backupschedule steal -o jsonpath='{.status.conditions[0].message}' | grep -q 'spec.runner.tools.env\[0\] (KEY): valueFrom.secretKeyRef is not taken.*KEYSecretRef'"
+ok "... and it gets no runner" sh -c "! '$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $SYS get statefulset $(rname "$NS" steal) 2>/dev/null"
 k -n "$SYS" get statefulset "$N" -o json >"$T/sts.json"
 ok "the StatefulSet has the runner and the tools container" jq_py "
 p = d['spec']['template']['spec']
@@ -65,7 +84,8 @@ t = p['containers'][1]
 assert t['image'] == 'mongo:7' and t['imagePullPolicy'] == 'IfNotPresent', t
 assert t['command'] == ['/backupop-tools/backupop-exec-agent', '--socket',
     '/backupop-tools/agent.sock', '--allow-uid', '65532'], t['command']
-assert t['env'][0]['valueFrom']['secretKeyRef']['name'] == 'mongo-uri', t['env']
+assert [e['name'] for e in t['env']] == ['TZ', 'NODE'] and t['env'][0]['value'] == 'UTC', t['env']
+assert t['env'][1]['valueFrom']['fieldRef']['fieldPath'] == 'spec.nodeName', t['env']
 assert t['resources']['limits']['memory'] == '2Gi', t['resources']
 assert t['securityContext'] == {'readOnlyRootFilesystem': True}, t['securityContext']
 assert {'name': 'backupop-tools', 'mountPath': '/backupop-tools'} in t['volumeMounts']" <"$T/sts.json"
@@ -83,6 +103,8 @@ assert any(m['mountPath'] == '/backupop-tools' for m in p['containers'][0]['volu
 k -n "$SYS" get secret "$N" -o jsonpath='{.data.config\.json}' | base64 -d >"$T/config.orig.json"
 ok "the runner config points the exec engine at the agent's socket" jq_py "
 assert d['engine']['exec']['tools'] == {'socket': '/backupop-tools/agent.sock'}, d['engine']" <"$T/config.orig.json"
+ok "... and the commands' env has the secret from the schedule's namespace (MONGO_URISecretRef)" jq_py "
+assert d['engine']['exec']['env'] == {'MONGO_URI': 'mongodb://backup:s3cret@mongo:27017'}, list(d['engine']['exec'])" <"$T/config.orig.json"
 
 # Play the kubelet: /backupop-tools is $T/tools, the file storage a local directory.
 env -i "$AGENT" --install "$T/tools/backupop-exec-agent" 2>"$T/install.log"

@@ -4,11 +4,14 @@
 # packages, one layer in an OCI image by umoci, no registry.
 #   db-image.sh postgres OUT.tar    bop-postgres:15   (postgresql-15)
 #   db-image.sh mariadb OUT.tar     bop-mariadb:10.11 (mariadb-server)
-# Both run as user 65532 ("db") and write only below /var/lib/db, where the pod mounts an
+#   db-image.sh redis OUT.tar       bop-redis:7.0     (redis-server, redis-tools: redis-cli)
+# All run as user 65532 ("db") and write only below /var/lib/db, where the pod mounts an
 # emptyDir, so the root can be read-only. The entrypoint (/usr/local/bin/db-start) makes
 # a fresh server there on the first start, with the administrator's password from
-# $DB_PASSWORD (user "postgres", or "root" for MariaDB), open to TCP from anywhere on the
-# default port, and runs it in the foreground. Test images only: no TLS, no tuning.
+# $DB_PASSWORD (user "postgres", or "root" for MariaDB; Redis's requirepass), open to TCP
+# from anywhere on the default port, and runs it in the foreground. Test images only: no
+# TLS, no tuning. The Redis image also serves as a tools image (spec.runner.tools): it has
+# redis-cli, which the backupop runner image has not.
 # Built images are cached in $BOP_CACHE_DIR/images (default
 # /var/cache/backupop-testenv/images), keyed by this script's hash; OUT.tar is a copy.
 # Needs root, mmdebstrap, umoci and the Debian mirror.
@@ -17,9 +20,10 @@ kind=${1:-} out=${2:-}
 case $kind in
 postgres) tag=bop-postgres:15 pkgs=postgresql-15 ;;
 mariadb) tag=bop-mariadb:10.11 pkgs=mariadb-server ;;
-*) echo "usage: db-image.sh postgres|mariadb OUT.tar" >&2; exit 2 ;;
+redis) tag=bop-redis:7.0 pkgs=redis-server,redis-tools ;;
+*) echo "usage: db-image.sh postgres|mariadb|redis OUT.tar" >&2; exit 2 ;;
 esac
-[ -n "$out" ] || { echo "usage: db-image.sh postgres|mariadb OUT.tar" >&2; exit 2; }
+[ -n "$out" ] || { echo "usage: db-image.sh postgres|mariadb|redis OUT.tar" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "db-image.sh: needs root (mmdebstrap --mode=root)" >&2; exit 1; }
 . "$(dirname "$0")/lib.sh"
 need_pkgs mmdebstrap umoci
@@ -49,6 +53,17 @@ if [ ! -s "$data/PG_VERSION" ]; then
 	echo "host all all 0.0.0.0/0 scram-sha-256" >>"$data/pg_hba.conf"
 fi
 exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c unix_socket_directories=/var/lib/db
+EOF
+elif [ "$kind" = redis ]; then
+	cat >"$w/db-start" <<'EOF'
+#!/bin/sh
+# (the password goes into redis.conf as it is: no quotes, backslashes or spaces in it)
+set -eu
+case $DB_PASSWORD in *\'* | *\"* | *\\* | *" "* | "") echo "DB_PASSWORD: set, no quotes, backslashes or spaces" >&2; exit 2 ;; esac
+umask 077
+printf 'requirepass %s\n' "$DB_PASSWORD" >/var/lib/db/redis.conf
+exec redis-server /var/lib/db/redis.conf --bind 0.0.0.0 --port 6379 --protected-mode no \
+	--dir /var/lib/db --daemonize no --logfile "" --save "" --appendonly no
 EOF
 else
 	cat >"$w/db-start" <<'EOF'
@@ -81,7 +96,7 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
 # the package scripts make a default cluster or database: removed, the entrypoint makes one
 hook='rm -rf "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/* "$1"/var/lib/apt/lists/* \
 	"$1"/var/cache/* "$1"/var/log/* "$1"/usr/share/doc "$1"/usr/share/man \
-	"$1"/var/lib/postgresql/* "$1"/etc/postgresql/* "$1"/var/lib/mysql/*
+	"$1"/var/lib/postgresql/* "$1"/etc/postgresql/* "$1"/var/lib/mysql/* "$1"/var/lib/redis/*
 	install -m 0755 '"$w"'/db-start "$1"/usr/local/bin/db-start
 	mkdir -p "$1"/var/lib/db && chown 65532:65532 "$1"/var/lib/db
 	echo "db:x:65532:65532:db:/var/lib/db:/usr/sbin/nologin" >>"$1"/etc/passwd

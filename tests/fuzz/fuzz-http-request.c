@@ -29,12 +29,19 @@ static int h_post(bop_http_request_t *req, void *payload)
 {
 	size_t len = 0;
 	const char *body = bop_http_request_body(req, &len);
-	char *backup = NULL, why[512];
-	int ret = api_parse_run_body(body, len, payload != NULL, &backup, why, sizeof(why));
+	char *backup = NULL, *target = NULL, why[512];
+	bool restore = payload && !strcmp(payload, "r");
+	int ret = api_parse_run_body(body, len, payload != NULL, &backup,
+		restore ? &target : NULL, why, sizeof(why));
 
 	if (ret == 0 && backup && !bop_catalog_id_valid(backup))
 		abort();        /* the check let through an id the catalog refuses */
+	if (ret == 0 && target && !api_database_name_ok(target, why, sizeof(why)))
+		abort();        /* ... or a database name it refuses */
+	if (ret != 0 && target)
+		abort();        /* a failed parse left a name behind */
 	free(backup);
+	free(target);
 	if (ret == -1)
 		return bop_http_respond_error(req, 400, why);
 	return bop_http_respond(req, ret == 0 ? 202 : 500, "application/json", "{}", 2);

@@ -124,8 +124,20 @@ stop_agent
 # A root holding nothing but the static agent and a static busybox: no libraries, no
 # /bin/sh, no /dev, no name service.
 BUSYBOX=$(command -v busybox)
-if [ "$(id -u)" = 0 ] && [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -Eq 'static(ally|-pie) linked' &&
-	file -L "$AGENT" | grep -Eq 'static(ally|-pie) linked'; then
+static() { file -L "$1" | grep -Eq 'static(ally|-pie) linked'; }
+why=
+if [ "$(id -u)" != 0 ]; then
+	why="needs root for chroot"
+elif ! static "$AGENT"; then
+	if [ "${BOP_SANITIZE:-none}" != none ]; then
+		why="a sanitizer build ($BOP_SANITIZE) links the agent dynamically, and the root has no libraries"
+	else
+		why="the agent is not statically linked ($AGENT), and the root has no libraries"
+	fi
+elif [ -z "$BUSYBOX" ] || ! static "$BUSYBOX"; then
+	why="needs a static busybox (busybox-static)"
+fi
+if [ -z "$why" ]; then
 	R="$T/root"
 	mkdir -p "$R/sock" "$R/data"
 	env -i "$AGENT" --install "$R/backupop-exec-agent" 2>/dev/null
@@ -146,7 +158,7 @@ if [ "$(id -u)" = 0 ] && [ -n "$BUSYBOX" ] && file -L "$BUSYBOX" | grep -Eq 'sta
 	ok "... no shell there: a clear error" grep -q "'sh' not found in the tools container" "$T/err"
 	stop_agent
 else
-	for _ in 1 2 3 4 5; do skip "a root with only the agent and busybox (needs root and a static busybox)"; done
+	for _ in 1 2 3 4 5; do skip "a root with only the agent and busybox: $why"; done
 fi
 
 # The peer's uid: only the allowed ones may run commands.
