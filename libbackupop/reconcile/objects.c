@@ -192,6 +192,27 @@ static json_object *copy_or(json_object *v, json_object *fallback)
 	return fallback;
 }
 
+/* No privilege escalation and no capability, whatever the schedule says; of its
+ * securityContext only who the container runs as and what restricts it more (spec.c
+ * refuses the rest). */
+static json_object *tools_security(json_object *given)
+{
+	static const char *const taken[] = { "runAsUser", "runAsGroup", "runAsNonRoot",
+		"readOnlyRootFilesystem", "seccompProfile", NULL };
+	json_object *sc = obj("allowPrivilegeEscalation", yes(false),
+		"capabilities", obj("drop", arr(1, str("ALL")), NULL), NULL);
+
+	for (size_t i = 0; sc && taken[i]; i++) {
+		json_object *v = bop__rec_get(given, taken[i]);
+
+		if (v && bop__rec_add(sc, taken[i], bop__rec_sorted_copy(v)) < 0) {
+			json_object_put(sc);
+			return NULL;
+		}
+	}
+	return sc;
+}
+
 /* The user's image running the agent; it serves the runner's uid. */
 static json_object *tools_container(const bop_reconcile_t *r)
 {
@@ -208,9 +229,7 @@ static json_object *tools_container(const bop_reconcile_t *r)
 		"resources", copy_or(bop__rec_get(t, "resources"),
 			obj("requests", obj("cpu", str("100m"), "memory", str("128Mi"), NULL),
 				"limits", obj("memory", str("1Gi"), NULL), NULL)),
-		"securityContext", copy_or(bop__rec_get(t, "securityContext"),
-			obj("allowPrivilegeEscalation", yes(false),
-				"capabilities", obj("drop", arr(1, str("ALL")), NULL), NULL)),
+		"securityContext", tools_security(bop__rec_get(t, "securityContext")),
 		"volumeMounts", arr(1, tools_mount()), NULL);
 	if (c && bop__rec_get(t, "env") &&
 	    bop__rec_add(c, "env", bop__rec_sorted_copy(bop__rec_get(t, "env"))) < 0) {

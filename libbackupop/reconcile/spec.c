@@ -81,6 +81,17 @@ static const field_t runner_fields[] = { { "affinity", F_OBJECT, 0 }, { "resourc
 static const field_t tools_fields[] = { { "image", F_STRING, 0 }, { "imagePullPolicy", F_STRING, 0 },
 	{ "env", BOP__F_ARRAY, 0 }, { "resources", F_OBJECT, 0 },
 	{ "securityContext", F_OBJECT, 0 }, END };
+/* What a schedule may set of the tools container's securityContext: who it runs as and what
+ * restricts it more. The pod runs in the controller's namespace, so nothing that widens it
+ * (privileged, capabilities added, privilege escalation, SELinux or proc mount options). */
+static const field_t tools_sc_fields[] = { { "runAsUser", F_COUNT, 2147483647 },
+	{ "runAsGroup", F_COUNT, 2147483647 }, { "runAsNonRoot", F_BOOL, 0 },
+	{ "readOnlyRootFilesystem", F_BOOL, 0 }, { "allowPrivilegeEscalation", F_BOOL, 0 },
+	{ "privileged", F_BOOL, 0 }, { "capabilities", F_OBJECT, 0 },
+	{ "seccompProfile", F_OBJECT, 0 }, END };
+static const field_t tools_caps_fields[] = { { "drop", F_LIST, 0 }, END };
+static const field_t tools_seccomp_fields[] = { { "type", F_STRING, 0 },
+	{ "localhostProfile", F_STRING, 0 }, END };
 static const field_t affinity_fields[] = { { "podSelector", F_OBJECT, 0 }, END };
 static const field_t resources_fields[] = { { "requests", F_OBJECT, 0 }, { "limits", F_OBJECT, 0 }, END };
 
@@ -748,6 +759,37 @@ static int check_verification(bop_reconcile_t *r)
 }
 
 
+static int check_tools_security(bop_reconcile_t *r, json_object *sc)
+{
+	static const char *const seccomp[] = { "RuntimeDefault", "Localhost", NULL };
+	static const char *const path = "spec.runner.tools.securityContext";
+	json_object *caps = bop__rec_get(sc, "capabilities");
+	int ret;
+
+	if (!sc)
+		return 0;
+	if (caps && json_object_is_type(caps, json_type_object) && bop__rec_get(caps, "add"))
+		return bop__rec_invalid(r, "InvalidSpec", "%s.capabilities.add: not taken: the "
+			"tools container runs in the controller's namespace with every capability "
+			"dropped", path);
+	if ((ret = bop__rec_check_fields(r, sc, path, tools_sc_fields)) ||
+	    (caps && (ret = bop__rec_check_fields(r, caps, "spec.runner.tools.securityContext."
+		"capabilities", tools_caps_fields))) ||
+	    (bop__rec_get(sc, "seccompProfile") &&
+	     ((ret = bop__rec_check_fields(r, bop__rec_get(sc, "seccompProfile"),
+		"spec.runner.tools.securityContext.seccompProfile", tools_seccomp_fields)) ||
+	      (ret = check_enum(r, bop__rec_get(sc, "seccompProfile"),
+		"spec.runner.tools.securityContext.seccompProfile", "type", seccomp)))))
+		return ret;
+	if (json_object_get_boolean(bop__rec_get(sc, "privileged")) ||
+	    json_object_get_boolean(bop__rec_get(sc, "allowPrivilegeEscalation")))
+		return bop__rec_invalid(r, "InvalidSpec", "%s.%s: must be false: the tools "
+			"container runs in the controller's namespace", path,
+			json_object_get_boolean(bop__rec_get(sc, "privileged")) ? "privileged" :
+			"allowPrivilegeEscalation");
+	return 0;
+}
+
 /* spec.runner.tools: an image, a known pull policy, and an engine that runs commands. */
 static int check_tools(bop_reconcile_t *r)
 {
@@ -787,6 +829,8 @@ static int check_tools(bop_reconcile_t *r)
 				"varsSecretRef", i, name, bop__rec_get(from, "secretKeyRef") ?
 				"secretKeyRef" : "configMapKeyRef", name);
 	}
+	if ((ret = check_tools_security(r, bop__rec_get(tools, "securityContext"))))
+		return ret;
 	if (engine && strcmp(engine, "exec"))
 		return bop__rec_invalid(r, "InvalidSpec", "spec.runner.tools: only the exec engine "
 			"runs its commands in the tools container, and spec.engine is %s", engine);

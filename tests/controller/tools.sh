@@ -87,7 +87,8 @@ assert t['command'] == ['/backupop-tools/backupop-exec-agent', '--socket',
 assert [e['name'] for e in t['env']] == ['TZ', 'NODE'] and t['env'][0]['value'] == 'UTC', t['env']
 assert t['env'][1]['valueFrom']['fieldRef']['fieldPath'] == 'spec.nodeName', t['env']
 assert t['resources']['limits']['memory'] == '2Gi', t['resources']
-assert t['securityContext'] == {'readOnlyRootFilesystem': True}, t['securityContext']
+assert t['securityContext'] == {'allowPrivilegeEscalation': False,
+    'capabilities': {'drop': ['ALL']}, 'readOnlyRootFilesystem': True}, t['securityContext']
 assert {'name': 'backupop-tools', 'mountPath': '/backupop-tools'} in t['volumeMounts']" <"$T/sts.json"
 ok "... an init container installing the agent from the runner image" jq_py "
 i = d['spec']['template']['spec']['initContainers']

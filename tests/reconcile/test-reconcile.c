@@ -1574,6 +1574,63 @@ static void test_tools(void)
 		"a tools container without an image is refused: %s", bop_reconcile_message(r));
 	bop_reconcile_free(r);
 	free(s);
+
+	/* The tools container runs in the controller's namespace: its securityContext may say
+	 * who it runs as and restrict it more, never widen it. */
+	{
+		static const struct { const char *sc, *words; } widen[] = {
+			{ "{\"privileged\":true}", "securityContext.privileged: must be false" },
+			{ "{\"allowPrivilegeEscalation\":true}",
+			  "securityContext.allowPrivilegeEscalation: must be false" },
+			{ "{\"capabilities\":{\"add\":[\"SYS_ADMIN\"]}}",
+			  "securityContext.capabilities.add: not taken" },
+			{ "{\"seLinuxOptions\":{\"type\":\"spc_t\"}}",
+			  "securityContext.seLinuxOptions: unknown field" },
+			{ "{\"procMount\":\"Unmasked\"}", "securityContext.procMount: unknown field" },
+			{ "{\"seccompProfile\":{\"type\":\"Unconfined\"}}",
+			  "seccompProfile.type: \"Unconfined\" is not one of" },
+		};
+
+		for (size_t i = 0; i < sizeof(widen) / sizeof(widen[0]); i++) {
+			char patch[512];
+
+			snprintf(patch, sizeof(patch), "{\"spec\":{\"engine\":{\"postgres\":null,"
+				"\"exec\":{\"backupCommand\":[\"redis-cli\"]}},\"verification\":null,"
+				"\"runner\":{\"tools\":{\"image\":\"redis:7\",\"securityContext\":%s}}}}",
+				widen[i].sc);
+
+			s = patched(schedule_base, patch);
+			reconcile(&r, s, storage_base);
+			ok(!bop_reconcile_valid(r) && bop_reconcile_message(r) &&
+				strstr(bop_reconcile_message(r), widen[i].words),
+				"tools securityContext %s is refused: %s", widen[i].sc,
+				bop_reconcile_message(r));
+			bop_reconcile_free(r);
+			free(s);
+		}
+	}
+	s = patched(schedule_base, "{\"spec\":{\"engine\":{\"postgres\":null,\"exec\":{"
+		"\"backupCommand\":[\"redis-cli\"]}},\"verification\":null,\"runner\":{\"tools\":{"
+		"\"image\":\"redis:7\",\"securityContext\":{\"runAsUser\":0,\"runAsNonRoot\":false,"
+		"\"readOnlyRootFilesystem\":true,\"allowPrivilegeEscalation\":false,"
+		"\"capabilities\":{\"drop\":[\"NET_RAW\"]}}}}}}");
+	reconcile(&r, s, storage_base);
+	ok(bop_reconcile_valid(r), "tools as root with a read-only root is taken (%s)",
+		bop_reconcile_message(r) ? bop_reconcile_message(r) : "valid");
+	sts = object(r, BOP_RECONCILE_STATEFULSET);
+	is_int(at_int(sts, "spec.template.spec.containers.1.securityContext.runAsUser"), 0,
+		"tools: runs as the user given");
+	is_int(at_bool(sts, "spec.template.spec.containers.1.securityContext.readOnlyRootFilesystem"),
+		1, "tools: ... with the restriction given");
+	is_int(at_bool(sts, "spec.template.spec.containers.1.securityContext.allowPrivilegeEscalation"),
+		0, "tools: ... never with privilege escalation");
+	is_str(at_str(sts, "spec.template.spec.containers.1.securityContext.capabilities.drop.0"),
+		"ALL", "tools: ... and every capability dropped, whatever drop list is given");
+	ok(!at(sts, "spec.template.spec.containers.1.securityContext.capabilities.drop.1"),
+		"tools: ... only ALL");
+	json_object_put(sts);
+	bop_reconcile_free(r);
+	free(s);
 }
 
 int main(void)
