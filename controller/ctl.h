@@ -60,6 +60,7 @@ typedef struct ctl {
 	json_object *secret_cache;                      /* "ns/name" -> {rv, object} */
 	json_object *active;                            /* schedules whose runner has a run going */
 	json_object *sidecars;                          /* "ns/name" -> the sidecar to add */
+	json_object *wl_seen;                           /* "k/ns/name" -> "generation|label|annotation" */
 
 	pthread_t workers[CTL_WORKERS];
 	int nworkers;
@@ -138,7 +139,7 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
  * workloads are "d/", "t/", "a/" (Deployment, StatefulSet, DaemonSet) + "<ns>/<name>". */
 const char *ctl_workload_resource(char kind);   /* "deployments"..., NULL: not a workload */
 char ctl_workload_kind(int i);
-void ctl_on_workload(ctl_t *c, int i, const char *key, const char *object);
+void ctl_on_workload(ctl_t *c, int i, bool deleted, const char *key, const char *object);
 int ctl_reconcile_workload(ctl_t *c, int w, char kind, const char *ns, const char *name);
 /* Why the schedule's sidecar settings cannot work, or NULL. */
 const char *ctl_sidecar_problem(json_object *sched);

@@ -121,27 +121,25 @@ static void on_owned(bop_k8s_event_type_t type, const char *key, const char *obj
 	json_object_put(o);
 }
 
-static void on_workload(int i, const char *key, const char *object, void *ud)
+static void on_workload(int i, bop_k8s_event_type_t type, const char *key, const char *object,
+	void *ud)
 {
-	ctl_on_workload(ud, i, key, object);
+	ctl_on_workload(ud, i, type == BOP_K8S_DELETED, key, object);
 }
 
 static void on_deployment(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
-	(void)type;
-	on_workload(0, key, object, ud);
+	on_workload(0, type, key, object, ud);
 }
 
 static void on_statefulset(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
-	(void)type;
-	on_workload(1, key, object, ud);
+	on_workload(1, type, key, object, ud);
 }
 
 static void on_daemonset(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
 {
-	(void)type;
-	on_workload(2, key, object, ud);
+	on_workload(2, type, key, object, ud);
 }
 
 static void on_started(void *ud)

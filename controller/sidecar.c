@@ -427,11 +427,31 @@ static int each_workload(ctl_t *c, const char *ns, const char *schedule)
 	return 0;
 }
 
-void ctl_on_workload(ctl_t *c, int i, const char *key, const char *object)
+/* Queues a workload when what the sidecar depends on changed: its generation (the spec),
+ * the label or our annotation; not for status updates (a rollout writes many). */
+void ctl_on_workload(ctl_t *c, int i, bool deleted, const char *key, const char *object)
 {
-	json_object *o = jparse(object);
+	json_object *o = jparse(object), *v;
+	const char *l = jlabel(o, SC_LABEL), *a = jannotation(o, SC_ANNOTATION);
+	char seen[700], k[700];
+	bool changed = true;
 
-	if (jlabel(o, SC_LABEL) || jannotation(o, SC_ANNOTATION))
+	snprintf(k, sizeof(k), "%c/%s", wl_kind[i], key);
+	snprintf(seen, sizeof(seen), "%lld|%s|%s", (long long)jint(o, "metadata.generation", 0),
+		l ? l : "", a ? a : "");
+	pthread_mutex_lock(&c->lock);
+	if (deleted || (!l && !a)) {
+		json_object_object_del(c->wl_seen, k);
+		changed = false;
+	} else if (json_object_object_get_ex(c->wl_seen, k, &v) &&
+	    !strcmp(json_object_get_string(v), seen)) {
+		changed = false;
+	} else {
+		json_object_object_add(c->wl_seen, k, json_object_new_string(seen));
+	}
+	pthread_mutex_unlock(&c->lock);
+	/* a label just removed: the last state had it, so the annotation tells */
+	if (changed || (!deleted && !l && a))
 		ctl_enqueue(c, wl_kind[i], key, 0);
 	json_object_put(o);
 }
@@ -491,8 +511,7 @@ int ctl_reconcile_workload(ctl_t *c, int w, char kind, const char *ns, const cha
 				snprintf(msg, sizeof(msg), "%s %s/%s has no volume %s: no sidecar added",
 					res, ns, name, js(want, "volume"));
 				clog_(BOP_LOG_WARN, "%s", msg);
-				if (!have || strcmp(have, "none"))
-					bop_k8s_event(c->recorder, stext, "Warning", "SidecarVolumeNotFound", msg);
+				bop_k8s_event(c->recorder, stext, "Warning", "SidecarVolumeNotFound", msg);
 				json_object_put(want);
 				want = NULL;
 			}

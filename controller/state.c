@@ -225,7 +225,8 @@ int ctl_state_init(ctl_t *c)
 	c->secret_cache = json_object_new_object();
 	c->active = json_object_new_object();
 	c->sidecars = json_object_new_object();
-	if (!c->refs || !c->secret_cache || !c->active || !c->sidecars)
+	c->wl_seen = json_object_new_object();
+	if (!c->refs || !c->secret_cache || !c->active || !c->sidecars || !c->wl_seen)
 		return bop_error_set(BOP_ENOMEM, "out of memory");
 	if ((ret = setup_metrics(c)) || (ret = bop_workqueue_new(&c->queue, NULL)))
 		return ret;
@@ -240,5 +241,6 @@ void ctl_state_free(ctl_t *c)
 	json_object_put(c->secret_cache);
 	json_object_put(c->active);
 	json_object_put(c->sidecars);
+	json_object_put(c->wl_seen);
 	pthread_mutex_destroy(&c->lock);
 }
