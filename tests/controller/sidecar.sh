@@ -198,7 +198,7 @@ one_per_time() {
 	runs_json >"$T/runs.json"
 	all_runs >"$T/rr.json" || return 1
 	"$BOP" list --storage "file://$T/store/sc" --name "$NS/sc" --json -q >"$T/list.json" || return 1
-	python3 - "$T/runs.json" "$T/rr.json" "$POD1" "$T/list.json" <<'EOF2'
+	python3 - "$T/runs.json" "$T/rr.json" "$POD1" "$T/list.json" >"$T/counts" <<'EOF2'
 import json, sys, datetime
 runs = json.load(open(sys.argv[1]))['items']
 times = [r['metadata']['annotations']['backupop.io/scheduled-time'] for r in runs]
@@ -221,7 +221,7 @@ EOF2
 }
 ok "exactly one BackupRun, one run and one backup in storage per scheduled time, all by the first pod by name" \
 	wait_for 10 one_per_time
-diag "BackupRuns, runs, backups: $(one_per_time 2>&1 | tail -1)"
+diag "BackupRuns, runs, backups: $(cat "$T/counts")"
 events() { # REASON: the schedule's Events with that reason
 	k -n "$NS" get events --field-selector "involvedObject.kind=BackupSchedule,involvedObject.name=sc,reason=$1" \
 		-o jsonpath='{range .items[*]}{.message}{"\n"}{end}'
