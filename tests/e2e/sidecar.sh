@@ -7,7 +7,9 @@
 # writing its own file into an emptyDir and labelled backupop.io/schedule. The kubelet runs
 # the sidecar the controller adds; it becomes Ready beside the application; scheduled
 # backups are taken, one per scheduled time, all by the first pod by name, holding exactly
-# that pod's file; unlabelled, the pods roll back to the user's containers alone.
+# that pod's file; with readOnly false a BackupRun restore writes it into a pod's volume
+# (read back through the application's container); unlabelled, the pods roll back to the
+# user's containers alone.
 # Root only; skipped with the reason where a node cannot run or the images cannot be built.
 # It starts and stops the node itself and runs alone (is_parallel: false).
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
@@ -243,6 +245,38 @@ restored() {
 ok "the newest backup holds the first pod's files (restored with the CLI from the storage)" restored
 events() { k -n "$NS" get events --field-selector involvedObject.kind=BackupSchedule,reason=BackupSucceeded -o name | grep -q .; }
 ok "BackupSucceeded Events on the schedule" events
+
+# a restore into the volume, through the sidecar: read-write, a restore path inside it
+k -n "$NS" patch backupschedule files --type merge \
+	-p '{"spec":{"sidecar":{"readOnly":false},"engine":{"files":{"path":"/data","restore":{"path":"/data/restored"}}}}}' >/dev/null
+rw_pods() {
+	k -n "$NS" get pods -l app=app,backupop.io/sidecar-of=files -o json | jq_py "
+ps = [p for p in d['items'] if not p['metadata'].get('deletionTimestamp')
+      and any(c['type'] == 'Ready' and c['status'] == 'True' for c in p['status'].get('conditions', []))
+      and any(not m.get('readOnly') for c in p['spec']['containers'] if c['name'] == 'backupop-sidecar'
+              for m in c['volumeMounts'] if m['name'] == 'data')]
+assert len(ps) == 2
+print(' '.join(sorted(p['metadata']['name'] for p in ps)))"
+}
+t0=$(now)
+ok "readOnly false: the pods roll, the sidecar mounts the volume read-write" wait_for 120 rw_pods
+diag "rolled in $(since "$t0") s"
+k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: restore-1}
+spec: {scheduleRef: {name: files}, action: restore, backup: "$BID"}
+EOF
+restore_done() { [ "$(k -n "$NS" get backuprun restore-1 -o jsonpath='{.status.phase}')" = Succeeded ]; }
+ok "a BackupRun restore through the sidecar succeeds" wait_for 60 restore_done ||
+	k -n "$NS" get backuprun restore-1 -o jsonpath='{.status}' | sed 's/^/# /'
+RPOD=$(k -n "$NS" get backuprun restore-1 -o jsonpath='{.status.runnerPod}')
+in_volume() {
+	[ "$(k -n "$NS" exec "$RPOD" -c app -- /bin/busybox cat /data/restored/who)" = "written by $POD1" ] &&
+		[ "$(k -n "$NS" exec "$RPOD" -c app -- /bin/busybox sha256sum /data/restored/sub/blob | cut -d' ' -f1)" = \
+		  "$(sha256sum "$T/out/sub/blob" | cut -d' ' -f1)" ]
+}
+ok "... the backed-up bytes are in the pod's volume (read by the application's container)" in_volume
 
 # unlabelled: the pods roll back to the application alone
 k -n "$NS" label deployment app backupop.io/schedule- >/dev/null
