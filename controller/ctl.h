@@ -14,6 +14,7 @@
 #define CTL_FINALIZER "backupop.io/cleanup"
 #define CTL_GROUP_PATH "/apis/backupop.io/v1alpha1"
 #define CTL_WORKERS 2
+#define CTL_WORKLOAD_KINDS 3    /* Deployment, StatefulSet, DaemonSet (sidecar.c) */
 
 typedef struct ctl_args {
 	const char *namespace;
@@ -46,6 +47,7 @@ typedef struct ctl {
 	bop_k8s_informer_t *schedules, *storages, *runs, *secrets, *namespaces;
 	bop_k8s_informer_t *templates, *ctemplates;     /* BackupTemplate, ClusterBackupTemplate */
 	bop_k8s_informer_t *owned[BOP_RECONCILE_KINDS];
+	bop_k8s_informer_t *workloads[CTL_WORKLOAD_KINDS]; /* apps/v1, metadata only */
 	bop_workqueue_t *queue;
 	bop_k8s_recorder_t *recorder;
 	bop_k8s_leader_t *leader;
@@ -60,6 +62,8 @@ typedef struct ctl {
 	json_object *active;                            /* schedules whose runner has a run going */
 	json_object *unreachable;                       /* "ns/schedule" -> its runner's last
 	                                                 * failed call: {t, error, busy} */
+	json_object *sidecars;                          /* "ns/name" -> the sidecar to add */
+	json_object *wl_seen;                           /* "k/ns/name" -> "generation|label|annotation" */
 
 	pthread_t workers[CTL_WORKERS];
 	int nworkers;
@@ -77,7 +81,7 @@ void ctl_format_time(int64_t t, char buf[32]);
 int64_t ctl_parse_time(const char *s);
 void ctl_count_write(ctl_t *c, const char *kind);
 /* The informers (some may still be NULL) and whether all have synced. */
-#define CTL_INFORMERS 10
+#define CTL_INFORMERS 13
 void ctl_informer_list(ctl_t *c, bop_k8s_informer_t *all[CTL_INFORMERS]);
 bool ctl_synced(ctl_t *c);
 /* Once the caches have synced, CTL_WORKERS threads reconcile the keys of the queue. */
@@ -133,6 +137,29 @@ int ctl_runs_enforce_history(ctl_t *c, int w, const char *ns, const char *schedu
  * schedule's lastScheduleTime before this reconcile wrote its status. */
 int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *schedule,
 	int64_t since, json_object *runs);
+
+/* sidecar.c: spec.sidecar (backupop-controller(8), SIDECAR MODE). Queue keys of
+ * workloads are "d/", "t/", "a/" (Deployment, StatefulSet, DaemonSet) + "<ns>/<name>". */
+const char *ctl_workload_resource(char kind);   /* "deployments"..., NULL: not a workload */
+char ctl_workload_kind(int i);
+void ctl_on_workload(ctl_t *c, int i, bool deleted, const char *key, const char *object);
+int ctl_reconcile_workload(ctl_t *c, int w, char kind, const char *ns, const char *name);
+/* Why the schedule's sidecar settings cannot work, or NULL. */
+const char *ctl_sidecar_problem(json_object *sched);
+unsigned int ctl_sidecar_port(ctl_t *c, json_object *sched);
+/* Makes the sidecar's Secret, remembers what to add, queues the labelled workloads. */
+int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r);
+/* The schedule no longer wants a sidecar: queue its workloads for removal. */
+void ctl_sidecar_forget(ctl_t *c, const char *ns, const char *name);
+/* Calls the sidecar of `pod`, or of the first Ready pod by name that answers (*used: its
+ * name, to free with bop_free()). */
+int ctl_sidecar_call(ctl_t *c, int w, json_object *sched, const char *pod, char **used,
+	const char *method, const char *path, const char *body, rapi_reply_t *reply);
+/* Creates the BackupRun of the latest scheduled time due (named after it, so only once);
+ * *last is that time (0: none due). */
+int ctl_sidecar_schedule(ctl_t *c, int w, json_object *sched, int64_t *last);
+/* lastSuccessfulTime/Backup from the schedule's BackupRuns. */
+void ctl_sidecar_last_success(ctl_t *c, json_object *sched, json_object *status);
 
 /* state.c: queue keys are "s/<ns>/<name>" schedules, "r/<ns>/<name>" runs. */
 void ctl_enqueue(ctl_t *c, char kind, const char *ns_name, unsigned int delay_ms);

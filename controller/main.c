@@ -121,6 +121,27 @@ static void on_owned(bop_k8s_event_type_t type, const char *key, const char *obj
 	json_object_put(o);
 }
 
+static void on_workload(int i, bop_k8s_event_type_t type, const char *key, const char *object,
+	void *ud)
+{
+	ctl_on_workload(ud, i, type == BOP_K8S_DELETED, key, object);
+}
+
+static void on_deployment(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
+{
+	on_workload(0, type, key, object, ud);
+}
+
+static void on_statefulset(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
+{
+	on_workload(1, type, key, object, ud);
+}
+
+static void on_daemonset(bop_k8s_event_type_t type, const char *key, const char *object, void *ud)
+{
+	on_workload(2, type, key, object, ud);
+}
+
 static void on_started(void *ud)
 {
 	ctl_t *c = ud;
@@ -233,6 +254,19 @@ static int start_informers(ctl_t *c)
 		snprintf(p, sizeof(p), "%s%s/%s", owned_paths[k], c->args.namespace, owned_res[k]);
 		if ((ret = informer(c, &c->owned[k], p, sel, true, on_owned)))
 			return ret;
+	}
+	/* sidecar mode: every workload's metadata (the label, or our annotation after the
+	 * label went) */
+	{
+		static const bop_k8s_informer_cb wcb[CTL_WORKLOAD_KINDS] = { on_deployment,
+			on_statefulset, on_daemonset };
+
+		for (int i = 0; i < CTL_WORKLOAD_KINDS; i++) {
+			snprintf(p, sizeof(p), "/apis/apps/v1/%s",
+				ctl_workload_resource(ctl_workload_kind(i)));
+			if ((ret = informer(c, &c->workloads[i], p, NULL, true, wcb[i])))
+				return ret;
+		}
 	}
 	return 0;
 }

@@ -94,9 +94,24 @@ static const char *action_path(const char *action)
 	return NULL;
 }
 
-static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, const char *uid)
+/* The schedule's runner, or in sidecar mode one of its sidecars: the run's own
+ * (status.runnerPod) when `pinned`, else the first Ready one that answers (*used). */
+static int call(ctl_t *c, int w, json_object *sched, json_object *run, bool pinned,
+	char **used, const char *method, const char *path, const char *body, rapi_reply_t *rep)
 {
-	const char *ns = js(run, "metadata.namespace"), *sched = js(run, "spec.scheduleRef.name");
+	if (used)
+		*used = NULL;
+	if (sched && jget(sched, "spec.sidecar"))
+		return ctl_sidecar_call(c, w, sched, pinned ? js(run, "status.runnerPod") : NULL,
+			used, method, path, body, rep);
+	return ctl_runner_call(c, w, js(sched, "metadata.namespace"),
+		js(sched, "metadata.name"), js(sched, "metadata.uid"), method, path, body, rep);
+}
+
+static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, const char *uid,
+	json_object *sched)
+{
+	const char *ns = js(run, "metadata.namespace");
 	const char *backup = js(run, "status.backupId"), *policy = js(run, "spec.retainPolicy");
 	const char *action = js(run, "spec.action");
 	int ret;
@@ -110,7 +125,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/backups/%s", backup);
-		ret = ctl_runner_call(c, w, ns, sched, uid, "DELETE", p, NULL, &rep);
+		ret = call(c, w, sched, run, false, NULL, "DELETE", p, NULL, &rep);
 		if (ret == 0 && rep.status != 404 && (rep.status < 200 || rep.status > 299)) {
 			ret = bop_error_set(BOP_EIO, rep.body ? rep.body : "the runner refused");
 		}
@@ -164,6 +179,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 	json_object *run = NULL, *sched = NULL, *st = NULL, *rr = NULL;
 	const char *sname, *action, *phase, *run_id, *uid = NULL;
 	rapi_reply_t rep = { 0, NULL };
+	char *used = NULL;
 	int ret;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
@@ -184,7 +200,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		}
 	}
 	if (jget(run, "metadata.deletionTimestamp")) {
-		ret = run_deleted(c, w, run, path, uid);
+		ret = run_deleted(c, w, run, path, uid, sched);
 		goto out;
 	}
 	if (js(run, "spec.retainPolicy") && !strcmp(js(run, "spec.retainPolicy"), "Delete") &&
@@ -222,7 +238,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		if (js(run, "spec.targetDatabase"))
 			json_object_object_add(body, "targetDatabase",
 				json_object_new_string(js(run, "spec.targetDatabase")));
-		ret = ctl_runner_call(c, w, ns, sname, uid, "POST", action_path(action),
+		ret = call(c, w, sched, run, false, &used, "POST", action_path(action),
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
 		if (ret) {
@@ -256,13 +272,14 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		clog_(BOP_LOG_INFO, "BackupRun %s: %s started as run %s", key, action, js(rr, "id"));
 		bop_k8s_event(c->recorder, text, "Normal", "Started", "the runner started the run");
 		st = mirror(rr);
+		put_str(st, "runnerPod", used);
 		goto write;
 	}
 	{
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/runs/%s", run_id);
-		ret = ctl_runner_call(c, w, ns, sname, uid, "GET", p, NULL, &rep);
+		ret = call(c, w, sched, run, true, NULL, "GET", p, NULL, &rep);
 	}
 	if (ret)
 		goto out;
@@ -286,6 +303,20 @@ write:
 
 		bop_k8s_event(c->recorder, text, ok ? "Normal" : "Warning", ok ? "Succeeded" : "Failed",
 			ok ? "the run succeeded" : js(st, "error") ? js(st, "error") : "the run failed");
+		if (sched && (!action || !strcmp(action, "backup"))) {
+			/* every backup's outcome on the schedule too */
+			char msg[1400];
+
+			if (ok)
+				snprintf(msg, sizeof(msg), "BackupRun %s: backup %s (%lld bytes stored)",
+					name, js(st, "backupId") ? js(st, "backupId") : "?",
+					(long long)jint(st, "bytesOut", 0));
+			else
+				snprintf(msg, sizeof(msg), "BackupRun %s: %s", name,
+					js(st, "error") ? js(st, "error") : "the backup failed");
+			bop_k8s_event(c->recorder, stext, ok ? "Normal" : "Warning",
+				ok ? "BackupSucceeded" : "BackupFailed", msg);
+		}
 		if (sched) {
 			/* the schedule asks its runner once more, so its status shows this run
 			 * (on-demand schedules have no scheduled time that would make it ask), and
@@ -299,6 +330,7 @@ write:
 		ctl_enqueue(c, 'r', key, c->args.poll_seconds * 1000);
 	}
 out:
+	bop_free(used);
 	rapi_reply_clear(&rep);
 	json_object_put(rr);
 	json_object_put(st);

@@ -250,8 +250,17 @@ static json_object *runner_runs(ctl_t *c, int w, const char *ns, const char *nam
 	return runs;
 }
 
+/* How the schedule runs: by its own runner, or by sidecars (sc_problem: why they cannot;
+ * sc_last: the scheduled time whose BackupRun was made, 0 for none). */
+typedef struct sc_state {
+	bool on;
+	const char *problem;
+	int64_t last;
+} sc_state_t;
+
 static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
-	bop_reconcile_t *r, int64_t *next_out, json_object *runs, const char *recipient)
+	bop_reconcile_t *r, int64_t *next_out, json_object *runs, const char *recipient,
+	const sc_state_t *sc)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
 	json_object *old = jget(sched, "status");
@@ -263,7 +272,20 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	bool dirty = false;
 
 	cond.type = "Ready";
-	if (bop_reconcile_valid(r) && !js(sched, "spec.schedule")) {
+	if (bop_reconcile_valid(r) && sc->on && sc->problem) {
+		cond.status = "False";
+		cond.reason = "InvalidSpec";
+		cond.message = sc->problem;
+	} else if (bop_reconcile_valid(r) && sc->on) {
+		cond.status = "True";
+		cond.reason = "SidecarConfigured";
+		cond.message = js(sched, "spec.schedule") ? "the sidecar's Secret is up to date; "
+			"workloads labelled backupop.io/schedule with this schedule's name get the "
+			"sidecar; the controller makes a BackupRun at each scheduled time" :
+			"the sidecar's Secret is up to date; workloads labelled backupop.io/schedule "
+			"with this schedule's name get the sidecar; no spec.schedule, so backups run "
+			"only when a BackupRun asks";
+	} else if (bop_reconcile_valid(r) && !js(sched, "spec.schedule")) {
 		/* a schedule without a cron only parents BackupRuns (backupop-controller(8)) */
 		cond.status = "True";
 		cond.reason = "OnDemandOnly";
@@ -285,7 +307,7 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	json_object_object_add(status, "conditions", json_object_get(conds));
 	json_object_object_add(status, "observedGeneration",
 		json_object_new_int64(jint(sched, "metadata.generation", 0)));
-	put_string(status, "runnerName", bop_reconcile_object_name(r));
+	put_string(status, "runnerName", sc->on ? NULL : bop_reconcile_object_name(r));
 	/* generateIdentity's recipient (public); null drops it */
 	put_string(status, "recipient", recipient);
 	*next_out = 0;
@@ -312,6 +334,13 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	}
 	if (runs)
 		runner_status(runs, status);
+	if (sc->on) {
+		if (sc->last) {
+			ctl_format_time(sc->last, t);
+			put_string(status, "lastScheduleTime", t);
+		}
+		ctl_sidecar_last_success(c, sched, status);
+	}
 	json_object_object_foreach(status, k, v) {
 		if (!same(v, jget(old, k)))
 			dirty = true;
@@ -333,7 +362,8 @@ static int write_status(ctl_t *c, int w, json_object *sched, const char *text,
 	if (ret == 0 && changed && !bop_reconcile_valid(r))
 		bop_k8s_event(c->recorder, text, "Warning", cond.reason, cond.message);
 	else if (ret == 0 && changed)
-		bop_k8s_event(c->recorder, text, "Normal", cond.reason, "the schedule's runner is configured");
+		bop_k8s_event(c->recorder, text, "Normal", cond.reason, sc->on ?
+			"the schedule's sidecar is configured" : "the schedule's runner is configured");
 out:
 	bop_free(ctext);
 	json_object_put(conds);
@@ -384,6 +414,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	json_object *sched = NULL, *runs = NULL;
 	int64_t next = 0, old_next;
 	bool poll, active, ended;
+	sc_state_t sc = { false, NULL, 0 };
 	int ret, ensure_ret = 0;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
@@ -396,6 +427,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		json_object_object_del(c->active, key);
 		json_object_object_del(c->unreachable, key);
 		pthread_mutex_unlock(&c->lock);
+		ctl_sidecar_forget(c, ns, name);
 		ret = bop_reconcile_name(&obj_name, "runner", ns, name);
 		if (ret == 0)
 			ret = delete_objects(c, w, obj_name);
@@ -409,6 +441,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		goto out;
 	}
 	if (jget(sched, "metadata.deletionTimestamp")) {
+		ctl_sidecar_forget(c, ns, name);
 		ret = bop_reconcile_name(&obj_name, "runner", ns, name);
 		if (ret == 0)
 			ret = delete_objects(c, w, obj_name);
@@ -476,9 +509,26 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 		ctl_index_set(c->refs, key, refs);
 		pthread_mutex_unlock(&c->lock);
 	}
-	if (bop_reconcile_valid(r)) {
+	sc.on = jget(sched, "spec.sidecar") != NULL;
+	sc.problem = sc.on ? ctl_sidecar_problem(sched) : NULL;
+	if (!sc.on) {
+		bool had;
+
+		pthread_mutex_lock(&c->lock);
+		had = json_object_object_get_ex(c->sidecars, key, NULL);
+		pthread_mutex_unlock(&c->lock);
+		if (had)
+			ctl_sidecar_forget(c, ns, name);
+	}
+	if (bop_reconcile_valid(r) && !sc.on) {
 		ret = apply_objects(c, w, r);
 		if (ret)
+			goto out;
+	} else if (bop_reconcile_valid(r) && !sc.problem) {
+		/* sidecars run it: no runner of its own */
+		if ((ret = delete_objects(c, w, bop_reconcile_object_name(r))) ||
+		    (ret = ctl_sidecar_apply(c, w, sched, r)) ||
+		    (ret = ctl_sidecar_schedule(c, w, sched, &sc.last)))
 			goto out;
 	}
 	/* the runner is asked only when a run was due since the status was last written, or
@@ -490,7 +540,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	pthread_mutex_unlock(&c->lock);
 	poll = (old_next > 0 && old_next <= ctl_now()) || active;
 	ended = active;
-	if (poll && bop_reconcile_valid(r))
+	if (poll && bop_reconcile_valid(r) && !sc.on)
 		runs = runner_runs(c, w, ns, name, js(sched, "metadata.uid"));
 	active = runs && run_going(runs);
 	pthread_mutex_lock(&c->lock);
@@ -499,7 +549,7 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	else
 		json_object_object_del(c->active, key);
 	pthread_mutex_unlock(&c->lock);
-	ret = write_status(c, w, sched, text, r, &next, runs, recipient);
+	ret = write_status(c, w, sched, text, r, &next, runs, recipient, &sc);
 	if (ret)
 		goto out;
 	if (runs) {
@@ -515,6 +565,10 @@ int ctl_reconcile_schedule(ctl_t *c, int w, const char *ns, const char *name)
 	/* come back after the next run to refresh the status */
 	if (active)
 		ctl_enqueue(c, 's', key, ACTIVE_POLL_MS);
+	else if (sc.on && next > ctl_now())
+		/* sidecar mode: the controller makes the run, just after it is due */
+		ctl_enqueue(c, 's', key, (unsigned int)((next - ctl_now()) * 1000 + 300 > 86400000 ?
+			86400000 : (next - ctl_now()) * 1000 + 300));
 	else if (next > ctl_now())
 		ctl_enqueue(c, 's', key, (unsigned int)((next - ctl_now() + 5) * 1000 > 86400000 ?
 			86400000 : (next - ctl_now() + 5) * 1000));

@@ -90,7 +90,7 @@ void ctl_informer_list(ctl_t *c, bop_k8s_informer_t *all[CTL_INFORMERS])
 {
 	bop_k8s_informer_t *list[CTL_INFORMERS] = { c->schedules, c->storages, c->runs,
 		c->secrets, c->namespaces, c->owned[0], c->owned[1], c->owned[2], c->templates,
-		c->ctemplates };
+		c->ctemplates, c->workloads[0], c->workloads[1], c->workloads[2] };
 
 	memcpy(all, list, sizeof(list));
 }
@@ -118,7 +118,8 @@ static void *worker(void *p)
 		ctl_sweep_orphans(c, 0);
 	while (bop_workqueue_get(c->queue, &key, -1) == 0) {
 		char ns[256] = "", *name;
-		const char *kind = key[0] == 's' ? "BackupSchedule" : "BackupRun";
+		const char *kind = key[0] == 's' ? "BackupSchedule" : key[0] == 'r' ? "BackupRun" :
+			"Workload";
 		const char *labels[] = { kind, NULL, NULL };
 		struct timespec t0, t1;
 		int ret = 0;
@@ -132,7 +133,8 @@ static void *worker(void *p)
 			name++;
 			bop_error_clear();
 			ret = key[0] == 's' ? ctl_reconcile_schedule(c, a->w, ns, name) :
-				ctl_reconcile_run(c, a->w, ns, name);
+				key[0] == 'r' ? ctl_reconcile_run(c, a->w, ns, name) :
+				ctl_reconcile_workload(c, a->w, key[0], ns, name);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		labels[1] = ret ? "error" : "success";
@@ -223,7 +225,10 @@ int ctl_state_init(ctl_t *c)
 	c->secret_cache = json_object_new_object();
 	c->active = json_object_new_object();
 	c->unreachable = json_object_new_object();
-	if (!c->refs || !c->secret_cache || !c->active || !c->unreachable)
+	c->sidecars = json_object_new_object();
+	c->wl_seen = json_object_new_object();
+	if (!c->refs || !c->secret_cache || !c->active || !c->unreachable || !c->sidecars ||
+	    !c->wl_seen)
 		return bop_error_set(BOP_ENOMEM, "out of memory");
 	if ((ret = setup_metrics(c)) || (ret = bop_workqueue_new(&c->queue, NULL)))
 		return ret;
@@ -238,5 +243,7 @@ void ctl_state_free(ctl_t *c)
 	json_object_put(c->secret_cache);
 	json_object_put(c->active);
 	json_object_put(c->unreachable);
+	json_object_put(c->sidecars);
+	json_object_put(c->wl_seen);
 	pthread_mutex_destroy(&c->lock);
 }

@@ -34,7 +34,7 @@ static const field_t spec_fields[] = {
 	{ "compression", F_OBJECT, 0 }, { "encryption", F_OBJECT, 0 },
 	{ "retention", F_OBJECT, 0 }, { "historyLimits", F_OBJECT, 0 },
 	{ "deadlines", F_OBJECT, 0 }, { "verification", F_OBJECT, 0 }, { "tags", F_LIST, 0 },
-	{ "runner", F_OBJECT, 0 }, END,
+	{ "runner", F_OBJECT, 0 }, { "sidecar", F_OBJECT, 0 }, END,
 };
 
 static const field_t storage_fields[] = { { "name", F_STRING, 0 }, { "path", F_STRING, 0 }, END };

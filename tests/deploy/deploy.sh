@@ -235,7 +235,13 @@ cannot delete secrets -n default
 cannot create statefulsets.apps -n "$NS"
 cannot create services -n default
 cannot create pods -n backupop-system
-cannot list pods -n backupop-system
+can list pods --all-namespaces           # sidecar mode: a run goes to a Ready pod
+can watch deployments.apps --all-namespaces
+can patch statefulsets.apps -n "$NS"     # ... the sidecar is patched into the template
+can patch daemonsets.apps -n "$NS"
+cannot create deployments.apps -n "$NS"
+cannot update deployments.apps -n "$NS"
+cannot delete daemonsets.apps -n "$NS"
 cannot get pods -n "$NS"
 cannot delete leases.coordination.k8s.io -n backupop-system
 cannot create leases.coordination.k8s.io -n "$NS"

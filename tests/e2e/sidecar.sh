@@ -1,0 +1,294 @@
+#!/bin/bash
+# Sidecar mode on a real node (tests/env/node-local.sh): the runner image built from the
+# Debian packages (controller/images/build.sh, reused like e2e.sh does), the controller with
+# the shipped RBAC (its ServiceAccount's token, run beside the API server: it reaches the
+# pods at their IPs on the node's bridge), a file BackupStorage on a hostPath volume bound
+# to a claim in the schedule's namespace, and a Deployment of two busybox replicas, each
+# writing its own file into an emptyDir and labelled backupop.io/schedule. The kubelet runs
+# the sidecar the controller adds; it becomes Ready beside the application; scheduled
+# backups are taken, one per scheduled time, all by the first pod by name, holding exactly
+# that pod's file; with readOnly false a BackupRun restore writes it into a pod's volume
+# (read back through the application's container); unlabelled, the pods roll back to the
+# user's containers alone.
+# Root only; skipped with the reason where a node cannot run or the images cannot be built.
+# It starts and stops the node itself and runs alone (is_parallel: false).
+. "$BOP_SOURCE_ROOT/tests/tap.sh"
+. "$BOP_SOURCE_ROOT/tests/env/lib.sh"
+ENV=$BOP_SOURCE_ROOT/tests/env
+CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
+KUBECTL=$CACHE/kubectl
+CTL=$BOP_BUILD_ROOT/controller/backupop-controller
+BOP=$BOP_BUILD_ROOT/runner/cli/backupop
+[ -n "${BOP_TEST_K8S_DIR:-}" ] ||
+	skip_all "no API server of tests/env/k8s-local.sh to join (BOP_TEST_K8S_DIR is not set; tests/run sets it)"
+[ "$(id -u)" -eq 0 ] || skip_all "a node and the images need root"
+for b in kubelet kube-scheduler kubectl; do
+	[ -x "$CACHE/$b" ] || skip_all "$b is not built ($CACHE; tests/env/k8s-local.sh build makes it)"
+done
+for t in mmdebstrap umoci dpkg-buildpackage git busybox python3 curl; do
+	command -v "$t" >/dev/null || skip_all "$t is not installed"
+done
+[ -x "$CTL" ] || skip_all "backupop-controller was not built"
+git -C "$BOP_SOURCE_ROOT" rev-parse HEAD >/dev/null 2>&1 ||
+	skip_all "the source is not a git checkout (the images are built from its committed tree)"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/bop-e2e-sc.XXXXXX") || exit 1
+chmod 755 "$T"
+TAP_LOG=$T/log
+export K8S_DIR=$BOP_TEST_K8S_DIR
+SYS=backupop-system
+NS=bop-e2e-sc-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+STORE=sc-$NS
+version=$(sed -n "s/^  version: '\([^']*\)',/\1/p" "$BOP_SOURCE_ROOT/meson.build")
+k() { "$KUBECTL" --kubeconfig "$K8S_DIR/kubeconfig" "$@"; }
+node() { bash "$ENV/node-local.sh" "$@"; }
+node_started= ctl_pid=
+cleanup() {
+	[ -z "$ctl_pid" ] || { kill "$ctl_pid" 2>/dev/null; wait "$ctl_pid" 2>/dev/null; }
+	if [ -n "$node_started" ]; then
+		for o in $(k -n "$NS" get backupschedules,backupruns -o name 2>/dev/null); do
+			k -n "$NS" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+		done
+		k delete namespace "$NS" --wait=false >/dev/null 2>&1
+		k delete backupstorage "$STORE" --wait=false >/dev/null 2>&1
+		k delete pv "$STORE" --wait=false >/dev/null 2>&1
+		node stop >/dev/null 2>&1
+	fi
+	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+now() { date +%s%3N; }
+since() { local d=$(($(now) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
+wait_for() {
+	local n=$(($1 * 2)); shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+	return 1
+}
+jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+
+# ---- images (as e2e.sh: reused when built from this committed tree) ----
+IMG=$BOP_BUILD_ROOT/images
+head=$(images_key "$BOP_SOURCE_ROOT")
+if [ "$(cat "$IMG/tree" 2>/dev/null)" = "$head" ] && [ -s "$IMG/runner-$version.oci.tar" ] &&
+	[ -s "$IMG/controller-$version.oci.tar" ]; then
+	diag "images of this tree ($head) reused from $IMG"
+else
+	t0=$(now)
+	rm -f "$IMG/tree"
+	SOURCE_DATE_EPOCH=$(git -C "$BOP_SOURCE_ROOT" log -1 --format=%ct) \
+		"$BOP_SOURCE_ROOT/controller/images/build.sh" -o "$IMG" >"$T/build.log" 2>&1 ||
+		{ tail -5 "$T/build.log" | sed 's/^/# /'; skip_all "the images cannot be built (controller/images/build.sh failed)"; }
+	echo "$head" >"$IMG/tree"
+	diag "packages and images built in $(since "$t0") s"
+fi
+
+# ---- the node ----
+# pods other tests left (the controller Deployment of the shipped manifests) would start
+k -n "$SYS" delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
+t0=$(now)
+rc=0
+node start >"$T/node.env" 2>"$T/node.err" || rc=$?
+[ $rc -eq 77 ] && skip_all "$(grep -m1 'cannot run a node here' "$T/node.err")"
+node_started=1
+check "a node starts" $rc
+[ $rc -eq 0 ] || { sed 's/^/# /' "$T/node.err" | tail -20; done_testing; }
+eval "$(grep '^export' "$T/node.env")"
+diag "node Ready in $(since "$t0") s"
+ok "the runner image and a one-file busybox image are imported" sh -c "
+	bash '$ENV/node-local.sh' import '$IMG/runner-$version.oci.tar' backupop/runner &&
+	bash '$ENV/node-local.sh' file-image '$T/busybox.tar' bop-busybox:1 /bin/busybox -- \$(command -v busybox):/bin/busybox &&
+	bash '$ENV/node-local.sh' import '$T/busybox.tar' bop-busybox"
+
+# ---- the controller: the shipped manifests, its ServiceAccount's token ----
+ok "kubectl apply -f controller/deploy/" k apply -f "$BOP_SOURCE_ROOT/controller/deploy/"
+k -n "$SYS" delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
+sa_token() {
+	local secret
+	secret=$(k -n "$SYS" get sa backupop-controller -o jsonpath='{.secrets[0].name}') &&
+		[ -n "$secret" ] &&
+		k -n "$SYS" get secret "$secret" -o jsonpath='{.data.token}' | base64 -d >"$T/token" &&
+		[ -s "$T/token" ]
+}
+wait_for 30 sa_token || { echo "Bail out! no token for the controller's ServiceAccount"; exit 1; }
+server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+ca=$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+cat >"$T/sa.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "$server", certificate-authority-data: "$ca"}
+users:
+- name: sa
+  user: {token: "$(cat "$T/token")"}
+contexts:
+- name: c
+  context: {cluster: c, user: sa, namespace: $SYS}
+current-context: c
+EOF
+chmod 600 "$T/sa.kubeconfig"
+"$CTL" --kubeconfig "$T/sa.kubeconfig" --namespace "$SYS" \
+	--runner-image "docker.io/backupop/runner:$version" --metrics-addr 0 --log-format text \
+	--poll-seconds 1 >"$T/ctl.log" 2>&1 &
+ctl_pid=$!
+
+# ---- storage: a hostPath PV bound to the claim "backups" of the schedule's namespace ----
+mkdir -p "$T/store"
+chown 65532:65532 "$T/store"
+k create namespace "$NS" >/dev/null
+PORT=9180
+k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $STORE}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {namespace: $NS, name: backups}
+  hostPath: {path: $T/store, type: Directory}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: backups, namespace: $NS}
+spec:
+  accessModes: [ReadWriteMany]
+  storageClassName: ""
+  volumeName: $STORE
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: backupop.io/v1alpha1
+kind: BackupStorage
+metadata: {name: $STORE}
+spec:
+  file: {claimName: backups, prefix: sc}
+  allowedNamespaces: {from: Names, names: [$NS]}
+---
+apiVersion: backupop.io/v1alpha1
+kind: BackupSchedule
+metadata: {name: files, namespace: $NS}
+spec:
+  schedule: "*/20 * * * * *"
+  engine:
+    files: {path: /data}
+  storage: {name: $STORE}
+  sidecar: {volume: data, port: $PORT}
+  historyLimits: {successful: 100}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: $NS
+  labels: {backupop.io/schedule: files}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 2
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
+      containers:
+      - name: app
+        image: docker.io/library/bop-busybox:1
+        imagePullPolicy: Never
+        command: [/bin/busybox, sh, -c]
+        args: ['echo "written by \$HOSTNAME" >/data/who && mkdir -p /data/sub && /bin/busybox head -c 100000 /dev/urandom >/data/sub/blob && exec /bin/busybox sleep 3600']
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes:
+      - {name: data, emptyDir: {}}
+EOF
+check "a hostPath claim, a file storage, a sidecar schedule and a labelled Deployment are applied" $?
+ready_pods() {
+	k -n "$NS" get pods -l app=app,backupop.io/sidecar-of=files -o json | jq_py "
+ps = [p for p in d['items'] if not p['metadata'].get('deletionTimestamp')
+      and any(c['type'] == 'Ready' and c['status'] == 'True' for c in p['status'].get('conditions', []))
+      and len(p['spec']['containers']) == 2]
+assert len(ps) == 2
+print(' '.join(sorted(p['metadata']['name'] for p in ps)))"
+}
+t0=$(now)
+ok "the kubelet runs the pods with the sidecar, both containers Ready" wait_for 150 ready_pods ||
+	{ k -n "$NS" get pods -o wide | sed 's/^/# /'; k -n "$NS" describe pods | tail -30 | sed 's/^/# /'; }
+diag "pods with the sidecar Ready in $(since "$t0") s"
+read -r POD1 POD2 <<<"$(ready_pods)"
+succeeded() { # N: at least N scheduled BackupRuns succeeded
+	k -n "$NS" get backupruns -o json | jq_py "
+assert sum(1 for r in d['items'] if r.get('status', {}).get('phase') == 'Succeeded') >= $1"
+}
+t0=$(now)
+ok "scheduled backups succeed through the sidecar" wait_for 90 succeeded 2
+diag "two scheduled backups in $(since "$t0") s"
+k -n "$NS" get backupruns -o json >"$T/runs.json"
+"$BOP" list --storage "file://$T/store/sc" --name "$NS/files" --json -q >"$T/list.json" 2>"$T/list.err"
+check "the catalog lists the backups" $?
+ok "one BackupRun per scheduled time, each with one backup in the catalog, all by the first pod" python3 - "$T/runs.json" "$T/list.json" "$POD1" <<'EOF'
+import json, sys
+runs = json.load(open(sys.argv[1]))['items']
+times = [r['metadata']['annotations']['backupop.io/scheduled-time'] for r in runs]
+assert len(times) == len(set(times)), times
+ok = [r for r in runs if r.get('status', {}).get('phase') == 'Succeeded']
+assert all(r['status']['runnerPod'] == sys.argv[3] for r in ok), [r['status'] for r in ok]
+backups = sorted(b['id'] for b in json.load(open(sys.argv[2])))
+assert sorted(r['status']['backupId'] for r in ok) == backups, (ok, backups)
+EOF
+BID=$(python3 -c "import json; print(sorted(b['id'] for b in json.load(open('$T/list.json')))[-1])")
+mkdir -p "$T/out"
+restored() {
+	"$BOP" restore --storage "file://$T/store/sc" --name "$NS/files" -q "$BID" -- tar -x -C "$T/out" &&
+		grep -qx "written by $POD1" "$T/out/who" && [ "$(stat -c %s "$T/out/sub/blob")" = 100000 ]
+}
+ok "the newest backup holds the first pod's files (restored with the CLI from the storage)" restored
+events() { k -n "$NS" get events --field-selector involvedObject.kind=BackupSchedule,reason=BackupSucceeded -o name | grep -q .; }
+ok "BackupSucceeded Events on the schedule" events
+
+# a restore into the volume, through the sidecar: read-write, a restore path inside it
+k -n "$NS" patch backupschedule files --type merge \
+	-p '{"spec":{"sidecar":{"readOnly":false},"engine":{"files":{"path":"/data","restore":{"path":"/data/restored"}}}}}' >/dev/null
+rw_pods() {
+	k -n "$NS" get pods -l app=app,backupop.io/sidecar-of=files -o json | jq_py "
+ps = [p for p in d['items'] if not p['metadata'].get('deletionTimestamp')
+      and any(c['type'] == 'Ready' and c['status'] == 'True' for c in p['status'].get('conditions', []))
+      and any(not m.get('readOnly') for c in p['spec']['containers'] if c['name'] == 'backupop-sidecar'
+              for m in c['volumeMounts'] if m['name'] == 'data')]
+assert len(ps) == 2
+print(' '.join(sorted(p['metadata']['name'] for p in ps)))"
+}
+t0=$(now)
+ok "readOnly false: the pods roll, the sidecar mounts the volume read-write" wait_for 120 rw_pods
+diag "rolled in $(since "$t0") s"
+k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupRun
+metadata: {name: restore-1}
+spec: {scheduleRef: {name: files}, action: restore, backup: "$BID"}
+EOF
+restore_done() { [ "$(k -n "$NS" get backuprun restore-1 -o jsonpath='{.status.phase}')" = Succeeded ]; }
+ok "a BackupRun restore through the sidecar succeeds" wait_for 60 restore_done ||
+	k -n "$NS" get backuprun restore-1 -o jsonpath='{.status}' | sed 's/^/# /'
+RPOD=$(k -n "$NS" get backuprun restore-1 -o jsonpath='{.status.runnerPod}')
+in_volume() {
+	[ "$(k -n "$NS" exec "$RPOD" -c app -- /bin/busybox cat /data/restored/who)" = "written by $POD1" ] &&
+		[ "$(k -n "$NS" exec "$RPOD" -c app -- /bin/busybox sha256sum /data/restored/sub/blob | cut -d' ' -f1)" = \
+		  "$(sha256sum "$T/out/sub/blob" | cut -d' ' -f1)" ]
+}
+ok "... the backed-up bytes are in the pod's volume (read by the application's container)" in_volume
+
+# unlabelled: the pods roll back to the application alone
+k -n "$NS" label deployment app backupop.io/schedule- >/dev/null
+alone() {
+	k -n "$NS" get pods -l app=app -o json | jq_py "
+ps = [p for p in d['items'] if not p['metadata'].get('deletionTimestamp')]
+assert len(ps) == 2 and all([c['name'] for c in p['spec']['containers']] == ['app'] for p in ps)
+assert all(any(c['type'] == 'Ready' and c['status'] == 'True' for c in p['status'].get('conditions', [])) for p in ps)"
+}
+t0=$(now)
+ok "unlabelled, the Deployment's pods run the application alone again" wait_for 120 alone
+diag "rolled back in $(since "$t0") s"
+grep -q "sidecar removed" "$T/ctl.log"
+check "the controller logged the removal" $?
+done_testing
