@@ -3,9 +3,12 @@
  * optionally checks both at the end.
  *
  * SHA-256 runs at a few hundred MB/s a core on CPUs without SHA extensions, slower than
- * what it follows in a backup, so with more than one core the hashing runs on a thread of
+ * what it follows in a backup, so with three cores or more the hashing runs on a thread of
  * its own: process() copies the data into a bounded ring and returns, and END waits for
- * the thread to catch up. The pipeline thread meanwhile keeps zstd's workers fed.
+ * the thread to catch up. The pipeline thread meanwhile keeps zstd's workers fed. With two
+ * cores, zstd's two workers (backup) or the restore's extraction thread already keep both
+ * busy, so the copy into the ring and the hand-offs would only add to the work: the
+ * stream is hashed in place, on the caller's thread.
  */
 #include "internal.h"
 
@@ -128,7 +131,7 @@ static void ring_start(sha256_stage_t *s)
 {
 	hash_ring_t *r;
 
-	if (bop__ncpu() < 2)
+	if (bop__ncpu() < 3)
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r)
