@@ -415,10 +415,13 @@ out:
 
 static int extract_flags(void)
 {
-	/* Symlinks: see guard_symlinks(). */
+	/* Symlinks: see guard_symlinks(). The holes of sparse files are in the archive (the
+	 * backup records them) and come back as holes without ARCHIVE_EXTRACT_SPARSE, which
+	 * would also scan all data for zeros and write it one file system block (4 KiB) per
+	 * system call. */
 	int flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
-		ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SPARSE;
+		ARCHIVE_EXTRACT_XATTR;
 
 	if (geteuid() == 0)
 		flags |= ARCHIVE_EXTRACT_OWNER;
