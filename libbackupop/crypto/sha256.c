@@ -3,12 +3,12 @@
  * optionally checks both at the end.
  *
  * SHA-256 runs at a few hundred MB/s a core on CPUs without SHA extensions, slower than
- * what it follows in a backup, so with three cores or more the hashing runs on a thread of
+ * what it follows in a backup, so with more than one core the hashing runs on a thread of
  * its own: process() copies the data into a bounded ring and returns, and END waits for
- * the thread to catch up. The pipeline thread meanwhile keeps zstd's workers fed. With two
- * cores, zstd's two workers (backup) or the restore's extraction thread already keep both
- * busy, so the copy into the ring and the hand-offs would only add to the work: the
- * stream is hashed in place, on the caller's thread.
+ * the thread to catch up. The pipeline thread meanwhile keeps zstd's workers fed. Where
+ * other threads already keep every core busy (zstd with a worker per core), the copy into
+ * the ring and the hand-offs only add to the work: bop__sha256_in_place() has such a tap
+ * hash on the caller's thread.
  */
 #include "internal.h"
 
@@ -131,7 +131,7 @@ static void ring_start(sha256_stage_t *s)
 {
 	hash_ring_t *r;
 
-	if (bop__ncpu() < 3)
+	if (bop__ncpu() < 2)
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -284,6 +284,17 @@ static bool is_sha256_stage(const bop_stage_t *stage)
 {
 	return stage && BOP__VERSION_OK(stage->version, STAGE_VERSION) &&
 		stage->process == sha256_process;
+}
+
+void bop__sha256_in_place(bop_stage_t *stage)
+{
+	sha256_stage_t *s = (sha256_stage_t *)stage;
+
+	if (!is_sha256_stage(stage) || !s->ring || s->bytes > 0)
+		return;
+	ring_join(s->ring);
+	ring_free(s->ring);
+	s->ring = NULL;
 }
 
 bool bop__sha256_is_tap(const bop_stage_t *stage)
