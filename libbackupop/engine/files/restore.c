@@ -5,7 +5,8 @@
  * libarchive's reader pulls its input, so the extraction runs on a worker thread. write()
  * copies the caller's bytes into a bounded ring (RING_SIZE) and returns, waiting only
  * while the ring is full; the worker's read callback lends libarchive the oldest bytes of
- * the ring until its next call. So decrypting and decompressing (the caller's thread) run
+ * the ring (at most LEND_MAX) until its next call. The ring is large enough to even out a
+ * run of small files (slow to extract) against one of large files (fast). So decrypting and decompressing (the caller's thread) run
  * alongside the extraction instead of taking turns with it, for one copy of the stream,
  * and memory stays bounded by the ring.
  *
@@ -46,8 +47,8 @@
 #include <unistd.h>
 
 #define MSG_MAX 1024
-#define RING_SIZE (4u << 20)
-#define LEND_MAX (RING_SIZE / 4)  /* lent at once, so that write() has room meanwhile */
+#define RING_SIZE (16u << 20)
+#define LEND_MAX (1u << 20)      /* lent at once, so that write() has room meanwhile */
 
 /* The names (relative, without "." or empty components) of the symlinks the archive
  * created: an open-addressing hash set. */
