@@ -164,6 +164,10 @@ int bop__holdback_pass(bop_stage_t *stage, const void *buf, size_t len,
  * passes them on as they are, instead of having the tap copy them. */
 bool bop__sha256_is_tap(const bop_stage_t *stage);
 
+/* Has SHA-256 stage `stage`, before it saw any data, hash on the caller's thread instead of
+ * a thread of its own: for where the other threads keep every core busy already. */
+void bop__sha256_in_place(bop_stage_t *stage);
+
 /* Has SHA-256 tap `stage` look at `len` bytes of the stream (and at the directive: END
  * completes the hash and its checks): 0 or an error, as bop_stage_process(). */
 int bop__sha256_observe(bop_stage_t *stage, const void *buf, size_t len,

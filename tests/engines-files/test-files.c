@@ -79,6 +79,9 @@ static bool have(const char *tool)
 
 /* ---- the tree ---- */
 
+#define SPARSE_HOLE (1024 * 1024)
+#define SPARSE_SIZE (3 * 1024 * 1024)
+
 static const char *const utf8_name = "\xc3\xa9t\xc3\xa9 \xe2\x98\x83.txt";  /* "été ☃.txt" */
 static const char *const latin1_name = "\xe9t\xe9.latin1";  /* not UTF-8 */
 
@@ -107,6 +110,13 @@ static void make_tree(const char *root)
 	ok(symlink("\xe9t\xe9.latin1", p) == 0, "fixture: a symlink to a name that is not UTF-8");
 	AT("exec.sh");
 	write_file(p, "#!/bin/sh\n", 10, 0755);
+	AT("sparse.img");                   /* a hole, 4 KiB of data, a hole at the end */
+	{
+		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		ok(fd >= 0 && pwrite(fd, data, 4096, SPARSE_HOLE) == 4096 &&
+			ftruncate(fd, SPARSE_SIZE) == 0 && close(fd) == 0, "fixture: a sparse file");
+	}
 	AT("sub");
 	mkdir(p, 0750);
 	AT("sub/deeper");
@@ -514,6 +524,23 @@ static void test_round_trip(env_t *c)
 			"hardlinks are one inode after restore");
 		free(h1);
 		free(h2);
+	}
+	{
+		struct stat s1, s2 = { 0 };
+		char *a = xasprintf("%s/sparse.img", src), *b = xasprintf("%s/sparse.img", dst);
+
+		/* Only where the file system of the source keeps holes. */
+		if (stat(a, &s1) == 0 && s1.st_blocks * 512 < SPARSE_SIZE / 2) {
+			int r = stat(b, &s2);
+
+			ok(r == 0 && s2.st_size == SPARSE_SIZE && s2.st_blocks * 512 < SPARSE_SIZE / 2,
+				"a sparse file comes back sparse (%lld bytes allocated of %lld)",
+				(long long)s2.st_blocks * 512, (long long)s2.st_size);
+		} else {
+			skip(1, "the file system of %s has no holes", tmp);
+		}
+		free(a);
+		free(b);
 	}
 	other = xasprintf("%s/sub/cache", dst);
 	ok(access(other, F_OK) == 0, "\"cache/\" does not exclude a file named cache");

@@ -2,9 +2,13 @@
  * The files engine's restore: a sink that extracts a tar stream into a staging directory
  * beside the target (<target>.restore-XXXXXX), then swaps it into place on commit.
  *
- * libarchive's reader pulls its input, so the extraction runs on a worker thread whose
- * read callback blocks until write() hands it the caller's buffer; write() returns once
- * the worker asked for more, so nothing is copied and memory does not grow.
+ * libarchive's reader pulls its input, so the extraction runs on a worker thread. write()
+ * copies the caller's bytes into a bounded ring (RING_SIZE) and returns, waiting only
+ * while the ring is full; the worker's read callback lends libarchive the oldest bytes of
+ * the ring (at most LEND_MAX) until its next call. The ring is large enough to even out a
+ * run of small files (slow to extract) against one of large files (fast). So decrypting and decompressing (the caller's thread) run
+ * alongside the extraction instead of taking turns with it, for one copy of the stream,
+ * and memory stays bounded by the ring.
  *
  * Every name is checked before it is prefixed with the staging directory: absolute names
  * and ".." components fail the restore. (ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS cannot be
@@ -43,6 +47,8 @@
 #include <unistd.h>
 
 #define MSG_MAX 1024
+#define RING_SIZE (16u << 20)
+#define LEND_MAX (1u << 20)      /* lent at once, so that write() has room meanwhile */
 
 /* The names (relative, without "." or empty components) of the symlinks the archive
  * created: an open-addressing hash set. */
@@ -60,10 +66,12 @@ typedef struct files_sink {
 	bool started, finished;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	/* The caller's buffer, handed to the worker; NULL once the worker asked for more. */
-	const void *pending;
-	size_t pending_len;
-	bool taken;
+	/* The stream between write() and the worker: [tail, head) of an ever-growing count,
+	 * modulo RING_SIZE; the first `lent` bytes from tail are libarchive's until its next
+	 * read. */
+	unsigned char *ring;
+	uint64_t head, tail;
+	size_t lent;
 	bool eof, aborting, worker_done;
 	int worker_ret;
 	char worker_msg[MSG_MAX];
@@ -210,21 +218,28 @@ static la_ssize_t stream_read(struct archive *a, void *payload, const void **buf
 	la_ssize_t n = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->taken) {
-		s->pending = NULL;
-		s->taken = false;
+	if (s->lent) {
+		/* Room for write(), which may be waiting for it. */
+		s->tail += s->lent;
+		s->lent = 0;
 		pthread_cond_broadcast(&s->cond);
 	}
-	while (!s->pending && !s->eof && !s->aborting)
+	while (s->head == s->tail && !s->eof && !s->aborting)
 		pthread_cond_wait(&s->cond, &s->lock);
 	if (s->aborting) {
 		if (a)
 			archive_set_error(a, ECANCELED, "the restore was aborted");
 		n = -1;
-	} else if (s->pending) {
-		s->taken = true;
-		*buf = s->pending;
-		n = (la_ssize_t)s->pending_len;
+	} else if (s->head > s->tail) {
+		size_t off = (size_t)(s->tail % RING_SIZE), len = (size_t)(s->head - s->tail);
+
+		if (len > RING_SIZE - off)
+			len = RING_SIZE - off;
+		if (len > LEND_MAX)
+			len = LEND_MAX;
+		s->lent = len;
+		*buf = s->ring + off;
+		n = (la_ssize_t)len;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
@@ -401,10 +416,13 @@ out:
 
 static int extract_flags(void)
 {
-	/* Symlinks: see guard_symlinks(). */
+	/* Symlinks: see guard_symlinks(). The holes of sparse files are in the archive (the
+	 * backup records them) and come back as holes without ARCHIVE_EXTRACT_SPARSE, which
+	 * would also scan all data for zeros and write it one file system block (4 KiB) per
+	 * system call. */
 	int flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
-		ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SPARSE;
+		ARCHIVE_EXTRACT_XATTR;
 
 	if (geteuid() == 0)
 		flags |= ARCHIVE_EXTRACT_OWNER;
@@ -483,7 +501,6 @@ out:
 	}
 	pthread_mutex_lock(&s->lock);
 	s->worker_done = true;
-	s->pending = NULL;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -503,6 +520,7 @@ static int worker_error(files_sink_t *s)
 static int files_write(bop_sink_t *base, const void *buf, size_t len)
 {
 	files_sink_t *s = (files_sink_t *)base;
+	const unsigned char *p = buf;
 	int ret = 0;
 
 	if (s->finished)
@@ -510,14 +528,26 @@ static int files_write(bop_sink_t *base, const void *buf, size_t len)
 	if (len == 0)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (!s->worker_done) {
-		s->pending = buf;
-		s->pending_len = len;
-		s->taken = false;
-		pthread_cond_broadcast(&s->cond);
-		while (s->pending && !s->worker_done)
+	while (len > 0 && !s->worker_done) {
+		size_t off = (size_t)(s->head % RING_SIZE);
+		size_t room = RING_SIZE - (size_t)(s->head - s->tail), k = len;
+
+		if (room == 0) {
 			pthread_cond_wait(&s->cond, &s->lock);
-		s->pending = NULL;
+			continue;
+		}
+		if (k > room)
+			k = room;
+		if (k > RING_SIZE - off)
+			k = RING_SIZE - off;
+		pthread_mutex_unlock(&s->lock);
+		/* [head, tail + RING_SIZE) is ours: the worker reads only [tail, head). */
+		memcpy(s->ring + off, p, k);
+		pthread_mutex_lock(&s->lock);
+		s->head += k;
+		p += k;
+		len -= k;
+		pthread_cond_broadcast(&s->cond);
 	}
 	/* The worker only stops early on an error. */
 	if (s->worker_done && s->worker_ret < 0)
@@ -647,6 +677,7 @@ static void files_sink_free(bop_sink_t *base)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	set_clear(&s->symlinks);
+	free(s->ring);
 	free(s->target);
 	free(s);
 }
@@ -715,6 +746,11 @@ int bop__files_sink_new(bop_sink_t **out, const bop__files_config_t *cfg)
 	s->overwrite = cfg->overwrite;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	s->ring = malloc(RING_SIZE);
+	if (!s->ring) {
+		files_sink_free(&s->base);
+		return bop__error_oom();
+	}
 	if ((ret = prepare(s, cfg)) < 0) {
 		files_sink_free(&s->base);
 		return ret;
