@@ -290,4 +290,33 @@ for o in objs:
         assert o['metadata']['namespace'] == 'backups', o['metadata']
 "
 
+# docs/install.md, sections 7 to 9: the template schedule and the generated identity are
+# what the API server takes (a server-side dry run: nothing is stored), the templates
+# apply, and the loop that renames the monitoring objects' namespace leaves none behind
+# (the monitoring.coreos.com CRDs are not in this cluster; tests/e2e checks the objects
+# against real pods)
+ok "docs/install.md: the shipped templates apply" k apply -f "$D/templates/"
+sed -n "/^kubectl -n shop apply -f - <<'EOF'$/,/^EOF$/p" "$BOP_SOURCE_ROOT/docs/install.md" |
+	sed '/^kubectl -n shop apply/d' | sed 's/^EOF$/---/' >"$T/guide-schedules.yaml"
+ok "docs/install.md: its schedules include the template's one without schedule:" python3 -c "
+import yaml
+d = [x for x in yaml.safe_load_all(open('$T/guide-schedules.yaml')) if x]
+t = [x for x in d if 'templateRef' in x['spec']]
+assert t and 'schedule' not in t[0]['spec'] and t[0]['spec']['varsSecretRef']['keys'] == ['password'], d
+assert t[0]['spec']['encryption'] == {'generateIdentity': {'secretName': 'orders-server-identity'}}, t[0]"
+ok "docs/install.md: the API server takes its schedules (server-side dry run)" \
+	sh -c "sed -e 's/name: s3}/name: $STORAGE}/' '$T/guide-schedules.yaml' |
+		'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS apply --dry-run=server -f -"
+awk '/^```sh$/ { b = 1; s = ""; next } b && /^```$/ { if (s ~ /controller\/deploy\/monitoring/ && s ~ /^for f/) printf "%s", s; b = 0; next } b { s = s $0 "\n" }' \
+	"$BOP_SOURCE_ROOT/docs/install.md" | sed 's/| kubectl apply -f -$//' >"$T/monitoring.sh"
+ok "docs/install.md: the monitoring objects in the overlay's namespace, nothing left in backupop-system" sh -c "
+	cd '$BOP_SOURCE_ROOT' && bash '$T/monitoring.sh' | python3 -c \"
+import sys, yaml
+d = [x for x in yaml.safe_load_all(sys.stdin) if x]
+assert sorted(x['kind'] for x in d) == ['PodMonitor', 'PrometheusRule', 'ServiceMonitor'], d
+for x in d:
+    assert x['metadata']['namespace'] == 'backups', x['metadata']
+    assert x['spec'].get('namespaceSelector', {'matchNames': ['backups']})['matchNames'] == ['backups'], x['spec']
+assert 'backupop-system' not in yaml.safe_dump_all(d)\""
+
 done_testing

@@ -417,7 +417,10 @@ stop() {
 	stop_pid "$N/containerd.pid"
 	# containerd 1.6 writes no shim pid: the shims (and anything else) are found by the
 	# mount namespace they share with containerd
+	# (only while the namespace holder lives in it: a mount namespace's id is reused once
+	# it is gone, and another node may have it now)
 	local ns; ns=$(cat "$N/ns.id" 2>/dev/null || true)
+	[[ -n $ns && $(readlink "/proc/$(cat "$N/ns.pid" 2>/dev/null)/ns/mnt" 2>/dev/null) == "$ns" ]] || ns=
 	if [[ -n $ns ]]; then
 		local q
 		for q in /proc/[0-9]*; do
@@ -425,6 +428,7 @@ stop() {
 		done
 	fi
 	stop_pid "$N/ns.pid" KILL
+	rm -f "$N/ns.id"
 	if [[ -n $cg ]]; then
 		local h
 		for _ in $(seq 20); do
