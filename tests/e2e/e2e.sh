@@ -40,6 +40,7 @@
 # that take turns on one machine's node: the image build does not hold the node).
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
+. "$BOP_SOURCE_ROOT/tests/e2e/lib.sh"
 ENV=$BOP_SOURCE_ROOT/tests/env
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 KUBECTL=$CACHE/kubectl
@@ -91,41 +92,14 @@ cleanup() {
 trap cleanup EXIT
 # a test harness's timeout is a SIGTERM: the node must still be stopped
 trap 'exit 143' TERM INT
-now() { date +%s%3N; }
-since() { local d=$(($(now) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
-# wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
-wait_for() {
-	local n=$(($1 * 2)); shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-	return 1
-}
 T_ALL=$(now)
 
 # ---- the images: backupop's (reused when this build directory has them from the same
 # committed tree, tests/ aside: images_key; tests/images leaves them there too) and the
 # databases' (cached by tests/env/db-image.sh) ----
-IMG=$BOP_BUILD_ROOT/images
-head=$(images_key "$BOP_SOURCE_ROOT")
-if [ "$(cat "$IMG/tree" 2>/dev/null)" = "$head" ] && [ -s "$IMG/runner-$version.oci.tar" ] &&
-	[ -s "$IMG/controller-$version.oci.tar" ]; then
-	diag "images of this tree ($head) reused from $IMG"
-else
-	t0=$(now)
-	rm -f "$IMG/tree"
-	SOURCE_DATE_EPOCH=$(git -C "$BOP_SOURCE_ROOT" log -1 --format=%ct) \
-		"$BOP_SOURCE_ROOT/controller/images/build.sh" -o "$IMG" >"$T/build.log" 2>&1 ||
-		{ tail -5 "$T/build.log" | sed 's/^/# /'; skip_all "the images cannot be built (controller/images/build.sh failed)"; }
-	echo "$head" >"$IMG/tree"
-	diag "packages and images built in $(since "$t0") s"
-fi
-t0=$(now)
-bash "$ENV/db-image.sh" postgres "$T/postgres.tar" >"$T/db-image.log" 2>&1 ||
-	{ tail -5 "$T/db-image.log" | sed 's/^/# /'; skip_all "the PostgreSQL image cannot be built (tests/env/db-image.sh failed)"; }
-diag "PostgreSQL image ready in $(since "$t0") s"
-t0=$(now)
-bash "$ENV/db-image.sh" mariadb "$T/mariadb.tar" >"$T/db-image.log" 2>&1 ||
-	{ tail -5 "$T/db-image.log" | sed 's/^/# /'; skip_all "the MariaDB image cannot be built (tests/env/db-image.sh failed)"; }
-diag "MariaDB image ready in $(since "$t0") s"
+e2e_images
+e2e_db_image postgres PostgreSQL
+e2e_db_image mariadb MariaDB
 
 # ---- the node, the images in it, radosgw on its bridge ----
 if [ -n "${BOP_E2E_NODE_LOCK:-}" ]; then

@@ -14,6 +14,7 @@
 # It starts and stops the node itself and runs alone (is_parallel: false).
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
+. "$BOP_SOURCE_ROOT/tests/e2e/lib.sh"
 ENV=$BOP_SOURCE_ROOT/tests/env
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 KUBECTL=$CACHE/kubectl
@@ -58,30 +59,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
-now() { date +%s%3N; }
-since() { local d=$(($(now) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
-wait_for() {
-	local n=$(($1 * 2)); shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-	return 1
-}
-jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
 # ---- images (as e2e.sh: reused when built from this committed tree) ----
-IMG=$BOP_BUILD_ROOT/images
-head=$(images_key "$BOP_SOURCE_ROOT")
-if [ "$(cat "$IMG/tree" 2>/dev/null)" = "$head" ] && [ -s "$IMG/runner-$version.oci.tar" ] &&
-	[ -s "$IMG/controller-$version.oci.tar" ]; then
-	diag "images of this tree ($head) reused from $IMG"
-else
-	t0=$(now)
-	rm -f "$IMG/tree"
-	SOURCE_DATE_EPOCH=$(git -C "$BOP_SOURCE_ROOT" log -1 --format=%ct) \
-		"$BOP_SOURCE_ROOT/controller/images/build.sh" -o "$IMG" >"$T/build.log" 2>&1 ||
-		{ tail -5 "$T/build.log" | sed 's/^/# /'; skip_all "the images cannot be built (controller/images/build.sh failed)"; }
-	echo "$head" >"$IMG/tree"
-	diag "packages and images built in $(since "$t0") s"
-fi
+e2e_images
 
 # ---- the node ----
 # pods other tests left (the controller Deployment of the shipped manifests) would start

@@ -13,6 +13,7 @@
 # run or the images cannot be built. Runs alone (is_parallel: false): it starts a node.
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
+. "$BOP_SOURCE_ROOT/tests/e2e/lib.sh"
 ENV=$BOP_SOURCE_ROOT/tests/env
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 KUBECTL=$CACHE/kubectl
@@ -64,37 +65,12 @@ cleanup() {
 trap cleanup EXIT
 # a test harness's timeout is a SIGTERM: the node must still be stopped
 trap 'exit 143' TERM INT
-now() { date +%s%3N; }
-since() { local d=$(($(now) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
-# wait_for SECONDS CMD...: retries CMD every 0.5 s until it succeeds.
-wait_for() {
-	local n=$(($1 * 2)); shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-	return 1
-}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 T_ALL=$(now)
 
 # ---- the images: backupop's, shared with tests/e2e/e2e.sh (same directory, same key,
 # both images, so neither test reuses a stale one), and Redis's (cached by db-image.sh) ----
-IMG=$BOP_BUILD_ROOT/images
-head=$(images_key "$BOP_SOURCE_ROOT")
-if [ "$(cat "$IMG/tree" 2>/dev/null)" = "$head" ] && [ -s "$IMG/runner-$version.oci.tar" ] &&
-	[ -s "$IMG/controller-$version.oci.tar" ]; then
-	diag "images of this tree ($head) reused from $IMG"
-else
-	t0=$(now)
-	rm -f "$IMG/tree"
-	SOURCE_DATE_EPOCH=$(git -C "$BOP_SOURCE_ROOT" log -1 --format=%ct) \
-		"$BOP_SOURCE_ROOT/controller/images/build.sh" -o "$IMG" >"$T/build.log" 2>&1 ||
-		{ tail -5 "$T/build.log" | sed 's/^/# /'; skip_all "the images cannot be built (controller/images/build.sh failed)"; }
-	echo "$head" >"$IMG/tree"
-	diag "packages and images built in $(since "$t0") s"
-fi
-t0=$(now)
-bash "$ENV/db-image.sh" redis "$T/redis.tar" >"$T/db-image.log" 2>&1 ||
-	{ tail -5 "$T/db-image.log" | sed 's/^/# /'; skip_all "the Redis image cannot be built (tests/env/db-image.sh failed)"; }
-diag "Redis image ready in $(since "$t0") s"
+e2e_images
+e2e_db_image redis Redis
 
 # ---- the node and the images in it ----
 t0=$(now)
