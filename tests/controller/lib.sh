@@ -39,17 +39,30 @@ jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 # free_port: a free port P whose P+1 is free too (a runner the controller configures
 # listens for metrics on its API port + 1).
 free_port() {
-	python3 -c '
-import socket
+	python3 - "$T/ports.given" <<'PY'
+import socket, sys
+# Never a port given before, or the one after it: a runner listens on its API port and,
+# for metrics, the next one, so two ports handed out one after the other (the runner's,
+# then the controller's metrics port) must not be neighbours.
+path = sys.argv[1]
+try:
+    given = set(int(x) for x in open(path).read().split())
+except OSError:
+    given = set()
 while True:
     a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    if p in given or p + 1 in given:
+        continue
     b = socket.socket()
     try:
         b.bind(("127.0.0.1", p + 1))
     except OSError:
         continue
+    with open(path, "a") as f:
+        f.write("%d %d\n" % (p, p + 1))
     print(p)
-    break'
+    break
+PY
 }
 # wait_for SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
 wait_for() {
