@@ -196,23 +196,39 @@ ok "the kubelet runs the pods with the sidecar, both containers Ready" wait_for 
 	{ k -n "$NS" get pods -o wide | sed 's/^/# /'; k -n "$NS" describe pods | tail -30 | sed 's/^/# /'; }
 diag "pods with the sidecar Ready in $(since "$t0") s"
 read -r POD1 POD2 <<<"$(ready_pods)"
-succeeded() { # N: at least N scheduled BackupRuns succeeded
+# Runs scheduled before both pods were Ready may have gone to the only Ready one; from
+# here on, each goes to the first by name.
+READY_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+succeeded() { # N: at least N runs scheduled after READY_AT succeeded
 	k -n "$NS" get backupruns -o json | jq_py "
-assert sum(1 for r in d['items'] if r.get('status', {}).get('phase') == 'Succeeded') >= $1"
+assert sum(1 for r in d['items'] if r.get('status', {}).get('phase') == 'Succeeded'
+           and r['metadata']['annotations']['backupop.io/scheduled-time'] > '$READY_AT') >= $1"
 }
 t0=$(now)
 ok "scheduled backups succeed through the sidecar" wait_for 90 succeeded 2
 diag "two scheduled backups in $(since "$t0") s"
+# Suspended, and every run finished, the runs and the catalog stand still to be compared
+# (a run still going when the runs are read would be in the catalog but not Succeeded).
+k -n "$NS" patch backupschedule files --type merge -p '{"spec":{"suspend":true}}' >/dev/null
+quiet() {
+	k -n "$NS" get backupruns -o json | jq_py "
+assert all(r.get('status', {}).get('phase') in ('Succeeded', 'Failed') for r in d['items'])"
+}
+ok "suspended, the schedule's runs all finish" wait_for 90 quiet
 k -n "$NS" get backupruns -o json >"$T/runs.json"
 "$BOP" list --storage "file://$T/store/sc" --name "$NS/files" --json -q >"$T/list.json" 2>"$T/list.err"
 check "the catalog lists the backups" $?
-ok "one BackupRun per scheduled time, each with one backup in the catalog, all by the first pod" python3 - "$T/runs.json" "$T/list.json" "$POD1" <<'EOF'
+ok "one BackupRun per scheduled time, each with one backup in the catalog, all by the first pod once both are Ready" \
+	python3 - "$T/runs.json" "$T/list.json" "$POD1" "$POD2" "$READY_AT" <<'EOF'
 import json, sys
 runs = json.load(open(sys.argv[1]))['items']
 times = [r['metadata']['annotations']['backupop.io/scheduled-time'] for r in runs]
 assert len(times) == len(set(times)), times
 ok = [r for r in runs if r.get('status', {}).get('phase') == 'Succeeded']
-assert all(r['status']['runnerPod'] == sys.argv[3] for r in ok), [r['status'] for r in ok]
+assert all(r['status']['runnerPod'] in sys.argv[3:5] for r in ok), [r['status'] for r in ok]
+late = [r for r in ok if r['metadata']['annotations']['backupop.io/scheduled-time'] > sys.argv[5]]
+assert len(late) >= 2 and all(r['status']['runnerPod'] == sys.argv[3] for r in late), \
+    [r['status'] for r in late]
 backups = sorted(b['id'] for b in json.load(open(sys.argv[2])))
 assert sorted(r['status']['backupId'] for r in ok) == backups, (ok, backups)
 EOF
