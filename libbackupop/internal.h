@@ -118,8 +118,10 @@ void bop__free_wiped(char *s);
  * not initialised. 0, or BOP_ENOMEM (error set) with the array and *cap unchanged. */
 int bop__reserve(void *pdata, size_t *cap, size_t need, size_t size, size_t first);
 
-/* Number of online cores, at least 1. */
+/* Number of online cores, at least 1; bop__ncpu_override when it is above 0 (the tests set
+ * it to take the paths of a machine with more cores than theirs). */
 int bop__ncpu(void);
+extern int bop__ncpu_override;
 
 /* Lowercase hex of `n` bytes into `out` (2n+1 bytes). */
 void bop__hex(char *out, const unsigned char *in, size_t n);
@@ -167,6 +169,9 @@ bool bop__sha256_is_tap(const bop_stage_t *stage);
 /* Has SHA-256 stage `stage`, before it saw any data, hash on the caller's thread instead of
  * a thread of its own: for where the other threads keep every core busy already. */
 void bop__sha256_in_place(bop_stage_t *stage);
+
+/* Does SHA-256 stage `stage` hash on a thread of its own (for the tests)? */
+bool bop__sha256_threaded(const bop_stage_t *stage);
 
 /* Has SHA-256 tap `stage` look at `len` bytes of the stream (and at the directive: END
  * completes the hash and its checks): 0 or an error, as bop_stage_process(). */

@@ -299,6 +299,11 @@ void bop__sha256_in_place(bop_stage_t *stage)
 	s->ring = NULL;
 }
 
+bool bop__sha256_threaded(const bop_stage_t *stage)
+{
+	return is_sha256_stage(stage) && ((const sha256_stage_t *)stage)->ring != NULL;
+}
+
 bool bop__sha256_is_tap(const bop_stage_t *stage)
 {
 	return is_sha256_stage(stage);

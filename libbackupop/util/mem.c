@@ -109,9 +109,14 @@ int bop__reserve(void *pdata, size_t *cap, size_t need, size_t size, size_t firs
 	return 0;
 }
 
+int bop__ncpu_override;
+
 int bop__ncpu(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (bop__ncpu_override > 0)
+		return bop__ncpu_override;
 
 	return n > 0 ? (int)n : 1;
 }
