@@ -79,7 +79,8 @@ def bench(args, work):
     print("backup throughput on %d MiB of SQL-like text, best of %d rounds, %d cores:"
           % (mib, args.rounds, os.cpu_count()))
     for name, seconds in best.items():
-        print("  %-9s %8.1f MiB/s  (%.2f s)" % (name, mib / seconds, seconds))
+        print("  %-9s %8.1f MiB/s  (%.2f s, cpu %.2f s)" % (name, mib / seconds, seconds,
+                                                         seconds.cpu))
     for peer in ("zstd", "zstd|age", "gzip|age"):
         print("ratio backupop / %-9s %.2fx" % (peer, best[peer] / best["backupop"]))
 

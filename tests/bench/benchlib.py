@@ -25,10 +25,21 @@ def vmhwm_kib(pid):
     return 0
 
 
+class Seconds(float):
+    """Wall seconds of a run, with .cpu: the user + system seconds of its processes (the
+    process and the children it waited for, so a whole shell pipeline; a database server's
+    own work is not in it)."""
+
+    def __new__(cls, wall, cpu):
+        obj = float.__new__(cls, wall)
+        obj.cpu = cpu
+        return obj
+
+
 def run(cmd, shell=False, watch_rss=False, cwd=None, stdin=None):
     """Runs one contender to completion; exits the benchmark if it fails.
 
-    Returns (seconds, peak RSS in KiB). With watch_rss the RSS is the process's own
+    Returns (seconds as Seconds, peak RSS in KiB). With watch_rss the RSS is the process's own
     (sampled VmHWM, children excluded); otherwise it is the kernel's figure for the
     process and the children it waited for (the heaviest of them).
     """
@@ -53,7 +64,8 @@ def run(cmd, shell=False, watch_rss=False, cwd=None, stdin=None):
     rc = os.waitstatus_to_exitcode(status)
     if rc != 0:
         sys.exit("bench: %r failed with status %d" % (cmd, rc))
-    return elapsed, (peak[0] if watch_rss else usage.ru_maxrss)
+    return (Seconds(elapsed, usage.ru_utime + usage.ru_stime),
+            peak[0] if watch_rss else usage.ru_maxrss)
 
 
 def fmt_size(n):
@@ -77,7 +89,10 @@ def report(title, rows, ours="backupop"):
     """rows: [(label, key, seconds list, stored bytes or None)]; the first row is ours.
 
     Speed ratio = the peer's median time / ours (above 1.0 we are faster); size ratio =
-    our stored bytes / the peer's (below 1.0 we store less).
+    our stored bytes / the peer's (below 1.0 we store less). Where the times carry their
+    CPU seconds (run()), the median CPU and the cores it kept busy (CPU / wall) too: on a
+    machine with few cores, what separates two contenders that both keep every core busy
+    is the CPU they spend.
     """
     print(title)
     base_t = statistics.median(rows[0][2])
@@ -85,6 +100,9 @@ def report(title, rows, ours="backupop"):
     for label, times, stored in ((r[0], r[2], r[3]) for r in rows):
         med = statistics.median(times)
         line = "  %-30s %8.2fs %11s" % (label, med, fmt_size(stored) if stored else "")
+        if all(hasattr(t, "cpu") for t in times):
+            cpu = statistics.median(t.cpu for t in times)
+            line += "   cpu %6.2fs (%.2f cores)" % (cpu, statistics.median(t.cpu / t for t in times))
         if label != rows[0][0]:
             line += "   %s speed %.2fx" % (ours, med / base_t)
             if stored and base_s:
@@ -143,7 +161,7 @@ def bop_restore(backupop, config, key):
 
 def pipeline(command):
     """A shell pipeline that fails when any of its commands fails: seconds."""
-    return run(["bash", "-c", "set -o pipefail; " + command])[0]
+    return run(["bash", "-c", "set -o pipefail; " + command])[0]   # Seconds, with .cpu
 
 
 class LocalServer:
