@@ -10,14 +10,7 @@
 RPORT=$(free_port)
 mkdir -p "$T/store"
 head -c 300000 /dev/urandom | od -An -tx1 >"$T/data"
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: od}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage od
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule
