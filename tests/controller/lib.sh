@@ -131,13 +131,14 @@ start_runner() {
 	PIDS+=("$!")
 	wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
 }
-# backuprun SCHEDULE NAME ACTION [BACKUP]: a BackupRun in $NS.
+# backuprun SCHEDULE NAME ACTION [BACKUP [FIELDS]]: a BackupRun in $NS; FIELDS, more of its
+# spec (YAML, e.g. "targetDatabase: app_copy").
 backuprun() {
 	k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupRun
 metadata: {name: $2}
-spec: {scheduleRef: {name: $1}, action: $3${4:+, backup: $4}}
+spec: {scheduleRef: {name: $1}, action: $3${4:+, backup: $4}${5:+, $5}}
 EOF
 }
 # phase_is RUN PHASE: the BackupRun's status.phase.
