@@ -54,6 +54,17 @@ wait "$pid" || status=$?
 is "the first backup completes" "$status" 0
 expect_exit 0 "the lock is released after it" bop prune --storage "$S" --keep-last 1
 
+# terminate PID: SIGTERM to the background backupop PID; sets status, its exit status, and
+# ms, how long it took to exit (milliseconds).
+terminate() {
+	local t0
+	t0=$(date +%s%N)
+	kill -TERM "$1"
+	status=0
+	wait "$1" || status=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
 # SIGTERM during a backup: exit status 130, no new backup, no partial data.
 rm -rf "$store"
 "$BOP" -q backup --storage "$S" \
@@ -61,9 +72,7 @@ rm -rf "$store"
 	>"$T/out" 2>"$T/err" &
 pid=$!
 sleep 1
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
+terminate "$pid"
 is "SIGTERM: exit status 130" "$status" 130
 err_says "... says it was interrupted" "interrupt"
 is "... no file left in the storage" "$(leftovers "$store")" ""
@@ -75,9 +84,7 @@ bop backup --storage "$S" -c none -i "$T/big" >/dev/null
 	-- sh -c 'sleep 2; cat > "$1" && touch "$2"' sh "$T/OUT" "$T/DONE" >/dev/null 2>"$T/err" &
 pid=$!
 sleep 1
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
+terminate "$pid"
 is "SIGTERM during restore: exit status 130" "$status" 130
 sleep 2.5
 ok "... the command never saw the end of its input" test ! -e "$T/DONE"
@@ -89,11 +96,7 @@ rm -rf "$store"
 "$BOP" -q backup --storage "$S" -- sh -c "sleep 30; echo $marker" >"$T/out" 2>"$T/err" &
 pid=$!
 sleep 1
-t0=$(date +%s%N)
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+terminate "$pid"
 is "SIGTERM with a silent producer: exit status 130" "$status" 130
 ok "... within 3 s, not when the producer writes ($ms ms)" test "$ms" -lt 3000
 ok "... the producer is stopped" sh -c "! pgrep -f '[s]leep 30; echo $marker' >/dev/null"
@@ -105,11 +108,7 @@ bop backup --storage "$S" -c none -i "$T/big" >/dev/null
 	>/dev/null 2>"$T/err" &
 pid=$!
 sleep 1.5
-t0=$(date +%s%N)
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+terminate "$pid"
 is "SIGTERM with a consumer that does not read: exit status 130" "$status" 130
 ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
 ok "... the consumer is stopped" sh -c "! pgrep -f '[e]cho $marker-r' >/dev/null"

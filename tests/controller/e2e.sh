@@ -87,14 +87,7 @@ RPID=$!
 PIDS+=("$RPID")
 ok "the runner starts with the controller's config" wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
 
-run() { # NAME ACTION [BACKUP] [RETAIN-POLICY]
-	k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupRun
-metadata: {name: $1}
-spec: {scheduleRef: {name: app}, action: $2${3:+, backup: $3}${4:+, retainPolicy: $4}}
-EOF
-}
+run() { backuprun app "$@"; } # NAME ACTION [BACKUP [FIELDS]]
 phase() { k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}'; }
 phase_is() { [ "$(phase "$1")" = "$2" ]; }
 run b1 backup
@@ -125,12 +118,7 @@ ok "every row is back (count and md5 of all rows)" test "$BEFORE" = "$AFTER"
 psql_su -d postgres -c 'CREATE DATABASE app_copy' >/dev/null
 psql_su -d app -c 'DELETE FROM orders WHERE id <= 10' >/dev/null
 CHANGED=$(sum_app)
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupRun
-metadata: {name: r2}
-spec: {scheduleRef: {name: app}, action: restore, backup: "$BID", targetDatabase: app_copy}
-EOF
+run r2 restore "$BID" "targetDatabase: app_copy"
 ok "BackupRun restore with targetDatabase app_copy reaches Succeeded" wait_for 60 phase_is r2 Succeeded
 [ "$(phase r2)" = Succeeded ] || k -n "$NS" get backuprun r2 -o yaml | sed 's/^/# /'
 COPY=$(psql_su -d app_copy -c "SELECT count(*), md5(string_agg(id || customer || total || note::text, ',' ORDER BY id)) FROM orders" 2>&1)
@@ -149,7 +137,7 @@ ok "a restore of a backup that does not exist fails" wait_for 30 phase_is bad Fa
 ok "... saying so in its status" sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get backuprun bad -o jsonpath='{.status.error}' | grep -qi 'no-such-backup\\|not found\\|not exist'"
 
 # retainPolicy Delete: deleting the BackupRun deletes its backup from storage.
-run b2 backup "" Delete
+run b2 backup "" "retainPolicy: Delete"
 ok "a BackupRun with retainPolicy Delete succeeds" wait_for 60 phase_is b2 Succeeded
 B2=$(k -n "$NS" get backuprun b2 -o jsonpath='{.status.backupId}')
 ok "... and its backup is listed" sh -c "'$BOP' list --config '$T/config.json' 2>/dev/null | grep -q '$B2'"

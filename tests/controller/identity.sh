@@ -12,14 +12,7 @@
 RPORT=$(free_port)
 mkdir -p "$T/store"
 head -c 200000 /dev/urandom | od -An -tx1 >"$T/data"
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: id}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage id
 schedule() { # NAME SECRET-NAME
 	k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1

@@ -3,6 +3,7 @@
 # the same build, the shipped manifests applied, and a kubeconfig of the controller's own
 # ServiceAccount, so the controller runs with the shipped RBAC, not as admin.
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
+. "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 CTL="$BOP_BUILD_ROOT/controller/backupop-controller"
 RUNNER="$BOP_BUILD_ROOT/runner/daemon/backupop-runner"
 BOP="$BOP_BUILD_ROOT/runner/cli/backupop"
@@ -80,33 +81,9 @@ for crd in backupstorages backupschedules backupruns clusterbackuptemplates back
 done
 k create namespace "$NS" >/dev/null || { echo "Bail out! cannot create namespace $NS"; exit 1; }
 
-# A kubeconfig with the controller ServiceAccount's token (kube-controller-manager makes
-# the token Secret in Kubernetes 1.20).
-sa_kubeconfig() {
-	local secret token server ca
-	wait_for 30 sh -c "'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $SYS get sa backupop-controller -o jsonpath='{.secrets[0].name}' | grep -q ." ||
-		return 1
-	secret=$(k -n "$SYS" get sa backupop-controller -o jsonpath='{.secrets[0].name}')
-	token=$(k -n "$SYS" get secret "$secret" -o jsonpath='{.data.token}' | base64 -d)
-	server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-	ca=$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-	cat >"$T/sa.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster: {server: "$server", certificate-authority-data: "$ca"}
-users:
-- name: sa
-  user: {token: "$token"}
-contexts:
-- name: c
-  context: {cluster: c, user: sa, namespace: $SYS}
-current-context: c
-EOF
-	chmod 600 "$T/sa.kubeconfig"
-}
-sa_kubeconfig || { echo "Bail out! no token for ServiceAccount $SYS/backupop-controller"; exit 1; }
+# A kubeconfig with the controller ServiceAccount's token.
+sa_kubeconfig "$SYS" backupop-controller "$T/sa.kubeconfig" ||
+	{ echo "Bail out! no token for ServiceAccount $SYS/backupop-controller"; exit 1; }
 
 # start_ctl NAME ARGS...: a controller in the background; its metrics port in MPORT_<NAME>.
 start_ctl() {
@@ -154,13 +131,14 @@ start_runner() {
 	PIDS+=("$!")
 	wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
 }
-# backuprun SCHEDULE NAME ACTION [BACKUP]: a BackupRun in $NS.
+# backuprun SCHEDULE NAME ACTION [BACKUP [FIELDS]]: a BackupRun in $NS; FIELDS, more of its
+# spec (YAML, e.g. "targetDatabase: app_copy").
 backuprun() {
 	k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupRun
 metadata: {name: $2}
-spec: {scheduleRef: {name: $1}, action: $3${4:+, backup: $4}}
+spec: {scheduleRef: {name: $1}, action: $3${4:+, backup: $4}${5:+, $5}}
 EOF
 }
 # phase_is RUN PHASE: the BackupRun's status.phase.
@@ -170,4 +148,19 @@ cond() { # KIND NAME: "status reason" of the Ready condition
 	k -n "$NS" get "$1" "$2" -o json 2>/dev/null | jq_py "
 c = [c for c in d.get('status', {}).get('conditions', []) if c['type'] == 'Ready']
 print(c[0]['status'], c[0]['reason'] if c else '') if c else print('none')"
+}
+# file_storage PREFIX [ALLOWED]: the BackupStorage files-$NS, of the claim "backups" (where
+# the test plays the kubelet: a local directory) under PREFIX, for $NS alone or for
+# ALLOWED (allowedNamespaces, as YAML).
+file_storage() {
+	local allowed=${2:-}
+	[ -n "$allowed" ] || allowed="{from: Names, names: [$NS]}"
+	k apply -f - >/dev/null <<EOF
+apiVersion: backupop.io/v1alpha1
+kind: BackupStorage
+metadata: {name: files-$NS}
+spec:
+  file: {claimName: backups, prefix: $1}
+  allowedNamespaces: $allowed
+EOF
 }

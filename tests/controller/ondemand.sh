@@ -10,14 +10,7 @@
 RPORT=$(free_port)
 mkdir -p "$T/store"
 head -c 300000 /dev/urandom | od -An -tx1 >"$T/data"
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: od}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage od
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule
@@ -50,7 +43,7 @@ check "the runner config has no schedule" $?
 chmod 600 "$T/config.json"
 ok "the runner starts with that config" start_runner "$T/config.json"
 
-run() { backuprun adhoc "$@"; } # NAME ACTION [BACKUP]
+run() { backuprun adhoc "$@"; } # NAME ACTION [BACKUP [FIELDS]]
 run b1 backup
 ok "a BackupRun backup succeeds" wait_for 60 phase_is b1 Succeeded
 BID=$(k -n "$NS" get backuprun b1 -o jsonpath='{.status.backupId}')
@@ -60,12 +53,7 @@ ok "... and gives back the data" cmp "$T/data" "$T/restored"
 shows_backup() { [ "$(k -n "$NS" get backupschedule adhoc -o jsonpath='{.status.lastSuccessfulBackup}')" = "$BID" ]; }
 ok "the schedule's status shows the BackupRun's backup" wait_for 30 shows_backup
 
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupRun
-metadata: {name: r2}
-spec: {scheduleRef: {name: adhoc}, action: restore, backup: "$BID", targetDatabase: other}
-EOF
+run r2 restore "$BID" "targetDatabase: other"
 ok "a restore with targetDatabase through the exec engine fails instead of restoring elsewhere" \
 	wait_for 30 phase_is r2 Failed
 says_target() { k -n "$NS" get backuprun r2 -o jsonpath='{.status.error}' | grep -q "the exec engine has no database to restore into"; }

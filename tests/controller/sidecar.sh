@@ -20,14 +20,7 @@ head -c 300000 /dev/urandom >"$T/vol/a.bin"
 echo "hello" >"$T/vol/sub/b.txt"
 cp -a "$T/vol" "$T/orig"
 
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: sc}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage sc
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule

@@ -36,14 +36,7 @@ ok "the shipped templates apply" k apply -f "$BOP_SOURCE_ROOT/controller/deploy/
 RPORT=$(free_port)
 mkdir -p "$T/store"
 k -n "$NS" create secret generic pg-vars --from-literal=password="$PASSWORD" >/dev/null
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: tp}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage tp
 templated() { # NAME TEMPLATE-REF VARS [VARS-SECRET-REF]
 	k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1

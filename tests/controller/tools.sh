@@ -15,14 +15,7 @@ AGENT="$BOP_BUILD_ROOT/runner/agent/backupop-exec-agent"
 RPORT=$(free_port)
 mkdir -p "$T/store" "$T/tools"
 head -c 500000 /dev/urandom >"$T/data"
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: tools}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage tools
 k -n "$NS" apply -f - >"$T/noimage.log" 2>&1 <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule

@@ -19,14 +19,7 @@ held = []
 while True:
     c, _ = s.accept(); held.append(c)' "$RPORT" &
 PIDS+=("$!")
-k apply -f - >/dev/null <<EOF
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: unreachable}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+file_storage unreachable
 k -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule

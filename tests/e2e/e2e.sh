@@ -41,57 +41,30 @@
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 . "$BOP_SOURCE_ROOT/tests/e2e/lib.sh"
-ENV=$BOP_SOURCE_ROOT/tests/env
-CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
-KUBECTL=$CACHE/kubectl
 AWS=/usr/bin/aws
-[ -n "${BOP_TEST_K8S_DIR:-}" ] ||
-	skip_all "no API server of tests/env/k8s-local.sh to join (BOP_TEST_K8S_DIR is not set; tests/run sets it)"
-[ "$(id -u)" -eq 0 ] || skip_all "a node and the images need root"
-for b in kubelet kube-scheduler kubectl; do
-	[ -x "$CACHE/$b" ] || skip_all "$b is not built ($CACHE; tests/env/k8s-local.sh build makes it)"
-done
-for t in mmdebstrap umoci dpkg-buildpackage git psql mariadb radosgw ceph-mon; do
-	command -v "$t" >/dev/null || skip_all "$t is not installed"
-done
+e2e_require psql mariadb radosgw ceph-mon
 [ -x "$AWS" ] || skip_all "awscli is not installed ($AWS)"
-git -C "$BOP_SOURCE_ROOT" rev-parse HEAD >/dev/null 2>&1 ||
-	skip_all "the source is not a git checkout (the images are built from its committed tree)"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/bop-e2e.XXXXXX") || exit 1
-chmod 755 "$T"
-TAP_LOG=$T/log
-export K8S_DIR=$BOP_TEST_K8S_DIR
-NS=bop-e2e-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+e2e_setup e2e
 # the overlay's namespace for the controller and the runners, and its image names (the
 # images are imported under these names only, so a pod runs only if the overlay set them)
 SYS=$NS-system
 STORE=e2e-$NS
-version=$(sed -n "s/^  version: '\([^']*\)',/\1/p" "$BOP_SOURCE_ROOT/meson.build")
 CIMG=localhost/bop-e2e/controller RIMG=localhost/bop-e2e/runner
-k() { "$KUBECTL" --kubeconfig "$K8S_DIR/kubeconfig" "$@"; }
-node() { bash "$ENV/node-local.sh" "$@"; }
-node_started= rgw_started= lock_pid= prom_pid=
+rgw_started= lock_pid= prom_pid=
+own_objects() {
+	k delete namespace "$SYS" --wait=false >/dev/null 2>&1
+	k delete backupstorage "$STORE" --wait=false >/dev/null 2>&1
+	# the overlay bound the controller's ClusterRole to its ServiceAccount in $SYS:
+	# back to the shipped binding
+	k apply -f "$BOP_SOURCE_ROOT/controller/deploy/02-rbac.yaml" >/dev/null 2>&1
+}
 cleanup() {
 	[ -z "$lock_pid" ] || kill "$lock_pid" 2>/dev/null
 	[ -z "$prom_pid" ] || kill "$prom_pid" 2>/dev/null
-	if [ -n "$node_started" ]; then
-		for o in $(k -n "$NS" get backupschedules,backupruns -o name 2>/dev/null); do
-			k -n "$NS" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		done
-		k delete namespace "$NS" "$SYS" --wait=false >/dev/null 2>&1
-		k delete backupstorage "$STORE" --wait=false >/dev/null 2>&1
-		# the overlay bound the controller's ClusterRole to its ServiceAccount in $SYS:
-		# back to the shipped binding
-		k apply -f "$BOP_SOURCE_ROOT/controller/deploy/02-rbac.yaml" >/dev/null 2>&1
-		node stop >/dev/null 2>&1
-	fi
 	[ -z "$rgw_started" ] || RGW_DIR=$T/rgw bash "$ENV/s3-local.sh" stop >/dev/null 2>&1
-	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+	e2e_cleanup own_objects
 }
-trap cleanup EXIT
-# a test harness's timeout is a SIGTERM: the node must still be stopped
-trap 'exit 143' TERM INT
 T_ALL=$(now)
 
 # ---- the images: backupop's (reused when this build directory has them from the same
@@ -107,26 +80,13 @@ if [ -n "${BOP_E2E_NODE_LOCK:-}" ]; then
 	exec 9>>"$BOP_E2E_NODE_LOCK" && flock 9 || skip_all "cannot lock $BOP_E2E_NODE_LOCK"
 	diag "$BOP_E2E_NODE_LOCK locked after $(since "$t0") s"
 fi
-# A controller Deployment left by the tests without a node (tests/controller/ apply the
-# same manifests) would start before its image is there, and back off: it goes first.
-k -n backupop-system delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
-t0=$(now)
-rc=0
-node start >"$T/node.env" 2>"$T/node.err" || rc=$?
-[ $rc -eq 77 ] && skip_all "$(grep -m1 'cannot run a node here' "$T/node.err")"
-node_started=1
-check "a node starts" $rc
-[ $rc -eq 0 ] || { sed 's/^/# /' "$T/node.err" | tail -20; done_testing; }
-eval "$(grep '^export' "$T/node.env")"
-diag "node Ready in $(since "$t0") s"
+e2e_node_start
 [ -n "${BOP_TEST_NODE_INCLUSTER:-}" ] ||
 	{ diag "pods cannot reach the API server's Service here (no iptables?): nothing more to test"; done_testing; }
 t0=$(now)
-ok "the runner and controller images and the PostgreSQL and MariaDB images are imported" sh -c "
-	bash '$ENV/node-local.sh' import '$IMG/runner-$version.oci.tar' $RIMG &&
-	bash '$ENV/node-local.sh' import '$IMG/controller-$version.oci.tar' $CIMG &&
-	bash '$ENV/node-local.sh' import '$T/postgres.tar' bop-postgres &&
-	bash '$ENV/node-local.sh' import '$T/mariadb.tar' bop-mariadb"
+ok "the runner and controller images and the PostgreSQL and MariaDB images are imported" \
+	e2e_import "$IMG/runner-$version.oci.tar" $RIMG "$IMG/controller-$version.oci.tar" $CIMG \
+	"$T/postgres.tar" bop-postgres "$T/mariadb.tar" bop-mariadb
 diag "images imported in $(since "$t0") s"
 t0=$(now)
 rgw_started=1
@@ -180,53 +140,17 @@ leader() { k -n "$SYS" logs "$CPOD" | grep -q 'became the leader'; }
 ok "it became the leader (its log)" wait_for 30 leader
 
 # ---- 2. PostgreSQL as a pod, with data ----
-PGPW=pg-admin-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-BPW=bop-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PGPW=pg-admin-$(rand_hex 6)
+BPW=bop-$(rand_hex 6)
 k create namespace "$NS" >/dev/null
 k -n "$NS" create secret generic orders-db-admin --from-literal=password="$PGPW" >/dev/null
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Pod
-metadata: {name: orders-db, labels: {app: orders-db}}
-spec:
-  automountServiceAccountToken: false
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
-  volumes: [{name: data, emptyDir: {}}]
-  containers:
-  - name: postgres
-    image: docker.io/library/bop-postgres:15
-    imagePullPolicy: Never
-    env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: orders-db-admin, key: password}}}]
-    ports: [{containerPort: 5432, protocol: TCP}]
-    readinessProbe: {tcpSocket: {port: 5432}, periodSeconds: 1}
-    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-                      capabilities: {drop: [ALL]}}
-    volumeMounts: [{name: data, mountPath: /var/lib/db}]
-EOF
+e2e_db_pod orders-db postgres docker.io/library/bop-postgres:15 5432
 # MariaDB's pod starts meanwhile (its first start makes the system tables: some seconds)
-MYPW=my-admin-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-MBPW=bop-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+MYPW=my-admin-$(rand_hex 6)
+MBPW=bop-$(rand_hex 6)
 k -n "$NS" create secret generic shop-db-admin --from-literal=password="$MYPW" >/dev/null
 T_MY=$(now)
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Pod
-metadata: {name: shop-db, labels: {app: shop-db}}
-spec:
-  automountServiceAccountToken: false
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
-  volumes: [{name: data, emptyDir: {}}]
-  containers:
-  - name: mariadb
-    image: docker.io/library/bop-mariadb:10.11
-    imagePullPolicy: Never
-    env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: shop-db-admin, key: password}}}]
-    ports: [{containerPort: 3306, protocol: TCP}]
-    readinessProbe: {tcpSocket: {port: 3306}, periodSeconds: 1}
-    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-                      capabilities: {drop: [ALL]}}
-    volumeMounts: [{name: data, mountPath: /var/lib/db}]
-EOF
+e2e_db_pod shop-db mariadb docker.io/library/bop-mariadb:10.11 3306
 t0=$(now)
 ok "the PostgreSQL pod becomes Ready" k -n "$NS" wait --for=condition=Ready pod/orders-db --timeout=90s
 diag "PostgreSQL pod Ready in $(since "$t0") s"
@@ -286,7 +210,7 @@ diag "50,000 + 2,000 + 10,000 rows loaded into MariaDB in $(since "$t0") s"
 my_rows() { # DB: every row of the three tables, in order
 	for t in customers orders events; do my_as bop "$MBPW" "$1" -e "SELECT * FROM $t ORDER BY id"; done
 }
-my_rows shop >"$T/myrows.shop"
+my_rows shop >"$T/my_rows.shop"
 
 # ---- 3. storage, schedule, the runner; scheduled backup, backup, verify, restore ----
 k -n "$SYS" create secret generic "s3-$NS" --from-literal=accessKeyId="$AWS_ACCESS_KEY_ID" \
@@ -367,17 +291,7 @@ spec:
   encryption: {generateIdentity: {secretName: orders-server-identity}}
 EOF
 SCHED=orders-db
-sched_ready() {
-	k -n "$NS" get backupschedule "$SCHED" \
-		-o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
-}
-ok "the schedule becomes Ready" wait_for 30 sched_ready
-RN=$(k -n "$NS" get backupschedule orders-db -o jsonpath='{.status.runnerName}')
-RPOD=$RN-0
-ok "the runner's pod $SYS/$RPOD appears" wait_for 30 k -n "$SYS" get pod "$RPOD"
-ok "it becomes Running and Ready" k -n "$SYS" wait --for=condition=Ready "pod/$RPOD" --timeout=120s
-diag "runner pod Ready $(since "$T_SCHED") s after the schedule was applied"
-k -n "$SYS" get pod "$RPOD" -o json >"$T/rpod.json"
+e2e_runner_pod
 ok "it runs as 65532 with a read-only root and no API token" python3 -c "
 import json
 p = json.load(open('$T/rpod.json'))
@@ -463,22 +377,31 @@ last_ok() { k -n "$NS" get backupschedule "$SCHED" -o jsonpath='{.status.lastSuc
 has_last() { [ -n "$(last_ok)" ]; }
 ok "the schedule's status shows the last success" wait_for 20 has_last
 
-B=$(new_run backup)
-check "a BackupRun backup Succeeds" "$([ "$(wait_done "$B" 90)" = Succeeded ]; echo $?)"
-BID=$(field "$B" backupId)
-run_diag "$B" "BackupRun backup $BID"
-check "its manifest is in the bucket" "$(manifests | grep -qx "$BID"; echo $?)"
-V=$(new_run verify "$BID")
-check "a BackupRun verify of it Succeeds" "$([ "$(wait_done "$V" 90)" = Succeeded ]; echo $?)"
-run_diag "$V" "verify"
-R=$(new_run restore "$BID")
-check "a BackupRun restore of it into the database app_restored Succeeds" \
-	"$([ "$(wait_done "$R" 120)" = Succeeded ]; echo $?)"
-run_diag "$R" "restore"
-[ "$(phase "$R")" = Succeeded ] || diag "restore: $(field "$R" error)"
-rows app_restored >"$T/rows.restored"
-check "app_restored has every row of app, the same ($(wc -l <"$T/rows.app") rows)" \
-	"$([ -s "$T/rows.app" ] && cmp -s "$T/rows.app" "$T/rows.restored"; echo $?)"
+# backup_verify_restore DB ROWS [WHAT]: of $SCHED, a BackupRun backup ("a BackupRun backup
+# [WHAT] Succeeds"), its manifest in the bucket, a BackupRun verify and a BackupRun restore
+# of it into the database DB_restored, which must then have every row of DB (ROWS DB prints
+# them, in order; $T/ROWS.DB has them from after the load).
+backup_verify_restore() {
+	local db=$1 rows=$2 b bid v r
+	b=$(new_run backup)
+	check "a BackupRun backup${3:+ $3} Succeeds" "$([ "$(wait_done "$b" 90)" = Succeeded ]; echo $?)"
+	bid=$(field "$b" backupId)
+	run_diag "$b" "BackupRun backup $bid"
+	[ "$(phase "$b")" = Succeeded ] || diag "backup: $(field "$b" error)"
+	check "its manifest is in the bucket" "$(manifests | grep -qx "$bid"; echo $?)"
+	v=$(new_run verify "$bid")
+	check "a BackupRun verify of it Succeeds" "$([ "$(wait_done "$v" 90)" = Succeeded ]; echo $?)"
+	run_diag "$v" "verify"
+	r=$(new_run restore "$bid")
+	check "a BackupRun restore of it into the database ${db}_restored Succeeds" \
+		"$([ "$(wait_done "$r" 120)" = Succeeded ]; echo $?)"
+	run_diag "$r" "restore"
+	[ "$(phase "$r")" = Succeeded ] || diag "restore: $(field "$r" error)"
+	"$rows" "${db}_restored" >"$T/$rows.restored"
+	check "${db}_restored has every row of $db, the same ($(wc -l <"$T/$rows.$db") rows)" \
+		"$([ -s "$T/$rows.$db" ] && cmp -s "$T/$rows.$db" "$T/$rows.restored"; echo $?)"
+}
+backup_verify_restore app rows
 
 # ---- 3b. MariaDB: its runner, a scheduled backup, backup, verify, restore ----
 SCHED=shop-db
@@ -585,23 +508,7 @@ if [ -n "$first" ]; then
 	run_diag "${first%% *}" "scheduled MariaDB backup ${first#* }"
 fi
 check "its manifest is in the bucket" "$([ -n "$first" ] && manifests | grep -qx "${first#* }"; echo $?)"
-B=$(new_run backup)
-check "a BackupRun backup of MariaDB Succeeds" "$([ "$(wait_done "$B" 90)" = Succeeded ]; echo $?)"
-BID=$(field "$B" backupId)
-run_diag "$B" "BackupRun backup $BID"
-[ "$(phase "$B")" = Succeeded ] || diag "backup: $(field "$B" error)"
-check "its manifest is in the bucket" "$(manifests | grep -qx "$BID"; echo $?)"
-V=$(new_run verify "$BID")
-check "a BackupRun verify of it Succeeds" "$([ "$(wait_done "$V" 90)" = Succeeded ]; echo $?)"
-run_diag "$V" "verify"
-R=$(new_run restore "$BID")
-check "a BackupRun restore of it into the database shop_restored Succeeds" \
-	"$([ "$(wait_done "$R" 120)" = Succeeded ]; echo $?)"
-run_diag "$R" "restore"
-[ "$(phase "$R")" = Succeeded ] || diag "restore: $(field "$R" error)"
-my_rows shop_restored >"$T/myrows.restored"
-check "shop_restored has every row of shop, the same ($(wc -l <"$T/myrows.shop") rows)" \
-	"$([ -s "$T/myrows.shop" ] && cmp -s "$T/myrows.shop" "$T/myrows.restored"; echo $?)"
+backup_verify_restore shop my_rows "of MariaDB"
 # ---- 3c. the schedule of a template, BackupRuns only ----
 SCHED=orders-server
 t0=$(now)
@@ -739,18 +646,7 @@ import json, sys
 assert float(json.load(sys.stdin)['data']['result'][0]['value'][1]) == 3"; }
 	ok "Prometheus on the host scrapes the controller pod and both database runner pods (up == 1)" wait_for 30 up3
 	[ -n "$(query up)" ] || sed 's/^/# /' "$T/prometheus.log" | tail -20
-	names() {
-		python3 -c "
-import json, re, yaml
-exprs = [r['expr'] for g in yaml.safe_load(open('$T/rules.yml'))['groups'] for r in g['rules']]
-d = json.load(open('$M/grafana-dashboard.json'))
-exprs += [t['expr'] for p in d['panels'] for t in p.get('targets', [])]
-exprs += [v['definition'] for v in d['templating']['list'] if v['type'] == 'query']
-names = set()
-for e in exprs:
-    names |= set(re.findall(r'\b(backupop_[a-z0-9_]+|up)\b', e))
-print('\n'.join(sorted(names)))"
-	}
+	names() { monitoring_names "$T/rules.yml" "$M/grafana-dashboard.json"; }
 	# each with the labels of a schedule of this test (runner series: of its runner pod),
 	# from one query of every series the two jobs have
 	present() {
@@ -792,7 +688,7 @@ k -n "$NS" delete backupschedule shop-db orders-server --wait=false >/dev/null
 SCHED=orders-db
 
 # ---- 4. a changed Secret restarts the runner with the new configuration ----
-BPW2=bop2-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+BPW2=bop2-$(rand_hex 6)
 HASH1=$(k -n "$SYS" get statefulset "$RN" -o jsonpath='{.spec.template.metadata.annotations.backupop\.io/config-hash}')
 pg_su postgres -c "ALTER ROLE bop PASSWORD '$BPW2'" >/dev/null
 BPW=$BPW2

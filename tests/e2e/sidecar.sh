@@ -15,136 +15,49 @@
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 . "$BOP_SOURCE_ROOT/tests/e2e/lib.sh"
-ENV=$BOP_SOURCE_ROOT/tests/env
-CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
-KUBECTL=$CACHE/kubectl
 CTL=$BOP_BUILD_ROOT/controller/backupop-controller
 BOP=$BOP_BUILD_ROOT/runner/cli/backupop
-[ -n "${BOP_TEST_K8S_DIR:-}" ] ||
-	skip_all "no API server of tests/env/k8s-local.sh to join (BOP_TEST_K8S_DIR is not set; tests/run sets it)"
-[ "$(id -u)" -eq 0 ] || skip_all "a node and the images need root"
-for b in kubelet kube-scheduler kubectl; do
-	[ -x "$CACHE/$b" ] || skip_all "$b is not built ($CACHE; tests/env/k8s-local.sh build makes it)"
-done
-for t in mmdebstrap umoci dpkg-buildpackage git busybox python3 curl; do
-	command -v "$t" >/dev/null || skip_all "$t is not installed"
-done
+e2e_require busybox python3 curl
 [ -x "$CTL" ] || skip_all "backupop-controller was not built"
-git -C "$BOP_SOURCE_ROOT" rev-parse HEAD >/dev/null 2>&1 ||
-	skip_all "the source is not a git checkout (the images are built from its committed tree)"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/bop-e2e-sc.XXXXXX") || exit 1
-chmod 755 "$T"
-TAP_LOG=$T/log
-export K8S_DIR=$BOP_TEST_K8S_DIR
+e2e_setup e2e-sc
 SYS=backupop-system
-NS=bop-e2e-sc-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 STORE=sc-$NS
-version=$(sed -n "s/^  version: '\([^']*\)',/\1/p" "$BOP_SOURCE_ROOT/meson.build")
-k() { "$KUBECTL" --kubeconfig "$K8S_DIR/kubeconfig" "$@"; }
-node() { bash "$ENV/node-local.sh" "$@"; }
-node_started= ctl_pid=
+ctl_pid=
+own_objects() {
+	k delete backupstorage "$STORE" --wait=false >/dev/null 2>&1
+	k delete pv "$STORE" --wait=false >/dev/null 2>&1
+}
 cleanup() {
 	[ -z "$ctl_pid" ] || { kill "$ctl_pid" 2>/dev/null; wait "$ctl_pid" 2>/dev/null; }
-	if [ -n "$node_started" ]; then
-		for o in $(k -n "$NS" get backupschedules,backupruns -o name 2>/dev/null); do
-			k -n "$NS" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		done
-		k delete namespace "$NS" --wait=false >/dev/null 2>&1
-		k delete backupstorage "$STORE" --wait=false >/dev/null 2>&1
-		k delete pv "$STORE" --wait=false >/dev/null 2>&1
-		node stop >/dev/null 2>&1
-	fi
-	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+	e2e_cleanup own_objects
 }
-trap cleanup EXIT
-trap 'exit 143' TERM INT
 
 # ---- images (as e2e.sh: reused when built from this committed tree) ----
 e2e_images
 
 # ---- the node ----
-# pods other tests left (the controller Deployment of the shipped manifests) would start
-k -n "$SYS" delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
-t0=$(now)
-rc=0
-node start >"$T/node.env" 2>"$T/node.err" || rc=$?
-[ $rc -eq 77 ] && skip_all "$(grep -m1 'cannot run a node here' "$T/node.err")"
-node_started=1
-check "a node starts" $rc
-[ $rc -eq 0 ] || { sed 's/^/# /' "$T/node.err" | tail -20; done_testing; }
-eval "$(grep '^export' "$T/node.env")"
-diag "node Ready in $(since "$t0") s"
-ok "the runner image and a one-file busybox image are imported" sh -c "
-	bash '$ENV/node-local.sh' import '$IMG/runner-$version.oci.tar' backupop/runner &&
-	bash '$ENV/node-local.sh' file-image '$T/busybox.tar' bop-busybox:1 /bin/busybox -- \$(command -v busybox):/bin/busybox &&
-	bash '$ENV/node-local.sh' import '$T/busybox.tar' bop-busybox"
+e2e_node_start
+images() {
+	node file-image "$T/busybox.tar" bop-busybox:1 /bin/busybox -- "$(command -v busybox):/bin/busybox" &&
+		e2e_import "$IMG/runner-$version.oci.tar" backupop/runner "$T/busybox.tar" bop-busybox
+}
+ok "the runner image and a one-file busybox image are imported" images
 
 # ---- the controller: the shipped manifests, its ServiceAccount's token ----
 ok "kubectl apply -f controller/deploy/" k apply -f "$BOP_SOURCE_ROOT/controller/deploy/"
 k -n "$SYS" delete deployment backupop-controller --ignore-not-found >/dev/null 2>&1
-sa_token() {
-	local secret
-	secret=$(k -n "$SYS" get sa backupop-controller -o jsonpath='{.secrets[0].name}') &&
-		[ -n "$secret" ] &&
-		k -n "$SYS" get secret "$secret" -o jsonpath='{.data.token}' | base64 -d >"$T/token" &&
-		[ -s "$T/token" ]
-}
-wait_for 30 sa_token || { echo "Bail out! no token for the controller's ServiceAccount"; exit 1; }
-server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-ca=$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-cat >"$T/sa.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster: {server: "$server", certificate-authority-data: "$ca"}
-users:
-- name: sa
-  user: {token: "$(cat "$T/token")"}
-contexts:
-- name: c
-  context: {cluster: c, user: sa, namespace: $SYS}
-current-context: c
-EOF
-chmod 600 "$T/sa.kubeconfig"
+sa_kubeconfig "$SYS" backupop-controller "$T/sa.kubeconfig" ||
+	{ echo "Bail out! no token for the controller's ServiceAccount"; exit 1; }
 "$CTL" --kubeconfig "$T/sa.kubeconfig" --namespace "$SYS" \
 	--runner-image "docker.io/backupop/runner:$version" --metrics-addr 0 --log-format text \
 	--poll-seconds 1 >"$T/ctl.log" 2>&1 &
 ctl_pid=$!
 
 # ---- storage: a hostPath PV bound to the claim "backups" of the schedule's namespace ----
-mkdir -p "$T/store"
-chown 65532:65532 "$T/store"
 k create namespace "$NS" >/dev/null
 PORT=9180
-k apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: $STORE}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  claimRef: {namespace: $NS, name: backups}
-  hostPath: {path: $T/store, type: Directory}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: backups, namespace: $NS}
-spec:
-  accessModes: [ReadWriteMany]
-  storageClassName: ""
-  volumeName: $STORE
-  resources: {requests: {storage: 1Gi}}
----
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: $STORE}
-spec:
-  file: {claimName: backups, prefix: sc}
-  allowedNamespaces: {from: Names, names: [$NS]}
+{ e2e_file_storage "$STORE" "$NS" backups ReadWriteMany sc; cat <<EOF
 ---
 apiVersion: backupop.io/v1alpha1
 kind: BackupSchedule
@@ -182,6 +95,7 @@ spec:
       volumes:
       - {name: data, emptyDir: {}}
 EOF
+} | k apply -f - >/dev/null
 check "a hostPath claim, a file storage, a sidecar schedule and a labelled Deployment are applied" $?
 ready_pods() {
 	k -n "$NS" get pods -l app=app,backupop.io/sidecar-of=files -o json | jq_py "

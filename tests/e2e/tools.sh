@@ -14,57 +14,29 @@
 . "$BOP_SOURCE_ROOT/tests/tap.sh"
 . "$BOP_SOURCE_ROOT/tests/env/lib.sh"
 . "$BOP_SOURCE_ROOT/tests/e2e/lib.sh"
-ENV=$BOP_SOURCE_ROOT/tests/env
-CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
-KUBECTL=$CACHE/kubectl
 CTL=$BOP_BUILD_ROOT/controller/backupop-controller
 BOP=$BOP_BUILD_ROOT/runner/cli/backupop
-[ -n "${BOP_TEST_K8S_DIR:-}" ] ||
-	skip_all "no API server of tests/env/k8s-local.sh to join (BOP_TEST_K8S_DIR is not set; tests/run sets it)"
-[ "$(id -u)" -eq 0 ] || skip_all "a node and the images need root"
-for b in kubelet kube-scheduler kubectl; do
-	[ -x "$CACHE/$b" ] || skip_all "$b is not built ($CACHE; tests/env/k8s-local.sh build makes it)"
-done
 [ -x "$CTL" ] || skip_all "backupop-controller was not built ($CTL)"
-for t in mmdebstrap umoci dpkg-buildpackage git redis-server redis-cli python3 curl; do
-	command -v "$t" >/dev/null || skip_all "$t is not installed"
-done
-git -C "$BOP_SOURCE_ROOT" rev-parse HEAD >/dev/null 2>&1 ||
-	skip_all "the source is not a git checkout (the images are built from its committed tree)"
+e2e_require redis-server redis-cli python3 curl
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/bop-tools.XXXXXX") || exit 1
-chmod 755 "$T"
-TAP_LOG=$T/log
-export K8S_DIR=$BOP_TEST_K8S_DIR
+e2e_setup tools
 SYS=backupop-system
-NS=bop-tools-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 PV=tools-$NS
-version=$(sed -n "s/^  version: '\([^']*\)',/\1/p" "$BOP_SOURCE_ROOT/meson.build")
-k() { "$KUBECTL" --kubeconfig "$K8S_DIR/kubeconfig" "$@"; }
-node() { bash "$ENV/node-local.sh" "$@"; }
-node_started= ctl_pid= redis_pid= had_key=
+ctl_pid= redis_pid= had_key=
+own_objects() {
+	k delete backupstorage "$PV" --wait=false >/dev/null 2>&1
+	k -n "$SYS" delete statefulsets,services,secrets \
+		-l app.kubernetes.io/managed-by=backupop-controller --wait=false >/dev/null 2>&1
+	k -n "$SYS" delete pvc "$PV" --wait=false >/dev/null 2>&1
+	k delete pv "$PV" --wait=false >/dev/null 2>&1
+	k -n "$SYS" delete lease backupop-controller >/dev/null 2>&1
+	[ -n "$had_key" ] || k -n "$SYS" delete secret backupop-controller-key >/dev/null 2>&1
+}
 cleanup() {
 	[ -z "$ctl_pid" ] || { kill "$ctl_pid" 2>/dev/null; wait "$ctl_pid" 2>/dev/null; }
 	[ -z "$redis_pid" ] || kill "$redis_pid" 2>/dev/null
-	if [ -n "$node_started" ]; then
-		for o in $(k -n "$NS" get backupschedules,backupruns -o name 2>/dev/null); do
-			k -n "$NS" patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		done
-		k delete namespace "$NS" --wait=false >/dev/null 2>&1
-		k delete backupstorage "$PV" --wait=false >/dev/null 2>&1
-		k -n "$SYS" delete statefulsets,services,secrets \
-			-l app.kubernetes.io/managed-by=backupop-controller --wait=false >/dev/null 2>&1
-		k -n "$SYS" delete pvc "$PV" --wait=false >/dev/null 2>&1
-		k delete pv "$PV" --wait=false >/dev/null 2>&1
-		k -n "$SYS" delete lease backupop-controller >/dev/null 2>&1
-		[ -n "$had_key" ] || k -n "$SYS" delete secret backupop-controller-key >/dev/null 2>&1
-		node stop >/dev/null 2>&1
-	fi
-	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+	e2e_cleanup own_objects
 }
-trap cleanup EXIT
-# a test harness's timeout is a SIGTERM: the node must still be stopped
-trap 'exit 143' TERM INT
 T_ALL=$(now)
 
 # ---- the images: backupop's, shared with tests/e2e/e2e.sh (same directory, same key,
@@ -73,18 +45,10 @@ e2e_images
 e2e_db_image redis Redis
 
 # ---- the node and the images in it ----
+e2e_node_start
 t0=$(now)
-rc=0
-node start >"$T/node.env" 2>"$T/node.err" || rc=$?
-[ $rc -eq 77 ] && skip_all "$(grep -m1 'cannot run a node here' "$T/node.err")"
-node_started=1
-check "a node starts" $rc
-[ $rc -eq 0 ] || { sed 's/^/# /' "$T/node.err" | tail -20; done_testing; }
-diag "node Ready in $(since "$t0") s"
-t0=$(now)
-ok "the runner image and the Redis image are imported" sh -c "
-	bash '$ENV/node-local.sh' import '$IMG/runner-$version.oci.tar' backupop/runner &&
-	bash '$ENV/node-local.sh' import '$T/redis.tar' bop-redis"
+ok "the runner image and the Redis image are imported" \
+	e2e_import "$IMG/runner-$version.oci.tar" backupop/runner "$T/redis.tar" bop-redis
 diag "images imported in $(since "$t0") s"
 
 # ---- the CRDs, RBAC and the shipped redis template; the controller beside the API server ----
@@ -102,28 +66,10 @@ ctl_pid=$!
 ok "the controller is ready" wait_for 30 curl -sf "http://127.0.0.1:$MPORT/readyz"
 
 # ---- Redis as a pod, with data ----
-RPW=redis-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+RPW=redis-$(rand_hex 6)
 k create namespace "$NS" >/dev/null
 k -n "$NS" create secret generic cache-admin --from-literal=password="$RPW" >/dev/null
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Pod
-metadata: {name: cache, labels: {app: cache}}
-spec:
-  automountServiceAccountToken: false
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
-  volumes: [{name: data, emptyDir: {}}]
-  containers:
-  - name: redis
-    image: docker.io/library/bop-redis:7.0
-    imagePullPolicy: Never
-    env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: cache-admin, key: password}}}]
-    ports: [{containerPort: 6379, protocol: TCP}]
-    readinessProbe: {tcpSocket: {port: 6379}, periodSeconds: 1}
-    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-                      capabilities: {drop: [ALL]}}
-    volumeMounts: [{name: data, mountPath: /var/lib/db}]
-EOF
+e2e_db_pod cache redis docker.io/library/bop-redis:7.0 6379
 t0=$(now)
 ok "the Redis pod becomes Ready" k -n "$NS" wait --for=condition=Ready pod/cache --timeout=90s
 diag "Redis pod Ready in $(since "$t0") s"
@@ -179,36 +125,8 @@ dump 6379 "$RIP" "$RPW" >"$T/dump.before"
 ok "... 5002 keys" test "$(wc -l <"$T/dump.before")" -eq 5002
 
 # ---- storage (a hostPath PersistentVolume), the schedule with the tools image ----
-mkdir -p "$T/store"
-chown 65532:65532 "$T/store"
-ok "a hostPath PersistentVolume and its claim in $SYS, and a BackupStorage on it" k apply -f - <<EOF
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: $PV}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: "$T/store", type: Directory}
-  claimRef: {namespace: $SYS, name: $PV}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: $PV, namespace: $SYS}
-spec:
-  accessModes: [ReadWriteOnce]
-  storageClassName: ""
-  volumeName: $PV
-  resources: {requests: {storage: 1Gi}}
----
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: $PV}
-spec:
-  file: {claimName: $PV, prefix: tools}
-  allowedNamespaces: {from: Names, names: [$NS]}
-EOF
+storage() { e2e_file_storage "$PV" "$SYS" "$PV" ReadWriteOnce tools | k apply -f -; }
+ok "a hostPath PersistentVolume and its claim in $SYS, and a BackupStorage on it" storage
 k -n "$NS" create secret generic cache-backup --from-literal=password="$RPW" >/dev/null
 T_SCHED=$(now)
 ok "a BackupSchedule of the shipped redis template, runner.tools the Redis image" k -n "$NS" apply -f - <<EOF
@@ -224,17 +142,8 @@ spec:
   runner:
     tools: {image: docker.io/library/bop-redis:7.0, imagePullPolicy: Never}
 EOF
-sched_ready() {
-	k -n "$NS" get backupschedule cache \
-		-o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
-}
-ok "the schedule becomes Ready" wait_for 30 sched_ready
-RN=$(k -n "$NS" get backupschedule cache -o jsonpath='{.status.runnerName}')
-RPOD=$RN-0
-ok "the runner's pod $SYS/$RPOD appears" wait_for 30 k -n "$SYS" get pod "$RPOD"
-ok "it becomes Running and Ready" k -n "$SYS" wait --for=condition=Ready "pod/$RPOD" --timeout=120s
-diag "runner pod Ready $(since "$T_SCHED") s after the schedule was applied"
-k -n "$SYS" get pod "$RPOD" -o json >"$T/rpod.json"
+SCHED=cache
+e2e_runner_pod
 ok "both containers run: the runner (backupop's image) and tools (the Redis image)" python3 -c "
 import json
 p = json.load(open('$T/rpod.json'))

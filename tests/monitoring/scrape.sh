@@ -18,14 +18,7 @@ RECIPIENT=$(grep -o 'age1[0-9a-z]*' "$T/key" | head -1)
 echo "rows of the application" >"$T/input"
 RPORT=$(free_port)
 k -n "$NS" create secret generic keys --from-literal=recipients="$RECIPIENT" >/dev/null
-k apply -f - >/dev/null <<EOF2
-apiVersion: backupop.io/v1alpha1
-kind: BackupStorage
-metadata: {name: files-$NS}
-spec:
-  file: {claimName: backups, prefix: mon}
-  allowedNamespaces: {from: All}
-EOF2
+file_storage mon '{from: All}'
 schedule() { # NAME
 	k -n "$NS" apply -f - >/dev/null <<EOF2
 apiVersion: backupop.io/v1alpha1
@@ -175,18 +168,7 @@ up_both() { query 'sum(up{job=~"backupop-controller|backupop-runner"})' | jq_py 
 assert float(d['data']['result'][0]['value'][1]) == 2"; }
 ok "it scrapes both targets (up == 1)" wait_for 30 up_both
 [ -n "$(query up)" ] || sed 's/^/# /' "$T/prometheus.log" | tail -20
-names() {
-	python3 -c "
-import json, re, yaml
-exprs = [r['expr'] for g in yaml.safe_load(open('$T/rules.yml'))['groups'] for r in g['rules']]
-d = json.load(open('$M/grafana-dashboard.json'))
-exprs += [t['expr'] for p in d['panels'] for t in p.get('targets', [])]
-exprs += [v['definition'] for v in d['templating']['list'] if v['type'] == 'query']
-names = set()
-for e in exprs:
-    names |= set(re.findall(r'\b(backupop_[a-z0-9_]+|up)\b', e))
-print('\n'.join(sorted(names)))"
-}
+names() { monitoring_names "$T/rules.yml" "$M/grafana-dashboard.json"; }
 # every name needs a sample of the target it belongs to: the runner's with the schedule's
 # namespace and schedule labels
 present() {

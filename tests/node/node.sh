@@ -13,12 +13,7 @@
 ENV=$BOP_SOURCE_ROOT/tests/env
 CACHE=${K8S_CACHE:-${BOP_CACHE_DIR:-/var/cache/backupop-testenv}/k8s-1.20.2}
 KUBECTL=$CACHE/kubectl
-[ -n "${BOP_TEST_K8S_DIR:-}" ] ||
-	skip_all "no API server of tests/env/k8s-local.sh to join (BOP_TEST_K8S_DIR is not set; tests/run sets it)"
-[ "$(id -u)" -eq 0 ] || skip_all "a node needs root (mounts, cgroups, a bridge, network namespaces)"
-for b in kubelet kube-scheduler kubectl; do
-	[ -x "$CACHE/$b" ] || skip_all "$b is not built ($CACHE; tests/env/k8s-local.sh build makes it)"
-done
+need_node "a node needs root (mounts, cgroups, a bridge, network namespaces)"
 command -v busybox >/dev/null || skip_all "no static busybox for the test image (apt-get install busybox-static)"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/bop-node.XXXXXX") || exit 1

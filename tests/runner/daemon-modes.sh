@@ -41,15 +41,9 @@ wait "$PID"
 
 # ---- 2. concurrencyPolicy ------------------------------------------------------------
 for policy in Forbid Replace; do
-	cat >"$T/$policy.yaml" <<YAML
-name: $policy
-schedule: '*/2 * * * * *'
-concurrencyPolicy: $policy
-storage: 'file://$T/store'
-engine:
-  exec:
-    backupCommand: [sh, -c, 'i=0; while [ \$i -lt 30 ]; do echo x; sleep 0.1; i=\$((i+1)); done']
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+	runner_config "$T/$policy.yaml" "$policy" "schedule: '*/2 * * * * *'" "concurrencyPolicy: $policy" <<YAML
+exec:
+  backupCommand: [sh, -c, 'i=0; while [ \$i -lt 30 ]; do echo x; sleep 0.1; i=\$((i+1)); done']
 YAML
 	start "$policy" "$T/$policy.yaml"
 	sleep 6.5

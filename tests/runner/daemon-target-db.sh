@@ -9,10 +9,8 @@
 
 PASSWORD='Pg-target_pass-5521'
 start_pg "$PASSWORD"
-MYSCRIPT="$BOP_SOURCE_ROOT/tests/env/mariadb-local.sh"
-MYD="$T/mariadb"
 both_cleanup() {
-	sh "$MYSCRIPT" stop "$MYD" >/dev/null 2>&1
+	my_stop
 	pg_cleanup
 }
 trap both_cleanup EXIT
@@ -36,13 +34,9 @@ refused() {
 		{ echo "HTTP $c: $(cat "$T/err.json")"; return 1; }
 }
 
-cat >"$T/pg.yaml" <<YAML
-name: pgapp
-storage: 'file://$T/store'
-engine:
-  postgres: {host: 127.0.0.1, port: $PG_PORT, database: app, user: bop, passwordFile: '$T/pgpass',
-             restore: {database: app_restored}}
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/pg.yaml" pgapp <<YAML
+postgres: {host: 127.0.0.1, port: $PG_PORT, database: app, user: bop, passwordFile: '$T/pgpass',
+           restore: {database: app_restored}}
 YAML
 start pg "$T/pg.yaml"
 api -X POST "$URL/v1/backups" >"$T/post.json"
@@ -82,12 +76,8 @@ kill -TERM "$PID"
 wait "$PID"
 
 # Engines that cannot restore into another database: refused before anything is queued.
-cat >"$T/pgall.yaml" <<YAML
-name: pgall
-storage: 'file://$T/store'
-engine:
-  postgres: {host: 127.0.0.1, port: $PG_PORT, allDatabases: true, user: bop, passwordFile: '$T/pgpass'}
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/pgall.yaml" pgall <<YAML
+postgres: {host: 127.0.0.1, port: $PG_PORT, allDatabases: true, user: bop, passwordFile: '$T/pgpass'}
 YAML
 start pgall "$T/pgall.yaml"
 ok "postgres allDatabases: 400, the dump recreates every database under its own name" \
@@ -101,12 +91,8 @@ kill -TERM "$PID"
 wait "$PID"
 mkdir -p "$T/files"
 echo data >"$T/files/a"
-cat >"$T/files.yaml" <<YAML
-name: filesapp
-storage: 'file://$T/store'
-engine:
-  files: {path: '$T/files'}
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/files.yaml" filesapp <<YAML
+files: {path: '$T/files'}
 YAML
 start files "$T/files.yaml"
 ok "the files engine: 400, it has no database" \
@@ -119,15 +105,10 @@ ok "the postgres password is in no log and no run record" \
 
 # MariaDB: the same restore through the mysql engine.
 MYPASS='My-target_pass"5521'
-MARIADB_LOCAL_USER=bop MARIADB_LOCAL_PASSWORD=$MYPASS sh "$MYSCRIPT" start "$MYD" >"$T/my-start.log" 2>&1
-st=$?
-if [ $st -eq 3 ]; then
+if ! start_mariadb "$MYPASS"; then
 	skip "MariaDB is not installed: $(cat "$T/my-start.log")"
 	done_testing
 fi
-[ $st -eq 0 ] || { cat "$T/my-start.log" >&2; echo "Bail out! cannot start MariaDB"; exit 1; }
-. "$MYD/env"
-my_su() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$MY_SOCKET" -u "$MY_SUPERUSER" -N -B "$@"; }
 my_su <<'SQL'
 CREATE DATABASE shop CHARACTER SET utf8mb4;
 CREATE DATABASE `shop-copy` CHARACTER SET utf8mb4;
@@ -138,12 +119,8 @@ SQL
 printf '%s\n' "$MYPASS" >"$T/mypass"
 chmod 600 "$T/mypass"
 myrows() { my_su "$1" -e "SELECT GROUP_CONCAT(CONCAT(id, ':', name) ORDER BY id) FROM items" 2>&1; }
-cat >"$T/my.yaml" <<YAML
-name: myapp
-storage: 'file://$T/store'
-engine:
-  mysql: {host: 127.0.0.1, port: $MY_PORT, database: shop, user: bop, passwordFile: '$T/mypass'}
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/my.yaml" myapp <<YAML
+mysql: {host: 127.0.0.1, port: $MY_PORT, database: shop, user: bop, passwordFile: '$T/mypass'}
 YAML
 start my "$T/my.yaml"
 api -X POST "$URL/v1/backups" >"$T/post.json"

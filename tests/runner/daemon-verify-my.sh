@@ -4,20 +4,13 @@
 # PostgreSQL: counted through the mariadb client with a 0600 option file.
 . "$BOP_SOURCE_ROOT/tests/runner/lib.sh"
 
-MYSCRIPT="$BOP_SOURCE_ROOT/tests/env/mariadb-local.sh"
-MYD="$T/mariadb"
 PASSWORD='My-verify_pass"7731'
 my_cleanup() {
-	sh "$MYSCRIPT" stop "$MYD" >/dev/null 2>&1
+	my_stop
 	cleanup
 }
 trap my_cleanup EXIT
-MARIADB_LOCAL_USER=bop MARIADB_LOCAL_PASSWORD=$PASSWORD sh "$MYSCRIPT" start "$MYD" >"$T/my-start.log" 2>&1
-st=$?
-[ $st -eq 3 ] && skip_all "MariaDB is not installed: $(cat "$T/my-start.log")"
-[ $st -eq 0 ] || { cat "$T/my-start.log" >&2; echo "Bail out! cannot start MariaDB"; exit 1; }
-. "$MYD/env"
-my_su() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$MY_SOCKET" -u "$MY_SUPERUSER" -N -B "$@"; }
+start_mariadb "$PASSWORD" || skip_all "MariaDB is not installed: $(cat "$T/my-start.log")"
 
 my_su <<'SQL'
 CREATE DATABASE shop CHARACTER SET utf8mb4;

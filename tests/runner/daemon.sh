@@ -121,13 +121,9 @@ st=$?
 ok "SIGTERM when idle: exit 0 (got $st)" test "$st" -eq 0
 
 # ---- 2. SIGTERM in the middle of a slow backup -----------------------------------------
-cat >"$T/slow.yaml" <<YAML
-name: slow
-storage: 'file://$T/store'
-engine:
-  exec:
-    backupCommand: [sh, -c, 'i=0; while [ \$i -lt 300 ]; do head -c 4096 /dev/urandom; [ -e "$T/go-slow" ] || exit 0; sleep 0.1; i=\$((i+1)); done']
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/slow.yaml" slow <<YAML
+exec:
+  backupCommand: [sh, -c, 'i=0; while [ \$i -lt 300 ]; do head -c 4096 /dev/urandom; [ -e "$T/go-slow" ] || exit 0; sleep 0.1; i=\$((i+1)); done']
 YAML
 touch "$T/go-slow"
 start slow "$T/slow.yaml"
@@ -146,13 +142,9 @@ ok "... the run is recorded Failed: canceled at shutdown" \
 	grep -q '"phase":"Failed".*canceled at shutdown' "$T/store/slow/runs/$rid.json"
 
 # ---- 2b. SIGTERM while the backup command has written nothing (pg_dump waiting on a lock)
-cat >"$T/silent.yaml" <<YAML
-name: silent
-storage: 'file://$T/store'
-engine:
-  exec:
-    backupCommand: [sh, -c, 'sleep 60; echo bop-silent-$$']
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/silent.yaml" silent <<YAML
+exec:
+  backupCommand: [sh, -c, 'sleep 60; echo bop-silent-$$']
 YAML
 start silent "$T/silent.yaml"
 api -X POST "$URL/v1/backups" >"$T/post.json"

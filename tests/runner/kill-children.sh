@@ -5,13 +5,9 @@
 
 marker="bop-runner-orphan-$$-$RANDOM"
 nap="25.$((RANDOM % 900 + 100))"
-cat >"$T/r.yaml" <<YAML
-name: orphans
-storage: 'file://$T/store'
-engine:
-  exec:
-    backupCommand: [sh, -c, 'sleep $nap; echo late # $marker']
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/r.yaml" orphans <<YAML
+exec:
+  backupCommand: [sh, -c, 'sleep $nap; echo late # $marker']
 YAML
 start r "$T/r.yaml"
 ok "the runner starts" test -n "$PORT"

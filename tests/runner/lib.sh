@@ -66,3 +66,35 @@ pg_cleanup() {
 	cleanup
 }
 psql_su() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGD" -p "$PG_PORT" -U postgres "$@"; }
+
+# start_mariadb PASSWORD: a private MariaDB (tests/env/mariadb-local.sh) in MYD=$T/mariadb
+# with the user bop; sets what $MYD/env says (MY_PORT, MY_SOCKET, MY_SUPERUSER); my_su runs
+# the mariadb client as the superuser, my_stop stops it (the caller's exit trap). Fails
+# (the reason in $T/my-start.log) when MariaDB is not installed; bails out when it cannot
+# start.
+MYSCRIPT="$BOP_SOURCE_ROOT/tests/env/mariadb-local.sh"
+MYD="$T/mariadb"
+start_mariadb() {
+	local st=0
+	MARIADB_LOCAL_USER=bop MARIADB_LOCAL_PASSWORD=$1 sh "$MYSCRIPT" start "$MYD" >"$T/my-start.log" 2>&1 || st=$?
+	[ $st -eq 3 ] && return 1
+	[ $st -eq 0 ] || { cat "$T/my-start.log" >&2; echo "Bail out! cannot start MariaDB"; exit 1; }
+	. "$MYD/env"
+}
+my_stop() { sh "$MYSCRIPT" stop "$MYD" >/dev/null 2>&1; }
+my_su() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$MY_SOCKET" -u "$MY_SUPERUSER" -N -B "$@"; }
+
+# runner_config FILE NAME [LINE...]: writes FILE, the config of a runner NAME: the file
+# storage $T/store, the engine read from stdin (the YAML under engine:), the API on a
+# free port with $TOKEN, and each LINE (top-level YAML).
+runner_config() {
+	local file=$1 name=$2; shift 2
+	{
+		echo "name: $name"
+		echo "storage: 'file://$T/store'"
+		echo 'engine:'
+		sed 's/^/  /'
+		echo "api: {listen: '127.0.0.1:0', token: '$TOKEN'}"
+		[ $# -eq 0 ] || printf '%s\n' "$@"
+	} >"$file"
+}
