@@ -62,9 +62,22 @@ static void sha256sum_of(const unsigned char *data, size_t len, char out[BOP_SHA
 	unlink(path);
 }
 
+/* Checks `hex` against what sha256sum gives for the data (skipped without the tool). */
+static void is_sha256sum(const unsigned char *data, size_t len, const char *hex, const char *what)
+{
+	char tool[BOP_SHA256_HEX_SIZE], name[128];
+
+	snprintf(name, sizeof(name), "%s matches sha256sum", what);
+	sha256sum_of(data, len, tool);
+	if (tool[0])
+		is_str(hex, tool, name);
+	else
+		skip(1, "sha256sum is not installed");
+}
+
 static void test_vectors(void)
 {
-	char hex[BOP_SHA256_HEX_SIZE], tool[BOP_SHA256_HEX_SIZE];
+	char hex[BOP_SHA256_HEX_SIZE];
 	unsigned char *a = malloc(1 << 20);
 	uint64_t n = 99;
 
@@ -82,11 +95,7 @@ static void test_vectors(void)
 		"SHA-256 of a million 'a' (FIPS 180-2 vector)");
 	is_int(hash_bytes(a, 1 << 20, whole, 1 << 20, NULL, 0, hex, &n), 0, "1 MiB of a");
 	is_int(n, 1 << 20, "byte count of 1 MiB");
-	sha256sum_of(a, 1 << 20, tool);
-	if (tool[0])
-		is_str(hex, tool, "1 MiB of 'a' matches sha256sum");
-	else
-		skip(1, "sha256sum is not installed");
+	is_sha256sum(a, 1 << 20, hex, "1 MiB of 'a'");
 	free(a);
 }
 
@@ -96,18 +105,14 @@ static void test_large(void)
 	static const size_t big[] = { 1 << 20, 0 };
 	size_t len = 11 * 1024 * 1024 + 13;
 	unsigned char *data = random_bytes(len, 3);
-	char hex[BOP_SHA256_HEX_SIZE], hex2[BOP_SHA256_HEX_SIZE], tool[BOP_SHA256_HEX_SIZE];
+	char hex[BOP_SHA256_HEX_SIZE], hex2[BOP_SHA256_HEX_SIZE];
 	uint64_t n = 0;
 
 	is_int(hash_bytes(data, len, odd, 100000, NULL, 0, hex, &n), 0, "11 MiB in odd pieces");
 	is_int(n, len, "byte count of 11 MiB");
 	is_int(hash_bytes(data, len, big, 1 << 20, NULL, 0, hex2, NULL), 0, "11 MiB in 1 MiB pieces");
 	is_str(hex, hex2, "the same digest whatever the pieces");
-	sha256sum_of(data, len, tool);
-	if (tool[0])
-		is_str(hex, tool, "11 MiB matches sha256sum");
-	else
-		skip(1, "sha256sum is not installed");
+	is_sha256sum(data, len, hex, "11 MiB");
 	free(data);
 }
 
@@ -166,7 +171,7 @@ static void test_threaded(void)
 	static const size_t odd_big[] = { 3 << 20, 5, (1 << 22) - 1, 65537, 0 };
 	size_t len = 23 * 1024 * 1024 + 7;
 	unsigned char *data = random_bytes(len, 5);
-	char hex[BOP_SHA256_HEX_SIZE], inplace[BOP_SHA256_HEX_SIZE], tool[BOP_SHA256_HEX_SIZE];
+	char hex[BOP_SHA256_HEX_SIZE], inplace[BOP_SHA256_HEX_SIZE];
 	bop_stage_t *st = NULL;
 	uint64_t n = 0;
 	int r;
@@ -186,11 +191,7 @@ static void test_threaded(void)
 		"four cores: 23 MiB through the ring in pieces up to 4 MiB");
 	is_str(hex, inplace, "the same digest as hashed in place");
 	is_int(n, len, "the same byte count");
-	sha256sum_of(data, len, tool);
-	if (tool[0])
-		is_str(hex, tool, "23 MiB through the ring matches sha256sum");
-	else
-		skip(1, "sha256sum is not installed");
+	is_sha256sum(data, len, hex, "23 MiB through the ring");
 	is_int(hash_bytes(data, len, odd, 100000, inplace, len, hex, NULL), 0,
 		"the expected digest and size pass through the ring");
 	r = hash_bytes(data, len, odd, 100000, inplace, len - 1, hex, NULL);
