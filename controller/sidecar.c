@@ -308,17 +308,12 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 			*p = '-';
 	snprintf(key, sizeof(key), "%s/%s", ns, sname);
 	if (bop_k8s_informer_get(c->secrets, &have, key) == BOP_ENOTFOUND) {
-		out = json_object_new_object();
-		json_object_object_add(out, "apiVersion", jstr("v1"));
-		json_object_object_add(out, "kind", jstr("Secret"));
-		meta = json_object_new_object();
-		json_object_object_add(meta, "name", jstr(sname));
-		json_object_object_add(meta, "namespace", jstr(ns));
 		labels = json_object_new_object();
 		json_object_object_add(labels, "app.kubernetes.io/name", jstr("backupop-sidecar"));
 		json_object_object_add(labels, "app.kubernetes.io/managed-by", jstr("backupop-controller"));
 		json_object_object_add(labels, "backupop.io/schedule-name", jstr(name));
-		json_object_object_add(meta, "labels", labels);
+		out = ctl_object_head("v1", "Secret", ns, sname, labels, NULL);
+		meta = jget(out, "metadata");
 		/* the garbage collector deletes it with the schedule (the controller may only
 		 * create Secrets outside its own namespace) */
 		owner = json_object_new_object();
@@ -329,7 +324,6 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 		owners = json_object_new_array();
 		json_object_array_add(owners, owner);
 		json_object_object_add(meta, "ownerReferences", owners);
-		json_object_object_add(out, "metadata", meta);
 		json_object_object_add(out, "type", jstr("Opaque"));
 		json_object_object_add(out, "immutable", json_object_new_boolean(1));
 		json_object_object_add(out, "data", ndata);
@@ -712,7 +706,7 @@ int ctl_sidecar_schedule(ctl_t *c, int w, json_object *sched, int64_t *last)
 	int64_t from = ls ? ctl_parse_time(ls) : ctl_parse_time(js(sched, "metadata.creationTimestamp"));
 	int64_t now = ctl_now(), t = from, due = 0, dl = jint(sched, "spec.startingDeadlineSeconds", -1);
 	bop_schedule_t *s = NULL;
-	json_object *o, *meta, *lab, *ann, *spec;
+	json_object *o, *lab, *ann, *spec;
 	char rn[300], path[600], when[32];
 	int ret;
 
@@ -740,20 +734,12 @@ int ctl_sidecar_schedule(ctl_t *c, int w, json_object *sched, int64_t *last)
 		return 0;
 	}
 	run_name(rn, sizeof(rn), name, due);
-	o = json_object_new_object();
-	json_object_object_add(o, "apiVersion", jstr("backupop.io/v1alpha1"));
-	json_object_object_add(o, "kind", jstr("BackupRun"));
-	meta = json_object_new_object();
-	json_object_object_add(meta, "name", jstr(rn));
-	json_object_object_add(meta, "namespace", jstr(ns));
 	lab = json_object_new_object();
 	json_object_object_add(lab, "backupop.io/schedule-name", jstr(name));
-	json_object_object_add(meta, "labels", lab);
 	ann = json_object_new_object();
 	ctl_format_time(due, when);
 	json_object_object_add(ann, "backupop.io/scheduled-time", jstr(when));
-	json_object_object_add(meta, "annotations", ann);
-	json_object_object_add(o, "metadata", meta);
+	o = ctl_object_head("backupop.io/v1alpha1", "BackupRun", ns, rn, lab, ann);
 	spec = json_object_new_object();
 	json_object_object_add(spec, "scheduleRef", named(name));
 	json_object_object_add(spec, "action", jstr("backup"));
