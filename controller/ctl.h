@@ -155,6 +155,9 @@ const char *ctl_sidecar_problem(json_object *sched);
 unsigned int ctl_sidecar_port(ctl_t *c, json_object *sched);
 /* Makes the sidecar's Secret, remembers what to add, queues the labelled workloads. */
 int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r);
+/* A sidecar Secret went (its holder was removed as old, maybe just as the schedule came
+ * back to that config): the schedule makes it again if it is still the current one. */
+void ctl_sidecar_secret_deleted(ctl_t *c, const char *object);
 /* The schedule no longer wants a sidecar: queue its workloads for removal. */
 void ctl_sidecar_forget(ctl_t *c, const char *ns, const char *name);
 /* Calls the sidecar of `pod`, or of the first Ready pod by name that answers (*used: its

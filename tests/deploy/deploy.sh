@@ -238,6 +238,8 @@ cannot create pods -n backupop-system
 can list pods --all-namespaces           # sidecar mode: a run goes to a Ready pod
 can watch deployments.apps --all-namespaces
 can patch statefulsets.apps -n "$NS"     # ... the sidecar is patched into the template
+can delete configmaps -n "$NS"          # ... the holder of an old sidecar Secret
+cannot update configmaps -n "$NS"
 can patch daemonsets.apps -n "$NS"
 cannot create deployments.apps -n "$NS"
 cannot update deployments.apps -n "$NS"
