@@ -53,5 +53,7 @@ ok "B restarted after kill -9 shows its interrupted run Failed" \
 ok "... in its record too" grep -q '"phase":"Failed"' "$T/store/shared/runs/$rid.json"
 ok "... and no manifest for it" test "$(find "$T/store/shared" -name manifest.json | wc -l)" -eq 1
 rm -f "$T/go"
-for p in "$PID_A" "$PID"; do kill -TERM "$p"; wait "$p"; done
+st=0
+for p in "$PID_A" "$PID"; do kill -TERM "$p"; wait "$p" || st=$?; done
+ok "both runners stop cleanly (exit 0, got $st)" test "$st" -eq 0
 done_testing
