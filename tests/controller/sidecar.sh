@@ -5,7 +5,8 @@
 # schedule removes exactly what was added. The controller makes one BackupRun per scheduled
 # time (also across a controller restart), sent to the first Ready pod by name, or to the
 # next one when that one does not answer; every backup's success or failure is an Event on
-# the schedule; a BackupRun restore writes the backed-up bytes back into the volume.
+# the schedule; a BackupRun restore writes the backed-up bytes back into the volume; a
+# config change makes a new sidecar Secret and the old ones go once no template names them.
 # The test plays the kubelet: the Deployment's two pods are marked Ready with the addresses
 # 127.0.0.2 and 127.0.0.3, where runners started from the sidecar's Secret listen; the
 # "volume" is a local directory.
