@@ -6,8 +6,9 @@
  *
  * The schedule's reconcile makes the sidecar's config Secret in the schedule's namespace
  * (create-only and immutable, named after a keyed hash of its content, held by a
- * ConfigMap of its name that the schedule owns; prune_secrets() removes old ones) and remembers the container and volumes to add (c->sidecars). The workload's
- * reconcile compares the hash recorded in the workload's backupop.io/sidecar annotation
+ * ConfigMap of its name that the schedule owns; prune_secrets() removes old ones) and
+ * remembers the container and volumes to add (c->sidecars). The workload's reconcile
+ * compares the hash recorded in the workload's backupop.io/sidecar annotation
  * and rewrites the pod template's containers and volumes with a merge patch that carries
  * the workload's resourceVersion (a concurrent change gives 409 and a retry, never a lost
  * update); it removes exactly the container and the volumes whose names it owns.
