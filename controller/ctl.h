@@ -64,6 +64,8 @@ typedef struct ctl {
 	                                                 * failed call: {t, error, busy} */
 	json_object *sidecars;                          /* "ns/name" -> the sidecar to add */
 	json_object *wl_seen;                           /* "k/ns/name" -> "generation|label|annotation" */
+	json_object *posted;                            /* BackupRun uid -> {id, pod}: sent to a
+	                                                 * runner, runId not yet in the cache */
 
 	pthread_t workers[CTL_WORKERS];
 	int nworkers;
@@ -97,6 +99,10 @@ json_object *jget(json_object *o, const char *path);
 int64_t jint(json_object *o, const char *path, int64_t dflt);
 json_object *jparse(const char *text);
 const char *jannotation(json_object *o, const char *name);
+/* A new object {apiVersion, kind, metadata: {name, namespace, labels, annotations}}; takes
+ * `labels` and `annotations` (either may be NULL). */
+json_object *ctl_object_head(const char *api_version, const char *kind, const char *ns,
+	const char *name, json_object *labels, json_object *annotations);
 /* The backupop.io/cleanup finalizer of an object; set or removed with a merge patch that
  * carries the object's resourceVersion (409 when it changed meanwhile). */
 bool ctl_has_finalizer(json_object *o);
@@ -149,6 +155,9 @@ const char *ctl_sidecar_problem(json_object *sched);
 unsigned int ctl_sidecar_port(ctl_t *c, json_object *sched);
 /* Makes the sidecar's Secret, remembers what to add, queues the labelled workloads. */
 int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r);
+/* A sidecar Secret went (its holder was removed as old, maybe just as the schedule came
+ * back to that config): the schedule makes it again if it is still the current one. */
+void ctl_sidecar_secret_deleted(ctl_t *c, const char *object);
 /* The schedule no longer wants a sidecar: queue its workloads for removal. */
 void ctl_sidecar_forget(ctl_t *c, const char *ns, const char *name);
 /* Calls the sidecar of `pod`, or of the first Ready pod by name that answers (*used: its

@@ -16,14 +16,9 @@
 static json_object *new_secret(const char *ns, const char *name, const char *sched_key,
 	const char *identity, const char *recipient)
 {
-	json_object *o = json_object_new_object(), *meta = json_object_new_object();
 	json_object *labels = json_object_new_object(), *ann = json_object_new_object();
-	json_object *data = json_object_new_object();
+	json_object *data = json_object_new_object(), *o;
 
-	json_object_object_add(o, "apiVersion", json_object_new_string("v1"));
-	json_object_object_add(o, "kind", json_object_new_string("Secret"));
-	json_object_object_add(meta, "name", json_object_new_string(name));
-	json_object_object_add(meta, "namespace", json_object_new_string(ns));
 	/* not managed-by: nothing of the controller's may ever delete or rewrite it */
 	json_object_object_add(labels, "app.kubernetes.io/created-by",
 		json_object_new_string(CTL_FIELD_MANAGER));
@@ -32,9 +27,7 @@ static json_object *new_secret(const char *ns, const char *name, const char *sch
 		"The age identity of the backups of this BackupSchedule. It is kept when the "
 		"schedule is deleted: without it those backups cannot be decrypted. Keep a copy "
 		"outside the cluster."));
-	json_object_object_add(meta, "labels", labels);
-	json_object_object_add(meta, "annotations", ann);
-	json_object_object_add(o, "metadata", meta);
+	o = ctl_object_head("v1", "Secret", ns, name, labels, ann);
 	json_object_object_add(o, "type", json_object_new_string("Opaque"));
 	json_object_object_add(data, BOP_RECONCILE_GENERATED_IDENTITY_KEY,
 		json_object_new_string(identity));

@@ -94,16 +94,15 @@ static const char *action_path(const char *action)
 	return NULL;
 }
 
-/* The schedule's runner, or in sidecar mode one of its sidecars: the run's own
- * (status.runnerPod) when `pinned`, else the first Ready one that answers (*used). */
-static int call(ctl_t *c, int w, json_object *sched, json_object *run, bool pinned,
-	char **used, const char *method, const char *path, const char *body, rapi_reply_t *rep)
+/* The schedule's runner, or in sidecar mode one of its sidecars: `pod` (the run's
+ * status.runnerPod) when not NULL, else the first Ready one that answers (*used). */
+static int call(ctl_t *c, int w, json_object *sched, const char *pod, char **used,
+	const char *method, const char *path, const char *body, rapi_reply_t *rep)
 {
 	if (used)
 		*used = NULL;
 	if (sched && jget(sched, "spec.sidecar"))
-		return ctl_sidecar_call(c, w, sched, pinned ? js(run, "status.runnerPod") : NULL,
-			used, method, path, body, rep);
+		return ctl_sidecar_call(c, w, sched, pod, used, method, path, body, rep);
 	return ctl_runner_call(c, w, js(sched, "metadata.namespace"),
 		js(sched, "metadata.name"), js(sched, "metadata.uid"), method, path, body, rep);
 }
@@ -125,7 +124,7 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/backups/%s", backup);
-		ret = call(c, w, sched, run, false, NULL, "DELETE", p, NULL, &rep);
+		ret = call(c, w, sched, NULL, NULL, "DELETE", p, NULL, &rep);
 		if (ret == 0 && rep.status != 404 && (rep.status < 200 || rep.status > 299)) {
 			ret = bop_error_set(BOP_EIO, rep.body ? rep.body : "the runner refused");
 		}
@@ -139,6 +138,48 @@ static int run_deleted(ctl_t *c, int w, json_object *run, const char *path, cons
 			"removed from storage", ns, js(run, "metadata.name"), backup);
 	}
 	return ctl_set_finalizer(c, w, run, path, false);
+}
+
+/*
+ * A BackupRun is sent to its runner once. Its run id goes into status.runId, but this
+ * worker reads the informer's copy, which may not show that patch yet when the key comes
+ * round again (an event queued it meanwhile, or the patch failed and is retried): without
+ * more, that would POST a second run. So the runs sent are remembered here, by the
+ * BackupRun's uid, until the cache shows a runId; a controller that restarts lists the
+ * BackupRuns afresh, with every runId patched before it stopped.
+ */
+static void posted_remember(ctl_t *c, const char *uid, const char *id, const char *pod)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string(id));
+	if (pod)
+		json_object_object_add(o, "pod", json_object_new_string(pod));
+	pthread_mutex_lock(&c->lock);
+	json_object_object_add(c->posted, uid, o);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* What was remembered for `uid` (copies, to free), or false. */
+static bool posted_recall(ctl_t *c, const char *uid, char **id, char **pod)
+{
+	json_object *o = NULL;
+
+	*id = *pod = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (json_object_object_get_ex(c->posted, uid, &o)) {
+		*id = strdup(js(o, "id"));
+		*pod = js(o, "pod") ? strdup(js(o, "pod")) : NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return *id != NULL;
+}
+
+static void posted_forget(ctl_t *c, const char *uid)
+{
+	pthread_mutex_lock(&c->lock);
+	json_object_object_del(c->posted, uid);
+	pthread_mutex_unlock(&c->lock);
 }
 
 #define PENDING_POLL_MS 5000
@@ -176,8 +217,9 @@ static json_object *not_sent(ctl_t *c, json_object *run, const char *key, const 
 int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 {
 	char key[512], path[700], skey[512], *text = NULL, *stext = NULL;
+	char *sent_id = NULL, *sent_pod = NULL;
 	json_object *run = NULL, *sched = NULL, *st = NULL, *rr = NULL;
-	const char *sname, *action, *phase, *run_id, *uid = NULL;
+	const char *sname, *action, *phase, *run_id, *uid = NULL, *run_uid, *pod;
 	rapi_reply_t rep = { 0, NULL };
 	char *used = NULL;
 	int ret;
@@ -189,6 +231,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		return 0;
 	if (ret || !(run = jparse(text)))
 		goto out;
+	run_uid = js(run, "metadata.uid");
 	sname = js(run, "spec.scheduleRef.name");
 	action = js(run, "spec.action");
 	phase = js(run, "status.phase");
@@ -199,6 +242,9 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 			uid = js(sched, "metadata.uid");
 		}
 	}
+	if (run_uid && (terminal(phase) || js(run, "status.runId") ||
+	    jget(run, "metadata.deletionTimestamp")))
+		posted_forget(c, run_uid);
 	if (jget(run, "metadata.deletionTimestamp")) {
 		ret = run_deleted(c, w, run, path, uid, sched);
 		goto out;
@@ -226,8 +272,17 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		goto write;
 	}
 	run_id = js(run, "status.runId");
+	pod = js(run, "status.runnerPod");
 	if (!run_id)
 		run_id = jannotation(run, "backupop.io/run-id");
+	if (!run_id && run_uid && posted_recall(c, run_uid, &sent_id, &sent_pod)) {
+		run_id = sent_id;
+		pod = sent_pod;
+	}
+	if (!run_id && !run_uid) {
+		st = failed("the BackupRun has no uid");
+		goto write;
+	}
 	if (!run_id) {
 		json_object *body = json_object_new_object();
 		const char *backup = js(run, "spec.backup");
@@ -238,7 +293,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		if (js(run, "spec.targetDatabase"))
 			json_object_object_add(body, "targetDatabase",
 				json_object_new_string(js(run, "spec.targetDatabase")));
-		ret = call(c, w, sched, run, false, &used, "POST", action_path(action),
+		ret = call(c, w, sched, NULL, &used, "POST", action_path(action),
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
 		if (ret) {
@@ -269,6 +324,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 			st = failed("the runner's answer has no run id");
 			goto write;
 		}
+		posted_remember(c, run_uid, js(rr, "id"), used);
 		clog_(BOP_LOG_INFO, "BackupRun %s: %s started as run %s", key, action, js(rr, "id"));
 		bop_k8s_event(c->recorder, text, "Normal", "Started", "the runner started the run");
 		st = mirror(rr);
@@ -279,7 +335,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		char p[400];
 
 		snprintf(p, sizeof(p), "/v1/runs/%s", run_id);
-		ret = call(c, w, sched, run, true, NULL, "GET", p, NULL, &rep);
+		ret = call(c, w, sched, pod, NULL, "GET", p, NULL, &rep);
 	}
 	if (ret)
 		goto out;
@@ -294,6 +350,8 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		goto out;
 	}
 	st = mirror(rr);
+	if (sent_id)    /* the patch that sent it may have failed: these too */
+		put_str(st, "runnerPod", sent_pod);
 write:
 	ret = patch_status(c, w, run, path, st);
 	if (ret)
@@ -330,6 +388,8 @@ write:
 		ctl_enqueue(c, 'r', key, c->args.poll_seconds * 1000);
 	}
 out:
+	free(sent_id);
+	free(sent_pod);
 	bop_free(used);
 	rapi_reply_clear(&rep);
 	json_object_put(rr);
@@ -365,7 +425,7 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 
 	snprintf(skey, sizeof(skey), "%s/%s", ns, schedule);
 	for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
-		json_object *rr = json_object_array_get_idx(runs, i), *o, *meta, *spec, *lab, *ann;
+		json_object *rr = json_object_array_get_idx(runs, i), *o, *spec, *lab, *ann;
 		char name[254], key[600], path[600], *have = NULL;
 		const char *id = js(rr, "id");
 
@@ -378,20 +438,12 @@ int ctl_runs_mirror_scheduled(ctl_t *c, int w, const char *ns, const char *sched
 			bop_free(have);
 			continue;
 		}
-		o = json_object_new_object();
-		meta = json_object_new_object();
 		spec = json_object_new_object();
 		lab = json_object_new_object();
 		ann = json_object_new_object();
-		json_object_object_add(o, "apiVersion", json_object_new_string("backupop.io/v1alpha1"));
-		json_object_object_add(o, "kind", json_object_new_string("BackupRun"));
-		json_object_object_add(meta, "name", json_object_new_string(name));
-		json_object_object_add(meta, "namespace", json_object_new_string(ns));
 		json_object_object_add(lab, "backupop.io/schedule-name", json_object_new_string(schedule));
-		json_object_object_add(meta, "labels", lab);
 		json_object_object_add(ann, "backupop.io/run-id", json_object_new_string(id));
-		json_object_object_add(meta, "annotations", ann);
-		json_object_object_add(o, "metadata", meta);
+		o = ctl_object_head("backupop.io/v1alpha1", "BackupRun", ns, name, lab, ann);
 		json_object_object_add(spec, "scheduleRef", json_object_new_object());
 		json_object_object_add(jget(spec, "scheduleRef"), "name", json_object_new_string(schedule));
 		json_object_object_add(spec, "action", json_object_new_string(

@@ -5,9 +5,10 @@
  * See backupop-controller(8), SIDECAR MODE.
  *
  * The schedule's reconcile makes the sidecar's config Secret in the schedule's namespace
- * (create-only and immutable, named after a keyed hash of its content, owned by the
- * schedule) and remembers the container and volumes to add (c->sidecars). The workload's
- * reconcile compares the hash recorded in the workload's backupop.io/sidecar annotation
+ * (create-only and immutable, named after a keyed hash of its content, held by a
+ * ConfigMap of its name that the schedule owns; prune_secrets() removes old ones) and
+ * remembers the container and volumes to add (c->sidecars). The workload's reconcile
+ * compares the hash recorded in the workload's backupop.io/sidecar annotation
  * and rewrites the pod template's containers and volumes with a merge patch that carries
  * the workload's resourceVersion (a concurrent change gives 409 and a retry, never a lost
  * update); it removes exactly the container and the volumes whose names it owns.
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SC_CONTAINER "backupop-sidecar"
 #define SC_PREFIX "backupop-sidecar-"           /* names of the volumes we add */
@@ -31,6 +33,8 @@
 #define SC_ANNOTATION "backupop.io/sidecar"     /* workload: hash of what we added */
 #define SC_POD_LABEL "backupop.io/sidecar-of"   /* pod template: the schedule's name */
 #define SC_LABEL "backupop.io/schedule"         /* the user's label on the workload */
+#define SC_SECRET_LABEL "backupop.io/schedule-name" /* what we make: the schedule's name */
+#define SC_MADE_ANNOTATION "backupop.io/made-at-ms"  /* a sidecar Secret: when it was made */
 
 static const char *const wl_res[CTL_WORKLOAD_KINDS] = { "deployments", "statefulsets",
 	"daemonsets" };
@@ -265,16 +269,201 @@ const char *ctl_sidecar_problem(json_object *sched)
 
 static int each_workload(ctl_t *c, const char *ns, const char *schedule);
 
+/* The labels of what the controller makes for a schedule's sidecar. */
+static json_object *sidecar_labels(const char *schedule)
+{
+	json_object *labels = json_object_new_object();
+
+	json_object_object_add(labels, "app.kubernetes.io/name", jstr("backupop-sidecar"));
+	json_object_object_add(labels, "app.kubernetes.io/managed-by", jstr("backupop-controller"));
+	json_object_object_add(labels, SC_SECRET_LABEL, jstr(schedule));
+	return labels;
+}
+
+/*
+ * The holder of a sidecar Secret: an empty ConfigMap of the same name, owned by the
+ * schedule, that owns the Secret. The controller may not delete Secrets outside its own
+ * namespace (a generated identity must never go); deleting the holder lets the garbage
+ * collector remove an old sidecar Secret. *uid: the holder's uid.
+ */
+static int ensure_holder(ctl_t *c, int w, json_object *sched, const char *sname, char **uid)
+{
+	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
+	json_object *o, *owner, *owners, *data, *got = NULL;
+	char path[700], *body = NULL;
+	int ret;
+
+	*uid = NULL;
+	o = ctl_object_head("v1", "ConfigMap", ns, sname, sidecar_labels(name), NULL);
+	owner = json_object_new_object();
+	json_object_object_add(owner, "apiVersion", jstr("backupop.io/v1alpha1"));
+	json_object_object_add(owner, "kind", jstr("BackupSchedule"));
+	json_object_object_add(owner, "name", jstr(name));
+	json_object_object_add(owner, "uid", jstr(js(sched, "metadata.uid")));
+	owners = json_object_new_array();
+	json_object_array_add(owners, owner);
+	json_object_object_add(jget(o, "metadata"), "ownerReferences", owners);
+	data = json_object_new_object();
+	json_object_object_add(data, "about", jstr("Holds the backup sidecar's Secret of the "
+		"same name; deleted (and the Secret with it) once no pod template names it."));
+	json_object_object_add(o, "data", data);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps", ns);
+	ret = bop_k8s_request(c->wclient[w], NULL, &body, BOP_K8S_CREATE, path,
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), NULL);
+	json_object_put(o);
+	if (ret == 0)
+		ctl_count_write(c, "ConfigMap");
+	if (ret == BOP_ECONFLICT || ret == BOP_EEXISTS) {
+		bop_free(body);
+		body = NULL;
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps/%s", ns, sname);
+		ret = bop_k8s_request(c->wclient[w], NULL, &body, BOP_K8S_GET, path, NULL, NULL);
+	}
+	got = ret ? NULL : jparse(body);
+	if (ret == 0 && (!js(got, "metadata.uid") || jget(got, "metadata.deletionTimestamp")))
+		ret = bop_error_set(BOP_ECONFLICT, "the holder ConfigMap is being deleted");
+	if (ret == 0 && !(*uid = bop_strdup(js(got, "metadata.uid"))))
+		ret = BOP_ENOMEM;
+	if (ret)
+		clog_(BOP_LOG_WARN, "schedule %s/%s: cannot make the ConfigMap %s that holds the "
+			"sidecar's Secret: %s", ns, name, sname, bop_error_last());
+	json_object_put(got);
+	bop_free(body);
+	return ret;
+}
+
+/* The schedule's sidecar Secrets other than `keep`, and when `keep` was made. */
+typedef struct old_secrets {
+	const char *ns, *schedule, *keep;
+	long long keep_made;            /* unix ms; 0 when not seen */
+	json_object *found;             /* name -> {holder: uid, made: unix ms} */
+} old_secrets_t;
+
+static int find_old_secret(const char *key, const char *object, void *ud)
+{
+	old_secrets_t *x = ud;
+	json_object *o = jparse(object), *owners = jget(o, "metadata.ownerReferences"), *e;
+	const char *name = js(o, "metadata.name"), *made = jannotation(o, SC_MADE_ANNOTATION);
+	const char *l = jlabel(o, SC_SECRET_LABEL), *app = jlabel(o, "app.kubernetes.io/name");
+
+	(void)key;
+	if (!name || !made || strcmp(js(o, "metadata.namespace") ? js(o, "metadata.namespace") :
+	    "", x->ns) || !l || strcmp(l, x->schedule) || !app || strcmp(app, "backupop-sidecar"))
+		goto out;
+	if (!strcmp(name, x->keep)) {
+		x->keep_made = strtoll(made, NULL, 10);
+		goto out;
+	}
+	for (size_t i = 0; owners && i < json_object_array_length(owners); i++) {
+		json_object *ow = json_object_array_get_idx(owners, i);
+
+		if (js(ow, "kind") && !strcmp(js(ow, "kind"), "ConfigMap") && js(ow, "name") &&
+		    !strcmp(js(ow, "name"), name) && js(ow, "uid")) {
+			e = json_object_new_object();
+			json_object_object_add(e, "holder", jstr(js(ow, "uid")));
+			json_object_object_add(e, "made", json_object_new_int64(strtoll(made,
+				NULL, 10)));
+			json_object_object_add(x->found, name, e);
+		}
+	}
+out:
+	json_object_put(o);
+	return 0;
+}
+
+/* Drops from `found` the Secrets a current pod template of namespace `ns` names. */
+static int drop_referenced(ctl_t *c, int w, const char *ns, json_object *found)
+{
+	for (int k = 0; k < CTL_WORKLOAD_KINDS; k++) {
+		char path[600], *body = NULL;
+		json_object *list, *items;
+		int ret;
+
+		snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/%s", ns, wl_res[k]);
+		ret = bop_k8s_request(c->wclient[w], NULL, &body, BOP_K8S_GET, path, NULL, NULL);
+		if (ret) {
+			bop_free(body);
+			return ret;
+		}
+		list = jparse(body);
+		bop_free(body);
+		items = jget(list, "items");
+		for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+			json_object *vols = jget(json_object_array_get_idx(items, i),
+				"spec.template.spec.volumes");
+
+			for (size_t j = 0; vols && j < json_object_array_length(vols); j++) {
+				const char *sn = js(json_object_array_get_idx(vols, j),
+					"secret.secretName");
+
+				if (sn)
+					json_object_object_del(found, sn);
+			}
+		}
+		json_object_put(list);
+	}
+	return 0;
+}
+
+/*
+ * Removes the sidecar Secrets of schedule `schedule` made before `keep` (the current one)
+ * that no current pod template in `ns` names any more: a config change makes a new Secret,
+ * and the old ones would stay until the schedule goes. A pod still running from an old
+ * template keeps its mounted copy. Only Secrets older than `keep` go, so one made for a
+ * newer config meanwhile (by another worker) is never taken for an old one. The
+ * templates are read from the API server, not a cache, and only when there is something
+ * to remove.
+ */
+static void prune_secrets(ctl_t *c, int w, const char *ns, const char *schedule,
+	const char *keep)
+{
+	old_secrets_t x = { ns, schedule, keep, 0, json_object_new_object() };
+	json_object *gone = json_object_new_object();
+
+	if (!keep || !c->secrets)
+		goto out;
+	bop_k8s_informer_foreach(c->secrets, find_old_secret, &x);
+	if (x.keep_made <= 0)
+		goto out;       /* the current one is not in the cache yet: next time */
+	json_object_object_foreach(x.found, name, e) {
+		if (jint(e, "made", 0) < x.keep_made)
+			json_object_object_add(gone, name, json_object_get(e));
+	}
+	if (!json_object_object_length(gone) || drop_referenced(c, w, ns, gone))
+		goto out;
+	json_object_object_foreach(gone, sname, g) {
+		char path[700], body[300];
+		int ret;
+
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps/%s", ns, sname);
+		snprintf(body, sizeof(body), "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\","
+			"\"propagationPolicy\":\"Background\",\"preconditions\":{\"uid\":\"%s\"}}",
+			js(g, "holder"));
+		ret = bop_k8s_request(c->wclient[w], NULL, NULL, BOP_K8S_DELETE, path, body, NULL);
+		if (ret == 0) {
+			ctl_count_write(c, "ConfigMap");
+			clog_(BOP_LOG_INFO, "schedule %s/%s: removing the sidecar's old Secret %s "
+				"(no pod template names it)", ns, schedule, sname);
+		} else if (ret != BOP_ENOTFOUND && ret != BOP_ECONFLICT) {
+			clog_(BOP_LOG_WARN, "schedule %s/%s: cannot remove the sidecar's old Secret "
+				"%s: %s", ns, schedule, sname, bop_error_last());
+		}
+	}
+out:
+	json_object_put(gone);
+	json_object_put(x.found);
+}
+
 int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
 	const char *secret = bop_reconcile_object(r, BOP_RECONCILE_SECRET);
-	json_object *sobj = jparse(secret), *data = jget(sobj, "data"), *out = NULL, *meta, *labels;
+	json_object *sobj = jparse(secret), *data = jget(sobj, "data"), *out = NULL, *meta;
 	json_object *owner, *owners, *sd, *sts = jparse(bop_reconcile_object(r,
 		BOP_RECONCILE_STATEFULSET)), *d = NULL, *ndata;
 	unsigned int port = ctl_sidecar_port(c, sched);
 	char *cfg = sidecar_config(secret, port), *h = NULL, *all = NULL, sname[300], key[600];
-	char path[600], *have = NULL, skey[512];
+	char path[600], *have = NULL, skey[512], *holder_uid = NULL;
 	int ret = 0;
 
 	if (!cfg || !data) {
@@ -308,28 +497,31 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 			*p = '-';
 	snprintf(key, sizeof(key), "%s/%s", ns, sname);
 	if (bop_k8s_informer_get(c->secrets, &have, key) == BOP_ENOTFOUND) {
-		out = json_object_new_object();
-		json_object_object_add(out, "apiVersion", jstr("v1"));
-		json_object_object_add(out, "kind", jstr("Secret"));
-		meta = json_object_new_object();
-		json_object_object_add(meta, "name", jstr(sname));
-		json_object_object_add(meta, "namespace", jstr(ns));
-		labels = json_object_new_object();
-		json_object_object_add(labels, "app.kubernetes.io/name", jstr("backupop-sidecar"));
-		json_object_object_add(labels, "app.kubernetes.io/managed-by", jstr("backupop-controller"));
-		json_object_object_add(labels, "backupop.io/schedule-name", jstr(name));
-		json_object_object_add(meta, "labels", labels);
-		/* the garbage collector deletes it with the schedule (the controller may only
-		 * create Secrets outside its own namespace) */
+		{
+			struct timespec ts;
+			char made[32];
+			json_object *ann = json_object_new_object();
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			snprintf(made, sizeof(made), "%lld",
+				(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+			json_object_object_add(ann, SC_MADE_ANNOTATION, jstr(made));
+			out = ctl_object_head("v1", "Secret", ns, sname, sidecar_labels(name), ann);
+		}
+		meta = jget(out, "metadata");
+		/* owned by its holder ConfigMap, itself owned by the schedule: the garbage
+		 * collector deletes it with either (the controller may only create Secrets
+		 * outside its own namespace, never delete one) */
+		if ((ret = ensure_holder(c, w, sched, sname, &holder_uid)))
+			goto out;
 		owner = json_object_new_object();
-		json_object_object_add(owner, "apiVersion", jstr("backupop.io/v1alpha1"));
-		json_object_object_add(owner, "kind", jstr("BackupSchedule"));
-		json_object_object_add(owner, "name", jstr(name));
-		json_object_object_add(owner, "uid", jstr(js(sched, "metadata.uid")));
+		json_object_object_add(owner, "apiVersion", jstr("v1"));
+		json_object_object_add(owner, "kind", jstr("ConfigMap"));
+		json_object_object_add(owner, "name", jstr(sname));
+		json_object_object_add(owner, "uid", jstr(holder_uid));
 		owners = json_object_new_array();
 		json_object_array_add(owners, owner);
 		json_object_object_add(meta, "ownerReferences", owners);
-		json_object_object_add(out, "metadata", meta);
 		json_object_object_add(out, "type", jstr("Opaque"));
 		json_object_object_add(out, "immutable", json_object_new_boolean(1));
 		json_object_object_add(out, "data", ndata);
@@ -359,12 +551,15 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 		goto out;
 	}
 	json_object_object_add(d, "hash", jstr(h));
+	json_object_object_add(d, "secret", jstr(sname));
 	snprintf(skey, sizeof(skey), "%s/%s", ns, name);
 	pthread_mutex_lock(&c->lock);
 	json_object_object_add(c->sidecars, skey, json_object_get(d));
 	pthread_mutex_unlock(&c->lock);
 	each_workload(c, ns, name);
+	prune_secrets(c, w, ns, name, sname);
 out:
+	bop_free(holder_uid);
 	if (cfg) {
 		memset(cfg, 0, strlen(cfg));
 		free(cfg);
@@ -378,6 +573,19 @@ out:
 	json_object_put(sts);
 	json_object_put(sobj);
 	return ret;
+}
+
+void ctl_sidecar_secret_deleted(ctl_t *c, const char *object)
+{
+	json_object *o = jparse(object);
+	const char *l = jlabel(o, SC_SECRET_LABEL), *app = jlabel(o, "app.kubernetes.io/name");
+	char skey[512];
+
+	if (l && app && !strcmp(app, "backupop-sidecar") && js(o, "metadata.namespace")) {
+		snprintf(skey, sizeof(skey), "%s/%s", js(o, "metadata.namespace"), l);
+		ctl_enqueue(c, 's', skey, 0);
+	}
+	json_object_put(o);
 }
 
 void ctl_sidecar_forget(ctl_t *c, const char *ns, const char *name)
@@ -474,7 +682,7 @@ static bool has_volume(json_object *wl, const char *vol)
 
 int ctl_reconcile_workload(ctl_t *c, int w, char kind, const char *ns, const char *name)
 {
-	const char *res = ctl_workload_resource(kind), *label, *have;
+	const char *res = ctl_workload_resource(kind), *label = NULL, *have;
 	char path[700], skey[512], *body = NULL, *stext = NULL;
 	json_object *wl = NULL, *want = NULL, *sched = NULL, *patch = NULL, *conts, *vols;
 	json_object *pm, *pt, *ps, *ml, *ma, *tl, *v;
@@ -580,6 +788,9 @@ int ctl_reconcile_workload(ctl_t *c, int w, char kind, const char *ns, const cha
 				"the backup sidecar was removed from a workload");
 	}
 out:
+	/* the template names the current Secret (now): older ones may go */
+	if (ret == 0 && want && label)
+		prune_secrets(c, w, ns, label, js(want, "secret"));
 	json_object_put(patch);
 	json_object_put(want);
 	json_object_put(sched);
@@ -712,7 +923,7 @@ int ctl_sidecar_schedule(ctl_t *c, int w, json_object *sched, int64_t *last)
 	int64_t from = ls ? ctl_parse_time(ls) : ctl_parse_time(js(sched, "metadata.creationTimestamp"));
 	int64_t now = ctl_now(), t = from, due = 0, dl = jint(sched, "spec.startingDeadlineSeconds", -1);
 	bop_schedule_t *s = NULL;
-	json_object *o, *meta, *lab, *ann, *spec;
+	json_object *o, *lab, *ann, *spec;
 	char rn[300], path[600], when[32];
 	int ret;
 
@@ -740,20 +951,12 @@ int ctl_sidecar_schedule(ctl_t *c, int w, json_object *sched, int64_t *last)
 		return 0;
 	}
 	run_name(rn, sizeof(rn), name, due);
-	o = json_object_new_object();
-	json_object_object_add(o, "apiVersion", jstr("backupop.io/v1alpha1"));
-	json_object_object_add(o, "kind", jstr("BackupRun"));
-	meta = json_object_new_object();
-	json_object_object_add(meta, "name", jstr(rn));
-	json_object_object_add(meta, "namespace", jstr(ns));
 	lab = json_object_new_object();
 	json_object_object_add(lab, "backupop.io/schedule-name", jstr(name));
-	json_object_object_add(meta, "labels", lab);
 	ann = json_object_new_object();
 	ctl_format_time(due, when);
 	json_object_object_add(ann, "backupop.io/scheduled-time", jstr(when));
-	json_object_object_add(meta, "annotations", ann);
-	json_object_object_add(o, "metadata", meta);
+	o = ctl_object_head("backupop.io/v1alpha1", "BackupRun", ns, rn, lab, ann);
 	spec = json_object_new_object();
 	json_object_object_add(spec, "scheduleRef", named(name));
 	json_object_object_add(spec, "action", jstr("backup"));

@@ -227,8 +227,9 @@ int ctl_state_init(ctl_t *c)
 	c->unreachable = json_object_new_object();
 	c->sidecars = json_object_new_object();
 	c->wl_seen = json_object_new_object();
+	c->posted = json_object_new_object();
 	if (!c->refs || !c->secret_cache || !c->active || !c->unreachable || !c->sidecars ||
-	    !c->wl_seen)
+	    !c->wl_seen || !c->posted)
 		return bop_error_set(BOP_ENOMEM, "out of memory");
 	if ((ret = setup_metrics(c)) || (ret = bop_workqueue_new(&c->queue, NULL)))
 		return ret;
@@ -245,5 +246,6 @@ void ctl_state_free(ctl_t *c)
 	json_object_put(c->unreachable);
 	json_object_put(c->sidecars);
 	json_object_put(c->wl_seen);
+	json_object_put(c->posted);
 	pthread_mutex_destroy(&c->lock);
 }

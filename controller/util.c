@@ -28,6 +28,23 @@ json_object *jget(json_object *o, const char *path)
 	return o;
 }
 
+json_object *ctl_object_head(const char *api_version, const char *kind, const char *ns,
+	const char *name, json_object *labels, json_object *annotations)
+{
+	json_object *o = json_object_new_object(), *meta = json_object_new_object();
+
+	json_object_object_add(o, "apiVersion", json_object_new_string(api_version));
+	json_object_object_add(o, "kind", json_object_new_string(kind));
+	json_object_object_add(meta, "name", json_object_new_string(name));
+	json_object_object_add(meta, "namespace", json_object_new_string(ns));
+	if (labels)
+		json_object_object_add(meta, "labels", labels);
+	if (annotations)
+		json_object_object_add(meta, "annotations", annotations);
+	json_object_object_add(o, "metadata", meta);
+	return o;
+}
+
 const char *js(json_object *o, const char *path)
 {
 	json_object *v = jget(o, path);

@@ -148,15 +148,20 @@ static int take_lock(job_t *j)
  *    earlier container (whose pids are not visible from this one).
  * Such a lock is removed at start instead of waiting for its expiry; the library's own
  * takeover then has nothing to do. A live runner of the same catalog on the same host
- * (another pid that exists) keeps its lock.
+ * (another pid that exists) keeps its lock. The same test tells which records of runs
+ * left Running a starting runner recovers (runs.c): its own, never another live one's.
  */
-static bool owned_by_earlier_self(const runner_t *rn, const char *owner, const char *host)
+bool runner_owner_gone(const runner_t *rn, const char *owner)
 {
-	size_t nlen = strlen(rn->cfg.name), hlen = strlen(host);
+	char host[256] = "";
+	size_t nlen = strlen(rn->cfg.name), hlen;
 	const char *p = owner;
 	char *end;
 	long pid;
 
+	if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
+		snprintf(host, sizeof(host), "unknown-host");
+	hlen = strlen(host);
 	if (strncmp(p, "backupop-runner:", 16))
 		return false;
 	p += 16;
@@ -175,7 +180,7 @@ static bool owned_by_earlier_self(const runner_t *rn, const char *owner, const c
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
-static void take_over_lock(runner_t *rn, const char *key, const char *host)
+static void take_over_lock(runner_t *rn, const char *key)
 {
 	json_object *o = NULL, *owner, *expires;
 	size_t len = 0;
@@ -197,7 +202,7 @@ static void take_over_lock(runner_t *rn, const char *key, const char *host)
 	}
 	if (json_object_get_int64(expires) <= runner_now())
 		goto out;       /* expired: the next backup takes it over anyway */
-	if (!owned_by_earlier_self(rn, json_object_get_string(owner), host)) {
+	if (!runner_owner_gone(rn, json_object_get_string(owner))) {
 		rlog(BOP_LOG_INFO, "the catalog lock is held by %s for %llds more",
 			json_object_get_string(owner),
 			(long long)(json_object_get_int64(expires) - runner_now()));
@@ -223,7 +228,7 @@ void locks_init(runner_t *rn)
 		rn->cfg.name, host, (long)getpid());
 	if (rn->cfg.mode == RCFG_MODE_SINGLE || asprintf(&key, "%s/lock.json", rn->cfg.name) < 0)
 		return;
-	take_over_lock(rn, key, host);
+	take_over_lock(rn, key);
 	free(key);
 }
 

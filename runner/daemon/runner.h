@@ -134,6 +134,8 @@ void job_cancel(run_t *r, const char *reason);
 /* Sets the runner's lock owner and, at start, removes the catalog lock left by an earlier
  * incarnation of this runner (kill -9, a restarted pod). */
 void locks_init(runner_t *rn);
+/* Whether `owner` (a lock owner or a run record's writer) is this runner's earlier life. */
+bool runner_owner_gone(const runner_t *rn, const char *owner);
 
 /* sched.c */
 int sched_start(runner_t *rn);

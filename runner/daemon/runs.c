@@ -2,6 +2,12 @@
  * Run records: "<name>/runs/<id>.json" in the storage, written when a run starts and when
  * it ends, so that a runner that restarts after a crash finds the run it left "Running",
  * marks it Failed and removes what it left behind.
+ *
+ * Several runners may share one catalog (the sidecars of one schedule, one per pod). Each
+ * record names its writer ("writer": the runner's lock owner, with host and pid), and a
+ * starting runner recovers only the runs its own earlier life left unfinished
+ * (runner_owner_gone()); another runner's unfinished run is left alone, and not taken
+ * into this runner's history either, since only its writer can tell how it goes on.
  */
 #include "runner.h"
 
@@ -95,7 +101,8 @@ static void add_string(json_object *o, const char *key, const char *value)
 	json_object_object_add(o, key, value && *value ? json_object_new_string(value) : NULL);
 }
 
-char *run_to_json(const run_t *r)
+/* The record, or the API's view of the run when `writer` is NULL. */
+static char *run_json(const run_t *r, const char *writer)
 {
 	json_object *o = json_object_new_object();
 	char *text;
@@ -122,9 +129,16 @@ char *run_to_json(const run_t *r)
 		json_object_object_add(o, "rows", r->rows >= 0 ?
 			json_object_new_int64(r->rows) : NULL);
 	}
+	if (writer)
+		add_string(o, "writer", writer);
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return text;
+}
+
+char *run_to_json(const run_t *r)
+{
+	return run_json(r, NULL);
 }
 
 static const char *get_str(json_object *o, const char *key)
@@ -158,7 +172,8 @@ static int parse_enum(const char *v, const char *const *names, int n)
 	return -1;
 }
 
-static run_t *run_from_json(const char *text, size_t len)
+/* A record; `*writer` (allocated) is who wrote it, NULL for records of earlier versions. */
+static run_t *run_from_json(const char *text, size_t len, char **writer)
 {
 	static const char *const kinds[] = { "backup", "restore", "verify" };
 	static const char *const phases[] = { "Pending", "Running", "Succeeded", "Failed" };
@@ -167,6 +182,7 @@ static run_t *run_from_json(const char *text, size_t len)
 	run_t *r = NULL;
 	int kind, phase;
 
+	*writer = NULL;
 	json_tokener_free(tok);
 	if (!o || !json_object_is_type(o, json_type_object) || !get_str(o, "id"))
 		goto out;
@@ -192,6 +208,7 @@ static run_t *run_from_json(const char *text, size_t len)
 	r->target_database = get_str(o, "targetDatabase") ?
 		strdup(get_str(o, "targetDatabase")) : NULL;
 	r->error = get_str(o, "error") ? strdup(get_str(o, "error")) : NULL;
+	*writer = get_str(o, "writer") ? strdup(get_str(o, "writer")) : NULL;
 out:
 	json_object_put(o);
 	return r;
@@ -208,7 +225,7 @@ static char *record_key(const runner_t *rn, const char *id)
 
 void run_save(runner_t *rn, bop_storage_t *storage, const run_t *r)
 {
-	char *key = record_key(rn, r->id), *json = run_to_json(r);
+	char *key = record_key(rn, r->id), *json = run_json(r, rn->lock_owner);
 	bop_sink_t *sink = NULL;
 	int ret = -1;
 
@@ -334,7 +351,7 @@ int runs_recover(runner_t *rn)
 	if (ret == BOP_ENOTFOUND)
 		ret = 0;
 	for (size_t i = 0; ret == 0 && i < keys.count; i++) {
-		char *text = NULL;
+		char *text = NULL, *writer = NULL;
 		size_t len;
 		run_t *r;
 
@@ -343,12 +360,21 @@ int runs_recover(runner_t *rn)
 				bop_error_last());
 			continue;
 		}
-		r = run_from_json(text, len);
+		r = run_from_json(text, len, &writer);
 		free(text);
 		if (!r) {
 			rlog(BOP_LOG_WARN, "ignoring %s: not a run record", keys.keys[i]);
 			continue;
 		}
+		if ((r->phase == RUN_RUNNING || r->phase == RUN_PENDING) && writer &&
+		    !runner_owner_gone(rn, writer)) {
+			rlog(BOP_LOG_INFO, "run %s is %s's, which may still run it: leaving it alone",
+				r->id, writer);
+			free(writer);
+			run_free(r);
+			continue;
+		}
+		free(writer);
 		if (r->phase == RUN_RUNNING || r->phase == RUN_PENDING) {
 			rlog(BOP_LOG_WARN, "run %s was interrupted: marking it Failed", r->id);
 			r->phase = RUN_FAILED;

@@ -5,7 +5,8 @@
 # schedule removes exactly what was added. The controller makes one BackupRun per scheduled
 # time (also across a controller restart), sent to the first Ready pod by name, or to the
 # next one when that one does not answer; every backup's success or failure is an Event on
-# the schedule; a BackupRun restore writes the backed-up bytes back into the volume.
+# the schedule; a BackupRun restore writes the backed-up bytes back into the volume; a
+# config change makes a new sidecar Secret and the old ones go once no template names them.
 # The test plays the kubelet: the Deployment's two pods are marked Ready with the addresses
 # 127.0.0.2 and 127.0.0.3, where runners started from the sidecar's Secret listen; the
 # "volume" is a local directory.
@@ -77,12 +78,17 @@ ok "the schedule becomes Ready with reason SidecarConfigured" wait_for 30 ready_
 no_runner() { ! k -n "$SYS" get statefulset "$(rname "$NS" sc)" >/dev/null 2>&1; }
 ok "no runner StatefulSet of its own" no_runner
 SECRET=$(k -n "$NS" get secret -l backupop.io/schedule-name=sc,app.kubernetes.io/name=backupop-sidecar -o jsonpath='{.items[0].metadata.name}')
-ok "the sidecar's config Secret is in the schedule's namespace, owned by the schedule" sh -c "
+ok "the sidecar's config Secret is in the schedule's namespace, held by a ConfigMap of its name" sh -c "
 '$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get secret '$SECRET' -o json | python3 -c \"
 import json, sys; d = json.load(sys.stdin)
-o = d['metadata']['ownerReferences'][0]
-assert o['kind'] == 'BackupSchedule' and o['name'] == 'sc', o
+o = d['metadata']['ownerReferences']
+assert [(x['kind'], x['name']) for x in o] == [('ConfigMap', '$SECRET')], o
 assert d.get('immutable') is True\""
+ok "... which the schedule owns" sh -c "
+'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get configmap '$SECRET' -o json | python3 -c \"
+import json, sys; d = json.load(sys.stdin)
+o = d['metadata']['ownerReferences']
+assert [(x['kind'], x['name']) for x in o] == [('BackupSchedule', 'sc')], o\""
 sidecar_of() { # KIND NAME: the sidecar container's volume mounts as "name:path:ro", ...
 	k -n "$NS" get "$1" "$2" -o json | jq_py "
 c = [c for c in d['spec']['template']['spec']['containers'] if c['name'] == 'backupop-sidecar']
@@ -256,6 +262,37 @@ ok "... and writes the backed-up bytes into the volume" diff -r "$T/orig" "$T/re
 restore_no_event() { ! events BackupSucceeded | grep -q restore1; }
 ok "a restore is no backup Event" restore_no_event
 
+# a config change makes a new Secret; the old ones go once no pod template names them
+sc_secrets() {
+	k -n "$NS" get secret -l backupop.io/schedule-name=sc,app.kubernetes.io/name=backupop-sidecar \
+		-o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}'
+}
+named_by() { # KIND NAME: the sidecar Secret its pod template names
+	k -n "$NS" get "$1" "$2" -o json | jq_py "
+print([v for v in d['spec']['template']['spec']['volumes'] if v['name'] == 'backupop-sidecar-config'][0]['secret']['secretName'])"
+}
+both_name_new() { # OLD: both templates name one Secret, not OLD; it goes into $NEW
+	NEW=$(named_by deployment web) && [ "$NEW" != "$1" ] && [ "$(named_by statefulset db)" = "$NEW" ]
+}
+OLD1=$(named_by deployment web)
+k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":99}}}' >/dev/null
+ok "a config change: both pod templates name a new sidecar Secret" wait_for 30 both_name_new "$OLD1"
+OLD2=$NEW
+k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":98}}}' >/dev/null
+ok "... and again" wait_for 30 both_name_new "$OLD2"
+CUR=$NEW
+only_current() { [ "$(sc_secrets)" = "$CUR " ]; }
+ok "the two old Secrets go, the current one stays" wait_for 60 only_current
+diag "sidecar Secrets: $(sc_secrets) (were $OLD1, $OLD2)"
+holders_gone() { ! k -n "$NS" get configmap "$OLD1" >/dev/null 2>&1 && ! k -n "$NS" get configmap "$OLD2" >/dev/null 2>&1; }
+ok "... with their holder ConfigMaps" holders_gone
+k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":100}}}' >/dev/null
+ok "back to an earlier config: both templates name its Secret again" wait_for 30 both_name_new "$CUR"
+back_to_first() { [ "$NEW" = "$OLD1" ] && k -n "$NS" get secret "$OLD1" >/dev/null 2>&1; }
+ok "... made anew (the same name, since its content is the same)" wait_for 30 back_to_first
+only_first() { [ "$(sc_secrets)" = "$OLD1 " ]; }
+ok "... and the one before goes" wait_for 60 only_first
+
 # unlabel: removed, the user's template as it was
 k -n "$NS" label deployment web backupop.io/schedule- >/dev/null
 gone() { [ "$(sidecar_of "$1" "$2")" = none ]; }
@@ -277,4 +314,6 @@ t = d['spec']['template']['spec']
 assert [c['name'] for c in t['containers']] == ['db'] and not t.get('volumes')"
 }
 ok "... keeping its own container" db_as_before
+no_secrets() { [ -z "$(sc_secrets)" ]; }
+ok "... and the sidecar's Secret goes with it" wait_for 60 no_secrets
 done_testing

@@ -238,6 +238,8 @@ cannot create pods -n backupop-system
 can list pods --all-namespaces           # sidecar mode: a run goes to a Ready pod
 can watch deployments.apps --all-namespaces
 can patch statefulsets.apps -n "$NS"     # ... the sidecar is patched into the template
+can delete configmaps -n "$NS"          # ... the holder of an old sidecar Secret
+cannot update configmaps -n "$NS"
 can patch daemonsets.apps -n "$NS"
 cannot create deployments.apps -n "$NS"
 cannot update deployments.apps -n "$NS"
@@ -313,9 +315,12 @@ ok "docs/install.md: the monitoring objects in the overlay's namespace, nothing 
 	cd '$BOP_SOURCE_ROOT' && bash '$T/monitoring.sh' | python3 -c \"
 import sys, yaml
 d = [x for x in yaml.safe_load_all(sys.stdin) if x]
-assert sorted(x['kind'] for x in d) == ['PodMonitor', 'PrometheusRule', 'ServiceMonitor'], d
+assert sorted(x['kind'] for x in d) == ['PodMonitor', 'PodMonitor', 'PrometheusRule', 'ServiceMonitor'], d
 for x in d:
     assert x['metadata']['namespace'] == 'backups', x['metadata']
+    if x['metadata']['name'] == 'backupop-sidecar':
+        assert x['spec']['namespaceSelector'] == {'any': True}, x['spec']
+        continue
     assert x['spec'].get('namespaceSelector', {'matchNames': ['backups']})['matchNames'] == ['backups'], x['spec']
 assert 'backupop-system' not in yaml.safe_dump_all(d)\""
 

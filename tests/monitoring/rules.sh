@@ -66,4 +66,16 @@ assert d['apiVersion'] == 'monitoring.coreos.com/v1', d
 eps = d['spec'].get('endpoints') or d['spec'].get('podMetricsEndpoints')
 assert eps and all(e['port'] == 'metrics' for e in eps), eps"
 done
+ok "podmonitor-sidecar.yaml selects the sidecars' port bop-metrics in any namespace, as job backupop-runner" python3 -c "
+import yaml
+d = yaml.safe_load(open('$M/podmonitor-sidecar.yaml'))
+s = d['spec']
+assert d['apiVersion'] == 'monitoring.coreos.com/v1' and d['kind'] == 'PodMonitor', d
+assert s['namespaceSelector'] == {'any': True}, s
+assert s['selector'] == {'matchExpressions': [{'key': 'backupop.io/sidecar-of', 'operator': 'Exists'}]}, s
+eps = s['podMetricsEndpoints']
+assert [e['port'] for e in eps] == ['bop-metrics'], eps
+r = {x['targetLabel']: x for x in eps[0]['relabelings']}
+assert r['job']['replacement'] == 'backupop-runner', r
+assert r['schedule']['sourceLabels'] == ['__meta_kubernetes_pod_label_backupop_io_sidecar_of'], r"
 done_testing

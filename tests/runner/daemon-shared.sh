@@ -1,0 +1,59 @@
+#!/bin/bash
+# Two backupop-runners on one catalog (the sidecars of one schedule share theirs): a runner
+# that starts while another runs a backup leaves that run alone, and still recovers its
+# own run after kill -9.
+. "$BOP_SOURCE_ROOT/tests/runner/lib.sh"
+
+# A backup that goes on while $T/go exists, then ends well.
+cat >"$T/shared.yaml" <<YAML
+name: shared
+storage: 'file://$T/store'
+engine:
+  exec:
+    backupCommand: [sh, -c, 'i=0; while [ -e "$T/go" ] && [ \$i -lt 600 ]; do head -c 4096 /dev/urandom; sleep 0.1; i=\$((i+1)); done']
+api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+YAML
+touch "$T/go"
+start a "$T/shared.yaml"
+PID_A=$PID URL_A=$URL
+api -X POST "$URL_A/v1/backups" >"$T/post.json"
+rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+ok "runner A runs a slow backup" wait_phase "$rid" Running
+sleep 1
+ok "... its record says Running and names its writer" \
+	jq_py "assert d['phase']=='Running' and d['writer'].endswith(':$PID_A'), d" <"$T/store/shared/runs/$rid.json"
+
+start b "$T/shared.yaml"
+PID_B=$PID URL_B=$URL
+ok "runner B starts on the same catalog meanwhile" test -n "$URL_B"
+ok "... B leaves A's run alone (says so in its log)" grep -q "run $rid is .*:$PID_A's, which may still run it" "$T/b.log"
+ok "... A's record still says Running" grep -q '"phase":"Running"' "$T/store/shared/runs/$rid.json"
+code=$(api -o /dev/null -w '%{http_code}' "$URL_B/v1/runs/$rid")
+ok "... B does not claim A's run (404, got $code)" test "$code" = 404
+rm -f "$T/go"
+URL=$URL_A
+ok "A's backup Succeeds" wait_phase "$rid" Succeeded
+ok "... its record says Succeeded" grep -q '"phase":"Succeeded"' "$T/store/shared/runs/$rid.json"
+backup=$(jq_py 'print(d["backup"])' <"$T/run.json")
+ok "... and its manifest is there" test -s "$T/store/shared/$backup/manifest.json"
+
+# B's own backup, killed: B's next life recovers it while A keeps running.
+touch "$T/go"
+api -X POST "$URL_B/v1/backups" >"$T/post.json"
+rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+URL=$URL_B
+ok "runner B runs a slow backup" wait_phase "$rid" Running
+sleep 1
+kill -9 "$PID_B"
+wait "$PID_B" 2>/dev/null
+start b "$T/shared.yaml"
+api "$URL/v1/runs/$rid" >"$T/run.json"
+ok "B restarted after kill -9 shows its interrupted run Failed" \
+	jq_py 'assert d["phase"]=="Failed" and d["error"].startswith("interrupted"), d' <"$T/run.json"
+ok "... in its record too" grep -q '"phase":"Failed"' "$T/store/shared/runs/$rid.json"
+ok "... and no manifest for it" test "$(find "$T/store/shared" -name manifest.json | wc -l)" -eq 1
+rm -f "$T/go"
+st=0
+for p in "$PID_A" "$PID"; do kill -TERM "$p"; wait "$p" || st=$?; done
+ok "both runners stop cleanly (exit 0, got $st)" test "$st" -eq 0
+done_testing
