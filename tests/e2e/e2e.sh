@@ -426,7 +426,7 @@ if command -v prometheus >/dev/null && python3 -c 'import yaml' 2>/dev/null; the
 		"$BOP_SOURCE_ROOT/docs/install.md" | sed "s|>backupop-rules.yml\$|>'$T/rules.yml'|" >"$T/rules.sh"
 	(cd "$BOP_SOURCE_ROOT" && bash "$T/rules.sh")
 	sed -n '/^scrape_configs:$/,/^```$/p' "$BOP_SOURCE_ROOT/docs/install.md" | sed '$d' >"$T/guide-scrape.yml"
-	k -n "$SYS" get pods -o json >"$T/pods.json"
+	k get pods -A -o json >"$T/pods.json"
 	python3 - "$T/guide-scrape.yml" "$T/pods.json" "$SYS" >"$T/targets.yml" 2>"$T/targets.err" <<'PYEOF'
 import json, re, sys, yaml
 jobs = yaml.safe_load(open(sys.argv[1]))['scrape_configs']
@@ -436,15 +436,18 @@ def clean(k):
     return re.sub(r'[^a-zA-Z0-9_]', '_', k)
 for job in jobs:
     sd = job['kubernetes_sd_configs']
-    assert [c['role'] for c in sd] == ['pod'] and sd[0]['namespaces']['names'] == ['backups'], sd
+    # the guide's namespace backups is the test's $SYS; a job without names: every namespace
+    names = sd[0].get('namespaces', {}).get('names')
+    assert [c['role'] for c in sd] == ['pod'] and names in (None, ['backups']), sd
     targets = []
     for p in pods:
-        if not p['status'].get('podIP'):
+        if not p['status'].get('podIP') or (names and p['metadata']['namespace'] != sys.argv[3]):
             continue
         for c in p['spec']['containers']:
             for port in c.get('ports', []):
                 m = {'__address__': '%s:%d' % (p['status']['podIP'], port['containerPort']),
                      '__meta_kubernetes_pod_name': p['metadata']['name'],
+                     '__meta_kubernetes_namespace': p['metadata']['namespace'],
                      '__meta_kubernetes_pod_container_port_name': port.get('name', '')}
                 for k, v in p['metadata'].get('labels', {}).items():
                     m['__meta_kubernetes_pod_label_' + clean(k)] = v
