@@ -5,13 +5,9 @@
 . "$BOP_SOURCE_ROOT/tests/runner/lib.sh"
 
 # A backup that goes on while $T/go exists, then ends well.
-cat >"$T/shared.yaml" <<YAML
-name: shared
-storage: 'file://$T/store'
-engine:
-  exec:
-    backupCommand: [sh, -c, 'i=0; while [ -e "$T/go" ] && [ \$i -lt 600 ]; do head -c 4096 /dev/urandom; sleep 0.1; i=\$((i+1)); done']
-api: {listen: '127.0.0.1:0', token: '$TOKEN'}
+runner_config "$T/shared.yaml" shared <<YAML
+exec:
+  backupCommand: [sh, -c, 'i=0; while [ -e "$T/go" ] && [ \$i -lt 600 ]; do head -c 4096 /dev/urandom; sleep 0.1; i=\$((i+1)); done']
 YAML
 touch "$T/go"
 start a "$T/shared.yaml"
