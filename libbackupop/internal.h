@@ -170,6 +170,11 @@ bool bop__sha256_is_tap(const bop_stage_t *stage);
  * a thread of its own: for where the other threads keep every core busy already. */
 void bop__sha256_in_place(bop_stage_t *stage);
 
+/* 1 when `stage` is one of the library's compression stages (*workers: the zstd worker
+ * threads it runs, 0 when it compresses on the caller's thread), -1 when it is one of its
+ * decompression stages, 0 for any other stage. */
+int bop__codec_kind(const bop_stage_t *stage, int *workers);
+
 /* Does SHA-256 stage `stage` hash on a thread of its own (for the tests)? */
 bool bop__sha256_threaded(const bop_stage_t *stage);
 

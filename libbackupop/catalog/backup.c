@@ -178,14 +178,7 @@ int bop__catalog_add_encode(bop_pipeline_t *p, const bop_backup_options_t *o,
 	/* Stored bytes that are the plaintext need no second hash: it costs as much as zstd. */
 	if (ret == 0 && (o->compression != BOP_COMPRESSION_NONE || o->keys))
 		ret = add_made(p, bop_stage_sha256_new(&taps->stored), &taps->stored);
-	/* zstd with a worker per core keeps them all busy: hashing threads would only add
-	 * copies and hand-offs (files backup on 2 cores: 8% less CPU). */
-	if (ret == 0 && o->compression == BOP_COMPRESSION_ZSTD &&
-	    (o->threads == 0 || o->threads >= bop__ncpu())) {
-		bop__sha256_in_place(taps->plain);
-		if (taps->stored)
-			bop__sha256_in_place(taps->stored);
-	}
+	/* Which taps hash on a thread of their own, the pipeline decides when it runs. */
 	return ret;
 }
 

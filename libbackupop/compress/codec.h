@@ -12,4 +12,9 @@ int bop__zstd_decompress_new(bop_stage_t **out);
 int bop__gzip_compress_new(bop_stage_t **out, int level);
 int bop__gzip_decompress_new(bop_stage_t **out);
 
+/* 1 for a compression stage of the format (zstd: its worker threads in *workers, 0 when
+ * it compresses on the caller's thread), -1 for a decompression stage, 0 otherwise. */
+int bop__zstd_kind(const bop_stage_t *stage, int *workers);
+int bop__gzip_kind(const bop_stage_t *stage);
+
 #endif

@@ -167,3 +167,14 @@ BOP_EXTERN(int) bop_stage_decompress_new(bop_stage_t **out, bop_compression_t al
 	return bop__error(BOP_EINVAL, "unknown compression algorithm %d (use zstd, gzip or none)",
 		(int)algorithm);
 }
+
+int bop__codec_kind(const bop_stage_t *stage, int *workers)
+{
+	int kind;
+
+	*workers = 0;
+	if (!stage || !BOP__VERSION_OK(stage->version, STAGE_VERSION))
+		return 0;
+	kind = bop__zstd_kind(stage, workers);
+	return kind ? kind : bop__gzip_kind(stage);
+}

@@ -232,3 +232,10 @@ int bop__gzip_decompress_new(bop_stage_t **out)
 	*out = &g->base;
 	return 0;
 }
+
+int bop__gzip_kind(const bop_stage_t *stage)
+{
+	if (stage->process == gc_process)
+		return 1;
+	return stage->process == gd_process ? -1 : 0;
+}

@@ -12,6 +12,7 @@
 typedef struct zstd_compress {
 	bop_stage_t base;
 	ZSTD_CCtx *cctx;
+	int workers;
 	bool ended;
 } zstd_compress_t;
 
@@ -119,6 +120,7 @@ int bop__zstd_compress_new(bop_stage_t **out, int level, int threads)
 	ret = zc_set(z, ZSTD_c_nbWorkers, threads, "worker threads");
 	if (ret < 0)
 		goto fail;
+	z->workers = threads;
 	/* zstd's default job (4 windows, 8 MiB at level 3) keeps ~60 MiB in flight with two
 	 * workers; 4 MiB jobs halve that for the same ratio (measured: +0.01% size) and keep
 	 * the whole backup within its memory budget. */
@@ -209,4 +211,13 @@ int bop__zstd_decompress_new(bop_stage_t **out)
 	}
 	*out = &z->base;
 	return 0;
+}
+
+int bop__zstd_kind(const bop_stage_t *stage, int *workers)
+{
+	if (stage->process == zc_process) {
+		*workers = ((const zstd_compress_t *)stage)->workers;
+		return 1;
+	}
+	return stage->process == zd_process ? -1 : 0;
 }

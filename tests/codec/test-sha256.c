@@ -164,7 +164,7 @@ static void test_contract(void)
 	bop_stage_free(st);
 }
 
-/* The tap hashes on a thread of its own with three cores or more (the stream is copied into
+/* The tap hashes on a thread of its own with two cores or more (the stream is copied into
  * a 4 MiB ring): the same digests, counts and checks as in place, through the ring's wrap. */
 static void test_threaded(void)
 {
@@ -181,6 +181,13 @@ static void test_threaded(void)
 		"one core: 23 MiB hashed in place");
 	bop_stage_sha256_new(&st);
 	ok(!bop__sha256_threaded(st), "one core: no hashing thread");
+	bop_stage_free(st);
+
+	bop__ncpu_override = 2;
+	bop_stage_sha256_new(&st);
+	ok(bop__sha256_threaded(st), "two cores: the tap hashes on a thread of its own");
+	bop__sha256_in_place(st);
+	ok(!bop__sha256_threaded(st), "two cores: a tap asked to hash in place has no thread");
 	bop_stage_free(st);
 
 	bop__ncpu_override = 4;
@@ -217,6 +224,111 @@ static void test_threaded(void)
 	free(data);
 }
 
+/* ---- which taps of a pipeline hash on a thread of their own ---- */
+
+typedef struct placement {
+	bop_stage_t *taps[2];
+	int threaded[2];        /* seen by the source's first read: 1 threaded, 0 in place */
+	const tbuf_t *data;
+	size_t pos;
+	tbuf_t out;
+} placement_t;
+
+static int placement_read(void *buf, size_t cap, size_t *got, void *payload)
+{
+	placement_t *pl = payload;
+	size_t n = pl->data->len - pl->pos;
+
+	if (pl->pos == 0) {
+		for (int i = 0; i < 2; i++)
+			pl->threaded[i] = bop__sha256_threaded(pl->taps[i]);
+	}
+	if (n > cap)
+		n = cap;
+	memcpy(buf, pl->data->data + pl->pos, n);
+	pl->pos += n;
+	*got = n;
+	return 0;
+}
+
+static int placement_write(const void *buf, size_t len, void *payload)
+{
+	tbuf_append(&((placement_t *)payload)->out, buf, len);
+	return 0;
+}
+
+/* Runs `data` through tap, codec stage, tap; `codec` NULL: zstd decompression, else
+ * compression with these options. Returns the pipeline's result; pl->out gets its output. */
+static int run_placed(placement_t *pl, const tbuf_t *data, const bop_compress_options_t *codec)
+{
+	bop_pipeline_t *p = NULL;
+	bop_source_t *src = NULL;
+	bop_sink_t *sink = NULL;
+	bop_stage_t *st = NULL;
+	int r;
+
+	*pl = (placement_t){ .threaded = { -1, -1 }, .data = data };
+	bop_pipeline_new(&p, NULL);
+	bop_stage_sha256_new(&pl->taps[0]);
+	bop_pipeline_add_stage(p, pl->taps[0]);
+	if (codec)
+		bop_stage_compress_new(&st, codec);
+	else
+		bop_stage_decompress_new(&st, BOP_COMPRESSION_ZSTD);
+	bop_pipeline_add_stage(p, st);
+	bop_stage_sha256_new(&pl->taps[1]);
+	bop_pipeline_add_stage(p, pl->taps[1]);
+	bop_source_callback_new(&src, placement_read, pl);
+	bop_sink_callback_new(&sink, placement_write, pl);
+	bop_pipeline_set_source(p, src);
+	bop_pipeline_set_sink(p, sink);
+	r = bop_pipeline_run(p);
+	bop_pipeline_free(p);
+	return r;
+}
+
+/* A backup whose zstd runs a worker per core hashes in place (the workers keep every core
+ * busy); otherwise the plaintext side gets a thread, and with fewer than three cores the
+ * compressed side (a fraction of the size) is hashed in place. */
+static void test_placement(void)
+{
+	unsigned char *raw = random_bytes(3 << 20, 7);
+	tbuf_t data = { 0 }, packed = { 0 }, back = { 0 };
+	bop_compress_options_t one = BOP_COMPRESS_OPTIONS_INIT, all = BOP_COMPRESS_OPTIONS_INIT;
+	placement_t pl;
+
+	for (size_t i = 0; i < 4; i++)     /* compressible: 12 MiB, the same 3 MiB four times */
+		tbuf_append(&data, raw, 3 << 20);
+	one.threads = 1;
+	bop__ncpu_override = 2;
+	is_int(run_placed(&pl, &data, &one), 0, "two cores, one zstd worker: backup runs");
+	ok(pl.threaded[0] == 1, "... the plaintext is hashed on a thread");
+	ok(pl.threaded[1] == 0, "... the compressed stream in place");
+	packed = pl.out;
+	is_int(run_placed(&pl, &data, &all), 0, "two cores, a zstd worker per core: backup runs");
+	ok(pl.threaded[0] == 0 && pl.threaded[1] == 0, "... both streams are hashed in place");
+	tbuf_free(&pl.out);
+	is_int(run_placed(&pl, &packed, NULL), 0, "two cores: restore runs");
+	ok(pl.threaded[0] == 0, "... the stored stream is hashed in place");
+	ok(pl.threaded[1] == 1, "... the plaintext on a thread");
+	ok(pl.out.len == data.len && memcmp(pl.out.data, data.data, data.len) == 0,
+		"... and comes back byte for byte");
+	back = pl.out;
+	bop__ncpu_override = 4;
+	is_int(run_placed(&pl, &packed, NULL), 0, "four cores: restore runs");
+	ok(pl.threaded[0] == 1 && pl.threaded[1] == 1, "... both streams are hashed on threads");
+	tbuf_free(&pl.out);
+	one.threads = 2;
+	is_int(run_placed(&pl, &data, &one), 0, "four cores, two zstd workers: backup runs");
+	ok(pl.threaded[0] == 1 && pl.threaded[1] == 1, "... both streams are hashed on threads");
+	tbuf_free(&pl.out);
+	bop__ncpu_override = 0;
+	tbuf_free(&back);
+	tbuf_free(&packed);
+	tbuf_free(&data);
+	free(raw);
+}
+
 int main(void)
 {
 	test_vectors();
@@ -224,5 +336,6 @@ int main(void)
 	test_expect();
 	test_contract();
 	test_threaded();
+	test_placement();
 	return done_testing();
 }
