@@ -136,6 +136,20 @@ void cli_put_escaped(FILE *out, const char *text);
 /* Like cli_fail() for a command that could not be started: exit status 7. */
 int cli_fail_command(int code);
 
+/* writer.c: a restore's output written on a thread of its own (see there). */
+typedef struct cli_writer cli_writer_t;
+/* Whether a writer thread pays: with two cores or more. */
+bool cli_writer_wanted(void);
+/* Starts the thread writing to `sink` (which the caller keeps, commits and frees). */
+int cli_writer_start(cli_writer_t **out, bop_sink_t *sink);
+/* Queues `len` bytes; fails with the sink's error once a write of the thread failed. */
+int cli_writer_write(cli_writer_t *w, const void *buf, size_t len);
+/* Waits until everything queued is written: 0, or the sink's error. */
+int cli_writer_finish(cli_writer_t *w);
+/* Stops the thread (without writing what is still queued unless finished) and frees it.
+ * Accepts NULL. */
+void cli_writer_free(cli_writer_t *w);
+
 /* keys.c: the keys to encrypt with (backup) or decrypt with (restore, verify). *out is
  * NULL when nothing applies. Returns an exit code. */
 int cli_keys_for_backup(const cli_settings_t *s, bop_keys_t **out);

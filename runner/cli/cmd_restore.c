@@ -5,16 +5,27 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Where verified data goes: the real sink, through a writer thread for a file or standard
+ * output. Not for a command: its sink watches the restore's cancel flag while it waits for
+ * the command to read, which works on the restore's thread only. Not for an engine's sink:
+ * it does its own work beside the restore. */
+typedef struct output {
+	bop_sink_t *inner;
+	cli_writer_t *writer;
+} output_t;
+
 /* Forwards verified data to the real sink, stopping when a signal asked us to. The real
  * sink is committed by us, after the catalog has checked everything; on failure it is
  * aborted (a file is removed, a command is killed without seeing the end of its input). */
 static int guarded_write(const void *buf, size_t len, void *payload)
 {
-	bop_sink_t *inner = payload;
+	output_t *o = payload;
 
 	if (cli_interrupted)
 		return BOP_ECANCELED;
-	return bop_sink_write(inner, buf, len);
+	if (o->writer)
+		return cli_writer_write(o->writer, buf, len);
+	return bop_sink_write(o->inner, buf, len);
 }
 
 /* The engine of the config; it lives until the command ends, since its source or sink
@@ -133,13 +144,17 @@ static void restore_close(restore_ctx_t *ctx)
 
 static int run_restore(cli_t *cli, restore_ctx_t *ctx)
 {
-	bop_sink_t *inner = NULL, *wrapper = NULL;
+	output_t o = { NULL, NULL };
+	bop_sink_t *wrapper = NULL;
 	int ret;
 
-	ret = open_sink(cli, &inner);
+	ret = open_sink(cli, &o.inner);
 	if (ret)
 		return ret;
-	ret = bop_sink_callback_new(&wrapper, guarded_write, inner);
+	if (!engine_in_use && !cli->exec_argv && cli_writer_wanted())
+		ret = cli_writer_start(&o.writer, o.inner);
+	if (ret == 0)
+		ret = bop_sink_callback_new(&wrapper, guarded_write, &o);
 	if (ret < 0) {
 		ret = cli_fail(ret, false);
 		goto out;
@@ -147,16 +162,26 @@ static int run_restore(cli_t *cli, restore_ctx_t *ctx)
 	cli_install_signal_handlers();
 	ret = bop_catalog_restore(ctx->catalog, ctx->manifest, wrapper, &ctx->opts);
 	cli_progress_end(&ctx->progress);
+	if (ret == 0 && o.writer) {
+		ret = cli_writer_finish(o.writer);
+		if (ret < 0)
+			bop_error_setf(ret, "restore of backup %s failed: %s",
+				bop_manifest_id(ctx->manifest), bop_error_last());
+	}
 	if (ret < 0) {
-		bop_sink_abort(inner);
+		/* The thread stops before the sink it writes to is aborted. */
+		cli_writer_free(o.writer);
+		o.writer = NULL;
+		bop_sink_abort(o.inner);
 		ret = cli_fail(ret, true);
 		goto out;
 	}
-	ret = bop_sink_commit(inner);
+	ret = bop_sink_commit(o.inner);
 	if (ret < 0)
 		ret = cli_fail(ret, false);
 out:
-	bop_sink_free(inner);
+	cli_writer_free(o.writer);
+	bop_sink_free(o.inner);
 	bop_engine_free(engine_in_use);
 	engine_in_use = NULL;
 	return ret;

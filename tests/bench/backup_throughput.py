@@ -8,14 +8,16 @@ noise hits all of them alike:
   zstd       `zstd -3 -T0` alone (the compression limit on these cores)
   zstd|age   the shell pipeline `zstd -3 -T0 | age -r R`
   gzip|age   the script-based seed's design, `gzip | age -r R`
-and prints throughput and backupop's ratio against each peer, then backupop's peak RSS at
-two input sizes. Outputs go to a tmpfs (/dev/shm) for every contender, so the disk is not
+and prints throughput and backupop's ratio against each peer; then restore of the same
+input, `backupop restore -o FILE` against `age -d | zstd -d` (every output compared with the
+input); then backupop's peak RSS at two input sizes. Outputs go to a tmpfs (/dev/shm) for every contender, so the disk is not
 what is measured; backupop still fsyncs and renames as it always does.
 
 usage: backup_throughput.py --backupop PATH --gen-sql PATH [--size-mib 256] [--big-mib 1024]
                             [--rounds 3] [--workdir /dev/shm]
 """
 import argparse
+import filecmp
 import os
 import shutil
 import subprocess
@@ -84,6 +86,8 @@ def bench(args, work):
     for peer in ("zstd", "zstd|age", "gzip|age"):
         print("ratio backupop / %-9s %.2fx" % (peer, best[peer] / best["backupop"]))
 
+    restore(args, work, inp, key, recipient, storage, out)
+
     rss = {}
     for size in (args.size_mib, args.big_mib):
         path = os.path.join(work, "rss-%d.sql" % size)
@@ -96,6 +100,37 @@ def bench(args, work):
     small, big = rss[args.size_mib], rss[args.big_mib]
     print("peak RSS of backupop backup: %d MiB input %.1f MiB, %d MiB input %.1f MiB (%+.1f%%)"
           % (args.size_mib, small / 1024, args.big_mib, big / 1024, 100.0 * (big - small) / small))
+
+
+def restore(args, work, inp, key, recipient, storage, out):
+    """Restore of the same input, alternating: `backupop restore -o` (decrypt, decompress,
+    both SHA-256 checks, atomic rename) against `age -d | zstd -d`; each output is compared
+    with the input."""
+    stored = os.path.join(work, "peer.zst.age")
+    run([args.backupop, "backup", "--storage", storage, "--name", "restore", "--recipient",
+         recipient, "-q", "-i", inp])
+    run("zstd -q -3 -T0 -c '%s' | age -r %s > '%s'" % (inp, recipient, stored), shell=True)
+    contenders = {
+        "backupop": lambda: run([args.backupop, "restore", "--storage", storage, "--name",
+                                 "restore", "--identity", key, "-q", "-o", out, "latest"]),
+        "age|zstd": lambda: run("age -d -i '%s' '%s' | zstd -d -q > '%s'" % (key, stored, out),
+                                shell=True),
+    }
+    best = {name: float("inf") for name in contenders}
+    for _ in range(args.rounds):
+        for name, fn in contenders.items():
+            seconds, _ = fn()
+            best[name] = min(best[name], seconds)
+            if not filecmp.cmp(inp, out, shallow=False):
+                sys.exit("bench: %s restored something else than the input" % name)
+            os.unlink(out)
+    os.unlink(stored)
+    mib = args.size_mib
+    print("restore throughput of the same input, best of %d rounds:" % args.rounds)
+    for name, seconds in best.items():
+        print("  %-9s %8.1f MiB/s  (%.2f s, cpu %.2f s)" % (name, mib / seconds, seconds,
+                                                         seconds.cpu))
+    print("ratio backupop / %-9s %.2fx" % ("age -d | zstd -d", best["age|zstd"] / best["backupop"]))
 
 
 if __name__ == "__main__":

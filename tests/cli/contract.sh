@@ -32,6 +32,19 @@ expect_exit 0 "restore latest" bop restore --storage "$S" latest -o "$T/r"
 ok "... is the newest backup" cmp "$T/r" "$T/three"
 ok "restore by id" bop restore --storage "$S" "$id1" -o "$T/r1"
 ok "... is that backup" cmp "$T/r1" "$T/one"
+# The output is written on a thread of its own: its failures still fail the restore with
+# the system's word for them, and a slow reader still gets every byte.
+gen_random 5242880 "$T/big"
+bop backup --storage "$S" --name big -i "$T/big" >/dev/null
+expect_exit 1 "restore -o into a full device: 1" bop restore --storage "$S" --name big latest \
+	-o /dev/full
+err_says "... says why" "writing /dev/full: No space left on device"
+expect_exit 1 "restore to a full standard output: 1" sh -c '"$0" -q restore "$@" >/dev/full' \
+	"$BOP" --storage "$S" --name big latest
+err_says "... says why" "writing output: No space left on device"
+bop restore --storage "$S" --name big latest | { sleep 1; cat; } >"$T/slow"
+is "restore to a slow reader: exit status 0" "${PIPESTATUS[0]}" 0
+ok "... who gets every byte" cmp "$T/slow" "$T/big"
 expect_exit 0 "verify latest" bop verify --storage "$S" latest
 ok "... names the backup and says OK" grep -q "^$id3: OK" "$T/out"
 
