@@ -366,6 +366,8 @@ static void *writer_thread(void *arg)
 	bop_pipeline_t *p = w->p;
 	int ret;
 
+	pthread_setname_np(pthread_self(), "bop-put");
+
 	ret = bop_pipeline_run(p);
 	if (ret == 0)
 		ret = bop__catalog_encode_result(&w->taps, w->entry.plain_sha256,
@@ -817,8 +819,10 @@ static void *reader_thread(void *arg)
 	file_reader_t *r = arg;
 	bop_pipeline_t *p = r->p;
 	char what[NAME_MAX_LEN + 32];
-	int ret = bop_pipeline_run(p);
+	int ret;
 
+	pthread_setname_np(pthread_self(), "bop-get");
+	ret = bop_pipeline_run(p);
 	snprintf(what, sizeof(what), "reading file \"%s\" failed", r->entry.name);
 	if (ret < 0)
 		carry(&r->error, bop__catalog_decode_failed(ret, what));

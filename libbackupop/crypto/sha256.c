@@ -55,6 +55,8 @@ static void *ring_main(void *arg)
 	sha256_stage_t *s = arg;
 	hash_ring_t *r = s->ring;
 
+	pthread_setname_np(pthread_self(), "bop-sha256");
+
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		size_t off, n;

@@ -778,6 +778,8 @@ static void *informer_main(void *arg)
 {
 	bop_k8s_informer_t *inf = arg;
 
+	pthread_setname_np(pthread_self(), "bop-informer");
+
 	while (!stopping(inf)) {
 		if (relist(inf) < 0) {
 			if (stopping(inf))

@@ -309,6 +309,8 @@ static void *leader_main(void *arg)
 {
 	bop_k8s_leader_t *le = arg;
 
+	pthread_setname_np(pthread_self(), "bop-leader");
+
 	while (!stopping(le)) {
 		if (try_acquire_or_renew(le) == HELD)
 			lead(le);

@@ -47,6 +47,8 @@ static void *writer_main(void *arg)
 {
 	cli_writer_t *w = arg;
 
+	pthread_setname_np(pthread_self(), "bop-output");
+
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		size_t off, n;

@@ -468,6 +468,8 @@ static void *worker(void *arg)
 	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	struct archive *in, *out;
 
+	pthread_setname_np(pthread_self(), "bop-extract");
+
 	if (utf8)
 		uselocale(utf8);
 	in = archive_read_new();

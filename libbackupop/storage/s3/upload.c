@@ -185,6 +185,8 @@ static void *worker_main(void *payload)
 	char *etag;
 	int ret;
 
+	pthread_setname_np(pthread_self(), "bop-s3-part");
+
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->stopping && w->qlen == 0)
