@@ -103,6 +103,10 @@ const char *jannotation(json_object *o, const char *name);
  * `labels` and `annotations` (either may be NULL). */
 json_object *ctl_object_head(const char *api_version, const char *kind, const char *ns,
 	const char *name, json_object *labels, json_object *annotations);
+/* Appends {apiVersion, kind, name, uid} to the metadata.ownerReferences of `o` (an object
+ * from ctl_object_head()), making the array when there is none; a NULL name or uid is "". */
+void ctl_owner_ref(json_object *o, const char *api_version, const char *kind, const char *name,
+	const char *uid);
 /* The backupop.io/cleanup finalizer of an object; set or removed with a merge patch that
  * carries the object's resourceVersion (409 when it changed meanwhile). */
 bool ctl_has_finalizer(json_object *o);

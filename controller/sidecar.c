@@ -289,20 +289,13 @@ static json_object *sidecar_labels(const char *schedule)
 static int ensure_holder(ctl_t *c, int w, json_object *sched, const char *sname, char **uid)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
-	json_object *o, *owner, *owners, *data, *got = NULL;
+	json_object *o, *data, *got = NULL;
 	char path[700], *body = NULL;
 	int ret;
 
 	*uid = NULL;
 	o = ctl_object_head("v1", "ConfigMap", ns, sname, sidecar_labels(name), NULL);
-	owner = json_object_new_object();
-	json_object_object_add(owner, "apiVersion", jstr("backupop.io/v1alpha1"));
-	json_object_object_add(owner, "kind", jstr("BackupSchedule"));
-	json_object_object_add(owner, "name", jstr(name));
-	json_object_object_add(owner, "uid", jstr(js(sched, "metadata.uid")));
-	owners = json_object_new_array();
-	json_object_array_add(owners, owner);
-	json_object_object_add(jget(o, "metadata"), "ownerReferences", owners);
+	ctl_owner_ref(o, "backupop.io/v1alpha1", "BackupSchedule", name, js(sched, "metadata.uid"));
 	data = json_object_new_object();
 	json_object_object_add(data, "about", jstr("Holds the backup sidecar's Secret of the "
 		"same name; deleted (and the Secret with it) once no pod template names it."));
@@ -458,8 +451,8 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
 	const char *secret = bop_reconcile_object(r, BOP_RECONCILE_SECRET);
-	json_object *sobj = jparse(secret), *data = jget(sobj, "data"), *out = NULL, *meta;
-	json_object *owner, *owners, *sd, *sts = jparse(bop_reconcile_object(r,
+	json_object *sobj = jparse(secret), *data = jget(sobj, "data"), *out = NULL;
+	json_object *sd, *sts = jparse(bop_reconcile_object(r,
 		BOP_RECONCILE_STATEFULSET)), *d = NULL, *ndata;
 	unsigned int port = ctl_sidecar_port(c, sched);
 	char *cfg = sidecar_config(secret, port), *h = NULL, *all = NULL, sname[300], key[600];
@@ -508,20 +501,12 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 			json_object_object_add(ann, SC_MADE_ANNOTATION, jstr(made));
 			out = ctl_object_head("v1", "Secret", ns, sname, sidecar_labels(name), ann);
 		}
-		meta = jget(out, "metadata");
 		/* owned by its holder ConfigMap, itself owned by the schedule: the garbage
 		 * collector deletes it with either (the controller may only create Secrets
 		 * outside its own namespace, never delete one) */
 		if ((ret = ensure_holder(c, w, sched, sname, &holder_uid)))
 			goto out;
-		owner = json_object_new_object();
-		json_object_object_add(owner, "apiVersion", jstr("v1"));
-		json_object_object_add(owner, "kind", jstr("ConfigMap"));
-		json_object_object_add(owner, "name", jstr(sname));
-		json_object_object_add(owner, "uid", jstr(holder_uid));
-		owners = json_object_new_array();
-		json_object_array_add(owners, owner);
-		json_object_object_add(meta, "ownerReferences", owners);
+		ctl_owner_ref(out, "v1", "ConfigMap", sname, holder_uid);
 		json_object_object_add(out, "type", jstr("Opaque"));
 		json_object_object_add(out, "immutable", json_object_new_boolean(1));
 		json_object_object_add(out, "data", ndata);
