@@ -296,22 +296,10 @@ ok "... and the one before goes" wait_for 60 only_first
 # an old Secret that a pod template names stays (here an unlabelled Deployment's, which
 # the controller leaves alone); after a restart the controller knows the schedule's
 # Secrets again, and that one goes once no template names it
-k -n "$NS" apply -f - >/dev/null <<EOF
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: pin}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: pin}}
-  template:
-    metadata: {labels: {app: pin}}
-    spec:
-      containers:
-      - {name: pin, image: busybox, command: [sleep, 1d], volumeMounts: [{name: cfg, mountPath: /cfg}]}
-      volumes:
-      - {name: cfg, secret: {secretName: $OLD1}}
-EOF
-k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":97}}}' >/dev/null &&
+k -n "$NS" create deployment pin --image=busybox --replicas=0 >/dev/null &&
+	k -n "$NS" patch deployment pin --type json -p '[{"op": "add", "path": "/spec/template/spec/volumes",
+		"value": [{"name": "cfg", "secret": {"secretName": "'"$OLD1"'"}}]}]' >/dev/null &&
+	k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":97}}}' >/dev/null &&
 	wait_for 30 both_name_new "$OLD1" && OLD3=$NEW &&
 	k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":96}}}' >/dev/null &&
 	wait_for 30 both_name_new "$OLD3"
