@@ -56,13 +56,15 @@ typedef struct ctl {
 	bop_metric_t *m_reconciles, *m_duration, *m_queue, *m_writes, *m_errors, *m_leader;
 	unsigned char key[32];
 
-	pthread_mutex_t lock;                           /* guards the index and secret cache */
+	pthread_mutex_t lock;                           /* guards the indexes and secret cache */
 	ctl_index_t *refs;                              /* "secret:ns/name", "storage:x" -> keys */
 	json_object *secret_cache;                      /* "ns/name" -> {rv, object} */
 	json_object *active;                            /* schedules whose runner has a run going */
 	json_object *unreachable;                       /* "ns/schedule" -> its runner's last
 	                                                 * failed call: {t, error, busy} */
 	json_object *sidecars;                          /* "ns/name" -> the sidecar to add */
+	ctl_index_t *sc_secrets;                        /* sidecar Secret "ns/name" -> its
+	                                                 * schedule "ns/name", from the cache */
 	json_object *wl_seen;                           /* "k/ns/name" -> "generation|label|annotation" */
 	json_object *posted;                            /* BackupRun uid -> {id, pod}: sent to a
 	                                                 * runner, runId not yet in the cache */
@@ -103,6 +105,10 @@ const char *jannotation(json_object *o, const char *name);
  * `labels` and `annotations` (either may be NULL). */
 json_object *ctl_object_head(const char *api_version, const char *kind, const char *ns,
 	const char *name, json_object *labels, json_object *annotations);
+/* Appends {apiVersion, kind, name, uid} to the metadata.ownerReferences of `o` (an object
+ * from ctl_object_head()), making the array when there is none; a NULL name or uid is "". */
+void ctl_owner_ref(json_object *o, const char *api_version, const char *kind, const char *name,
+	const char *uid);
 /* The backupop.io/cleanup finalizer of an object; set or removed with a merge patch that
  * carries the object's resourceVersion (409 when it changed meanwhile). */
 bool ctl_has_finalizer(json_object *o);
@@ -155,9 +161,11 @@ const char *ctl_sidecar_problem(json_object *sched);
 unsigned int ctl_sidecar_port(ctl_t *c, json_object *sched);
 /* Makes the sidecar's Secret, remembers what to add, queues the labelled workloads. */
 int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r);
-/* A sidecar Secret went (its holder was removed as old, maybe just as the schedule came
- * back to that config): the schedule makes it again if it is still the current one. */
-void ctl_sidecar_secret_deleted(ctl_t *c, const char *object);
+/* A Secret of the cache changed: keeps c->sc_secrets. A sidecar Secret that went (its
+ * holder was removed as old, maybe just as the schedule came back to that config): the
+ * schedule makes it again if it is still the current one. */
+void ctl_sidecar_secret_event(ctl_t *c, bop_k8s_event_type_t type, const char *key,
+	const char *object);
 /* The schedule no longer wants a sidecar: queue its workloads for removal. */
 void ctl_sidecar_forget(ctl_t *c, const char *ns, const char *name);
 /* Calls the sidecar of `pod`, or of the first Ready pod by name that answers (*used: its

@@ -47,10 +47,9 @@ static void on_secret(bop_k8s_event_type_t type, const char *key, const char *ob
 	ctl_t *c = ud;
 	char ref[600];
 
-	if (type == BOP_K8S_DELETED) {
+	if (type == BOP_K8S_DELETED)
 		ctl_secret_forget(c, key);
-		ctl_sidecar_secret_deleted(c, object);
-	}
+	ctl_sidecar_secret_event(c, type, key, object);
 	snprintf(ref, sizeof(ref), "secret:%s", key);
 	ctl_enqueue_refs(c, ref);
 }

@@ -6,7 +6,8 @@
  *
  * The schedule's reconcile makes the sidecar's config Secret in the schedule's namespace
  * (create-only and immutable, named after a keyed hash of its content, held by a
- * ConfigMap of its name that the schedule owns; prune_secrets() removes old ones) and
+ * ConfigMap of its name that the schedule owns; prune_secrets() removes old ones, found
+ * through c->sc_secrets, which the Secret informer's events keep) and
  * remembers the container and volumes to add (c->sidecars). The workload's reconcile
  * compares the hash recorded in the workload's backupop.io/sidecar annotation
  * and rewrites the pod template's containers and volumes with a merge patch that carries
@@ -289,20 +290,13 @@ static json_object *sidecar_labels(const char *schedule)
 static int ensure_holder(ctl_t *c, int w, json_object *sched, const char *sname, char **uid)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
-	json_object *o, *owner, *owners, *data, *got = NULL;
+	json_object *o, *data, *got = NULL;
 	char path[700], *body = NULL;
 	int ret;
 
 	*uid = NULL;
 	o = ctl_object_head("v1", "ConfigMap", ns, sname, sidecar_labels(name), NULL);
-	owner = json_object_new_object();
-	json_object_object_add(owner, "apiVersion", jstr("backupop.io/v1alpha1"));
-	json_object_object_add(owner, "kind", jstr("BackupSchedule"));
-	json_object_object_add(owner, "name", jstr(name));
-	json_object_object_add(owner, "uid", jstr(js(sched, "metadata.uid")));
-	owners = json_object_new_array();
-	json_object_array_add(owners, owner);
-	json_object_object_add(jget(o, "metadata"), "ownerReferences", owners);
+	ctl_owner_ref(o, "backupop.io/v1alpha1", "BackupSchedule", name, js(sched, "metadata.uid"));
 	data = json_object_new_object();
 	json_object_object_add(data, "about", jstr("Holds the backup sidecar's Secret of the "
 		"same name; deleted (and the Secret with it) once no pod template names it."));
@@ -372,7 +366,8 @@ out:
 }
 
 /* Drops from `found` the Secrets a current pod template of namespace `ns` names. */
-static int drop_referenced(ctl_t *c, int w, const char *ns, json_object *found)
+static int drop_referenced(ctl_t *c, int w, const char *ns, const char *schedule,
+	json_object *found)
 {
 	for (int k = 0; k < CTL_WORKLOAD_KINDS; k++) {
 		char path[600], *body = NULL;
@@ -389,20 +384,29 @@ static int drop_referenced(ctl_t *c, int w, const char *ns, json_object *found)
 		bop_free(body);
 		items = jget(list, "items");
 		for (size_t i = 0; items && i < json_object_array_length(items); i++) {
-			json_object *vols = jget(json_object_array_get_idx(items, i),
-				"spec.template.spec.volumes");
+			json_object *item = json_object_array_get_idx(items, i);
+			json_object *vols = jget(item, "spec.template.spec.volumes");
 
 			for (size_t j = 0; vols && j < json_object_array_length(vols); j++) {
 				const char *sn = js(json_object_array_get_idx(vols, j),
 					"secret.secretName");
 
-				if (sn)
-					json_object_object_del(found, sn);
+				if (!sn || !json_object_object_get_ex(found, sn, NULL))
+					continue;
+				clog_(BOP_LOG_DEBUG, "schedule %s/%s: the sidecar's old Secret %s "
+					"stays: the pod template of %s %s names it", ns, schedule, sn,
+					wl_res[k], js(item, "metadata.name"));
+				json_object_object_del(found, sn);
 			}
 		}
 		json_object_put(list);
 	}
 	return 0;
+}
+
+static void add_key(void *ud, const char *key)
+{
+	json_object_array_add(ud, json_object_new_string(key));
 }
 
 /*
@@ -411,25 +415,42 @@ static int drop_referenced(ctl_t *c, int w, const char *ns, json_object *found)
  * and the old ones would stay until the schedule goes. A pod still running from an old
  * template keeps its mounted copy. Only Secrets older than `keep` go, so one made for a
  * newer config meanwhile (by another worker) is never taken for an old one. The
- * templates are read from the API server, not a cache, and only when there is something
- * to remove.
+ * candidates are the schedule's Secrets in c->sc_secrets, read again from the cache (not
+ * a walk of every Secret: this runs at each reconcile of the schedule and its workloads);
+ * the templates are read from the API server, not a cache, and only when there is
+ * something to remove.
  */
 static void prune_secrets(ctl_t *c, int w, const char *ns, const char *schedule,
 	const char *keep)
 {
 	old_secrets_t x = { ns, schedule, keep, 0, json_object_new_object() };
-	json_object *gone = json_object_new_object();
+	json_object *gone = json_object_new_object(), *keys = json_object_new_array();
+	char skey[512];
 
 	if (!keep || !c->secrets)
 		goto out;
-	bop_k8s_informer_foreach(c->secrets, find_old_secret, &x);
+	snprintf(skey, sizeof(skey), "%s/%s", ns, schedule);
+	pthread_mutex_lock(&c->lock);
+	ctl_index_each(c->sc_secrets, skey, add_key, keys);
+	pthread_mutex_unlock(&c->lock);
+	/* the current one also when its event is not through yet */
+	snprintf(skey, sizeof(skey), "%s/%s", ns, keep);
+	add_key(keys, skey);
+	for (size_t i = 0; i < json_object_array_length(keys); i++) {
+		const char *key = json_object_get_string(json_object_array_get_idx(keys, i));
+		char *obj = NULL;
+
+		if (bop_k8s_informer_get(c->secrets, &obj, key) == 0)
+			find_old_secret(key, obj, &x);
+		bop_free(obj);
+	}
 	if (x.keep_made <= 0)
 		goto out;       /* the current one is not in the cache yet: next time */
 	json_object_object_foreach(x.found, name, e) {
 		if (jint(e, "made", 0) < x.keep_made)
 			json_object_object_add(gone, name, json_object_get(e));
 	}
-	if (!json_object_object_length(gone) || drop_referenced(c, w, ns, gone))
+	if (!json_object_object_length(gone) || drop_referenced(c, w, ns, schedule, gone))
 		goto out;
 	json_object_object_foreach(gone, sname, g) {
 		char path[700], body[300];
@@ -450,6 +471,7 @@ static void prune_secrets(ctl_t *c, int w, const char *ns, const char *schedule,
 		}
 	}
 out:
+	json_object_put(keys);
 	json_object_put(gone);
 	json_object_put(x.found);
 }
@@ -458,8 +480,8 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 {
 	const char *ns = js(sched, "metadata.namespace"), *name = js(sched, "metadata.name");
 	const char *secret = bop_reconcile_object(r, BOP_RECONCILE_SECRET);
-	json_object *sobj = jparse(secret), *data = jget(sobj, "data"), *out = NULL, *meta;
-	json_object *owner, *owners, *sd, *sts = jparse(bop_reconcile_object(r,
+	json_object *sobj = jparse(secret), *data = jget(sobj, "data"), *out = NULL;
+	json_object *sd, *sts = jparse(bop_reconcile_object(r,
 		BOP_RECONCILE_STATEFULSET)), *d = NULL, *ndata;
 	unsigned int port = ctl_sidecar_port(c, sched);
 	char *cfg = sidecar_config(secret, port), *h = NULL, *all = NULL, sname[300], key[600];
@@ -508,20 +530,12 @@ int ctl_sidecar_apply(ctl_t *c, int w, json_object *sched, bop_reconcile_t *r)
 			json_object_object_add(ann, SC_MADE_ANNOTATION, jstr(made));
 			out = ctl_object_head("v1", "Secret", ns, sname, sidecar_labels(name), ann);
 		}
-		meta = jget(out, "metadata");
 		/* owned by its holder ConfigMap, itself owned by the schedule: the garbage
 		 * collector deletes it with either (the controller may only create Secrets
 		 * outside its own namespace, never delete one) */
 		if ((ret = ensure_holder(c, w, sched, sname, &holder_uid)))
 			goto out;
-		owner = json_object_new_object();
-		json_object_object_add(owner, "apiVersion", jstr("v1"));
-		json_object_object_add(owner, "kind", jstr("ConfigMap"));
-		json_object_object_add(owner, "name", jstr(sname));
-		json_object_object_add(owner, "uid", jstr(holder_uid));
-		owners = json_object_new_array();
-		json_object_array_add(owners, owner);
-		json_object_object_add(meta, "ownerReferences", owners);
+		ctl_owner_ref(out, "v1", "ConfigMap", sname, holder_uid);
 		json_object_object_add(out, "type", jstr("Opaque"));
 		json_object_object_add(out, "immutable", json_object_new_boolean(1));
 		json_object_object_add(out, "data", ndata);
@@ -575,16 +589,35 @@ out:
 	return ret;
 }
 
-void ctl_sidecar_secret_deleted(ctl_t *c, const char *object)
+void ctl_sidecar_secret_event(ctl_t *c, bop_k8s_event_type_t type, const char *key,
+	const char *object)
 {
-	json_object *o = jparse(object);
-	const char *l = jlabel(o, SC_SECRET_LABEL), *app = jlabel(o, "app.kubernetes.io/name");
+	json_object *o = NULL;
+	const char *l = NULL, *app, *ns;
 	char skey[512];
 
-	if (l && app && !strcmp(app, "backupop-sidecar") && js(o, "metadata.namespace")) {
-		snprintf(skey, sizeof(skey), "%s/%s", js(o, "metadata.namespace"), l);
-		ctl_enqueue(c, 's', skey, 0);
+	/* a sidecar Secret's metadata holds "backupop-sidecar": most Secrets need no parse */
+	if (object && strstr(object, "backupop-sidecar")) {
+		o = jparse(object);
+		l = jlabel(o, SC_SECRET_LABEL);
+		app = jlabel(o, "app.kubernetes.io/name");
+		ns = js(o, "metadata.namespace");
+		if (!app || strcmp(app, "backupop-sidecar") || !ns)
+			l = NULL;
+		else
+			snprintf(skey, sizeof(skey), "%s/%s", ns, l);
 	}
+	pthread_mutex_lock(&c->lock);
+	if (l && type != BOP_K8S_DELETED) {
+		const char *refs[] = { skey, NULL };
+
+		ctl_index_set(c->sc_secrets, key, refs);
+	} else {
+		ctl_index_remove(c->sc_secrets, key);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (l && type == BOP_K8S_DELETED)
+		ctl_enqueue(c, 's', skey, 0);
 	json_object_put(o);
 }
 

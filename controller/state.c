@@ -226,10 +226,11 @@ int ctl_state_init(ctl_t *c)
 	c->active = json_object_new_object();
 	c->unreachable = json_object_new_object();
 	c->sidecars = json_object_new_object();
+	c->sc_secrets = ctl_index_new();
 	c->wl_seen = json_object_new_object();
 	c->posted = json_object_new_object();
 	if (!c->refs || !c->secret_cache || !c->active || !c->unreachable || !c->sidecars ||
-	    !c->wl_seen || !c->posted)
+	    !c->sc_secrets || !c->wl_seen || !c->posted)
 		return bop_error_set(BOP_ENOMEM, "out of memory");
 	if ((ret = setup_metrics(c)) || (ret = bop_workqueue_new(&c->queue, NULL)))
 		return ret;
@@ -245,6 +246,7 @@ void ctl_state_free(ctl_t *c)
 	json_object_put(c->active);
 	json_object_put(c->unreachable);
 	json_object_put(c->sidecars);
+	ctl_index_free(c->sc_secrets);
 	json_object_put(c->wl_seen);
 	json_object_put(c->posted);
 	pthread_mutex_destroy(&c->lock);

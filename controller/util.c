@@ -45,6 +45,23 @@ json_object *ctl_object_head(const char *api_version, const char *kind, const ch
 	return o;
 }
 
+void ctl_owner_ref(json_object *o, const char *api_version, const char *kind, const char *name,
+	const char *uid)
+{
+	json_object *meta = jget(o, "metadata"), *owners = jget(meta, "ownerReferences");
+	json_object *ref = json_object_new_object();
+
+	json_object_object_add(ref, "apiVersion", json_object_new_string(api_version));
+	json_object_object_add(ref, "kind", json_object_new_string(kind));
+	json_object_object_add(ref, "name", json_object_new_string(name ? name : ""));
+	json_object_object_add(ref, "uid", json_object_new_string(uid ? uid : ""));
+	if (!owners) {
+		owners = json_object_new_array();
+		json_object_object_add(meta, "ownerReferences", owners);
+	}
+	json_object_array_add(owners, ref);
+}
+
 const char *js(json_object *o, const char *path)
 {
 	json_object *v = jget(o, path);

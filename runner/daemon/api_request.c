@@ -73,6 +73,14 @@ static int string_field(json_object *v, const char *key, const char *what, const
 	return 0;
 }
 
+/* Replaces *slot with a copy of `s`: 0, or -2 when out of memory (*slot is then NULL). */
+static int set_copy(char **slot, const char *s)
+{
+	free(*slot);
+	*slot = strdup(s);
+	return *slot ? 0 : -2;
+}
+
 int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **backup,
 	char **target, char *why, size_t whylen)
 {
@@ -121,11 +129,8 @@ int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **b
 				ret = -1;
 				break;
 			}
-			free(*target);
-			if (!(*target = strdup(id))) {
-				ret = -2;
+			if ((ret = set_copy(target, id)) < 0)
 				break;
-			}
 			continue;
 		}
 		if (!takes_backup || strcmp(key, "backup")) {
@@ -148,11 +153,8 @@ int api_parse_run_body(const char *body, size_t len, bool takes_backup, char **b
 			ret = -1;
 			break;
 		}
-		free(*backup);
-		if (!(*backup = strdup(id))) {
-			ret = -2;
+		if ((ret = set_copy(backup, id)) < 0)
 			break;
-		}
 	}
 	json_object_put(o);
 	if (ret < 0) {

@@ -6,7 +6,8 @@
 # time (also across a controller restart), sent to the first Ready pod by name, or to the
 # next one when that one does not answer; every backup's success or failure is an Event on
 # the schedule; a BackupRun restore writes the backed-up bytes back into the volume; a
-# config change makes a new sidecar Secret and the old ones go once no template names them.
+# config change makes a new sidecar Secret and the old ones go once no template names them
+# (also those made before a controller restart).
 # The test plays the kubelet: the Deployment's two pods are marked Ready with the addresses
 # 127.0.0.2 and 127.0.0.3, where runners started from the sidecar's Secret listen; the
 # "volume" is a local directory.
@@ -292,6 +293,28 @@ back_to_first() { [ "$NEW" = "$OLD1" ] && k -n "$NS" get secret "$OLD1" >/dev/nu
 ok "... made anew (the same name, since its content is the same)" wait_for 30 back_to_first
 only_first() { [ "$(sc_secrets)" = "$OLD1 " ]; }
 ok "... and the one before goes" wait_for 60 only_first
+# an old Secret that a pod template names stays (here an unlabelled Deployment's, which
+# the controller leaves alone); after a restart the controller knows the schedule's
+# Secrets again, and that one goes once no template names it
+k -n "$NS" create deployment pin --image=busybox --replicas=0 >/dev/null &&
+	k -n "$NS" patch deployment pin --type json -p '[{"op": "add", "path": "/spec/template/spec/volumes",
+		"value": [{"name": "cfg", "secret": {"secretName": "'"$OLD1"'"}}]}]' >/dev/null &&
+	k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":97}}}' >/dev/null &&
+	wait_for 30 both_name_new "$OLD1" && OLD3=$NEW &&
+	k -n "$NS" patch backupschedule sc --type merge -p '{"spec":{"historyLimits":{"successful":96}}}' >/dev/null &&
+	wait_for 30 both_name_new "$OLD3"
+check "an unlabelled Deployment names the current Secret; two more config changes reach both templates" $?
+CUR=$NEW
+secrets_are() { [ "$(sc_secrets | tr ' ' '\n' | sort | xargs)" = "$(printf '%s\n' "$@" | sort | xargs)" ]; }
+ok "the old Secret that Deployment names stays, the other old one goes" wait_for 60 secrets_are "$CUR" "$OLD1"
+stop_ctl "$PID_b"
+start_ctl c --poll-seconds 1 --log-level debug ||
+	{ echo "Bail out! the controller did not restart"; sed 's/^/# /' "$T/c.log"; exit 1; }
+stays_logged() { grep -q "old Secret $OLD1 stays: the pod template of deployments pin names it" "$T/c.log"; }
+ok "restarted, the controller finds it again and logs (debug) why it stays" wait_for 30 stays_logged
+k -n "$NS" delete deployment pin >/dev/null &&
+	k -n "$NS" annotate backupschedule sc backupop-test/touched=1 >/dev/null
+ok "... and once no template names it, it goes at the schedule's next reconcile" wait_for 60 secrets_are "$CUR"
 
 # unlabel: removed, the user's template as it was
 k -n "$NS" label deployment web backupop.io/schedule- >/dev/null

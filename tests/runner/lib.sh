@@ -84,17 +84,4 @@ start_mariadb() {
 my_stop() { sh "$MYSCRIPT" stop "$MYD" >/dev/null 2>&1; }
 my_su() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$MY_SOCKET" -u "$MY_SUPERUSER" -N -B "$@"; }
 
-# runner_config FILE NAME [LINE...]: writes FILE, the config of a runner NAME: the file
-# storage $T/store, the engine read from stdin (the YAML under engine:), the API on a
-# free port with $TOKEN, and each LINE (top-level YAML).
-runner_config() {
-	local file=$1 name=$2; shift 2
-	{
-		echo "name: $name"
-		echo "storage: 'file://$T/store'"
-		echo 'engine:'
-		sed 's/^/  /'
-		echo "api: {listen: '127.0.0.1:0', token: '$TOKEN'}"
-		[ $# -eq 0 ] || printf '%s\n' "$@"
-	} >"$file"
-}
+. "$BOP_SOURCE_ROOT/tests/runner/config.sh"      # runner_config

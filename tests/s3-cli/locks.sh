@@ -68,15 +68,13 @@ is "app/x.tmp still has its backup" "$(ids app/x.tmp | wc -l)" 1
 
 # ---- finding 4: the runner's start-up recovery for app during a backup of app/db ------
 RUNNER="$BOP_BUILD_ROOT/runner/daemon/backupop-runner"
+. "$BOP_SOURCE_ROOT/tests/runner/config.sh"
 runner_recovery() {
-	local token=tok-$RANDOM$RANDOM$RANDOM port="" rid="" p db
-	cat >"$T/app.yaml" <<YAML
-name: app
-storage: '$S'
-engine:
-  exec:
-    backupCommand: [sh, -c, 'head -c 9000000 /dev/urandom; sleep 30']
-api: {listen: '127.0.0.1:0', token: '$token'}
+	local port="" rid="" p db
+	TOKEN=tok-$RANDOM$RANDOM$RANDOM
+	runner_config --storage "$S" "$T/app.yaml" app <<YAML
+exec:
+  backupCommand: [sh, -c, 'head -c 9000000 /dev/urandom; sleep 30']
 YAML
 	start_runner() {
 		rm -f "$T/app.state/api-port"
@@ -87,7 +85,7 @@ YAML
 		port=$(cat "$T/app.state/api-port" 2>/dev/null)
 	}
 	start_runner
-	rid=$(curl -s -H "Authorization: Bearer $token" -X POST "http://127.0.0.1:$port/v1/backups" |
+	rid=$(curl -s -H "Authorization: Bearer $TOKEN" -X POST "http://127.0.0.1:$port/v1/backups" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null)
 	sleep 2
 	kill -9 "$p"; wait "$p" 2>/dev/null
