@@ -137,15 +137,39 @@ static int take_lock(job_t *j)
 }
 
 /*
- * The lock's owner names the runner durably: "backupop-runner:<name>:<host>:<pid>". The
- * catalog name and the host name (in Kubernetes, the pod's name) stay the same across
- * restarts; only the pid changes. A lock with our name and host is ours from an earlier
- * life when
+ * The host part of the runner's lock owner: the pod's name when the controller gives it
+ * (BOP_POD_NAME, from the downward API), else the host name. True when it is the pod's
+ * name. In a pod with hostNetwork the host name is the node's, shared by every such pod
+ * on the node, so only the pod's name tells two of them apart.
+ */
+static bool owner_host(char *host, size_t size)
+{
+	const char *pod = getenv("BOP_POD_NAME");
+
+	if (pod && *pod && strlen(pod) < size && !strchr(pod, ':')) {
+		snprintf(host, size, "%s", pod);
+		return true;
+	}
+	if (gethostname(host, size - 1) < 0 || !*host)
+		snprintf(host, size, "unknown-host");
+	host[size - 1] = '\0';
+	return false;
+}
+
+/*
+ * The lock's owner names the runner durably: "backupop-runner:<name>:<host>:<pid>", where
+ * <host> is the pod's name (BOP_POD_NAME) or else the host name. The catalog name and the
+ * host part stay the same across restarts; only the pid changes. A lock with our name and
+ * host part is ours from an earlier life when
  *  - its pid is ours (a container restarted with the same pid, typically 1), or
  *  - no process has that pid on this host (the runner was killed), or
- *  - we run in Kubernetes (KUBERNETES_SERVICE_HOST is set): the host name is then the pod
- *    name, and a StatefulSet runs at most one pod of a name, so the holder was this pod's
- *    earlier container (whose pids are not visible from this one).
+ *  - we run in Kubernetes (KUBERNETES_SERVICE_HOST is set) and the host part is our pod's
+ *    name from BOP_POD_NAME: a pod's name is unique among the live pods of its namespace,
+ *    so the holder was this pod's earlier container (whose pids are not visible from this
+ *    one). The host name alone proves nothing there: with hostNetwork it is the node's,
+ *    shared by the sidecars of other replicas on the node, so without BOP_POD_NAME (pods
+ *    of an older controller) only the pid test applies, and a lock it cannot tell is left
+ *    to expire rather than taken from a live runner.
  * Such a lock is removed at start instead of waiting for its expiry; the library's own
  * takeover then has nothing to do. A live runner of the same catalog on the same host
  * (another pid that exists) keeps its lock. The same test tells which records of runs
@@ -153,14 +177,13 @@ static int take_lock(job_t *j)
  */
 bool runner_owner_gone(const runner_t *rn, const char *owner)
 {
-	char host[256] = "";
+	char host[256];
 	size_t nlen = strlen(rn->cfg.name), hlen;
 	const char *p = owner;
+	bool pod = owner_host(host, sizeof(host));
 	char *end;
 	long pid;
 
-	if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
-		snprintf(host, sizeof(host), "unknown-host");
 	hlen = strlen(host);
 	if (strncmp(p, "backupop-runner:", 16))
 		return false;
@@ -175,7 +198,7 @@ bool runner_owner_gone(const runner_t *rn, const char *owner)
 	pid = strtol(p, &end, 10);
 	if (errno || end == p || *end || pid <= 0)
 		return false;
-	if (pid == (long)getpid() || getenv("KUBERNETES_SERVICE_HOST"))
+	if (pid == (long)getpid() || (pod && getenv("KUBERNETES_SERVICE_HOST")))
 		return true;
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
@@ -220,10 +243,9 @@ out:
 
 void locks_init(runner_t *rn)
 {
-	char host[256] = "", *key = NULL;
+	char host[256], *key = NULL;
 
-	if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
-		snprintf(host, sizeof(host), "unknown-host");
+	owner_host(host, sizeof(host));
 	snprintf(rn->lock_owner, sizeof(rn->lock_owner), "backupop-runner:%s:%s:%ld",
 		rn->cfg.name, host, (long)getpid());
 	if (rn->cfg.mode == RCFG_MODE_SINGLE || asprintf(&key, "%s/lock.json", rn->cfg.name) < 0)
