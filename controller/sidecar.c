@@ -163,6 +163,18 @@ static json_object *desired(ctl_t *c, json_object *sched, const char *secret_nam
 	json_object_array_add(a, jstr("--config"));
 	json_object_array_add(a, jstr(cfg));
 	json_object_object_add(ct, "args", a);
+	/* the pod's name, which the runner names its lock and run records after: with
+	 * hostNetwork the replicas on one node share its host name (backupop-runner(8)) */
+	sc = json_object_new_object();
+	json_object_object_add(sc, "apiVersion", jstr("v1"));
+	json_object_object_add(sc, "fieldPath", jstr("metadata.name"));
+	v = json_object_new_object();
+	json_object_object_add(v, "fieldRef", sc);
+	p = named("BOP_POD_NAME");
+	json_object_object_add(p, "valueFrom", v);
+	a = json_object_new_array();
+	json_object_array_add(a, p);
+	json_object_object_add(ct, "env", a);
 	p = named("bop-api");
 	json_object_object_add(p, "containerPort", json_object_new_int((int)port));
 	json_object_object_add(p, "protocol", jstr("TCP"));

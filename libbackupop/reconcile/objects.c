@@ -239,6 +239,14 @@ static json_object *tools_container(const bop_reconcile_t *r)
 	return c;
 }
 
+/* BOP_POD_NAME: the runner names its catalog lock and run records after its pod (a node's
+ * pods with hostNetwork share the node's host name), backupop-runner(8). */
+static json_object *pod_name_env(void)
+{
+	return obj("name", str("BOP_POD_NAME"), "valueFrom", obj("fieldRef", obj(
+		"apiVersion", str("v1"), "fieldPath", str("metadata.name"), NULL), NULL), NULL);
+}
+
 static json_object *container(const bop_reconcile_t *r)
 {
 	char *config = bop__sprintf("%s/%s", BOP__REC_CONFIG_DIR, BOP__REC_CONFIG_KEY);
@@ -257,6 +265,7 @@ static json_object *container(const bop_reconcile_t *r)
 		c = obj("name", str("runner"), "image", str(r->image),
 			"imagePullPolicy", str("IfNotPresent"),
 			"args", arr(2, str("--config"), str(config)),
+			"env", arr(1, pod_name_env()),
 			"ports", arr(2, obj("name", str("api"), "containerPort", num(r->port),
 				"protocol", str("TCP"), NULL), obj("name", str("metrics"),
 				"containerPort", num(r->metrics_port), "protocol", str("TCP"), NULL)),

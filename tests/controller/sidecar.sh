@@ -114,6 +114,13 @@ assert sc['securityContext']['readOnlyRootFilesystem'] is True
 assert [p['containerPort'] for p in sc['ports']] == [$RPORT, $RPORT + 1], sc['ports']"
 }
 ok "... beside the user's containers and volumes, unchanged" user_untouched
+pod_name_env() {
+	k -n "$NS" get deployment web -o json | jq_py "
+sc = [c for c in d['spec']['template']['spec']['containers'] if c['name'] == 'backupop-sidecar'][0]
+assert sc['env'] == [{'name': 'BOP_POD_NAME', 'valueFrom': {'fieldRef':
+    {'apiVersion': 'v1', 'fieldPath': 'metadata.name'}}}], sc.get('env')"
+}
+ok "... with BOP_POD_NAME from the pod's name (hostNetwork replicas share a host name)" pod_name_env
 GEN=$(k -n "$NS" get deployment web -o jsonpath='{.metadata.generation}')
 sleep 2
 ok "nothing more is written while nothing changes" \

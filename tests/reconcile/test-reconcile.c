@@ -392,6 +392,10 @@ static void test_valid(void)
 	is_str(at_str(sts, "spec.template.spec.containers.0.args.0"), "--config", "args[0]");
 	is_str(at_str(sts, "spec.template.spec.containers.0.args.1"), "/etc/backupop/config.json",
 		"args[1]");
+	is_str(at_str(sts, "spec.template.spec.containers.0.env.0.name"), "BOP_POD_NAME",
+		"env: BOP_POD_NAME (names the lock owner; hostNetwork pods share a host name)");
+	is_str(at_str(sts, "spec.template.spec.containers.0.env.0.valueFrom.fieldRef.fieldPath"),
+		"metadata.name", "... from the pod's name");
 	is_int(at_int(sts, "spec.template.spec.containers.0.ports.0.containerPort"), 8080,
 		"container port 8080");
 	is_str(at_str(sts, "spec.template.spec.containers.0.ports.0.name"), "api", "port named api");
