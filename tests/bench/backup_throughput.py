@@ -48,6 +48,25 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def best_of(contenders, rounds, after):
+    """Runs the contenders in turn, `rounds` times, calling after(name) after each run:
+    the best time of each."""
+    best = {name: float("inf") for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            seconds, _ = fn()
+            best[name] = min(best[name], seconds)
+            after(name)
+    return best
+
+
+def print_rates(title, best, mib):
+    print(title)
+    for name, seconds in best.items():
+        print("  %-9s %8.1f MiB/s  (%.2f s, cpu %.2f s)" % (name, mib / seconds, seconds,
+                                                         seconds.cpu))
+
+
 def bench(args, work):
     inp = os.path.join(work, "input.sql")
     with open(inp, "wb") as f:
@@ -68,21 +87,14 @@ def bench(args, work):
         "gzip|age": lambda: run("gzip -c '%s' | age -r %s > '%s'" % (inp, recipient, out),
                                 shell=True),
     }
-    best = {name: float("inf") for name in contenders}
-    for _ in range(args.rounds):
-        for name, fn in contenders.items():
-            seconds, _ = fn()
-            best[name] = min(best[name], seconds)
-            shutil.rmtree(os.path.join(work, "store"), ignore_errors=True)
-            if os.path.exists(out):
-                os.unlink(out)
+    def clean(_):
+        shutil.rmtree(os.path.join(work, "store"), ignore_errors=True)
+        if os.path.exists(out):
+            os.unlink(out)
 
-    mib = args.size_mib
-    print("backup throughput on %d MiB of SQL-like text, best of %d rounds, %d cores:"
-          % (mib, args.rounds, os.cpu_count()))
-    for name, seconds in best.items():
-        print("  %-9s %8.1f MiB/s  (%.2f s, cpu %.2f s)" % (name, mib / seconds, seconds,
-                                                         seconds.cpu))
+    best = best_of(contenders, args.rounds, clean)
+    print_rates("backup throughput on %d MiB of SQL-like text, best of %d rounds, %d cores:"
+                % (args.size_mib, args.rounds, os.cpu_count()), best, args.size_mib)
     for peer in ("zstd", "zstd|age", "gzip|age"):
         print("ratio backupop / %-9s %.2fx" % (peer, best[peer] / best["backupop"]))
 
@@ -116,20 +128,15 @@ def restore(args, work, inp, key, recipient, storage, out):
         "age|zstd": lambda: run("age -d -i '%s' '%s' | zstd -d -q > '%s'" % (key, stored, out),
                                 shell=True),
     }
-    best = {name: float("inf") for name in contenders}
-    for _ in range(args.rounds):
-        for name, fn in contenders.items():
-            seconds, _ = fn()
-            best[name] = min(best[name], seconds)
-            if not filecmp.cmp(inp, out, shallow=False):
-                sys.exit("bench: %s restored something else than the input" % name)
-            os.unlink(out)
+    def check(name):
+        if not filecmp.cmp(inp, out, shallow=False):
+            sys.exit("bench: %s restored something else than the input" % name)
+        os.unlink(out)
+
+    best = best_of(contenders, args.rounds, check)
     os.unlink(stored)
-    mib = args.size_mib
-    print("restore throughput of the same input, best of %d rounds:" % args.rounds)
-    for name, seconds in best.items():
-        print("  %-9s %8.1f MiB/s  (%.2f s, cpu %.2f s)" % (name, mib / seconds, seconds,
-                                                         seconds.cpu))
+    print_rates("restore throughput of the same input, best of %d rounds:" % args.rounds, best,
+                args.size_mib)
     print("ratio backupop / %-9s %.2fx" % ("age -d | zstd -d", best["age|zstd"] / best["backupop"]))
 
 

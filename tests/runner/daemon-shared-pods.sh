@@ -18,13 +18,8 @@ lock="$T/store/shared/lock.json"
 holder() { jq_py 'print(d["owner"], d["token"])' <"$lock" 2>/dev/null; }
 still_held() { [ -n "$held" ] && [ "$(holder)" = "$held" ]; }
 
-touch "$T/go"
-BOP_POD_NAME=pod-a start a "$T/shared.yaml"
+BOP_POD_NAME=pod-a start_slow_backup a "A (pod-a)"
 PID_A=$PID URL_A=$URL
-api -X POST "$URL_A/v1/backups" >"$T/post.json"
-rid=$(jq_py 'print(d["id"])' <"$T/post.json")
-ok "runner A (pod-a) runs a slow backup" wait_phase "$rid" Running
-sleep 1
 ok "... its record's writer and the catalog lock's owner name pod-a" sh -c "
 	grep -q '\"writer\":\"backupop-runner:shared:pod-a:$PID_A\"' '$T/store/shared/runs/$rid.json' &&
 	grep -q '\"owner\":\"backupop-runner:shared:pod-a:$PID_A\"' '$lock'"
@@ -36,23 +31,11 @@ ok "runner B (pod-b, same host name) starts on the same catalog meanwhile" test 
 ok "... B leaves A's lock alone" still_held
 ok "... and A's run (says so in its log)" grep -q "run $rid is .*:pod-a:$PID_A's, which may still run it" "$T/b.log"
 ok "... A's record still says Running" grep -q '"phase":"Running"' "$T/store/shared/runs/$rid.json"
-rm -f "$T/go"
-URL=$URL_A
-ok "A's backup Succeeds" wait_phase "$rid" Succeeded
-ok "... its record says Succeeded" grep -q '"phase":"Succeeded"' "$T/store/shared/runs/$rid.json"
-backup=$(jq_py 'print(d["backup"])' <"$T/run.json")
-ok "... and its manifest is there" test -s "$T/store/shared/$backup/manifest.json"
+shared_run_succeeds "$rid"
 
 # B's own backup, killed: B restarted with its pod name recovers it at once (in a pod the
 # earlier container's pid cannot be tested), while A keeps running.
-touch "$T/go"
-api -X POST "$URL_B/v1/backups" >"$T/post.json"
-rid=$(jq_py 'print(d["id"])' <"$T/post.json")
-URL=$URL_B
-ok "runner B runs a slow backup" wait_phase "$rid" Running
-sleep 1
-kill -9 "$PID_B"
-wait "$PID_B" 2>/dev/null
+kill_slow_backup_of_b
 BOP_POD_NAME=pod-b start b "$T/shared.yaml"
 PID_B=$PID
 api "$URL/v1/runs/$rid" >"$T/run.json"
@@ -66,14 +49,9 @@ wait "$PID_B"
 
 # Pods of an older controller (no BOP_POD_NAME): the owner names the host only, which two
 # hostNetwork pods share, so a live holder is not taken for an earlier life.
-touch "$T/go"
 unset BOP_POD_NAME
-start c "$T/shared.yaml"
+start_slow_backup c "C (no pod name)"
 PID_C=$PID URL_C=$URL
-api -X POST "$URL/v1/backups" >"$T/post.json"
-rid=$(jq_py 'print(d["id"])' <"$T/post.json")
-ok "runner C (no pod name) runs a slow backup" wait_phase "$rid" Running
-sleep 1
 held=$(holder)
 start d "$T/shared.yaml"
 PID_D=$PID

@@ -9,13 +9,8 @@ runner_config "$T/shared.yaml" shared <<YAML
 exec:
   backupCommand: [sh, -c, 'i=0; while [ -e "$T/go" ] && [ \$i -lt 600 ]; do head -c 4096 /dev/urandom; sleep 0.1; i=\$((i+1)); done']
 YAML
-touch "$T/go"
-start a "$T/shared.yaml"
+start_slow_backup a A
 PID_A=$PID URL_A=$URL
-api -X POST "$URL_A/v1/backups" >"$T/post.json"
-rid=$(jq_py 'print(d["id"])' <"$T/post.json")
-ok "runner A runs a slow backup" wait_phase "$rid" Running
-sleep 1
 ok "... its record says Running and names its writer" \
 	jq_py "assert d['phase']=='Running' and d['writer'].endswith(':$PID_A'), d" <"$T/store/shared/runs/$rid.json"
 
@@ -26,22 +21,10 @@ ok "... B leaves A's run alone (says so in its log)" grep -q "run $rid is .*:$PI
 ok "... A's record still says Running" grep -q '"phase":"Running"' "$T/store/shared/runs/$rid.json"
 code=$(api -o /dev/null -w '%{http_code}' "$URL_B/v1/runs/$rid")
 ok "... B does not claim A's run (404, got $code)" test "$code" = 404
-rm -f "$T/go"
-URL=$URL_A
-ok "A's backup Succeeds" wait_phase "$rid" Succeeded
-ok "... its record says Succeeded" grep -q '"phase":"Succeeded"' "$T/store/shared/runs/$rid.json"
-backup=$(jq_py 'print(d["backup"])' <"$T/run.json")
-ok "... and its manifest is there" test -s "$T/store/shared/$backup/manifest.json"
+shared_run_succeeds "$rid"
 
 # B's own backup, killed: B's next life recovers it while A keeps running.
-touch "$T/go"
-api -X POST "$URL_B/v1/backups" >"$T/post.json"
-rid=$(jq_py 'print(d["id"])' <"$T/post.json")
-URL=$URL_B
-ok "runner B runs a slow backup" wait_phase "$rid" Running
-sleep 1
-kill -9 "$PID_B"
-wait "$PID_B" 2>/dev/null
+kill_slow_backup_of_b
 start b "$T/shared.yaml"
 api "$URL/v1/runs/$rid" >"$T/run.json"
 ok "B restarted after kill -9 shows its interrupted run Failed" \

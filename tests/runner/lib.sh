@@ -85,3 +85,40 @@ my_stop() { sh "$MYSCRIPT" stop "$MYD" >/dev/null 2>&1; }
 my_su() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$MY_SOCKET" -u "$MY_SUPERUSER" -N -B "$@"; }
 
 . "$BOP_SOURCE_ROOT/tests/runner/config.sh"      # runner_config
+
+# For runners on the catalog "shared" (daemon-shared*.sh, config $T/shared.yaml): starts
+# runner $1 and a slow backup on it, which runs while $T/go exists; its run id in $rid,
+# the runner's pid and URL in $PID and $URL (1 check, naming the runner $2).
+start_slow_backup() {
+	touch "$T/go"
+	start "$1" "$T/shared.yaml"
+	api -X POST "$URL/v1/backups" >"$T/post.json"
+	rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+	ok "runner $2 runs a slow backup" wait_phase "$rid" Running
+	sleep 1
+}
+
+# For two runners A and B on the catalog "shared": A's slow backup $1,
+# released, Succeeds, with its record and its manifest (3 checks).
+shared_run_succeeds() {
+	local backup
+	rm -f "$T/go"
+	URL=$URL_A
+	ok "A's backup Succeeds" wait_phase "$1" Succeeded
+	ok "... its record says Succeeded" grep -q '"phase":"Succeeded"' "$T/store/shared/runs/$1.json"
+	backup=$(jq_py 'print(d["backup"])' <"$T/run.json")
+	ok "... and its manifest is there" test -s "$T/store/shared/$backup/manifest.json"
+}
+
+# B starts a slow backup (its run id in $rid) and is killed with SIGKILL while it runs
+# (1 check).
+kill_slow_backup_of_b() {
+	touch "$T/go"
+	api -X POST "$URL_B/v1/backups" >"$T/post.json"
+	rid=$(jq_py 'print(d["id"])' <"$T/post.json")
+	URL=$URL_B
+	ok "runner B runs a slow backup" wait_phase "$rid" Running
+	sleep 1
+	kill -9 "$PID_B"
+	wait "$PID_B" 2>/dev/null
+}
