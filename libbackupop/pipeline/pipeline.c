@@ -247,24 +247,24 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 static void place_hashing(bop_pipeline_t *p)
 {
 	int ncpu = bop__ncpu(), workers;
+	size_t first_pack = p->nstages, last_unpack = 0;     /* none */
 	bool busy = false;
 
 	for (size_t i = 0; i < p->nstages; i++) {
-		if (bop__codec_kind(p->stages[i], &workers) > 0 && workers >= ncpu)
+		int kind = bop__codec_kind(p->stages[i], &workers);
+
+		if (kind > 0 && i < first_pack)
+			first_pack = i;
+		if (kind > 0 && workers >= ncpu)
 			busy = true;
+		if (kind < 0)
+			last_unpack = i;
 	}
 	for (size_t i = 0; i < p->nstages; i++) {
-		bool packed = false;
+		/* after a compression or before a decompression */
+		bool packed = i > first_pack || i < last_unpack;
 
-		if (!p->taps[i])
-			continue;
-		for (size_t j = 0; j < p->nstages; j++) {
-			int kind = bop__codec_kind(p->stages[j], &workers);
-
-			if ((j < i && kind > 0) || (j > i && kind < 0))
-				packed = true;
-		}
-		if (busy || (packed && ncpu < 3))
+		if (p->taps[i] && (busy || (packed && ncpu < 3)))
 			bop__sha256_in_place(p->stages[i]);
 	}
 }

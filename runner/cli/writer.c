@@ -110,7 +110,7 @@ int cli_writer_start(cli_writer_t **out, bop_sink_t *sink)
 	return 0;
 }
 
-/* The thread's failure, as this thread's error. Called locked. */
+/* The thread's failure, as this thread's error. Called locked, or after the join. */
 static int writer_failed(const cli_writer_t *w)
 {
 	if (w->err < 0)
