@@ -85,7 +85,9 @@ assert e['recipients'] == ['$RECIPIENT'] and e['identityFile'] == 'age-identity.
 	>"$T/runner.log" 2>&1 &
 RPID=$!
 PIDS+=("$RPID")
-ok "the runner starts with the controller's config" wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz"
+ok "the runner starts with the controller's config" wait_for 20 curl -sf "http://127.0.0.1:$RPORT/healthz" ||
+	{ sed 's/^/# runner: /' "$T/runner.log"; kill -0 "$RPID" 2>/dev/null || echo "# the runner exited"
+	  echo "Bail out! the runner did not start"; exit 1; }
 
 run() { backuprun app "$@"; } # NAME ACTION [BACKUP [FIELDS]]
 phase() { k -n "$NS" get backuprun "$1" -o jsonpath='{.status.phase}'; }

@@ -38,33 +38,9 @@ cd "$T" || exit 1
 
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 # free_port: a free port P whose P+1 is free too (a runner the controller configures
-# listens for metrics on its API port + 1).
-free_port() {
-	python3 - "$T/ports.given" <<'PY'
-import socket, sys
-# Never a port given before, or the one after it: a runner listens on its API port and,
-# for metrics, the next one, so two ports handed out one after the other (the runner's,
-# then the controller's metrics port) must not be neighbours.
-path = sys.argv[1]
-try:
-    given = set(int(x) for x in open(path).read().split())
-except OSError:
-    given = set()
-while True:
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    if p in given or p + 1 in given:
-        continue
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        continue
-    with open(path, "a") as f:
-        f.write("%d %d\n" % (p, p + 1))
-    print(p)
-    break
-PY
-}
+# listens for metrics on its API port + 1), never given before nor next to one given before
+# (the runner's port, then the controller's metrics port, must not be neighbours).
+free_port() { python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py" --pair --given "$T/ports.given"; }
 # wait_for SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
 wait_for() {
 	local n=$(($1 * 5)); shift
@@ -78,6 +54,16 @@ k apply -f "$BOP_SOURCE_ROOT/controller/deploy/" >"$T/apply.log" 2>&1 ||
 for crd in backupstorages backupschedules backupruns clusterbackuptemplates backuptemplates; do
 	k wait --for condition=established --timeout=60s "crd/$crd.backupop.io" >/dev/null 2>&1 ||
 		{ echo "Bail out! CRD $crd.backupop.io is not established"; exit 1; }
+done
+# What an earlier test left when it was killed (a timeout's SIGKILL skips its EXIT trap):
+# its schedules would still be reconciled by this test's controller, their runs counted in
+# its metrics and alerts. These tests run one at a time, so no other test owns them now.
+for old in $(k get namespaces -o name 2>/dev/null | grep '^namespace/bop-ctl-'); do
+	old=${old#namespace/}
+	for s in $(k -n "$old" get backupschedules,backupruns -o name 2>/dev/null); do
+		k -n "$old" patch "$s" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+	done
+	k delete namespace "$old" --wait=false >/dev/null 2>&1 && diag "removed namespace $old, left by an earlier test"
 done
 k create namespace "$NS" >/dev/null || { echo "Bail out! cannot create namespace $NS"; exit 1; }
 

@@ -486,7 +486,7 @@ assert r[('$NS', 'orders-db')]['targets'][0].endswith(':8081'), r"; }
 	ok "docs/install.md's scrape configuration keeps the controller's and the runners' metrics ports (8081) with namespace, schedule and pod" \
 		guide_targets
 	sed 's/^/# /' "$T/targets.err"
-	PPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	PPORT=$(python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py")
 	{
 		echo 'global: {scrape_interval: 1s, evaluation_interval: 1s}'
 		echo "rule_files: ['$T/rules.yml']"

@@ -17,7 +17,7 @@ wait_for() {
 	return 1
 }
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py"; }
 
 # backupop's images in $IMG ($BOP_BUILD_ROOT/images): reused when this build directory
 # has them from the same committed tree, tests/ aside (images_key), else built from the

@@ -12,7 +12,7 @@ done
 
 PW='pw-Zq81-sekrit'
 SUB=2026/01/02-030405.00
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py")
 mkdir -p "$T/orig/data"
 head -c $((10 << 20)) /dev/urandom >"$T/orig/data/1.sst"
 : >"$T/orig/data/empty.sst"

@@ -13,7 +13,8 @@
 set -eu
 
 free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	# below the ephemeral port range, where no outgoing connection takes it first
+	python3 "$(dirname "$0")/free-port.py"
 }
 
 # An SQL string literal: quotes and backslashes escaped.

@@ -25,7 +25,8 @@ find_bindir() {
 }
 
 free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	# below the ephemeral port range, where no outgoing connection takes it first
+	python3 "$(dirname "$0")/free-port.py"
 }
 
 # Runs a command as the cluster's owner.

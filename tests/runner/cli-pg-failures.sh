@@ -75,7 +75,7 @@ conf badpw "$PG_PORT" "$T/badpass" "{}"
 is_st=$?
 ok "finding 17: a wrong password exits 8 (authentication failed; got $is_st)" test "$is_st" -eq 8
 ok "... saying the login was refused" grep -qi "refused the login" "$T/err"
-closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+closed=$(python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py")
 conf badport "$closed" "$T/pgpass" "{}"
 "$BOP" -q backup --config "$T/badport.yaml" >"$T/out" 2>"$T/err"
 is_st=$?

@@ -50,7 +50,7 @@ err_says "$what: names the bucket" "$nobucket"
 fails "$what: it was not created" aws_s3 s3api head-bucket --bucket "$nobucket"
 
 what="no server"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py")
 expect_exit 9 "$what: backup fails with exit status 9 (cannot connect)" bop backup \
 	--storage "s3://$BUCKET/$PFX?endpoint=http://127.0.0.1:$port&path_style=true" --name n \
 	-c none -i "$T/small"

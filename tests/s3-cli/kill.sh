@@ -39,7 +39,7 @@ start_gateway() {
 	return 1
 }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(python3 "$BOP_SOURCE_ROOT/tests/env/free-port.py")
 mkdir -p "$T/rgw"
 start_gateway "$port" || {
 	tail -3 "$T/rgw.out" "$T/rgw.log" 2>/dev/null | sed 's/^/# /'
