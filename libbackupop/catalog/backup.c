@@ -152,6 +152,8 @@ int bop__catalog_effective_level(bop_compression_t c, int level)
 
 /* ---- the encode and decode chains ---- */
 
+#define READ_AHEAD_MIN (2u << 20)
+
 /* `made` is the result of creating *stage (evaluated before *stage is read). */
 static int add_made(bop_pipeline_t *p, int made, bop_stage_t **stage)
 {
@@ -228,6 +230,10 @@ int bop__catalog_add_decode(bop_pipeline_t *p, const bop__decode_spec_t *d)
 		ret = add_made(p, bop_stage_age_decrypt_new(&stage, d->keys), &stage);
 	if (ret == 0 && d->compression != BOP_COMPRESSION_NONE)
 		ret = add_made(p, bop_stage_decompress_new(&stage, d->compression), &stage);
+	/* Reading, the stored hash and decryption on one thread, decompression on another,
+	 * when there is more than a buffer or two to overlap. */
+	if (ret == 0 && d->compression != BOP_COMPRESSION_NONE && e->stored_bytes > READ_AHEAD_MIN)
+		bop__pipeline_read_ahead(p);
 	if (ret == 0)
 		ret = add_expect(p, e->plain_sha256, e->plain_bytes);
 	/* The target must not see the end of the stream before every check above passed. */

@@ -1,10 +1,12 @@
 /*
  * The pipeline driver: pushes each chunk read from the source through the stages, depth
  * first, so that at most one buffer per stage is in flight and memory stays bounded by
- * the buffer size whatever the size of the stream.
+ * the buffer size whatever the size of the stream. A decoding pipeline may read ahead: a
+ * second thread reads and decrypts into a few more buffers while this one decompresses.
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -13,6 +15,24 @@
 
 #define DEFAULT_BUFFER_SIZE (1u << 20)
 #define MAX_IDLE_CALLS 100000
+#define AHEAD_SLOTS 3
+
+/* Read-ahead (bop__pipeline_read_ahead): a thread reads the source and runs the stages
+ * before the first decompression (the stored hash, decryption) and hands what comes out
+ * to the pipeline's thread through AHEAD_SLOTS buffers. */
+typedef struct ahead {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned char *slot[AHEAD_SLOTS];
+	size_t len[AHEAD_SLOTS];
+	size_t head, count;             /* the oldest full slot, how many are full */
+	bool ended;                     /* the stream ended after the full slots */
+	bool failed;                    /* the reading thread failed: code and message */
+	int code;
+	char *message;
+	bool stop;                      /* the pipeline's thread failed: stop reading */
+} ahead_t;
 
 struct bop_pipeline {
 	bop_pipeline_options_t opts;
@@ -29,6 +49,9 @@ struct bop_pipeline {
 	atomic_uint_fast64_t bytes_out;
 	struct timespec last_progress;
 	bool ran;
+	bool read_ahead;               /* bop__pipeline_read_ahead() was called */
+	size_t split;                  /* the stage the read-ahead thread hands to */
+	ahead_t *ahead;                /* while it runs */
 };
 
 BOP_EXTERN(int) bop_pipeline_options_init(bop_pipeline_options_t *opts, unsigned int version)
@@ -122,6 +145,8 @@ void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag)
  * writes its sink on the thread that runs it), for a source or sink that can block for
  * long without data, such as a command that writes nothing yet. */
 static _Thread_local const volatile sig_atomic_t *tl_cancel[2];
+/* Whether this thread is a pipeline's read-ahead thread. */
+static _Thread_local bool tl_ahead;
 
 bool bop__cancel_requested(void)
 {
@@ -150,6 +175,48 @@ static void report_progress(bop_pipeline_t *p, bool force)
 }
 
 static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directive_t directive);
+
+void bop__pipeline_read_ahead(bop_pipeline_t *p)
+{
+	p->read_ahead = true;
+}
+
+/* On the read-ahead thread: hands `in` over to the pipeline's thread, waiting for free
+ * slots; BOP_STREAM_END marks the end of the stream after it. */
+static int ahead_put(bop_pipeline_t *p, bop_inbuf_t *in, bop_stream_directive_t directive)
+{
+	ahead_t *a = p->ahead;
+	int ret = 0;
+
+	pthread_mutex_lock(&a->mu);
+	while (ret == 0 && in->pos < in->size) {
+		size_t n = in->size - in->pos, at;
+
+		while (a->count == AHEAD_SLOTS && !a->stop)
+			pthread_cond_wait(&a->cond, &a->mu);
+		if (a->stop) {
+			ret = bop__error(BOP_ECANCELED, "the operation was canceled");
+			break;
+		}
+		if (n > p->opts.buffer_size)
+			n = p->opts.buffer_size;
+		at = (a->head + a->count) % AHEAD_SLOTS;
+		/* Copying needs no lock: the pipeline's thread does not touch a free slot. */
+		pthread_mutex_unlock(&a->mu);
+		memcpy(a->slot[at], (const unsigned char *)in->src + in->pos, n);
+		pthread_mutex_lock(&a->mu);
+		a->len[at] = n;
+		a->count++;
+		in->pos += n;
+		pthread_cond_broadcast(&a->cond);
+	}
+	if (ret == 0 && directive != BOP_STREAM_CONTINUE) {
+		a->ended = true;
+		pthread_cond_broadcast(&a->cond);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return ret;
+}
 
 /* Where a hold-back stage's output goes: on to the stage after it. */
 typedef struct emit_ctx {
@@ -188,6 +255,8 @@ static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directi
 
 	if (is_canceled(p))
 		return bop__error(BOP_ECANCELED, "the operation was canceled");
+	if (tl_ahead && i == p->split)
+		return ahead_put(p, in, directive);
 	if (i < p->nstages && p->taps[i]) {
 		ret = bop__sha256_observe(p->stages[i], (const unsigned char *)in->src + in->pos,
 			in->size - in->pos, directive);
@@ -312,9 +381,137 @@ static int pump(bop_pipeline_t *p)
 		ret = push(p, 0, &in, BOP_STREAM_CONTINUE);
 		if (ret < 0)
 			return ret;
-		report_progress(p, false);
+		if (!tl_ahead)  /* the owner's callback runs on the thread that runs the pipeline */
+			report_progress(p, false);
 	}
 	return push(p, 0, &end, BOP_STREAM_END);
+}
+
+static void *ahead_main(void *arg)
+{
+	bop_pipeline_t *p = arg;
+	ahead_t *a = p->ahead;
+	int ret;
+
+	pthread_setname_np(pthread_self(), "bop-read");
+	tl_ahead = true;
+	tl_cancel[0] = &p->canceled;
+	tl_cancel[1] = p->watched;
+	ret = pump(p);
+	pthread_mutex_lock(&a->mu);
+	if (ret < 0) {
+		a->failed = true;
+		a->code = bop_error_last_code() != BOP_OK ? bop_error_last_code() : ret;
+		a->message = strdup(bop_error_last());
+	}
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+static void ahead_free(ahead_t *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < AHEAD_SLOTS; i++)
+		free(a->slot[i]);
+	free(a->message);
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+/* The stage the read-ahead thread hands to: the first decompression. 0 when the pipeline
+ * runs on one thread (no read-ahead asked for, one core, no decompression). */
+static size_t ahead_split(const bop_pipeline_t *p)
+{
+	int workers;
+
+	if (!p->read_ahead || bop__ncpu() < 2)
+		return 0;
+	for (size_t i = 0; i < p->nstages; i++) {
+		if (bop__codec_kind(p->stages[i], &workers) < 0)
+			return i;
+	}
+	return 0;
+}
+
+/* Takes what the read-ahead thread hands over and pushes it from stage p->split on. */
+static int pump_behind(bop_pipeline_t *p)
+{
+	ahead_t *a = p->ahead;
+	int ret = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		if (a->count > 0) {
+			bop_inbuf_t in = { a->slot[a->head], a->len[a->head], 0 };
+
+			pthread_mutex_unlock(&a->mu);
+			ret = push(p, p->split, &in, BOP_STREAM_CONTINUE);
+			report_progress(p, false);
+			pthread_mutex_lock(&a->mu);
+			a->head = (a->head + 1) % AHEAD_SLOTS;
+			a->count--;
+			pthread_cond_broadcast(&a->cond);
+			if (ret < 0)
+				break;
+		} else if (a->failed) {
+			break;
+		} else if (a->ended) {
+			bop_inbuf_t end = { NULL, 0, 0 };
+
+			pthread_mutex_unlock(&a->mu);
+			ret = push(p, p->split, &end, BOP_STREAM_END);
+			pthread_mutex_lock(&a->mu);
+			break;
+		} else {
+			pthread_cond_wait(&a->cond, &a->mu);
+		}
+	}
+	a->stop = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->thread, NULL);
+	/* As on one thread: what was read before the reading side failed goes through the
+	 * stages behind it first, and a failure there, on earlier data, is the one reported. */
+	if (ret == 0 && a->failed)
+		ret = bop__error(a->code, "%s", a->message ? a->message : "out of memory");
+	return ret;
+}
+
+/* Runs the pipeline's stream: on this thread, or with a read-ahead thread in front. */
+static int run_stream(bop_pipeline_t *p)
+{
+	ahead_t *a;
+	int ret;
+
+	p->split = ahead_split(p);
+	if (p->split == 0)
+		return pump(p);
+	a = bop__calloc(1, sizeof(*a));
+	if (!a)
+		return BOP_ENOMEM;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	for (size_t i = 0; i < AHEAD_SLOTS; i++) {
+		a->slot[i] = malloc(p->opts.buffer_size);
+		if (!a->slot[i]) {
+			ahead_free(a);
+			return bop__error_oom();
+		}
+	}
+	p->ahead = a;
+	if (pthread_create(&a->thread, NULL, ahead_main, p) != 0) {
+		p->ahead = NULL;
+		ahead_free(a);
+		p->split = 0;
+		return pump(p);   /* no thread to spare: on this one */
+	}
+	ret = pump_behind(p);
+	p->ahead = NULL;
+	ahead_free(a);
+	return ret;
 }
 
 BOP_EXTERN(int) bop_pipeline_run(bop_pipeline_t *p)
@@ -334,7 +531,7 @@ BOP_EXTERN(int) bop_pipeline_run(bop_pipeline_t *p)
 		goto fail;
 	tl_cancel[0] = &p->canceled;
 	tl_cancel[1] = p->watched;
-	ret = pump(p);
+	ret = run_stream(p);
 	tl_cancel[0] = tl_cancel[1] = NULL;
 	if (ret < 0)
 		goto fail;

@@ -2,9 +2,10 @@
 """Where a command's CPU goes: per thread, and per library within each thread.
 
 Runs COMMAND under `perf record` (every thread, and the children it starts), then prints
-the CPU seconds of each thread by name and id (backupop names its own threads: bop-sha256
-hashes, bop-output writes a restore's output, bop-extract unpacks a files restore, zstd's
-workers keep the process's name), split by the library the time was spent in, and the wall
+the CPU seconds of each thread by name and id (backupop names its own threads: bop-read
+reads, checks and decrypts a restore's stored object, bop-sha256 hashes, bop-output writes
+a restore's output, bop-extract unpacks a files restore, zstd's workers keep the process's
+name), split by the library the time was spent in, and the wall
 time. The thread with the most CPU against the wall time shows what bounds the job.
 
 usage: profile.py [--freq 999] [--min 0.02] -- COMMAND [ARGS...]
