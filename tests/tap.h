@@ -7,6 +7,7 @@
  *   is_str(got, want, "name");
  *   skip(n, "reason");                  n checks skipped
  *   skip_all("PostgreSQL is not installed");
+ *   bail_out("cannot create %s", dir);   the setup failed: stop, failed
  *   return done_testing();
  */
 #ifndef BOP_TESTS_TAP_H
@@ -106,6 +107,20 @@ static void skip_all(const char *fmt, ...)
 	va_end(ap);
 	printf("\n");
 	exit(0);
+}
+
+/* Stops the program: what the checks need could not be set up. meson counts it failed. */
+__attribute__((format(printf, 1, 2), noreturn, unused))
+static void bail_out(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("Bail out! ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	exit(1);
 }
 
 __attribute__((unused))

@@ -7,27 +7,12 @@
  * /proc/self/task: the reading thread is named "bop-read".
  */
 #include <dirent.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "catalog-test.h"
 
 #define SIZE (12u << 20)
-
-/* Ends the test: its setup failed. */
-__attribute__((format(printf, 1, 2), noreturn))
-static void bail(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("Bail out! ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	exit(1);
-}
 
 static char *root;
 static bop_catalog_t *cat;
@@ -119,7 +104,7 @@ static void damage(const bop_manifest_t *m, off_t at, bool cut)
 	fd = open(path, O_RDWR);
 	if (fd < 0 || (cut ? ftruncate(fd, at) : (pread(fd, &b, 1, at) != 1 ||
 	    (b ^= 0x40, pwrite(fd, &b, 1, at) != 1))))
-		bail("cannot change %s", path);
+		bail_out("cannot change %s", path);
 	close(fd);
 	free(path);
 }
@@ -134,7 +119,7 @@ static bop_manifest_t *backup(const bop_keys_t *keys)
 	opts.keys = keys;
 	bop_source_memory_new(&src, data, SIZE);
 	if (bop_catalog_backup(cat, &m, src, &opts) < 0)
-		bail("backup: %s", bop_error_last());
+		bail_out("backup: %s", bop_error_last());
 	return m;
 }
 
@@ -164,10 +149,10 @@ static bop_keys_t *identity_keys(const char *text)
 	char key[128];
 
 	if (!line)
-		bail("no identity in what bop_age_keygen() wrote");
+		bail_out("no identity in what bop_age_keygen() wrote");
 	snprintf(key, sizeof(key), "%.*s", (int)strcspn(line, "\r\n"), line);
 	if (bop_keys_new(&keys) < 0 || bop_keys_add_identity(keys, key) < 0)
-		bail("identity: %s", bop_error_last());
+		bail_out("identity: %s", bop_error_last());
 	return keys;
 }
 
@@ -182,20 +167,20 @@ int main(void)
 
 	data = malloc(SIZE);
 	if (!data)
-		bail("out of memory");
+		bail_out("out of memory");
 	/* compressible, but not much: the stored object is several buffers */
 	srand(11);
 	for (size_t i = 0; i < SIZE; i++)
 		data[i] = (unsigned char)(i % 7 ? rand() % 16 : rand());
 	if (bop_catalog_open(&cat, storage, "ahead") < 0 || bop_age_keygen(&identity, &recipient) < 0 ||
 	    bop_keys_new(&enc) < 0 || bop_keys_add_recipient(enc, recipient) < 0)
-		bail("setup: %s", bop_error_last());
+		bail_out("setup: %s", bop_error_last());
 	dec = identity_keys(identity);
 	bop_free(identity);
 	bop_free(recipient);
 	identity = recipient = NULL;
 	if (bop_age_keygen(&identity, &recipient) < 0)
-		bail("setup: %s", bop_error_last());
+		bail_out("setup: %s", bop_error_last());
 	wrong = identity_keys(identity);
 
 	m = backup(enc);
@@ -229,7 +214,7 @@ int main(void)
 	c = (check_t){ 0 };
 	bop_catalog_free(cat);          /* a canceled catalog stays canceled */
 	if (bop_catalog_open(&cat, storage, "ahead") < 0)
-		bail("open: %s", bop_error_last());
+		bail_out("open: %s", bop_error_last());
 
 	/* a wrong identity: decryption fails on the reading thread, at the header */
 	ret = restore_on(1, m, wrong, &c, err1, sizeof(err1));

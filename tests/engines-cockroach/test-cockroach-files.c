@@ -20,19 +20,6 @@
 static char *tmp;
 static unsigned char *big;
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void bail_out(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("Bail out! ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	exit(1);
-}
-
 static int discard(const void *buf, size_t len, void *payload)
 {
 	(void)buf; (void)len; (void)payload;
