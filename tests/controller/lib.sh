@@ -19,15 +19,20 @@ NS=bop-ctl-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 SYS=backupop-system
 PIDS=()
 k() { "$KUBECTL" --kubeconfig "$BOP_TEST_KUBECONFIG" "$@"; }
+# drop_namespace NS: deletes a test's namespace without waiting. Its schedules and runs
+# carry the controller's finalizer, which no controller removes once the test is over: it
+# is dropped first so that the namespace can go.
+drop_namespace() {
+	local s
+	for s in $(k -n "$1" get backupschedules,backupruns -o name 2>/dev/null); do
+		k -n "$1" patch "$s" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+	done
+	k delete namespace "$1" --wait=false >/dev/null 2>&1
+}
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	# schedules carry our finalizer: drop it so the namespace can go
-	for s in $(k -n "$NS" get backupschedules -o name 2>/dev/null) \
-		$(k -n "$NS" get backupruns -o name 2>/dev/null); do
-		k -n "$NS" patch "$s" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-	done
-	k delete namespace "$NS" --wait=false >/dev/null 2>&1
+	drop_namespace "$NS"
 	k -n "$SYS" delete statefulsets,services,secrets -l app.kubernetes.io/managed-by=backupop-controller \
 		>/dev/null 2>&1
 	k -n "$SYS" delete lease backupop-controller >/dev/null 2>&1
@@ -59,11 +64,7 @@ done
 # its schedules would still be reconciled by this test's controller, their runs counted in
 # its metrics and alerts. These tests run one at a time, so no other test owns them now.
 for old in $(k get namespaces -o name 2>/dev/null | grep '^namespace/bop-ctl-'); do
-	old=${old#namespace/}
-	for s in $(k -n "$old" get backupschedules,backupruns -o name 2>/dev/null); do
-		k -n "$old" patch "$s" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-	done
-	k delete namespace "$old" --wait=false >/dev/null 2>&1 && diag "removed namespace $old, left by an earlier test"
+	drop_namespace "${old#namespace/}" && diag "removed namespace ${old#namespace/}, left by an earlier test"
 done
 k create namespace "$NS" >/dev/null || { echo "Bail out! cannot create namespace $NS"; exit 1; }
 
