@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -82,6 +83,19 @@ static bool have(const char *tool)
 #define SPARSE_HOLE (1024 * 1024)
 #define SPARSE_SIZE (3 * 1024 * 1024)
 
+/* A POSIX ACL as Linux stores it in system.posix_acl_*: version 2, then (tag, permissions,
+ * id) for the owner rw-, user 4321 r--, the group r--, the mask r-- and others r--. */
+static const unsigned char acl_xattr[] = {
+	2, 0, 0, 0,
+	0x01, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+	0x02, 0, 4, 0, 0xe1, 0x10, 0, 0,
+	0x04, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+	0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+	0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+};
+static const char attr_value[] = "kept\0binary\001";   /* a user attribute, with a NUL */
+static bool have_attrs;         /* the file system of the tree took the attributes */
+
 static const char *const utf8_name = "\xc3\xa9t\xc3\xa9 \xe2\x98\x83.txt";  /* "été ☃.txt" */
 static const char *const latin1_name = "\xe9t\xe9.latin1";  /* not UTF-8 */
 
@@ -147,6 +161,16 @@ static void make_tree(const char *root)
 	write_file(p, "junk\n", 5, 0644);
 	AT("sub/cache");                    /* a file, not a directory: "cache/" keeps it */
 	write_file(p, "not a dir\n", 10, 0644);
+	/* Extended attributes and ACLs: a file with a user attribute and an access ACL, a
+	 * directory with a default ACL. */
+	AT("attrs.txt");
+	write_file(p, "attributes\n", 11, 0644);
+	have_attrs = setxattr(p, "user.backupop", attr_value, sizeof(attr_value), 0) == 0 &&
+		setxattr(p, "system.posix_acl_access", acl_xattr, sizeof(acl_xattr), 0) == 0;
+	AT("acl-dir");
+	mkdir(p, 0755);
+	have_attrs = have_attrs &&
+		setxattr(p, "system.posix_acl_default", acl_xattr, sizeof(acl_xattr), 0) == 0;
 	AT("sub/deeper/leaf.txt");
 	set_mtime(p, 1000000000, 123456789);
 	AT("big.bin");
@@ -277,6 +301,20 @@ static int count_tree(const char *root)
 
 /* Differences between trees a and b, ignoring entries of a below `skip` prefixes; b must
  * have no more entries than a has outside them. */
+/* Whether attribute `attr` of `rel` is the same, and there, below `a` and `b`. */
+static bool same_attr(const char *a, const char *b, const char *rel, const char *attr)
+{
+	char *pa = xasprintf("%s/%s", a, rel), *pb = xasprintf("%s/%s", b, rel);
+	char va[256], vb[256];
+	ssize_t na = lgetxattr(pa, attr, va, sizeof(va)), nb = lgetxattr(pb, attr, vb, sizeof(vb));
+
+	if (na <= 0 || na != nb || memcmp(va, vb, (size_t)na))
+		diag("%s of %s: %zd bytes in the source, %zd restored", attr, rel, na, nb);
+	free(pa);
+	free(pb);
+	return na > 0 && na == nb && !memcmp(va, vb, (size_t)na);
+}
+
 static int compare_trees(const char *a, const char *b, const char *const *skip)
 {
 	int in_a, in_b;
@@ -506,7 +544,7 @@ static void test_round_trip(env_t *c)
 	ok(ret == 0, "backup of the tree through the catalog (zstd + age): %s", ret ? bop_error_last() : "ok");
 	if (ret) {
 		bop_log_set_callback(NULL, NULL);
-		skip(12, "no backup");
+		skip(14, "no backup");
 		goto out;
 	}
 	ret = restore(c, cfg, m);
@@ -524,6 +562,15 @@ static void test_round_trip(env_t *c)
 			"hardlinks are one inode after restore");
 		free(h1);
 		free(h2);
+	}
+	if (have_attrs) {
+		ok(same_attr(src, dst, "attrs.txt", "user.backupop") &&
+			same_attr(src, dst, "attrs.txt", "system.posix_acl_access"),
+			"a file's extended attribute and access ACL come back");
+		ok(same_attr(src, dst, "acl-dir", "system.posix_acl_default"),
+			"a directory's default ACL comes back");
+	} else {
+		skip(2, "the file system of %s takes no user attributes or ACLs", tmp);
 	}
 	{
 		struct stat s1, s2 = { 0 };
