@@ -139,8 +139,9 @@ int64_t bop__now_ms(void);
  * outlive the run. */
 void bop__pipeline_watch(bop_pipeline_t *p, volatile sig_atomic_t *flag);
 /* Lets the pipeline read its source and run the stages before its first decompression
- * (the stored hash, decryption) on a thread of their own when it has two cores or more:
- * for a decoding pipeline, whose source and stages are the library's own. */
+ * (the stored hash, decryption), or else before its first compression (the plaintext
+ * hash), on a thread of their own when it has two cores or more. The source is then read
+ * on that thread: for the catalog's pipelines, whose stages are the library's own. */
 void bop__pipeline_read_ahead(bop_pipeline_t *p);
 /* While bop_pipeline_run() pumps on this thread: whether its cancel flag (or the one it
  * watches) is set, and whether there is any to watch. A source or sink that waits (a

@@ -97,7 +97,9 @@ BOP_EXTERN(int) bop_backup_options_init(bop_backup_options_t *opts, unsigned int
 /* Takes a backup of everything `source` yields (the catalog takes ownership of the
  * source). Streams it through compression, encryption and hashing into storage, then
  * writes the manifest; *out (may be NULL) receives it. On any failure, including a
- * producer that exits non-zero, nothing is left in storage and no manifest exists. */
+ * producer that exits non-zero, nothing is left in storage and no manifest exists.
+ * With two cores or more and compression, the source is read on a thread of the
+ * catalog's own, one call at a time, while the calling thread compresses and writes. */
 BOP_EXTERN(int) bop_catalog_backup(bop_catalog_t *catalog, bop_manifest_t **out,
 	bop_source_t *source, const bop_backup_options_t *opts);
 

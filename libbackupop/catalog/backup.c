@@ -279,6 +279,9 @@ static int build_backup(backup_run_t *run, bop_source_t *source, bop_pipeline_t 
 		bop_pipeline_free(p);
 		return ret;
 	}
+	/* Reading the source and hashing the plaintext on one thread, compression, encryption
+	 * and writing on another (with two cores or more, when it compresses). */
+	bop__pipeline_read_ahead(p);
 	*out = p;
 	return 0;
 }

@@ -18,8 +18,9 @@
 #define AHEAD_SLOTS 3
 
 /* Read-ahead (bop__pipeline_read_ahead): a thread reads the source and runs the stages
- * before the first decompression (the stored hash, decryption) and hands what comes out
- * to the pipeline's thread through AHEAD_SLOTS buffers. */
+ * before the first decompression (the stored hash, decryption), or before the first
+ * compression (the plaintext hash), and hands what comes out to the pipeline's thread
+ * through AHEAD_SLOTS buffers. */
 typedef struct ahead {
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -32,6 +33,8 @@ typedef struct ahead {
 	int code;
 	char *message;
 	bool stop;                      /* the pipeline's thread failed: stop reading */
+	bool direct;                    /* only taps before the hand-over: the source reads
+	                                 * into the free slot, and handing it over copies nothing */
 } ahead_t;
 
 struct bop_pipeline {
@@ -201,10 +204,12 @@ static int ahead_put(bop_pipeline_t *p, bop_inbuf_t *in, bop_stream_directive_t 
 		if (n > p->opts.buffer_size)
 			n = p->opts.buffer_size;
 		at = (a->head + a->count) % AHEAD_SLOTS;
-		/* Copying needs no lock: the pipeline's thread does not touch a free slot. */
-		pthread_mutex_unlock(&a->mu);
-		memcpy(a->slot[at], (const unsigned char *)in->src + in->pos, n);
-		pthread_mutex_lock(&a->mu);
+		if (in->src != a->slot[at] || in->pos != 0) {
+			/* Copying needs no lock: the pipeline's thread does not touch a free slot. */
+			pthread_mutex_unlock(&a->mu);
+			memcpy(a->slot[at], (const unsigned char *)in->src + in->pos, n);
+			pthread_mutex_lock(&a->mu);
+		}
 		a->len[at] = n;
 		a->count++;
 		in->pos += n;
@@ -360,24 +365,46 @@ static int alloc_buffers(bop_pipeline_t *p)
 	return 0;
 }
 
+/* On a read-ahead thread whose slots the source may fill (ahead_t.direct): the slot the
+ * next hand-over fills, once one is free. Only this thread fills slots, so it stays free
+ * until then. NULL otherwise, or when the pipeline's thread asked to stop. */
+static unsigned char *ahead_free_slot(bop_pipeline_t *p)
+{
+	ahead_t *a = p->ahead;
+	unsigned char *slot = NULL;
+
+	if (!tl_ahead || !a->direct)
+		return NULL;
+	pthread_mutex_lock(&a->mu);
+	while (a->count == AHEAD_SLOTS && !a->stop)
+		pthread_cond_wait(&a->cond, &a->mu);
+	if (!a->stop)
+		slot = a->slot[(a->head + a->count) % AHEAD_SLOTS];
+	pthread_mutex_unlock(&a->mu);
+	return slot;
+}
+
 static int pump(bop_pipeline_t *p)
 {
 	bop_inbuf_t end = { p->bufs[0], 0, 0 };
 	int ret;
 
 	for (;;) {
+		unsigned char *buf = ahead_free_slot(p);
 		size_t got = 0;
 		bop_inbuf_t in;
 
+		if (!buf)
+			buf = p->bufs[0];
 		if (is_canceled(p))
 			return bop__error(BOP_ECANCELED, "the operation was canceled");
-		ret = bop_source_read(p->source, p->bufs[0], p->opts.buffer_size, &got);
+		ret = bop_source_read(p->source, buf, p->opts.buffer_size, &got);
 		if (ret < 0)
 			return ret;
 		if (got == 0)
 			break;
 		atomic_fetch_add(&p->bytes_in, got);
-		in = (bop_inbuf_t){ p->bufs[0], got, 0 };
+		in = (bop_inbuf_t){ buf, got, 0 };
 		ret = push(p, 0, &in, BOP_STREAM_CONTINUE);
 		if (ret < 0)
 			return ret;
@@ -421,19 +448,27 @@ static void ahead_free(ahead_t *a)
 	free(a);
 }
 
-/* The stage the read-ahead thread hands to: the first decompression. 0 when the pipeline
- * runs on one thread (no read-ahead asked for, one core, no decompression). */
+/* The stage the read-ahead thread hands to: the first decompression (a restore: reading,
+ * the stored hash and decryption on one thread, decompression on the other), else the
+ * first compression (a backup: the source and the plaintext hash on one thread,
+ * compression, encryption and writing on the other). 0 when the pipeline runs on one
+ * thread (no read-ahead asked for, one core, no codec). */
 static size_t ahead_split(const bop_pipeline_t *p)
 {
+	size_t first_pack = 0;
 	int workers;
 
 	if (!p->read_ahead || bop__ncpu() < 2)
 		return 0;
 	for (size_t i = 0; i < p->nstages; i++) {
-		if (bop__codec_kind(p->stages[i], &workers) < 0)
+		int kind = bop__codec_kind(p->stages[i], &workers);
+
+		if (kind < 0)
 			return i;
+		if (kind > 0 && first_pack == 0)
+			first_pack = i;
 	}
-	return 0;
+	return first_pack;
 }
 
 /* Takes what the read-ahead thread hands over and pushes it from stage p->split on. */
@@ -501,6 +536,9 @@ static int run_stream(bop_pipeline_t *p)
 			return bop__error_oom();
 		}
 	}
+	a->direct = true;
+	for (size_t i = 0; i < p->split; i++)
+		a->direct = a->direct && p->taps[i];
 	p->ahead = a;
 	if (pthread_create(&a->thread, NULL, ahead_main, p) != 0) {
 		p->ahead = NULL;

@@ -5,9 +5,15 @@
  * object fails with the same error as on one core, and the sink is aborted; a failing sink
  * and a cancel stop the reading thread too. Which thread does what is seen in
  * /proc/self/task: the reading thread is named "bop-read".
+ *
+ * And of a backup: with two cores or more, the source is read and the plaintext hashed on
+ * that thread while the backup's thread compresses, encrypts and writes. The plaintext
+ * hashed is the same as on one core; a source that fails, and a cancel, fail the backup
+ * as on one core and leave no backup and no thread.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "catalog-test.h"
@@ -16,6 +22,7 @@
 
 static char *root;
 static bop_catalog_t *cat;
+static bop_storage_t *storage;
 static unsigned char *data;
 
 /* Threads of this process named `name`. */
@@ -156,15 +163,126 @@ static bop_keys_t *identity_keys(const char *text)
 	return keys;
 }
 
+/* A source that yields `data`, counting its reads and those on a thread named bop-read;
+ * it fails, or cancels the catalog, once `fail_at` bytes were read. */
+typedef struct feed {
+	size_t pos;
+	int reads, on_reader;
+	size_t fail_at;          /* 0: never */
+	bool cancel;
+} feed_t;
+
+static int feed_read(void *buf, size_t cap, size_t *got, void *payload)
+{
+	feed_t *f = payload;
+	char name[32] = "";
+	size_t n = SIZE - f->pos < cap ? SIZE - f->pos : cap;
+
+	pthread_getname_np(pthread_self(), name, sizeof(name));
+	f->reads++;
+	f->on_reader += strcmp(name, "bop-read") == 0;
+	if (f->fail_at && f->pos >= f->fail_at) {
+		if (!f->cancel)
+			return bop_error_set(BOP_EIO, "the test's source broke");
+		bop_catalog_cancel(cat);
+	}
+	memcpy(buf, data + f->pos, n);
+	f->pos += n;
+	*got = n;
+	return 0;
+}
+
+/* Backs `data` up on `ncpu` cores from a feed; its result and error. */
+static int backup_on(int ncpu, feed_t *f, const bop_keys_t *keys, bop_manifest_t **m,
+	char *err, size_t errlen)
+{
+	bop_backup_options_t opts = BOP_BACKUP_OPTIONS_INIT;
+	bop_source_t *src = NULL;
+	int ret;
+
+	opts.compression = BOP_COMPRESSION_ZSTD;
+	opts.keys = keys;
+	if (bop_source_callback_new(&src, feed_read, f) < 0)
+		bail_out("source: %s", bop_error_last());
+	bop__ncpu_override = ncpu;
+	ret = bop_catalog_backup(cat, m, src, &opts);
+	bop__ncpu_override = 0;
+	snprintf(err, errlen, "%s", ret < 0 ? bop_error_last() : "");
+	return ret;
+}
+
+static size_t backups_listed(void)
+{
+	bop_manifest_list_t *list = NULL;
+	size_t n;
+
+	if (bop_catalog_list(cat, &list) < 0)
+		bail_out("list: %s", bop_error_last());
+	n = bop_manifest_list_count(list);
+	bop_manifest_list_free(list);
+	return n;
+}
+
+static void test_backup(const bop_keys_t *enc, const bop_keys_t *dec)
+{
+	bop_manifest_t *m1 = NULL, *m2 = NULL;
+	char err[512], err1[512];
+	feed_t f1 = { 0 }, f2 = { 0 };
+	check_t c = { 0 };
+	size_t before;
+	int ret;
+
+	ret = backup_on(2, &f2, enc, &m2, err, sizeof(err));
+	ok(ret == 0, "backup on two cores %s", err);
+	ok(f2.reads > 0 && f2.on_reader == f2.reads,
+		"two cores: every read of the source ran on the reading thread (%d of %d)",
+		f2.on_reader, f2.reads);
+	ret = backup_on(1, &f1, enc, &m1, err1, sizeof(err1));
+	ok(ret == 0 && f1.on_reader == 0, "one core: the source is read on the backup's thread "
+		"(%d of %d reads elsewhere) %s", f1.on_reader, f1.reads, err1);
+	if (!m1 || !m2)
+		bail_out("no backup to compare");
+	ok(bop_manifest_plain_bytes(m2) == SIZE &&
+		strcmp(bop_manifest_plain_sha256(m1), bop_manifest_plain_sha256(m2)) == 0,
+		"the plaintext hashed on the reading thread is the plaintext hashed on one core");
+	ret = restore_on(1, m2, dec, &c, err, sizeof(err));
+	ok(ret == 0 && c.same && c.got == SIZE, "the backup made on two cores restores every byte %s",
+		err);
+	bop_manifest_free(m1);
+	bop_manifest_free(m2);
+	m1 = m2 = NULL;
+
+	before = backups_listed();
+	f1 = (feed_t){ .fail_at = 3u << 20 };
+	f2 = (feed_t){ .fail_at = 3u << 20 };
+	ret = backup_on(2, &f2, enc, &m2, err, sizeof(err));
+	ok(ret == BOP_EIO && strstr(err, "the test's source broke"),
+		"a source that fails after 3 MiB fails the backup with its words (%d): %s", ret, err);
+	ok(backup_on(1, &f1, enc, &m1, err1, sizeof(err1)) == ret && strcmp(err, err1) == 0,
+		"... as on one core: %s", err1);
+	ok(backups_listed() == before && !m1 && !m2, "... and leaves no backup");
+	ok(threads_named("bop-read") == 0, "... nor a reading thread");
+
+	f2 = (feed_t){ .fail_at = 2u << 20, .cancel = true };
+	ret = backup_on(2, &f2, enc, &m2, err, sizeof(err));
+	ok(ret == BOP_ECANCELED, "a backup canceled after 2 MiB fails with BOP_ECANCELED (%d): %s",
+		ret, err);
+	ok(threads_named("bop-read") == 0, "... and the reading thread ended");
+	bop_catalog_free(cat);          /* a canceled catalog stays canceled */
+	if (bop_catalog_open(&cat, storage, "ahead") < 0)
+		bail_out("open: %s", bop_error_last());
+	ok(backups_listed() == before, "... and leaves no backup");
+}
+
 int main(void)
 {
-	bop_storage_t *storage = open_tmp_storage(&root);
 	char *identity = NULL, *recipient = NULL, err[512], err1[512];
 	bop_keys_t *enc = NULL, *dec = NULL, *wrong = NULL;
 	bop_manifest_t *m;
 	check_t c = { 0 };
 	int ret;
 
+	storage = open_tmp_storage(&root);
 	data = malloc(SIZE);
 	if (!data)
 		bail_out("out of memory");
@@ -237,6 +355,8 @@ int main(void)
 	damage(m, (off_t)(bop_manifest_stored_bytes(m) - 5), false);
 	same_failure(m, NULL, "unencrypted: a flipped byte near the end");
 	bop_manifest_free(m);
+
+	test_backup(enc, dec);
 
 	bop_keys_free(enc);
 	bop_keys_free(dec);
