@@ -16,6 +16,7 @@
 #define DEFAULT_BUFFER_SIZE (1u << 20)
 #define MAX_IDLE_CALLS 100000
 #define AHEAD_SLOTS 3
+#define AHEAD_FILL (256u << 10)
 
 /* Read-ahead (bop__pipeline_read_ahead): a thread reads the source and runs the stages
  * before the first decompression (the stored hash, decryption), or before the first
@@ -55,6 +56,8 @@ struct bop_pipeline {
 	bool read_ahead;               /* bop__pipeline_read_ahead() was called */
 	size_t split;                  /* the stage the read-ahead thread hands to */
 	ahead_t *ahead;                /* while it runs */
+	int pending_error;             /* the source failed after the data just read */
+	char *pending_message;
 };
 
 BOP_EXTERN(int) bop_pipeline_options_init(bop_pipeline_options_t *opts, unsigned int version)
@@ -384,6 +387,39 @@ static unsigned char *ahead_free_slot(bop_pipeline_t *p)
 	return slot;
 }
 
+/* Reads the next data of the source into `buf`: *got bytes, 0 at its end. On a read-ahead
+ * thread, reads that come in small pieces (a command's pipe) are gathered up to
+ * AHEAD_FILL bytes, so that each hand-over wakes the pipeline's thread for a fair amount
+ * of work; a failure after some data returns that data first and the failure next time. */
+static int pump_read(bop_pipeline_t *p, unsigned char *buf, size_t *got)
+{
+	size_t want = tl_ahead ? AHEAD_FILL : 1;
+	int ret;
+
+	*got = 0;
+	if (p->pending_error)
+		return bop__error(p->pending_error, "%s", p->pending_message ? p->pending_message : "out of memory");
+	do {
+		size_t n = 0;
+
+		if (is_canceled(p))
+			ret = bop__error(BOP_ECANCELED, "the operation was canceled");
+		else
+			ret = bop_source_read(p->source, buf + *got, p->opts.buffer_size - *got, &n);
+		if (ret < 0 && *got > 0) {
+			p->pending_error = bop_error_last_code() != BOP_OK ? bop_error_last_code() : ret;
+			p->pending_message = strdup(bop_error_last());
+			return 0;
+		}
+		if (ret < 0)
+			return ret;
+		if (n == 0)
+			break;
+		*got += n;
+	} while (*got < want && *got < p->opts.buffer_size);
+	return 0;
+}
+
 static int pump(bop_pipeline_t *p)
 {
 	bop_inbuf_t end = { p->bufs[0], 0, 0 };
@@ -396,9 +432,7 @@ static int pump(bop_pipeline_t *p)
 
 		if (!buf)
 			buf = p->bufs[0];
-		if (is_canceled(p))
-			return bop__error(BOP_ECANCELED, "the operation was canceled");
-		ret = bop_source_read(p->source, buf, p->opts.buffer_size, &got);
+		ret = pump_read(p, buf, &got);
 		if (ret < 0)
 			return ret;
 		if (got == 0)
@@ -619,5 +653,6 @@ BOP_EXTERN(void) bop_pipeline_free(bop_pipeline_t *p)
 	free(p->taps);
 	free(p->holds);
 	free(p->stages);
+	free(p->pending_message);
 	free(p);
 }

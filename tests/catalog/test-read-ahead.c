@@ -170,6 +170,7 @@ typedef struct feed {
 	int reads, on_reader;
 	size_t fail_at;          /* 0: never */
 	bool cancel;
+	size_t piece;            /* at most this much a read, as from a pipe; 0: what fits */
 } feed_t;
 
 static int feed_read(void *buf, size_t cap, size_t *got, void *payload)
@@ -177,6 +178,9 @@ static int feed_read(void *buf, size_t cap, size_t *got, void *payload)
 	feed_t *f = payload;
 	char name[32] = "";
 	size_t n = SIZE - f->pos < cap ? SIZE - f->pos : cap;
+
+	if (f->piece && n > f->piece)
+		n = f->piece;
 
 	pthread_getname_np(pthread_self(), name, sizeof(name));
 	f->reads++;
@@ -248,9 +252,24 @@ static void test_backup(const bop_keys_t *enc, const bop_keys_t *dec)
 	ret = restore_on(1, m2, dec, &c, err, sizeof(err));
 	ok(ret == 0 && c.same && c.got == SIZE, "the backup made on two cores restores every byte %s",
 		err);
+	bop_manifest_free(m2);
+	m2 = NULL;
+
+	/* small pieces, as from a command's pipe: gathered into larger hand-overs */
+	f2 = (feed_t){ .piece = 10000 };
+	ret = backup_on(2, &f2, enc, &m2, err, sizeof(err));
+	ok(ret == 0 && m2 && bop_manifest_plain_bytes(m2) == SIZE &&
+		strcmp(bop_manifest_plain_sha256(m1), bop_manifest_plain_sha256(m2)) == 0,
+		"a source read in 10,000-byte pieces: the same plaintext on two cores %s", err);
 	bop_manifest_free(m1);
 	bop_manifest_free(m2);
 	m1 = m2 = NULL;
+	f1 = (feed_t){ .fail_at = 3u << 20, .piece = 10000 };
+	f2 = (feed_t){ .fail_at = 3u << 20, .piece = 10000 };
+	ret = backup_on(2, &f2, enc, &m2, err, sizeof(err));
+	ok(ret == BOP_EIO && backup_on(1, &f1, enc, &m1, err1, sizeof(err1)) == ret &&
+		strcmp(err, err1) == 0 && !m1 && !m2,
+		"... and failing after 3 MiB, fails as on one core: %s", err);
 
 	before = backups_listed();
 	f1 = (feed_t){ .fail_at = 3u << 20 };
