@@ -398,7 +398,8 @@ static int pump_read(bop_pipeline_t *p, unsigned char *buf, size_t *got)
 
 	*got = 0;
 	if (p->pending_error)
-		return bop__error(p->pending_error, "%s", p->pending_message ? p->pending_message : "out of memory");
+		return bop__error(p->pending_error, "%s",
+			p->pending_message ? p->pending_message : "out of memory");
 	do {
 		size_t n = 0;
 
