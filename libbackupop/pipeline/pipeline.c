@@ -182,6 +182,15 @@ static void report_progress(bop_pipeline_t *p, bool force)
 
 static int push(bop_pipeline_t *p, size_t i, bop_inbuf_t *in, bop_stream_directive_t directive);
 
+/* On the read-ahead thread, with a->mu held: waits for a free slot; false when the
+ * pipeline's thread asked to stop instead. */
+static bool ahead_wait_free(ahead_t *a)
+{
+	while (a->count == AHEAD_SLOTS && !a->stop)
+		pthread_cond_wait(&a->cond, &a->mu);
+	return !a->stop;
+}
+
 void bop__pipeline_read_ahead(bop_pipeline_t *p)
 {
 	p->read_ahead = true;
@@ -198,9 +207,7 @@ static int ahead_put(bop_pipeline_t *p, bop_inbuf_t *in, bop_stream_directive_t 
 	while (ret == 0 && in->pos < in->size) {
 		size_t n = in->size - in->pos, at;
 
-		while (a->count == AHEAD_SLOTS && !a->stop)
-			pthread_cond_wait(&a->cond, &a->mu);
-		if (a->stop) {
+		if (!ahead_wait_free(a)) {
 			ret = bop__error(BOP_ECANCELED, "the operation was canceled");
 			break;
 		}
@@ -379,9 +386,7 @@ static unsigned char *ahead_free_slot(bop_pipeline_t *p)
 	if (!tl_ahead || !a->direct)
 		return NULL;
 	pthread_mutex_lock(&a->mu);
-	while (a->count == AHEAD_SLOTS && !a->stop)
-		pthread_cond_wait(&a->cond, &a->mu);
-	if (!a->stop)
+	if (ahead_wait_free(a))
 		slot = a->slot[(a->head + a->count) % AHEAD_SLOTS];
 	pthread_mutex_unlock(&a->mu);
 	return slot;

@@ -116,18 +116,19 @@ static bool vanished(struct archive *a)
 	return archive_errno(a) == ENOENT || archive_errno(a) == ENOTDIR;
 }
 
-static int disk_error(files_source_t *s, const char *path, const char *doing)
+/* What libarchive's disk reader `a` (the walk, or the one for attributes) said failed. */
+static int disk_error(files_source_t *s, struct archive *a, const char *path, const char *doing)
 {
-	int err = archive_errno(s->disk);
+	int err = archive_errno(a);
 	/* libarchive may only know the name relative to the directory being read. */
 	const char *in = path[0] == '/' ? "" : " in ";
 	const char *root = path[0] == '/' ? "" : s->cfg->path;
 
 	if (err == EACCES || err == EPERM)
 		return bop__error(BOP_EIO, "cannot %s %s%s%s: %s; fix its permissions or add it to \"exclude\"",
-			doing, path, in, root, archive_error_string(s->disk));
+			doing, path, in, root, archive_error_string(a));
 	return bop__error(BOP_EIO, "cannot %s %s%s%s: %s", doing, path, in, root,
-		archive_error_string(s->disk) ? archive_error_string(s->disk) : "unknown error");
+		archive_error_string(a) ? archive_error_string(a) : "unknown error");
 }
 
 /* A system call on a file failed with `err`. */
@@ -313,15 +314,8 @@ static int add_extended(files_source_t *s, struct archive_entry *e, const char *
 	r = archive_read_disk_entry_from_file(s->meta, e, fd, st);
 	if (r == ARCHIVE_WARN)
 		bop__log(BOP_LOG_WARN, "files", "%s: %s", path, archive_error_string(s->meta));
-	else if (r < ARCHIVE_WARN) {
-		int err = archive_errno(s->meta);
-
-		if (err == EACCES || err == EPERM)
-			return bop__error(BOP_EIO, "cannot read the attributes of %s: %s; fix its permissions or add it to \"exclude\"",
-				path, archive_error_string(s->meta));
-		return bop__error(BOP_EIO, "cannot read the attributes of %s: %s", path,
-			archive_error_string(s->meta) ? archive_error_string(s->meta) : "unknown error");
-	}
+	else if (r < ARCHIVE_WARN)
+		return disk_error(s, s->meta, path, "read the attributes of");
 	return 0;
 }
 
@@ -356,7 +350,7 @@ static int add_entry(files_source_t *s, const char *path, const char *rel)
 	else if (r == ARCHIVE_WARN)
 		bop__log(BOP_LOG_WARN, "files", "%s: %s", path, archive_error_string(s->tar));
 	/* A later name of a file already stored is a hard link, without data. */
-	if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0 && s->data_fd >= 0)
+	if (s->data_fd >= 0 && archive_entry_size(e) > 0)
 		return start_data(s, e, path);
 	close_data(s);
 	return 0;
@@ -389,10 +383,10 @@ static int next_entry(files_source_t *s)
 			bop__log(BOP_LOG_WARN, "files", "skipping %s: it vanished during the backup", path);
 			return 0;
 		}
-		return disk_error(s, path, "read");
+		return disk_error(s, s->disk, path, "read");
 	}
 	if (r < ARCHIVE_WARN)
-		return disk_error(s, s->cfg->path, "walk");
+		return disk_error(s, s->disk, s->cfg->path, "walk");
 	if (r == ARCHIVE_WARN)
 		bop__log(BOP_LOG_WARN, "files", "%s: %s", path, archive_error_string(s->disk));
 	rel = relative_name(s, path);
@@ -405,7 +399,7 @@ static int next_entry(files_source_t *s)
 	}
 	if (is_dir && archive_read_disk_can_descend(s->disk) &&
 			archive_read_disk_descend(s->disk) < ARCHIVE_WARN)
-		return disk_error(s, path, "enter");
+		return disk_error(s, s->disk, path, "enter");
 	return add_entry(s, path, rel);
 }
 
