@@ -175,6 +175,11 @@ bool bop__sha256_is_tap(const bop_stage_t *stage);
  * a thread of its own: for where the other threads keep every core busy already. */
 void bop__sha256_in_place(bop_stage_t *stage);
 
+/* Has SHA-256 stage `stage`, before it saw any data, count the stream instead of hashing
+ * it: an expected size is still checked (and an excess still stops the stream), the
+ * expected digest is not, and there is no result. For a decode whose plaintext is hashed. */
+void bop__sha256_count_only(bop_stage_t *stage);
+
 /* 1 when `stage` is one of the library's compression stages (*workers: the zstd worker
  * threads it runs, 0 when it compresses on the caller's thread), -1 when it is one of its
  * decompression stages, 0 for any other stage. */
@@ -355,10 +360,12 @@ typedef struct bop__decode_spec {
 	bool encrypted;
 	const bop_keys_t *keys;
 	const bop__file_entry_t *expect; /* sizes and SHA-256s, stored and plain */
+	bool whole;                     /* a verification: the stored object's SHA-256 is
+	                                 * checked too, not only its size (see add_decode) */
 } bop__decode_spec_t;
 
-/* Adds sha256 (stored, expected) -> age decrypt -> decompress -> sha256 (plain, expected)
- * -> holdback. The expected taps stop a stream one byte past its declared size
+/* Adds sha256 (stored, expected; only its size unless `whole`) -> age decrypt ->
+ * decompress -> sha256 (plain, expected) -> holdback. The expected taps stop a stream one byte past its declared size
  * (BOP_EINTEGRITY), and the holdback keeps the end from the sink until all checks passed. */
 int bop__catalog_add_decode(bop_pipeline_t *p, const bop__decode_spec_t *d);
 

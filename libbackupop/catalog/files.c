@@ -730,6 +730,7 @@ typedef struct file_reader {
 	bop__file_entry_t entry;
 	bop_compression_t compression;
 	bool encrypted;
+	bool whole;                     /* a verification: the stored object is hashed too */
 	const bop_keys_t *keys;         /* borrowed: must outlive the source */
 	uint64_t skip;                  /* bytes still to drop */
 	int fd;                         /* the pipeline's end while it runs */
@@ -773,7 +774,8 @@ static void decode_spec_of(bop__decode_spec_t *d, const file_reader_t *r, char *
 	size_t what_size)
 {
 	snprintf(what, what_size, "file \"%s\"", r->entry.name);
-	*d = (bop__decode_spec_t){ what, r->compression, r->encrypted, r->keys, &r->entry };
+	*d = (bop__decode_spec_t){ what, r->compression, r->encrypted, r->keys, &r->entry,
+		r->whole };
 }
 
 static int build_reader(file_reader_t *r)
@@ -941,6 +943,7 @@ typedef struct read_request {
 	const bop__file_entry_t *entry;
 	bop_compression_t compression;
 	bool encrypted;
+	bool whole;
 	uint64_t offset;
 	const bop_restore_options_t *opts;
 } read_request_t;
@@ -969,6 +972,7 @@ static int open_reader(const read_request_t *q, bop_source_t **out)
 	r->cancel_flag = q->cancel_flag;
 	r->compression = q->compression;
 	r->encrypted = q->encrypted;
+	r->whole = q->whole;
 	r->keys = opts->keys;
 	r->skip = q->offset;
 	r->fd = r->rfd = -1;
@@ -984,9 +988,9 @@ static int open_reader(const read_request_t *q, bop_source_t **out)
 	return 0;
 }
 
-BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out,
-	const bop_manifest_t *m, const char *name, uint64_t offset,
-	const bop_restore_options_t *opts)
+/* bop_catalog_read_file(), or (`whole`) the same read for a verification. */
+static int read_file(bop_catalog_t *catalog, bop_source_t **out, const bop_manifest_t *m,
+	const char *name, uint64_t offset, const bop_restore_options_t *opts, bool whole)
 {
 	bop_manifest_file_t f = { BOP_MANIFEST_FILE_VERSION, NULL, NULL, 0, NULL, 0, NULL };
 	bop__file_entry_t entry = { 0 };
@@ -1013,9 +1017,17 @@ BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out
 	q.entry = &entry;
 	q.compression = bop_manifest_compression(m);
 	q.encrypted = strcmp(bop_manifest_encryption(m), "none") != 0;
+	q.whole = whole;
 	q.offset = offset;
 	q.opts = opts;
 	return open_reader(&q, out);
+}
+
+BOP_EXTERN(int) bop_catalog_read_file(bop_catalog_t *catalog, bop_source_t **out,
+	const bop_manifest_t *m, const char *name, uint64_t offset,
+	const bop_restore_options_t *opts)
+{
+	return read_file(catalog, out, m, name, offset, opts, false);
 }
 
 BOP_EXTERN(int) bop_backup_session_read(bop_backup_session_t *s, bop_source_t **out,
@@ -1093,7 +1105,7 @@ int bop__catalog_verify_files(bop_catalog_t *catalog, const bop_manifest_t *m,
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		bop_source_t *src = NULL;
 
-		ret = bop_catalog_read_file(catalog, &src, m, f[i].name, 0, opts);
+		ret = read_file(catalog, &src, m, f[i].name, 0, opts, true);
 		if (ret == 0)
 			ret = drain(src);
 		bop_source_free(src);

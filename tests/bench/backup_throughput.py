@@ -116,8 +116,8 @@ def bench(args, work):
 
 def restore(args, work, inp, key, recipient, storage, out):
     """Restore of the same input, alternating: `backupop restore -o` (decrypt, decompress,
-    both SHA-256 checks, atomic rename) against `age -d | zstd -d`; each output is compared
-    with the input."""
+    the stored size and the plaintext's size and SHA-256 checked, atomic rename) against
+    `age -d | zstd -d`; each output is compared with the input."""
     stored = os.path.join(work, "peer.zst.age")
     run([args.backupop, "backup", "--storage", storage, "--name", "restore", "--recipient",
          recipient, "-q", "-i", inp])

@@ -396,6 +396,81 @@ static void test_tampering(void)
 	bop_catalog_free(cat);
 }
 
+/* `m` as parsed back from its JSON with its stored digest changed in one digit, or (not
+ * `digest`) its stored size one more. */
+static bop_manifest_t *with_stored(const bop_manifest_t *m, bool digest)
+{
+	char *json = NULL, *edited = NULL, *at, old[72], new[72];
+	bop_manifest_t *out = NULL;
+
+	if (digest) {
+		snprintf(old, sizeof(old), "%s", bop_manifest_stored_sha256(m));
+		snprintf(new, sizeof(new), "%c%s", old[0] == '0' ? '1' : '0', old + 1);
+	} else {
+		snprintf(old, sizeof(old), ": %llu", (unsigned long long)bop_manifest_stored_bytes(m));
+		snprintf(new, sizeof(new), ": %llu", (unsigned long long)bop_manifest_stored_bytes(m) + 1);
+	}
+	if (bop_manifest_to_json(m, &json) < 0 || !(at = strstr(json, old)) ||
+	    asprintf(&edited, "%.*s%s%s", (int)(at - json), json, new, at + strlen(old)) < 0 ||
+	    bop_manifest_parse(&out, edited, strlen(edited)) < 0) {
+		fprintf(stderr, "cannot edit the manifest: %s\n", bop_error_last());
+		exit(2);
+	}
+	free(json);
+	free(edited);
+	return out;
+}
+
+/* A restore checks the bytes it restores (the plaintext's size and SHA-256) and the stored
+ * object's size; a verification checks every digest of the manifest. */
+static void test_what_is_checked(void)
+{
+	size_t len = 3 * MIB;
+	unsigned char *data = malloc(len);
+	bop_manifest_t *m = NULL, *bad_digest, *bad_size;
+	bop_catalog_t *cat = NULL;
+	capture_t cap;
+
+	bop_catalog_open(&cat, storage, "checks");
+	RAND_bytes(data, (int)len);
+	for (size_t j = 0; j < len / 2; j++)
+		data[j] = (unsigned char)(j % 7);
+	if (backup_bytes(cat, &m, data, len, BOP_COMPRESSION_ZSTD, enc_keys(1)) < 0) {
+		ok(0, "checks: backup: %s", bop_error_last());
+		free(data);
+		bop_catalog_free(cat);
+		return;
+	}
+	bad_digest = with_stored(m, true);
+	bad_size = with_stored(m, false);
+	ok(bop_manifest_stored_bytes(bad_size) == bop_manifest_stored_bytes(m) + 1 &&
+		strcmp(bop_manifest_stored_sha256(bad_digest), bop_manifest_stored_sha256(m)) != 0,
+		"checks: the edited manifests differ from the real one where they should");
+
+	is_int(restore_into(cat, bad_digest, dec_keys(1), &cap), 0,
+		"a manifest whose stored digest alone is wrong: the restore, which checks the "
+		"plaintext, succeeds");
+	ok(cap.committed && cap.len == len && memcmp(cap.data, data, len) == 0,
+		"... and every byte restored is the one backed up");
+	capture_clear(&cap);
+	is_int(verify(cat, bad_digest, dec_keys(1)), BOP_EINTEGRITY,
+		"... the verification, which checks every digest, fails");
+	ok(strstr(bop_error_last(), "SHA-256 mismatch") != NULL, "... saying: %s", bop_error_last());
+
+	is_int(restore_into(cat, bad_size, dec_keys(1), &cap), BOP_EINTEGRITY,
+		"a manifest whose stored size is wrong: the restore fails");
+	ok(strstr(bop_error_last(), "were expected") != NULL, "... saying: %s", bop_error_last());
+	ok(!cap.committed && cap.aborted, "... and its sink was aborted, not committed");
+	capture_clear(&cap);
+	is_int(verify(cat, bad_size, dec_keys(1)), BOP_EINTEGRITY, "... as does the verification");
+
+	bop_manifest_free(bad_digest);
+	bop_manifest_free(bad_size);
+	bop_manifest_free(m);
+	free(data);
+	bop_catalog_free(cat);
+}
+
 static void test_keys(void)
 {
 	static const char data[] = "secret database dump";
@@ -564,6 +639,7 @@ int main(void)
 	test_interop(cat);
 	test_failed_producer();
 	test_tampering();
+	test_what_is_checked();
 	test_keys();
 	test_options();
 	test_prune();
