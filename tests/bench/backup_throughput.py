@@ -25,7 +25,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import run  # noqa: E402
+from benchlib import rotated, run  # noqa: E402
 
 
 def main():
@@ -49,12 +49,12 @@ def main():
 
 
 def best_of(contenders, rounds, after):
-    """Runs the contenders in turn, `rounds` times, calling after(name) after each run:
-    the best time of each."""
+    """Runs the contenders in turn, `rounds` times (each round starting with the next one),
+    calling after(name) after each run: the best time of each."""
     best = {name: float("inf") for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            seconds, _ = fn()
+    for r in range(rounds):
+        for name in rotated(list(contenders), r):
+            seconds, _ = contenders[name]()
             best[name] = min(best[name], seconds)
             after(name)
     return best

@@ -68,6 +68,15 @@ def run(cmd, shell=False, watch_rss=False, cwd=None, stdin=None):
             peak[0] if watch_rss else usage.ru_maxrss)
 
 
+def rotated(names, r):
+    """The contenders in the order of round r: each round starts with the next one. On a
+    virtual machine the first to write into memory the guest has not touched lately pays
+    for the host's page faults (a files restore on tmpfs: 3 s -> 5 s), so a fixed order
+    would charge that to the same contender every round."""
+    k = r % len(names)
+    return list(names[k:]) + list(names[:k])
+
+
 def fmt_size(n):
     return "%.1f MB" % (n / 1e6)
 

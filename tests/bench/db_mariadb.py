@@ -3,7 +3,7 @@
 
 Starts a private MariaDB server (tests/env/mariadb-local.sh), fills a database of about
 --mib MB (an orders table of repetitive rows and a table of less compressible text), then,
-alternating the contenders round by round:
+alternating the contenders round by round (each round starting with the next one):
 
   backup   backupop   `backupop backup --config` with the mysql engine (zstd -3 + age)
            shell      `mariadb-dump <the engine's flags> | zstd -3 -T0 | age -r R`
@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
-                      missing_tool, pipeline, report, run, write_config)
+                      missing_tool, pipeline, report, rotated, run, write_config)
 
 # What the mysql engine passes to mariadb-dump for one database (see its source).
 DUMP_FLAGS = ("--single-transaction --routines --triggers --events --hex-blob "
@@ -113,22 +113,32 @@ def main():
             if got != source:
                 sys.exit("bench: %s restored %r, the source is %r" % (who, got, source))
 
-        for r in range(args.rounds):
+        def backup_backupop():
             t, m, sizes["backupop"] = bop_backup(bop, cfg, storage)
-            times["b:backupop"].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            times["b:shell"].append(pipeline("%s %s bench | zstd -3 -T0 -q | age -r %s > %s"
-                                             % (my.dump, DUMP_FLAGS, recipient, piped)))
-            sizes["shell"] = os.path.getsize(piped)
+            return t
 
-            fresh_target()
-            times["r:backupop"].append(bop_restore(bop, cfg, key))
-            check_restore("backupop")
-            fresh_target()
-            times["r:shell"].append(pipeline("age -d -i %s %s | zstd -d -q | %s restored"
-                                             % (key, piped, my.client)))
-            check_restore("the shell pipeline")
-            print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
+        def backup_shell():
+            t = pipeline("%s %s bench | zstd -3 -T0 -q | age -r %s > %s"
+                         % (my.dump, DUMP_FLAGS, recipient, piped))
+            sizes["shell"] = os.path.getsize(piped)
+            return t
+
+        backups = {"backupop": backup_backupop, "shell": backup_shell}
+        restores = {
+            "backupop": lambda: bop_restore(bop, cfg, key),
+            "shell": lambda: pipeline("age -d -i %s %s | zstd -d -q | %s restored"
+                                      % (key, piped, my.client)),
+        }
+        for r in range(args.rounds):
+            for n in rotated(list(backups), r):
+                times["b:" + n].append(backups[n]())
+            for n in rotated(list(restores), r):
+                fresh_target()
+                times["r:" + n].append(restores[n]())
+                check_restore(n)
+            print("bench: round %d/%d done: %s" % (r + 1, args.rounds, ", ".join(
+                "%s %.2fs" % (k, v[-1]) for k, v in sorted(times.items()))), flush=True)
 
         shutil.rmtree(storage, ignore_errors=True)
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],

@@ -3,7 +3,8 @@
 
 Starts a private PostgreSQL server (tests/env/pg-local.sh), fills a database with
 `pgbench -i` at --scale (70 gives about 1 GB) plus a less compressible table of text,
-then, alternating the contenders round by round so that machine noise hits all alike:
+then, alternating the contenders round by round (each round starting with the next one)
+so that machine noise hits all alike:
 
   backup   backupop      `backupop backup --config` with the postgres engine (zstd -3 + age)
            pg_dump -Fc   `pg_dump -Fc` alone (its own gzip)
@@ -29,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
-                      missing_tool, pipeline, report, run, write_config)
+                      missing_tool, pipeline, report, rotated, run, write_config)
 
 
 class Postgres(LocalServer):
@@ -128,29 +129,39 @@ def main():
             if got != source:
                 sys.exit("bench: %s restored %s rows, the source has %s" % (who, got, source))
 
-        for r in range(args.rounds):
+        def backup_backupop():
             t, m, sizes["backupop"] = bop_backup(bop, cfg, storage)
-            times["b:backupop"].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            t, _ = run("%s -Fc bench -f %s" % (pg_dump, dump), shell=True)
-            times["b:pg_dump -Fc"].append(t)
-            sizes["pg_dump -Fc"] = os.path.getsize(dump)
-            times["b:shell"].append(pipeline("%s -Fc -Z0 bench | zstd -3 -T0 -q | age -r %s > %s"
-                                             % (pg_dump, recipient, piped)))
-            sizes["shell"] = os.path.getsize(piped)
+            return t
 
-            fresh_target()
-            times["r:backupop"].append(bop_restore(bop, cfg, key))
-            check_restore("backupop")
-            fresh_target()
-            t, _ = run("%s -d restored %s" % (pg_restore, dump), shell=True)
-            times["r:pg_restore"].append(t)
-            check_restore("pg_restore")
-            fresh_target()
-            times["r:shell"].append(pipeline("age -d -i %s %s | zstd -d -q | %s -d restored"
-                                             % (key, piped, pg_restore)))
-            check_restore("the shell pipeline")
-            print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
+        def backup_pg_dump():
+            t, _ = run("%s -Fc bench -f %s" % (pg_dump, dump), shell=True)
+            sizes["pg_dump -Fc"] = os.path.getsize(dump)
+            return t
+
+        def backup_shell():
+            t = pipeline("%s -Fc -Z0 bench | zstd -3 -T0 -q | age -r %s > %s"
+                         % (pg_dump, recipient, piped))
+            sizes["shell"] = os.path.getsize(piped)
+            return t
+
+        backups = {"backupop": backup_backupop, "pg_dump -Fc": backup_pg_dump,
+                   "shell": backup_shell}
+        restores = {
+            "backupop": lambda: bop_restore(bop, cfg, key),
+            "pg_restore": lambda: run("%s -d restored %s" % (pg_restore, dump), shell=True)[0],
+            "shell": lambda: pipeline("age -d -i %s %s | zstd -d -q | %s -d restored"
+                                      % (key, piped, pg_restore)),
+        }
+        for r in range(args.rounds):
+            for n in rotated(list(backups), r):
+                times["b:" + n].append(backups[n]())
+            for n in rotated(list(restores), r):
+                fresh_target()
+                times["r:" + n].append(restores[n]())
+                check_restore(n)
+            print("bench: round %d/%d done: %s" % (r + 1, args.rounds, ", ".join(
+                "%s %.2fs" % (k, v[-1]) for k, v in sorted(times.items()))), flush=True)
 
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],
                                 watch_rss=True)

@@ -2,7 +2,7 @@
 """End-to-end file tree backup and restore benchmark: the job users run.
 
 Copies a real tree (--tree, default /usr/share: tens of thousands of files, text and
-binary) onto a tmpfs, then, alternating the contenders round by round:
+binary) onto a tmpfs, then, alternating the contenders round by round (each round starting with the next one):
 
   backup   backupop   `backupop backup --config` with the files engine (zstd -3 + age)
            tar        `tar -c | zstd -3 -T0 | age -r R`
@@ -25,7 +25,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
+from benchlib import (arg_parser, rotated, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
                       missing_tool, pipeline, report, run, tree_size, write_config)
 
 
@@ -104,32 +104,45 @@ def main():
                 sys.exit("bench: the tree %s restored differs from the source" % who)
             shutil.rmtree(out)
 
-        for r in range(args.rounds):
+        def backup_backupop():
             t, m, sizes["backupop"] = bop_backup(bop, cfg, storage)
-            times[("b", "backupop")].append(t)
             rss["full"] = max(rss.get("full", 0), m)
-            times[("b", "tar")].append(pipeline("tar -C %s -c . | zstd -3 -T0 -q | age -r %s > %s"
-                                                % (tree, recipient, piped)))
-            sizes["tar"] = os.path.getsize(piped)
-            if restic:
-                shutil.rmtree(repo, ignore_errors=True)
-                subprocess.run([restic, "init", "-q", "--repo", repo], check=True,
-                               stdout=subprocess.DEVNULL)
-                t, _ = run([restic, "backup", "-q", "--repo", repo, "."], cwd=tree)
-                times[("b", "restic")].append(t)
-                sizes["restic"] = tree_size(repo)
+            return t
 
-            times[("r", "backupop")].append(bop_restore(bop, cfg, key))
-            restored("by backupop")
+        def backup_tar():
+            t = pipeline("tar -C %s -c . | zstd -3 -T0 -q | age -r %s > %s"
+                         % (tree, recipient, piped))
+            sizes["tar"] = os.path.getsize(piped)
+            return t
+
+        def backup_restic():
+            shutil.rmtree(repo, ignore_errors=True)
+            subprocess.run([restic, "init", "-q", "--repo", repo], check=True,
+                           stdout=subprocess.DEVNULL)
+            t, _ = run([restic, "backup", "-q", "--repo", repo, "."], cwd=tree)
+            sizes["restic"] = tree_size(repo)
+            return t
+
+        def restore_tar():
             os.mkdir(out)
-            times[("r", "tar")].append(pipeline("age -d -i %s %s | zstd -d -q | tar -C %s -x"
-                                                % (key, piped, out)))
-            restored("by tar")
-            if restic:
-                t, _ = run([restic, "restore", "-q", "--repo", repo, "latest", "--target", out])
-                times[("r", "restic")].append(t)
-                restored("by restic")
-            print("bench: round %d/%d done" % (r + 1, args.rounds), flush=True)
+            return pipeline("age -d -i %s %s | zstd -d -q | tar -C %s -x" % (key, piped, out))
+
+        def restore_restic():
+            return run([restic, "restore", "-q", "--repo", repo, "latest", "--target", out])[0]
+
+        backups = {"backupop": backup_backupop, "tar": backup_tar, "restic": backup_restic}
+        restores = {"backupop": lambda: bop_restore(bop, cfg, key), "tar": restore_tar,
+                    "restic": restore_restic}
+        for r in range(args.rounds):
+            order = rotated(names, r)
+            for n in order:
+                times[("b", n)].append(backups[n]())
+            for n in order:
+                times[("r", n)].append(restores[n]())
+                restored("by " + n)
+            print("bench: round %d/%d done: %s" % (r + 1, args.rounds, ", ".join(
+                "%s %s %.2fs" % ("backup" if k == "b" else "restore", n, times[(k, n)][-1])
+                for k, n in sorted(times))), flush=True)
 
         # The peak as many times as at the full tree: zstd's buffer pool varies from run to
         # run by a few MiB with the timing of its workers.
