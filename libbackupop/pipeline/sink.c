@@ -45,6 +45,11 @@ static int write_fd_all(int fd, const void *buf, size_t len, const char *what)
 	while (len > 0) {
 		ssize_t w = write(fd, p, len);
 
+		/* A signal that asked the pipeline on this thread to stop ends a write that
+		 * waits on a reader that reads nothing. */
+		if (w < 0 && errno == EINTR && bop__cancel_requested())
+			return bop__error(BOP_ECANCELED, "the operation was canceled while writing %s",
+				what);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)

@@ -147,8 +147,9 @@ int cli_writer_write(cli_writer_t *w, const void *buf, size_t len);
 /* Waits until everything queued is written: 0, or the sink's error. */
 int cli_writer_finish(cli_writer_t *w);
 /* Stops the thread (without writing what is still queued unless finished) and frees it.
- * Accepts NULL. */
-void cli_writer_free(cli_writer_t *w);
+ * Accepts NULL. False when the thread is stuck in a write to a reader that reads nothing:
+ * it is then left running until the process exits, and its sink must not be freed. */
+bool cli_writer_free(cli_writer_t *w);
 
 /* keys.c: the keys to encrypt with (backup) or decrypt with (restore, verify). *out is
  * NULL when nothing applies. Returns an exit code. */

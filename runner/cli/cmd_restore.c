@@ -169,10 +169,13 @@ static int run_restore(cli_t *cli, restore_ctx_t *ctx)
 				bop_manifest_id(ctx->manifest), bop_error_last());
 	}
 	if (ret < 0) {
-		/* The thread stops before the sink it writes to is aborted. */
-		cli_writer_free(o.writer);
+		/* The thread stops before the sink it writes to is aborted; one stuck writing to
+		 * a reader that reads nothing keeps the sink until the process exits. */
+		if (!cli_writer_free(o.writer))
+			o.inner = NULL;
 		o.writer = NULL;
-		bop_sink_abort(o.inner);
+		if (o.inner)
+			bop_sink_abort(o.inner);
 		ret = cli_fail(ret, true);
 		goto out;
 	}

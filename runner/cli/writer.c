@@ -26,6 +26,7 @@
 
 #define RING_SIZE (2u << 20)
 #define MAX_WRITE (256u << 10)
+#define ABANDON_WAIT_MS 1000
 
 struct cli_writer {
 	pthread_mutex_t lock;
@@ -118,17 +119,26 @@ static int writer_failed(const cli_writer_t *w)
 	return bop_error_set(BOP_ERROR, "the output thread ended early");
 }
 
+/* The CLOCK_REALTIME time `ms` milliseconds from now. */
+static struct timespec deadline_in(long ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000 * 1000;
+	if (t.tv_nsec >= 1000 * 1000 * 1000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000 * 1000 * 1000;
+	}
+	return t;
+}
+
 /* Waits for room, at most 100 ms: a signal's flag is seen while the output is slow. */
 static void wait_a_while(cli_writer_t *w)
 {
-	struct timespec until;
+	struct timespec until = deadline_in(100);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += 100 * 1000 * 1000;
-	if (until.tv_nsec >= 1000 * 1000 * 1000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000 * 1000 * 1000;
-	}
 	pthread_cond_timedwait(&w->cond, &w->lock, &until);
 }
 
@@ -172,17 +182,29 @@ int cli_writer_write(cli_writer_t *w, const void *buf, size_t len)
 	return ret;
 }
 
-static void writer_join(cli_writer_t *w, bool abandon)
+/* Ends the thread: after what is queued was written, or (`abandon`) after the write under
+ * way. A write to a reader that reads nothing never returns, so an abandoning join waits
+ * ABANDON_WAIT_MS at most: false when the thread is still in that write. */
+static bool writer_join(cli_writer_t *w, bool abandon)
 {
+	struct timespec until;
+
 	if (w->joined)
-		return;
+		return true;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
 	w->abandon = abandon;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
+	if (abandon) {
+		until = deadline_in(ABANDON_WAIT_MS);
+		if (pthread_timedjoin_np(w->thread, NULL, &until) != 0)
+			return false;
+	} else {
+		pthread_join(w->thread, NULL);
+	}
 	w->joined = true;
+	return true;
 }
 
 int cli_writer_finish(cli_writer_t *w)
@@ -193,13 +215,17 @@ int cli_writer_finish(cli_writer_t *w)
 	return 0;
 }
 
-void cli_writer_free(cli_writer_t *w)
+bool cli_writer_free(cli_writer_t *w)
 {
 	if (!w)
-		return;
-	writer_join(w, true);
+		return true;
+	if (!writer_join(w, true)) {
+		/* Left to the process's exit: the thread still uses the ring and the sink. */
+		return false;
+	}
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->data);
 	free(w);
+	return true;
 }

@@ -113,4 +113,19 @@ is "SIGTERM with a consumer that does not read: exit status 130" "$status" 130
 ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
 ok "... the consumer is stopped" sh -c "! pgrep -f '[e]cho $marker-r' >/dev/null"
 
+# SIGTERM while a restore writes to standard output and its reader reads nothing (a
+# pipe into a stuck program): the restore still ends, with 130.
+mkfifo "$T/fifo"
+sleep 30 <"$T/fifo" &
+reader=$!
+"$BOP" -q restore --storage "$S" latest >"$T/fifo" 2>"$T/err" &
+pid=$!
+sleep 1.5
+terminate "$pid"
+kill "$reader" 2>/dev/null || :
+wait "$reader" 2>/dev/null || :
+is "SIGTERM with a standard output nobody reads: exit status 130" "$status" 130
+ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
+err_says "... says it was interrupted" "interrupt"
+
 done_testing

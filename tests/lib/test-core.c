@@ -2,9 +2,12 @@
 #include "internal.h"
 #include "tap.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backupop/version.h"
@@ -264,6 +267,79 @@ static void test_pipeline(void)
 	free(c);
 }
 
+typedef struct blocked_write {
+	bop_pipeline_t *p;
+	pthread_t runner;
+	int read_fd;
+} blocked_write_t;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* Cancels the pipeline and signals its thread, as the CLI's SIGTERM handler does; after
+ * 5 s (a write that ignored the cancel) reads the pipe empty, so that the test ends. */
+static void *cancel_blocked(void *arg)
+{
+	blocked_write_t *b = arg;
+	struct timespec pause = { 0, 200 * 1000 * 1000 };
+	char buf[65536];
+
+	nanosleep(&pause, NULL);
+	bop_pipeline_cancel(b->p);
+	for (int i = 0; i < 25; i++) {
+		pthread_kill(b->runner, SIGUSR1);
+		nanosleep(&pause, NULL);
+	}
+	while (read(b->read_fd, buf, sizeof(buf)) > 0)
+		;
+	return NULL;
+}
+
+/* A sink writing to a pipe whose reader reads nothing blocks in write(); a cancel with a
+ * signal (the CLI's SIGTERM, on one core, where the restore writes on its own thread)
+ * must end that write, not resume it. */
+static void test_blocked_write_canceled(void)
+{
+	static char data[4 << 20];
+	struct sigaction sa, old;
+	blocked_write_t b = { NULL, pthread_self(), -1 };
+	bop_source_t *src = NULL;
+	bop_sink_t *sink = NULL;
+	struct timespec t0, t1;
+	pthread_t helper;
+	int fds[2], ret;
+	long ms;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;        /* no SA_RESTART: a blocked write returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, &old);
+	if (!ok(pipe(fds) == 0, "a pipe is made"))
+		return;
+	b.read_fd = fds[0];
+	bop_pipeline_new(&b.p, NULL);
+	bop_source_memory_new(&src, data, sizeof(data));
+	bop_sink_fd_new(&sink, fds[1], 1);
+	bop_pipeline_set_source(b.p, src);
+	bop_pipeline_set_sink(b.p, sink);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_create(&helper, NULL, cancel_blocked, &b);
+	ret = bop_pipeline_run(b.p);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	is_int(ret, BOP_ECANCELED, "a write blocked on a reader that reads nothing ends when "
+		"the pipeline is canceled and its thread signalled");
+	ok(ms < 3000, "... at once, not when the reader is drained 5 s later (%ld ms)", ms);
+	ok(strstr(bop_error_last(), "canceled while writing") != NULL, "... saying: %s",
+		bop_error_last());
+	bop_pipeline_free(b.p);         /* closes the write end: the helper's read sees EOF */
+	pthread_join(helper, NULL);
+	close(fds[0]);
+	sigaction(SIGUSR1, &old, NULL);
+}
+
 static void test_file_sink(void)
 {
 	char dir[] = "/tmp/bop-sink-XXXXXX";
@@ -397,6 +473,7 @@ int main(void)
 	test_redaction();
 	test_json_log();
 	test_pipeline();
+	test_blocked_write_canceled();
 	test_file_sink();
 	test_plugin_versions();
 	return done_testing();
