@@ -169,7 +169,7 @@ void ctl_sidecar_secret_event(ctl_t *c, bop_k8s_event_type_t type, const char *k
 /* The schedule no longer wants a sidecar: queue its workloads for removal. */
 void ctl_sidecar_forget(ctl_t *c, const char *ns, const char *name);
 /* Calls the sidecar of `pod`, or of the first Ready pod by name that answers (*used: its
- * name, to free with bop_free()). */
+ * name, to free with bop_free()). BOP_ENOTFOUND when `pod` no longer exists. */
 int ctl_sidecar_call(ctl_t *c, int w, json_object *sched, const char *pod, char **used,
 	const char *method, const char *path, const char *body, rapi_reply_t *reply);
 /* Creates the BackupRun of the latest scheduled time due (named after it, so only once);

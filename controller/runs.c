@@ -337,6 +337,20 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		snprintf(p, sizeof(p), "/v1/runs/%s", run_id);
 		ret = call(c, w, sched, pod, NULL, "GET", p, NULL, &rep);
 	}
+	if (ret == BOP_ENOTFOUND && pod && jget(sched, "spec.sidecar")) {
+		/* Its sidecar's pod was deleted or evicted while the run ran: the run ended
+		 * with it, and no answer will ever come. */
+		char msg[1200];
+
+		snprintf(msg, sizeof(msg), "%s; the run ended with it, unfinished (a backup it was "
+			"making has no manifest, so it does not exist; `backupop gc` removes its "
+			"partial data)", bop_error_last());
+		clog_(BOP_LOG_WARN, "BackupRun %s: %s", key, msg);
+		st = failed(msg);
+		put_str(st, "runId", run_id);
+		put_str(st, "runnerPod", pod);
+		goto write;
+	}
 	if (ret)
 		goto out;
 	if (rep.status == 404) {

@@ -900,8 +900,14 @@ int ctl_sidecar_call(ctl_t *c, int w, json_object *sched, const char *pod, char 
 		if (pod_ready(json_object_array_get_idx(items, i)))
 			json_object_array_add(sorted, json_object_get(json_object_array_get_idx(items, i)));
 	json_object_array_sort(sorted, by_name);
+	if (pod && (!items || !json_object_array_length(items))) {
+		/* deleted or evicted: BOP_ENOTFOUND, not a pod that may come back */
+		snprintf(msg, sizeof(msg), "the sidecar's pod %s is gone", pod);
+		ret = bop_error_set(BOP_ENOTFOUND, msg);
+		goto out;
+	}
 	if (!json_object_array_length(sorted)) {
-		snprintf(msg, sizeof(msg), pod ? "the sidecar's pod %s is gone or not ready" :
+		snprintf(msg, sizeof(msg), pod ? "the sidecar's pod %s is not ready" :
 			"no Ready pod has the sidecar (label workloads backupop.io/schedule=%s)",
 			pod ? pod : name);
 		ret = bop_error_set(BOP_EIO, msg);

@@ -270,6 +270,28 @@ ok "... and writes the backed-up bytes into the volume" diff -r "$T/orig" "$T/re
 restore_no_event() { ! events BackupSucceeded | grep -q restore1; }
 ok "a restore is no backup Event" restore_no_event
 
+# a run whose sidecar's pod is deleted while it runs: Failed, saying so, not Running for
+# ever. The controller is stopped while the BackupRun gets the status it records once a
+# sidecar took the run, naming a pod that has since been deleted.
+stop_ctl "$PID_b"
+backuprun sc lost backup &&
+	k -n "$NS" get backuprun lost -o json | jq_py "
+d['status'] = {'phase': 'Running', 'runId': '20260101T000000Z-lost', 'runnerPod': 'web-deleted-0'}
+print(json.dumps(d))" >"$T/lost.json" &&
+	k replace --raw "/apis/backupop.io/v1alpha1/namespaces/$NS/backupruns/lost/status" \
+		-f "$T/lost.json" >/dev/null &&
+	phase_is lost Running
+check "a BackupRun is Running on pod web-deleted-0, which no longer exists" $?
+start_ctl b --poll-seconds 1 ||
+	{ echo "Bail out! the controller did not restart"; sed 's/^/# /' "$T/b.log"; exit 1; }
+ok "... it fails" wait_for 30 phase_is lost Failed
+lost_error() { k -n "$NS" get backuprun lost -o jsonpath='{.status.error}'; }
+ok "... saying its pod is gone and what became of its data" sh -c "
+'$KUBECTL' --kubeconfig '$BOP_TEST_KUBECONFIG' -n $NS get backuprun lost -o jsonpath='{.status.error}' |
+	grep -q \"pod web-deleted-0 is gone; the run ended with it, unfinished.*backupop gc\""
+diag "status.error: $(lost_error)"
+ok "... and keeps its run id and pod" test "$(k -n "$NS" get backuprun lost -o jsonpath='{.status.runId} {.status.runnerPod}')" = "20260101T000000Z-lost web-deleted-0"
+
 # a config change makes a new Secret; the old ones go once no pod template names them
 sc_secrets() {
 	k -n "$NS" get secret -l backupop.io/schedule-name=sc,app.kubernetes.io/name=backupop-sidecar \
