@@ -286,6 +286,7 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 	if (!run_id) {
 		json_object *body = json_object_new_object();
 		const char *backup = js(run, "spec.backup");
+		char post[200];
 
 		if (backup && strcmp(action, "backup"))
 			json_object_object_add(body, "backup", json_object_new_string(backup));
@@ -293,7 +294,10 @@ int ctl_reconcile_run(ctl_t *c, int w, const char *ns, const char *name)
 		if (js(run, "spec.targetDatabase"))
 			json_object_object_add(body, "targetDatabase",
 				json_object_new_string(js(run, "spec.targetDatabase")));
-		ret = call(c, w, sched, NULL, &used, "POST", action_path(action),
+		/* The BackupRun's uid as the requestId: sent again after a crash that lost the
+		 * answer, the POST gets the run it made, not a second one. */
+		snprintf(post, sizeof(post), "%s?requestId=%s", action_path(action), run_uid);
+		ret = call(c, w, sched, NULL, &used, "POST", post,
 			json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), &rep);
 		json_object_put(body);
 		if (ret) {

@@ -84,15 +84,42 @@ static json_object *run_json(const run_t *r)
 	return o;
 }
 
+/* A POST with the requestId of a run already made: that run (200), not a second one, so a
+ * caller that did not see the answer (a controller that crashed) may send it again; the
+ * same requestId for another kind of run is a conflict (409). Under mu; 0 when new. */
+static int posted_before(bop_http_request_t *req, runner_t *rn, run_kind_t kind,
+	const char *request_id, json_object **answer, char *why, size_t whylen)
+{
+	run_t *same = request_id ? runs_find_request(rn, request_id) : NULL;
+	char location[128];
+
+	*answer = NULL;
+	if (!same)
+		return 0;
+	if (same->kind != kind) {
+		snprintf(why, whylen, "requestId %s was used for run %s, a %s", request_id,
+			same->id, run_kind_name(same->kind));
+		return 409;
+	}
+	*answer = run_json(same);
+	snprintf(location, sizeof(location), "/v1/runs/%s", same->id);
+	bop_http_response_header(req, "Location", location);
+	return 200;
+}
+
 static int post_run(bop_http_request_t *req, runner_t *rn, run_kind_t kind)
 {
 	char *backup = NULL, *target = NULL, *engine = NULL, location[128], why[512];
 	size_t len = 0;
 	const char *body = bop_http_request_body(req, &len);
+	const char *request_id = bop_http_request_query(req, "requestId");
+	json_object *again = NULL;
 	run_t *r, **p;
 	int ret;
 
 	/* Everything is checked here: a bad request gets 400, never a run that fails later. */
+	if (request_id && !api_request_id_ok(request_id, why, sizeof(why)))
+		return bop_http_respond_error(req, 400, why);
 	ret = api_parse_run_body(body, len, kind != RUN_BACKUP, &backup,
 		kind == RUN_RESTORE ? &target : NULL, why, sizeof(why));
 	if (ret == -1)
@@ -114,9 +141,22 @@ static int post_run(bop_http_request_t *req, runner_t *rn, run_kind_t kind)
 		r->target_database = target;
 	else
 		free(target);
+	if (r && request_id && !(r->request_id = strdup(request_id))) {
+		run_free(r);
+		r = NULL;
+	}
 	if (!r)
 		return bop_http_respond_error(req, 500, "out of memory");
 	pthread_mutex_lock(&rn->mu);
+	ret = posted_before(req, rn, kind, request_id, &again, why, sizeof(why));
+	if (ret) {
+		pthread_mutex_unlock(&rn->mu);
+		run_free(r);
+		if (ret == 409)
+			return bop_http_respond_error(req, 409, why);
+		return again ? respond_json(req, 200, again) :
+			bop_http_respond_error(req, 500, "out of memory");
+	}
 	if (rn->stopping) {
 		pthread_mutex_unlock(&rn->mu);
 		run_free(r);

@@ -35,6 +35,26 @@ bool api_backup_id_ok(const char *id, char *why, size_t whylen)
 	return false;
 }
 
+bool api_request_id_ok(const char *id, char *why, size_t whylen)
+{
+	char shown[QUOTED_MAX + 4];
+	size_t n = id ? strlen(id) : 0;
+	bool good = n > 0 && n <= API_REQUEST_ID_MAX;
+
+	for (size_t i = 0; good && i < n; i++) {
+		char c = id[i];
+
+		good = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '.' || c == '_' || c == ':' || c == '-';
+	}
+	if (good)
+		return true;
+	quote(shown, sizeof(shown), id ? id : "");
+	snprintf(why, whylen, "invalid requestId \"%s\" (%zu bytes): 1 to %d letters, digits, "
+		"'.', '_', ':' or '-'", shown, n, API_REQUEST_ID_MAX);
+	return false;
+}
+
 bool api_database_name_ok(const char *name, char *why, size_t whylen)
 {
 	char shown[QUOTED_MAX + 4];

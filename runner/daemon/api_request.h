@@ -21,6 +21,12 @@ bool api_backup_id_ok(const char *id, char *why, size_t whylen);
 #define API_DATABASE_MAX 63
 bool api_database_name_ok(const char *name, char *why, size_t whylen);
 
+/* Whether `id` may be the requestId of a POST that starts a run (?requestId=): 1 to
+ * API_REQUEST_ID_MAX letters, digits, '.', '_', ':' or '-' (a Kubernetes uid is one); false
+ * with the reason in `why`, quoting at most 64 characters of `id`. */
+#define API_REQUEST_ID_MAX 128
+bool api_request_id_ok(const char *id, char *why, size_t whylen);
+
 /* The body of POST /v1/backups (`takes_backup` false: no fields), /v1/restores and
  * /v1/verifications (`takes_backup` true: {"backup": "latest" | id}, all optional); with
  * `target` (restores) also {"targetDatabase": name}. An empty body is an empty object.

@@ -35,6 +35,7 @@ typedef struct run {
 	char sha256[BOP_SHA256_HEX_SIZE];
 	char *backup;                   /* the backup taken, or the one to restore/verify */
 	char *target_database;          /* a restore's targetDatabase, or NULL */
+	char *request_id;               /* the caller's requestId (POST ...?requestId=), or NULL */
 	char *error;
 	int64_t created_ms;             /* unix milliseconds when queued: orders the history */
 	int64_t scheduled;              /* the fire time of a scheduled run, else 0 */
@@ -117,6 +118,9 @@ int runs_read_object(bop_storage_t *storage, const char *key, char **out, size_t
 void runs_remember(runner_t *rn, run_t *r, bop_storage_t *storage);
 /* The run with this id (current, pending or finished), or NULL. Under mu. */
 run_t *runs_find(runner_t *rn, const char *id);
+/* The run an API request with this requestId made (current, pending or finished), or
+ * NULL. Under mu. */
+run_t *runs_find_request(runner_t *rn, const char *request_id);
 
 /* jobs.c: executes `r` (worker thread); fills its phase, counters and error. */
 void job_execute(runner_t *rn, run_t *r);

@@ -91,6 +91,7 @@ void run_free(run_t *r)
 		return;
 	free(r->backup);
 	free(r->target_database);
+	free(r->request_id);
 	free(r->error);
 	free(r->cancel_reason);
 	free(r);
@@ -119,6 +120,8 @@ static char *run_json(const run_t *r, const char *writer)
 	add_string(o, "backup", r->backup);
 	if (r->kind == RUN_RESTORE && r->target_database)
 		add_string(o, "targetDatabase", r->target_database);
+	if (r->request_id)
+		add_string(o, "requestId", r->request_id);
 	add_string(o, "error", r->error);
 	json_object_object_add(o, "createdMs", json_object_new_int64(r->created_ms));
 	json_object_object_add(o, "scheduledTime", r->scheduled ?
@@ -208,6 +211,7 @@ static run_t *run_from_json(const char *text, size_t len, char **writer)
 	r->target_database = get_str(o, "targetDatabase") ?
 		strdup(get_str(o, "targetDatabase")) : NULL;
 	r->error = get_str(o, "error") ? strdup(get_str(o, "error")) : NULL;
+	r->request_id = get_str(o, "requestId") ? strdup(get_str(o, "requestId")) : NULL;
 	*writer = get_str(o, "writer") ? strdup(get_str(o, "writer")) : NULL;
 out:
 	json_object_put(o);
@@ -471,6 +475,19 @@ run_t *runs_find(runner_t *rn, const char *id)
 			return p;
 	for (size_t i = 0; i < rn->nhistory; i++)
 		if (!strcmp(rn->history[i]->id, id))
+			return rn->history[i];
+	return NULL;
+}
+
+run_t *runs_find_request(runner_t *rn, const char *request_id)
+{
+	if (rn->current && rn->current->request_id && !strcmp(rn->current->request_id, request_id))
+		return rn->current;
+	for (run_t *p = rn->pending; p; p = p->next)
+		if (p->request_id && !strcmp(p->request_id, request_id))
+			return p;
+	for (size_t i = 0; i < rn->nhistory; i++)
+		if (rn->history[i]->request_id && !strcmp(rn->history[i]->request_id, request_id))
 			return rn->history[i];
 	return NULL;
 }

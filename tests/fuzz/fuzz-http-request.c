@@ -31,7 +31,15 @@ static int h_post(bop_http_request_t *req, void *payload)
 	const char *body = bop_http_request_body(req, &len);
 	char *backup = NULL, *target = NULL, why[512];
 	bool restore = payload && !strcmp(payload, "r");
-	int ret = api_parse_run_body(body, len, payload != NULL, &backup,
+	const char *request_id = bop_http_request_query(req, "requestId");
+	int ret;
+
+	if (request_id && !api_request_id_ok(request_id, why, sizeof(why)))
+		return bop_http_respond_error(req, 400, why);
+	if (request_id && (!*request_id || strlen(request_id) > API_REQUEST_ID_MAX ||
+	    strpbrk(request_id, " ;/?&=%\"\\")))
+		abort();        /* the check let through a requestId it should refuse */
+	ret = api_parse_run_body(body, len, payload != NULL, &backup,
 		restore ? &target : NULL, why, sizeof(why));
 
 	if (ret == 0 && backup && !bop_catalog_id_valid(backup))

@@ -38,6 +38,26 @@ ok "... the backup succeeds" wait_phase "$rid" Succeeded
 bid=$(jq_py 'print(d["backup"])' <"$T/run.json" 2>/dev/null)
 ok "... and is in the catalog" test -f "$T/store/app/$bid/manifest.json"
 
+# requestId: a POST sent again with the same requestId (a controller that crashed before it
+# saw the answer) gets the run the first one made, not a second run
+c=$(code -H "Authorization: Bearer $GEN" -X POST "$URL/v1/backups?requestId=9f0c2b7e-5d1a-4c3b-8e6f-0123456789ab")
+rq=$(jq_py 'print(d["id"])' <"$T/answer" 2>/dev/null)
+ok "requestId: the first POST starts a run (202, got $c)" test "$c" = 202 -a -n "$rq"
+c=$(code -H "Authorization: Bearer $GEN" -X POST "$URL/v1/backups?requestId=9f0c2b7e-5d1a-4c3b-8e6f-0123456789ab")
+ok "requestId: the same POST again: 200 (got $c) ..." test "$c" = 200
+ok "... with the run the first one made" test "$(jq_py 'print(d["id"])' <"$T/answer" 2>/dev/null)" = "$rq"
+ok "... which succeeds" wait_phase "$rq" Succeeded
+n_req=$(gen "$URL/v1/runs" | jq_py "print(sum(1 for r in d['runs'] if r.get('requestId') == '9f0c2b7e-5d1a-4c3b-8e6f-0123456789ab'))")
+ok "... and is the only run with that requestId ($n_req)" test "$n_req" = 1
+c=$(code -H "Authorization: Bearer $GEN" -X POST "$URL/v1/verifications?requestId=9f0c2b7e-5d1a-4c3b-8e6f-0123456789ab")
+ok "requestId: the same requestId for a verification: 409 (got $c)" test "$c" = 409
+ok "... naming the run it made" grep -q "was used for run $rq, a backup" "$T/answer"
+c=$(code -H "Authorization: Bearer $GEN" -X POST "$URL/v1/backups?requestId=bad%20id%3B")
+ok "requestId: one with a space and a ';': 400 (got $c)" test "$c" = 400
+ok "... saying what a requestId may hold" grep -q "invalid requestId" "$T/answer"
+c=$(code -H "Authorization: Bearer $GEN" -X POST "$URL/v1/backups?requestId=$(head -c 129 /dev/zero | tr '\0' a)")
+ok "requestId: 129 characters: 400 (got $c)" test "$c" = 400
+
 c=$(code -X DELETE "$URL/v1/backups/$bid")
 ok "finding 2: an unauthenticated DELETE /v1/backups/<id>: 401 (got $c)" test "$c" = 401
 ok "finding 2: ... and the backup is still there" test -f "$T/store/app/$bid/manifest.json"
@@ -132,6 +152,15 @@ wait "$PID"
 st=$?
 ok "the runner stops cleanly on SIGTERM (exit $st)" test "$st" -eq 0
 fails "finding 2: a runner that stops removes its generated token" test -e "$TF"
+
+# ... and after a restart, from the run records in the storage
+start open "$T/open.yaml"
+GEN=$(cat "$XDG_RUNTIME_DIR/backupop/api-token-$PORT" 2>/dev/null)
+c=$(code -H "Authorization: Bearer $GEN" -X POST "$URL/v1/backups?requestId=9f0c2b7e-5d1a-4c3b-8e6f-0123456789ab")
+ok "requestId: after a restart of the runner, the same POST: 200 (got $c)" test "$c" = 200
+ok "... with the run made before the restart" test "$(jq_py 'print(d["id"])' <"$T/answer" 2>/dev/null)" = "$rq"
+kill -TERM "$PID"
+wait "$PID"
 
 # ---- finding 2: every address, and a place that cannot be written -----------------------
 sed "s/127.0.0.1:0/0.0.0.0:0/" "$T/open.yaml" >"$T/any.yaml"
