@@ -25,8 +25,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
-                      missing_tool, pipeline, report, rotated, run, write_config)
+from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore,  # noqa: E402
+                      database_rounds, fmt_size, keygen, missing_tool, pipeline, report, run,
+                      write_config)
 
 # What the mysql engine passes to mariadb-dump for one database (see its source).
 DUMP_FLAGS = ("--single-transaction --routines --triggers --events --hex-blob "
@@ -130,15 +131,7 @@ def main():
             "shell": lambda: pipeline("age -d -i %s %s | zstd -d -q | %s restored"
                                       % (key, piped, my.client)),
         }
-        for r in range(args.rounds):
-            for n in rotated(list(backups), r):
-                times["b:" + n].append(backups[n]())
-            for n in rotated(list(restores), r):
-                fresh_target()
-                times["r:" + n].append(restores[n]())
-                check_restore(n)
-            print("bench: round %d/%d done: %s" % (r + 1, args.rounds, ", ".join(
-                "%s %.2fs" % (k, v[-1]) for k, v in sorted(times.items()))), flush=True)
+        database_rounds(args.rounds, backups, restores, times, fresh_target, check_restore)
 
         shutil.rmtree(storage, ignore_errors=True)
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],

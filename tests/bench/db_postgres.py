@@ -29,8 +29,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
-                      missing_tool, pipeline, report, rotated, run, write_config)
+from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore,  # noqa: E402
+                      database_rounds, fmt_size, keygen, missing_tool, pipeline, report, run,
+                      write_config)
 
 
 class Postgres(LocalServer):
@@ -153,15 +154,7 @@ def main():
             "shell": lambda: pipeline("age -d -i %s %s | zstd -d -q | %s -d restored"
                                       % (key, piped, pg_restore)),
         }
-        for r in range(args.rounds):
-            for n in rotated(list(backups), r):
-                times["b:" + n].append(backups[n]())
-            for n in rotated(list(restores), r):
-                fresh_target()
-                times["r:" + n].append(restores[n]())
-                check_restore(n)
-            print("bench: round %d/%d done: %s" % (r + 1, args.rounds, ", ".join(
-                "%s %.2fs" % (k, v[-1]) for k, v in sorted(times.items()))), flush=True)
+        database_rounds(args.rounds, backups, restores, times, fresh_target, check_restore)
 
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],
                                 watch_rss=True)
