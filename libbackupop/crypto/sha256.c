@@ -207,11 +207,10 @@ static int sha256_take(sha256_stage_t *s, const unsigned char *src, size_t n)
 			"the stream has more than the %" PRIu64 " bytes that were expected: the data was changed",
 			s->expect_bytes);
 	if (n) {
-		if (s->count_only)
-			;
-		else if (s->ring)
+		/* counting only, the stage has no ring (bop__sha256_count_only) */
+		if (s->ring)
 			ring_push(s->ring, src, n);
-		else if (!EVP_DigestUpdate(s->ctx, src, n))
+		else if (!s->count_only && !EVP_DigestUpdate(s->ctx, src, n))
 			return bop__error(BOP_ERROR, "SHA-256 could not be computed (OpenSSL error)");
 		s->bytes += n;
 	}

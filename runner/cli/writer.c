@@ -184,7 +184,8 @@ int cli_writer_write(cli_writer_t *w, const void *buf, size_t len)
 
 /* Ends the thread: after what is queued was written, or (`abandon`) after the write under
  * way. A write to a reader that reads nothing never returns, so an abandoning join waits
- * ABANDON_WAIT_MS at most: false when the thread is still in that write. */
+ * ABANDON_WAIT_MS at most, and one that writes what is queued until a signal's flag is
+ * set: false when the thread is still writing then. */
 static bool writer_join(cli_writer_t *w, bool abandon)
 {
 	struct timespec until;
@@ -201,7 +202,14 @@ static bool writer_join(cli_writer_t *w, bool abandon)
 		if (pthread_timedjoin_np(w->thread, NULL, &until) != 0)
 			return false;
 	} else {
-		pthread_join(w->thread, NULL);
+		int r;
+
+		do {
+			until = deadline_in(100);
+			r = pthread_timedjoin_np(w->thread, NULL, &until);
+		} while (r != 0 && !cli_interrupted);
+		if (r != 0)
+			return false;
 	}
 	w->joined = true;
 	return true;
@@ -209,7 +217,8 @@ static bool writer_join(cli_writer_t *w, bool abandon)
 
 int cli_writer_finish(cli_writer_t *w)
 {
-	writer_join(w, false);
+	if (!writer_join(w, false))
+		return bop_error_set(BOP_ECANCELED, "interrupted while the output was written");
 	if (w->err < 0 || w->tail != w->head)
 		return writer_failed(w);
 	return 0;

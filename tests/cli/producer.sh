@@ -128,4 +128,18 @@ is "SIGTERM with a standard output nobody reads: exit status 130" "$status" 130
 ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
 err_says "... says it was interrupted" "interrupt"
 
+# ... also when the whole restore is decoded and waits only for its output to be written
+gen_random 1000000 "$T/small"
+bop backup --storage "$S" -c none -i "$T/small" >/dev/null
+sleep 30 <"$T/fifo" &
+reader=$!
+"$BOP" -q restore --storage "$S" latest >"$T/fifo" 2>"$T/err" &
+pid=$!
+sleep 1.5
+terminate "$pid"
+kill "$reader" 2>/dev/null || :
+wait "$reader" 2>/dev/null || :
+is "SIGTERM while the last of the output waits for its reader: exit status 130" "$status" 130
+ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
+
 done_testing
