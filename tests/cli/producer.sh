@@ -116,14 +116,20 @@ ok "... the consumer is stopped" sh -c "! pgrep -f '[e]cho $marker-r' >/dev/null
 # SIGTERM while a restore writes to standard output and its reader reads nothing (a
 # pipe into a stuck program): the restore still ends, with 130.
 mkfifo "$T/fifo"
-sleep 30 <"$T/fifo" &
-reader=$!
-"$BOP" -q restore --storage "$S" latest >"$T/fifo" 2>"$T/err" &
-pid=$!
-sleep 1.5
-terminate "$pid"
-kill "$reader" 2>/dev/null || :
-wait "$reader" 2>/dev/null || :
+# terminate_unread: restores the latest backup into $T/fifo, whose reader sleeps, and
+# sends SIGTERM after 1.5 s (sets status and ms, as terminate).
+terminate_unread() {
+	local reader
+	sleep 30 <"$T/fifo" &
+	reader=$!
+	"$BOP" -q restore --storage "$S" latest >"$T/fifo" 2>"$T/err" &
+	pid=$!
+	sleep 1.5
+	terminate "$pid"
+	kill "$reader" 2>/dev/null || :
+	wait "$reader" 2>/dev/null || :
+}
+terminate_unread
 is "SIGTERM with a standard output nobody reads: exit status 130" "$status" 130
 ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
 err_says "... says it was interrupted" "interrupt"
@@ -131,14 +137,7 @@ err_says "... says it was interrupted" "interrupt"
 # ... also when the whole restore is decoded and waits only for its output to be written
 gen_random 1000000 "$T/small"
 bop backup --storage "$S" -c none -i "$T/small" >/dev/null
-sleep 30 <"$T/fifo" &
-reader=$!
-"$BOP" -q restore --storage "$S" latest >"$T/fifo" 2>"$T/err" &
-pid=$!
-sleep 1.5
-terminate "$pid"
-kill "$reader" 2>/dev/null || :
-wait "$reader" 2>/dev/null || :
+terminate_unread
 is "SIGTERM while the last of the output waits for its reader: exit status 130" "$status" 130
 ok "... within 3 s ($ms ms)" test "$ms" -lt 3000
 
