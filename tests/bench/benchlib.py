@@ -77,15 +77,17 @@ def rotated(names, r):
     return list(names[k:]) + list(names[:k])
 
 
-def database_rounds(rounds, backups, restores, times, fresh_target, check_restore):
-    """`rounds` rounds of a database benchmark, each starting with the next contender:
-    every backup (name -> function giving its seconds), then every restore into a fresh
-    target, checked. The seconds go into times["b:<name>"] and times["r:<name>"]."""
+def contender_rounds(rounds, backups, restores, times, check_restore, fresh_target=None):
+    """`rounds` rounds of an end-to-end benchmark, each starting with the next contender:
+    every backup (name -> function giving its seconds), then every restore (into a fresh
+    target, when `fresh_target` is given), checked by check_restore(name). The seconds go
+    into times["b:<name>"] and times["r:<name>"]."""
     for r in range(rounds):
         for n in rotated(list(backups), r):
             times["b:" + n].append(backups[n]())
         for n in rotated(list(restores), r):
-            fresh_target()
+            if fresh_target:
+                fresh_target()
             times["r:" + n].append(restores[n]())
             check_restore(n)
         print("bench: round %d/%d done: %s" % (r + 1, rounds, ", ".join(

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore,  # noqa: E402
-                      database_rounds, fmt_size, keygen, missing_tool, pipeline, report, run,
+                      contender_rounds, fmt_size, keygen, missing_tool, pipeline, report, run,
                       write_config)
 
 # What the mysql engine passes to mariadb-dump for one database (see its source).
@@ -131,7 +131,7 @@ def main():
             "shell": lambda: pipeline("age -d -i %s %s | zstd -d -q | %s restored"
                                       % (key, piped, my.client)),
         }
-        database_rounds(args.rounds, backups, restores, times, fresh_target, check_restore)
+        contender_rounds(args.rounds, backups, restores, times, check_restore, fresh_target)
 
         shutil.rmtree(storage, ignore_errors=True)
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],

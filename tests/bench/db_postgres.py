@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (LocalServer, arg_parser, bop_backup, bop_restore,  # noqa: E402
-                      database_rounds, fmt_size, keygen, missing_tool, pipeline, report, run,
+                      contender_rounds, fmt_size, keygen, missing_tool, pipeline, report, run,
                       write_config)
 
 
@@ -154,7 +154,7 @@ def main():
             "shell": lambda: pipeline("age -d -i %s %s | zstd -d -q | %s -d restored"
                                       % (key, piped, pg_restore)),
         }
-        database_rounds(args.rounds, backups, restores, times, fresh_target, check_restore)
+        contender_rounds(args.rounds, backups, restores, times, check_restore, fresh_target)
 
         _, rss["quarter"] = run([bop, "--log-level", "warn", "backup", "--config", cfg_small],
                                 watch_rss=True)

@@ -2,7 +2,8 @@
 """End-to-end file tree backup and restore benchmark: the job users run.
 
 Copies a real tree (--tree, default /usr/share: tens of thousands of files, text and
-binary) onto a tmpfs, then, alternating the contenders round by round (each round starting with the next one):
+binary) onto a tmpfs, then, alternating the contenders round by round (each round
+starting with the next one):
 
   backup   backupop   `backupop backup --config` with the files engine (zstd -3 + age)
            tar        `tar -c | zstd -3 -T0 | age -r R`
@@ -25,8 +26,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (arg_parser, rotated, bop_backup, bop_restore, fmt_size, keygen,  # noqa: E402
-                      missing_tool, pipeline, report, run, tree_size, write_config)
+from benchlib import (arg_parser, bop_backup, bop_restore, contender_rounds,  # noqa: E402
+                      fmt_size, keygen, missing_tool, pipeline, report, run, tree_size,
+                      write_config)
 
 
 def same_tree(a, b):
@@ -95,8 +97,7 @@ def main():
         os.environ["RESTIC_PASSWORD"] = "bench-only"
 
         names = ["backupop", "tar"] + (["restic"] if restic else [])
-        times = {("b", n): [] for n in names}
-        times.update({("r", n): [] for n in names})
+        times = {k + n: [] for k in ("b:", "r:") for n in names}
         sizes, rss = {}, {}
 
         def restored(who):
@@ -133,16 +134,9 @@ def main():
         backups = {"backupop": backup_backupop, "tar": backup_tar, "restic": backup_restic}
         restores = {"backupop": lambda: bop_restore(bop, cfg, key), "tar": restore_tar,
                     "restic": restore_restic}
-        for r in range(args.rounds):
-            order = rotated(names, r)
-            for n in order:
-                times[("b", n)].append(backups[n]())
-            for n in order:
-                times[("r", n)].append(restores[n]())
-                restored("by " + n)
-            print("bench: round %d/%d done: %s" % (r + 1, args.rounds, ", ".join(
-                "%s %s %.2fs" % ("backup" if k == "b" else "restore", n, times[(k, n)][-1])
-                for k, n in sorted(times))), flush=True)
+        contender_rounds(args.rounds, {n: backups[n] for n in names},
+                         {n: restores[n] for n in names}, times,
+                         lambda n: restored("by " + n))
 
         # The peak as many times as at the full tree: zstd's buffer pool varies from run to
         # run by a few MiB with the timing of its workers.
@@ -156,11 +150,11 @@ def main():
         print()
         report("Files: %s, %s in %d files, backup, median of %d" %
                (args.tree, fmt_size(size), files, args.rounds),
-               [(label[n], "", times[("b", n)], sizes[n]) for n in names])
+               [(label[n], "", times["b:" + n], sizes[n]) for n in names])
         rlabel = {"backupop": "backupop restore", "tar": "age -d | zstd -d | tar -x",
                   "restic": "restic restore"}
         report("restore into an empty directory",
-               [(rlabel[n], "", times[("r", n)], None) for n in names])
+               [(rlabel[n], "", times["r:" + n], None) for n in names])
         if not restic:
             print("  restic: not installed, not compared")
         print("backupop peak RSS: %.1f MiB at the full tree, %.1f MiB at a quarter (ratio %.2f)"
