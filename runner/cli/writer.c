@@ -189,6 +189,7 @@ int cli_writer_write(cli_writer_t *w, const void *buf, size_t len)
 static bool writer_join(cli_writer_t *w, bool abandon)
 {
 	struct timespec until;
+	int r;
 
 	if (w->joined)
 		return true;
@@ -197,20 +198,12 @@ static bool writer_join(cli_writer_t *w, bool abandon)
 	w->abandon = abandon;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	if (abandon) {
-		until = deadline_in(ABANDON_WAIT_MS);
-		if (pthread_timedjoin_np(w->thread, NULL, &until) != 0)
-			return false;
-	} else {
-		int r;
-
-		do {
-			until = deadline_in(100);
-			r = pthread_timedjoin_np(w->thread, NULL, &until);
-		} while (r != 0 && !cli_interrupted);
-		if (r != 0)
-			return false;
-	}
+	do {
+		until = deadline_in(abandon ? ABANDON_WAIT_MS : 100);
+		r = pthread_timedjoin_np(w->thread, NULL, &until);
+	} while (r != 0 && !abandon && !cli_interrupted);
+	if (r != 0)
+		return false;
 	w->joined = true;
 	return true;
 }

@@ -466,28 +466,38 @@ int64_t runs_last_scheduled(runner_t *rn, run_kind_t kind)
 	return last;
 }
 
-run_t *runs_find(runner_t *rn, const char *id)
+/* The first run (current, pending, then finished) whose `field` is `value`. Under mu. */
+static run_t *find_by(runner_t *rn, const char *(*field)(const run_t *), const char *value)
 {
-	if (rn->current && !strcmp(rn->current->id, id))
+	const char *v;
+
+	if (rn->current && (v = field(rn->current)) && !strcmp(v, value))
 		return rn->current;
 	for (run_t *p = rn->pending; p; p = p->next)
-		if (!strcmp(p->id, id))
+		if ((v = field(p)) && !strcmp(v, value))
 			return p;
 	for (size_t i = 0; i < rn->nhistory; i++)
-		if (!strcmp(rn->history[i]->id, id))
+		if ((v = field(rn->history[i])) && !strcmp(v, value))
 			return rn->history[i];
 	return NULL;
 }
 
+static const char *id_of(const run_t *r)
+{
+	return r->id;
+}
+
+static const char *request_of(const run_t *r)
+{
+	return r->request_id;
+}
+
+run_t *runs_find(runner_t *rn, const char *id)
+{
+	return find_by(rn, id_of, id);
+}
+
 run_t *runs_find_request(runner_t *rn, const char *request_id)
 {
-	if (rn->current && rn->current->request_id && !strcmp(rn->current->request_id, request_id))
-		return rn->current;
-	for (run_t *p = rn->pending; p; p = p->next)
-		if (p->request_id && !strcmp(p->request_id, request_id))
-			return p;
-	for (size_t i = 0; i < rn->nhistory; i++)
-		if (rn->history[i]->request_id && !strcmp(rn->history[i]->request_id, request_id))
-			return rn->history[i];
-	return NULL;
+	return find_by(rn, request_of, request_id);
 }
