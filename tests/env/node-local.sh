@@ -44,6 +44,9 @@ N=$D/node
 BRIDGE=${NODE_BRIDGE:-bopbr0}
 CIDR=${NODE_POD_CIDR:-10.244.250.0/24}
 CG=${NODE_CGROUP:-bop-node}
+# one node per bridge on a host: held (flock) by start and every process of the node, so it
+# is free exactly when no node of ours runs; it names the node dir of the last one started
+LOCK=${NODE_LOCK:-/run/backupop-node-$BRIDGE.lock}
 NAME=localhost
 SOCK=$N/containerd.sock
 PAUSE=docker.io/library/bop-pause:3.2
@@ -136,13 +139,52 @@ preflight() {
 	done
 	((have)) || cannot "no cgroup filesystem is mounted under /sys/fs/cgroup"
 	[[ -n $(node_ip) ]] || cannot "no non-loopback IPv4 address for the node IP"
+	claim
 	if ip link show "$BRIDGE" >/dev/null 2>&1; then
-		echo "node-local: the bridge $BRIDGE exists already (another node running? node-local.sh stop)" >&2
+		echo "node-local: the bridge $BRIDGE exists and is not a node's of ours (delete it, or set NODE_BRIDGE)" >&2
 		exit 1
 	fi
 	ss -Hltn 'sport = :10250' | grep -q . &&
 		{ echo "node-local: port 10250 is taken (another kubelet?)" >&2; exit 1; }
 	return 0
+}
+
+# Takes the host's node lock (another node of ours runs: exit 1), then clears what a node
+# that ended without a stop left behind (its processes were killed, e.g. with the session
+# that ran it): first by its own state dir, named in the lock, then by name, for what a
+# missing state dir no longer names (the DNAT chain, the bridge, the cgroups).
+claim() {
+	exec {LOCKFD}>>"$LOCK" || cannot "cannot open the lock $LOCK"
+	if ! flock -n "$LOCKFD"; then
+		echo "node-local: another node runs on this host (state in $(cat "$LOCK" 2>/dev/null || echo '?');" \
+			"processes $(fuser "$LOCK" 2>/dev/null | tr -s ' ' | sed 's/^ //'); K8S_DIR=<its dir> node-local.sh stop)" >&2
+		exit 1
+	fi
+	local old; old=$(cat "$LOCK" 2>/dev/null || true)
+	if [[ -n $old && $old != "$N" && -d $old ]]; then
+		echo "node-local: clearing what the node in $old left (it ended without a stop)" >&2
+		(N=$old D=${old%/node} SOCK=$old/containerd.sock stop) >/dev/null 2>&1 || true
+	fi
+	local chain=BOP-NODE-$BRIDGE h p
+	if iptables -w -t nat -S "$chain" >/dev/null 2>&1; then
+		iptables -w -t nat -D PREROUTING -i "$BRIDGE" -j "$chain" 2>/dev/null || true
+		iptables -w -t nat -F "$chain" 2>/dev/null || true
+		iptables -w -t nat -X "$chain" 2>/dev/null || true
+	fi
+	for _ in 1 2 3; do
+		mapfile -t p < <(cgroup_pids "$CG")
+		((${#p[@]})) || break
+		kill -KILL "${p[@]}" 2>/dev/null || true
+		sleep 0.2
+	done
+	for h in $(hierarchies); do
+		[[ -d $h/$CG ]] && find "$h/$CG" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	# a bridge of ours has the bridge network's gateway address; another one is left alone
+	if ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | grep -q " $(gateway)/"; then
+		ip link del "$BRIDGE" 2>/dev/null || true
+	fi
+	echo "$N" >"$LOCK"
 }
 
 setup_host() {
@@ -465,6 +507,8 @@ stop() {
 	fi
 	# the images' files (the logs stay)
 	rm -rf "$N/containerd" "$N/kubelet" "$N/cni" "$N/images"
+	# nothing of this node is left for the next start to clear
+	if [[ $(cat "$LOCK" 2>/dev/null) == "$N" ]]; then : >"$LOCK"; fi
 }
 
 envs() {

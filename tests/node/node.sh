@@ -4,7 +4,8 @@
 # read-only root, an emptyDir and a Secret volume (its log shows the secret's hash, never
 # the secret); a pod reaches TCP servers on the bridge's address and on the node IP (how
 # later tests reach S3 and databases: there is no DNS and no Service IP); and a full stop
-# leaves no process, mount, cgroup, link, network namespace or changed sysctl behind.
+# leaves no process, mount, cgroup, link, network namespace or changed sysctl behind; nor
+# does a node killed without a stop, once the next one has started.
 # The test starts and stops the node itself (it is the one that can check the stop), and
 # runs alone (is_parallel: false): while a node runs, other tests' pods would really be
 # scheduled and run. It is skipped, with the reason, where a node cannot run.
@@ -27,6 +28,7 @@ cleanup() {
 	k delete namespace "$NS" --wait=false >/dev/null 2>&1
 	[ ${#srv_pids[@]} -eq 0 ] || kill "${srv_pids[@]}" 2>/dev/null
 	node stop >/dev/null 2>&1
+	K8S_DIR=$OLD node stop >/dev/null 2>&1
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -61,6 +63,39 @@ snapshot() { # DIR
 snapshot "$T/before"
 since() { local d=$(($(date +%s%3N) - $1)); printf '%d.%03d' $((d / 1000)) $((d % 1000)); }
 
+# A node that ended without a stop: all its processes killed at once, as when the session
+# that ran it is killed. Its bridge, DNAT chain, cgroups (with a process of a container in
+# them) and changed sysctls stay behind; the next start, from another state dir, clears
+# them, and the checks after the final stop find none of it.
+OLD=$T/old-k8s
+mkdir "$OLD" && cp "$K8S_DIR/kubeconfig" "$OLD/"
+K8S_DIR=$OLD node start >/dev/null 2>"$T/old.err"
+rc=$?
+[ $rc -eq 77 ] && skip_all "$(grep -m1 'cannot run a node here' "$T/old.err")"
+check "a node starts with its state in another dir" $rc
+orphan=
+if [ $rc -eq 0 ]; then
+	ns=$(readlink "/proc/$(cat "$OLD/node/ns.pid")/ns/mnt")
+	kill -KILL "$(cat "$OLD/node/scheduler.pid")"
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill -KILL "${p#/proc/}" 2>/dev/null
+	done
+	# a container's process outlives its shim: one in a cgroup under the pods', in every
+	# hierarchy (a leaf, as cgroup v2 wants)
+	sleep 600 &
+	orphan=$!
+	procs=
+	for h in $(awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts); do
+		[ -d "$h/bop-node/kubepods" ] || continue
+		mkdir "$h/bop-node/kubepods/orphan" && echo "$orphan" >"$h/bop-node/kubepods/orphan/cgroup.procs"
+		procs="$procs $h/bop-node/kubepods/orphan/cgroup.procs"
+	done
+	sleep 0.5
+	check "killed, the node's processes are gone" "$(pgrep -f "$OLD/node/"; [ $? -eq 1 ]; echo $?)"
+	ok "... and its bridge, DNAT chain and cgroups are left" sh -c \
+		"ip link show bopbr0 && iptables -w -t nat -S BOP-NODE-bopbr0 && grep -qx '$orphan' $procs"
+fi
+
 t0=$(date +%s%3N)
 node start >"$T/env" 2>"$T/start.err"
 rc=$?
@@ -72,6 +107,12 @@ case $rc in
 esac
 if [ $rc -eq 0 ]; then
 	check "the node starts and becomes Ready" 0
+	if [ -n "$orphan" ]; then
+		ok "it cleared what the killed node left" grep -qF "clearing what the node in $OLD/node left" "$T/start.err"
+		# (a zombie until this shell, its parent, reaps it)
+		ok "the killed node's orphaned process is gone" \
+			sh -c "! grep -q '^[^)]*) [^Z]' /proc/$orphan/stat 2>/dev/null"
+	fi
 	diag "node Ready in $(since "$t0") s (containerd, kubelet, scheduler from cold)"
 	eval "$(grep '^export' "$T/env")"
 
