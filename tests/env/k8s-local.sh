@@ -181,8 +181,18 @@ restart_apiserver() {
 
 start() {
 	build   # kubectl and the node's binaries too: one build of all is cheaper than two
-	need_pkgs etcd-server openssl curl
+	need_pkgs etcd-server openssl curl iproute2
 	stop
+	# another control plane's ports: etcd or the API server would fail to listen, and ours
+	# could even talk to theirs
+	local port
+	for port in "$PORT" "$ETCD_PORT" "$((ETCD_PORT + 1))" "$KCM_PORT"; do
+		if ss -Hltn "sport = :$port" | grep -q .; then
+			echo "k8s-local: port $port is in use (another API server or etcd? stop it, or set" \
+				"K8S_PORT, K8S_ETCD_PORT, K8S_KCM_PORT)" >&2
+			exit 1
+		fi
+	done
 	rm -rf "$D" && mkdir -p "$D"
 	pki
 	echo ": \"\${K8S_PORT:=$PORT}\" \"\${K8S_ETCD_PORT:=$ETCD_PORT}\" \"\${K8S_KCM_PORT:=$KCM_PORT}\"" >"$D/ports.env"
