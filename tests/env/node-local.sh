@@ -165,21 +165,9 @@ claim() {
 		echo "node-local: clearing what the node in $old left (it ended without a stop)" >&2
 		(N=$old D=${old%/node} SOCK=$old/containerd.sock stop) >/dev/null 2>&1 || true
 	fi
-	local chain=BOP-NODE-$BRIDGE h p
-	if iptables -w -t nat -S "$chain" >/dev/null 2>&1; then
-		iptables -w -t nat -D PREROUTING -i "$BRIDGE" -j "$chain" 2>/dev/null || true
-		iptables -w -t nat -F "$chain" 2>/dev/null || true
-		iptables -w -t nat -X "$chain" 2>/dev/null || true
-	fi
-	for _ in 1 2 3; do
-		mapfile -t p < <(cgroup_pids "$CG")
-		((${#p[@]})) || break
-		kill -KILL "${p[@]}" 2>/dev/null || true
-		sleep 0.2
-	done
-	for h in $(hierarchies); do
-		[[ -d $h/$CG ]] && find "$h/$CG" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
+	iptables -w -t nat -S "BOP-NODE-$BRIDGE" >/dev/null 2>&1 && remove_chain "BOP-NODE-$BRIDGE" "$BRIDGE"
+	kill_cgroup "$CG"
+	remove_cgroup "$CG"
 	# a bridge of ours has the bridge network's gateway address; another one is left alone
 	if ip -4 -o addr show dev "$BRIDGE" 2>/dev/null | grep -q " $(gateway)/"; then
 		ip link del "$BRIDGE" 2>/dev/null || true
@@ -424,6 +412,34 @@ cgroup_pids() {
 	done | sort -u
 }
 
+kill_cgroup() { # CG: SIGKILL to every process in it, until none is left (3 tries)
+	local p
+	for _ in 1 2 3; do
+		mapfile -t p < <(cgroup_pids "$1")
+		((${#p[@]})) || break
+		kill -KILL "${p[@]}" 2>/dev/null || true
+		sleep 0.2
+	done
+}
+
+remove_cgroup() { # CG: rmdir it and the cgroups under it, in every hierarchy (a dying
+	# process's cgroup goes only once it is reaped: tried for up to 4 s)
+	local h
+	for _ in $(seq 20); do
+		for h in $(hierarchies); do
+			[[ -d $h/$1 ]] && find "$h/$1" -depth -type d -exec rmdir {} + 2>/dev/null
+		done
+		[[ -z $(for h in $(hierarchies); do [[ -d $h/$1 ]] && echo x; done) ]] && break
+		sleep 0.2
+	done
+}
+
+remove_chain() { # CHAIN BRIDGE: the DNAT chain of api_dnat and the rule that jumps to it
+	iptables -w -t nat -D PREROUTING -i "$2" -j "$1" 2>/dev/null || true
+	iptables -w -t nat -F "$1" 2>/dev/null || true
+	iptables -w -t nat -X "$1" 2>/dev/null || true
+}
+
 stop_pid() { # FILE [SIGNAL]
 	[[ -f $1 ]] || return 0
 	local p; p=$(cat "$1")
@@ -447,15 +463,7 @@ stop() {
 		done
 	fi
 	local cg; cg=$(cat "$N/cgroup" 2>/dev/null || true)
-	if [[ -n $cg ]]; then
-		local p
-		for _ in 1 2 3; do
-			mapfile -t p < <(cgroup_pids "$cg")
-			((${#p[@]})) || break
-			kill -KILL "${p[@]}" 2>/dev/null || true
-			sleep 0.2
-		done
-	fi
+	[[ -z $cg ]] || kill_cgroup "$cg"
 	stop_pid "$N/containerd.pid"
 	# containerd 1.6 writes no shim pid: the shims (and anything else) are found by the
 	# mount namespace they share with containerd
@@ -472,22 +480,13 @@ stop() {
 	stop_pid "$N/ns.pid" KILL
 	rm -f "$N/ns.id"
 	if [[ -n $cg ]]; then
-		local h
-		for _ in $(seq 20); do
-			for h in $(hierarchies); do
-				[[ -d $h/$cg ]] && find "$h/$cg" -depth -type d -exec rmdir {} + 2>/dev/null
-			done
-			[[ -z $(for h in $(hierarchies); do [[ -d $h/$cg ]] && echo x; done) ]] && break
-			sleep 0.2
-		done
+		remove_cgroup "$cg"
 		rm -f "$N/cgroup"
 	fi
 	if [[ -f $N/iptables ]]; then
 		local chain br
 		read -r chain br <"$N/iptables"
-		iptables -w -t nat -D PREROUTING -i "$br" -j "$chain" 2>/dev/null || true
-		iptables -w -t nat -F "$chain" 2>/dev/null || true
-		iptables -w -t nat -X "$chain" 2>/dev/null || true
+		remove_chain "$chain" "$br"
 		rm -f "$N/iptables" "$N/incluster"
 	fi
 	[[ -f $N/bridge ]] && { ip link del "$(cat "$N/bridge")" 2>/dev/null || true; rm -f "$N/bridge"; }
