@@ -24,11 +24,14 @@ export K8S_DIR=$BOP_TEST_K8S_DIR
 k() { "$KUBECTL" --kubeconfig "$K8S_DIR/kubeconfig" "$@"; }
 node() { bash "$ENV/node-local.sh" "$@"; }
 srv_pids=()
+orphan= OLD=
 cleanup() {
 	k delete namespace "$NS" --wait=false >/dev/null 2>&1
 	[ ${#srv_pids[@]} -eq 0 ] || kill "${srv_pids[@]}" 2>/dev/null
 	node stop >/dev/null 2>&1
-	K8S_DIR=$OLD node stop >/dev/null 2>&1
+	[ -z "$OLD" ] || K8S_DIR=$OLD node stop >/dev/null 2>&1
+	# should the clearing have missed it: it holds this test's output
+	[ -z "$orphan" ] || kill -KILL "$orphan" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -73,7 +76,6 @@ K8S_DIR=$OLD node start >/dev/null 2>"$T/old.err"
 rc=$?
 [ $rc -eq 77 ] && skip_all "$(grep -m1 'cannot run a node here' "$T/old.err")"
 check "a node starts with its state in another dir" $rc
-orphan=
 if [ $rc -eq 0 ]; then
 	ns=$(readlink "/proc/$(cat "$OLD/node/ns.pid")/ns/mnt")
 	kill -KILL "$(cat "$OLD/node/scheduler.pid")"
