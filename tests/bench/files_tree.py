@@ -137,9 +137,7 @@ def main():
         for copy in ("a", "b"):
             subprocess.run(["cp", "-a", tree, os.path.join(double, copy)], check=True)
         for _ in range(args.rounds):
-            shutil.rmtree(storage, ignore_errors=True)
-            _, m = run([bop, "--log-level", "warn", "backup", "--config", cfg_double],
-                       watch_rss=True)
+            _, m, _ = bop_backup(bop, cfg_double, storage)
             rss["double"] = max(rss.get("double", 0), m)
         shutil.rmtree(double)
         label = {"backupop": "backupop (files engine)", "tar": "tar | zstd | age",

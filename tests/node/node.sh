@@ -41,6 +41,10 @@ trap 'exit 143' TERM INT
 # What the machine looks like without a node, to compare with after the stop.
 SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
 kernel.keys.root_maxbytes net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables"
+# the cgroup hierarchies (every v1 one, and the v2 one) under /sys/fs/cgroup
+hierarchies() {
+	awk '($3 == "cgroup" || $3 == "cgroup2") && $2 ~ "^/sys/fs/cgroup" { print $2 }' /proc/self/mounts
+}
 # processes of a node: ours, or a system containerd that was there before (and may stay)
 node_procs() {
 	{ for n in kubelet kube-scheduler containerd containerd-shim runc catatonit busybox; do
@@ -55,8 +59,7 @@ snapshot() { # DIR
 	ip -o link show | awk -F': ' '{ print $2 }' | sed 's/@.*//' | sort >"$1/links"
 	# mount point and type (after the " - " separator)
 	sed 's/^\([^ ]* \)\{4\}\([^ ]*\) .* - \([^ ]*\) .*/\2 \3/' /proc/self/mountinfo | sort >"$1/mounts"
-	awk '($3 == "cgroup" || $3 == "cgroup2") && $2 ~ "^/sys/fs/cgroup" { print $2 }' /proc/self/mounts |
-		while read -r h; do find "$h" -mindepth 1 -maxdepth 1 -type d; done | sort >"$1/cgroups"
+	hierarchies | while read -r h; do find "$h" -mindepth 1 -maxdepth 1 -type d; done | sort >"$1/cgroups"
 	lsns -n -t net -o NS 2>/dev/null | sort -u >"$1/netns"
 	ls -d /var/lib/kubelet /var/lib/cni /run/containerd 2>/dev/null >"$1/dirs"
 	# the rules and chains of ours (iptables-nft keeps a table once made, empty)
@@ -87,7 +90,7 @@ if [ $rc -eq 0 ]; then
 	sleep 600 &
 	orphan=$!
 	procs=
-	for h in $(awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts); do
+	for h in $(hierarchies); do
 		[ -d "$h/bop-node/kubepods" ] || continue
 		mkdir "$h/bop-node/kubepods/orphan" && echo "$orphan" >"$h/bop-node/kubepods/orphan/cgroup.procs"
 		procs="$procs $h/bop-node/kubepods/orphan/cgroup.procs"
